@@ -1,0 +1,98 @@
+// autograd.h: define-by-run reverse-mode autograd. Every ag_ op computes its result at once
+// (in ctx) and, when an input requires a gradient and no-grad mode is off, records a node on
+// ctx's tape. ag_backward(ctx, loss) runs the tape backwards, accumulating (+=) into .grad.
+// Ops return NULL on bad input and leave a message naming the op and the shapes in ctx
+// (ctx_error); a NULL input makes the next op return NULL too, so checks can wait for the end.
+#ifndef CGRAD_AUTOGRAD_H
+#define CGRAD_AUTOGRAD_H
+
+#include "../tensor/kernels.h"
+#include "../tensor/rng.h"
+#include "../tensor/tensor.h"
+
+#define AG_MAX_IN 4
+
+typedef struct AgNode {
+    struct AgNode *prev;          // the op recorded before this one
+    const char *op;
+    Tensor *out;
+    Tensor *in[AG_MAX_IN];
+    int nin;
+    void (*backward)(struct AgNode *n);
+    Tensor *saved[3];             // what the backward needs (contiguous inputs, statistics)
+    void *aux;                    // op-specific arrays in the arena
+    double f[2];
+    int64_t i[TENSOR_MAX_DIMS + 2];
+} AgNode;
+
+// ---- the engine (tape.c) ----
+void ag_set_requires_grad(Tensor *t, bool on);   // a leaf: allocates its zeroed .grad in t->ctx
+bool ag_no_grad(Ctx *c, bool on);                 // sets no-grad mode; returns the previous mode
+int ag_backward(Ctx *c, Tensor *loss);            // loss has one element; 0 or -1 (message in c)
+void ag_zero_grad(Tensor *const *ts, int n);
+Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
+Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand) or NULL
+
+// ---- elementwise, NumPy broadcasting (ops_elementwise.c) ----
+Tensor *ag_add(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_sub(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_mul(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_div(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_add_scalar(Ctx *c, Tensor *x, double s);
+Tensor *ag_mul_scalar(Ctx *c, Tensor *x, double s);
+Tensor *ag_neg(Ctx *c, Tensor *x);
+Tensor *ag_exp(Ctx *c, Tensor *x);
+Tensor *ag_log(Ctx *c, Tensor *x);
+Tensor *ag_sqrt(Ctx *c, Tensor *x);
+Tensor *ag_tanh(Ctx *c, Tensor *x);
+Tensor *ag_gelu(Ctx *c, Tensor *x);               // exact: x Phi(x) with erf
+Tensor *ag_relu(Ctx *c, Tensor *x);
+Tensor *ag_dropout(Ctx *c, Tensor *x, double p, Rng *rng, bool training); // identity when !training
+
+// ---- reductions and normalisation (ops_reduce.c) ----
+Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim);
+Tensor *ag_mean(Ctx *c, Tensor *x, int dim, bool keepdim);
+Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax); // argmax: int64, optional
+Tensor *ag_sum_all(Ctx *c, Tensor *x);            // 0-d
+Tensor *ag_mean_all(Ctx *c, Tensor *x);           // 0-d
+Tensor *ag_softmax(Ctx *c, Tensor *x);            // over the last dimension
+Tensor *ag_log_softmax(Ctx *c, Tensor *x);        // over the last dimension
+Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps); // over the last dim C
+Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);          // [N, C], int64 [N] -> mean
+Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double scale); // scale * sum
+
+// ---- products (ops_matmul.c) ----
+Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);  // [.., M, K] @ [.., K, N]; 1-d operands as vectors;
+                                                   // transposed views are used without a copy
+Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);   // x [.., IC], w [OC, IC], b [OC] or NULL
+Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
+Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = kernel -> [B, D, H/p, W/p]
+
+// ---- shape and indexing (ops_shape.c) ----
+Tensor *ag_reshape(Ctx *c, Tensor *x, int ndim, const int64_t *shape); // copies if not contiguous
+Tensor *ag_permute(Ctx *c, Tensor *x, const int *perm);
+Tensor *ag_transpose(Ctx *c, Tensor *x, int d0, int d1);
+Tensor *ag_narrow(Ctx *c, Tensor *x, int dim, int64_t start, int64_t len);
+Tensor *ag_expand(Ctx *c, Tensor *x, int ndim, const int64_t *shape);
+Tensor *ag_contiguous(Ctx *c, Tensor *x);
+Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim);
+Tensor *ag_index_select(Ctx *c, Tensor *x, int dim, Tensor *idx);    // idx int64 [M]
+Tensor *ag_gather(Ctx *c, Tensor *x, int dim, Tensor *idx);          // idx int64, x's shape but dim
+
+// ---- gradient check (gradcheck.c) ----
+// Compares the gradients backward gives for L = sum(f(inputs) * R) (R fixed random) with central
+// differences (L(x+eps) - L(x-eps)) / 2eps, element by element: |analytic - numeric| must be at
+// most atol + rtol |numeric|. Use float64 inputs; inputs without requires_grad are not checked.
+typedef Tensor *(*AgFn)(Ctx *c, Tensor **in, void *ud);
+typedef struct {
+    double eps, atol, rtol;   // defaults (0): 1e-6, 1e-7, 1e-5
+    uint64_t seed;
+} AgGradcheckOpts;
+bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts *opts, char *msg, size_t msgn);
+
+// ---- internal helpers shared by the op files ----
+bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, float, same dtype
+AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
+#define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
+
+#endif

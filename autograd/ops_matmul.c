@@ -1,0 +1,150 @@
+// ops_matmul.c: matmul (2-d, batched, vectors, transposed views without copies), linear, patch
+// convolution (im2col + GEMM).
+#include "autograd.h"
+
+#include <string.h>
+
+// Is t's [.., R, Cc] a plain (trans = false) or transposed (trans = true) matrix stack with
+// contiguous batches? Size-1 dimensions match any stride.
+static bool mat_layout(const Tensor *t, bool *trans) {
+    int nd = t->ndim;
+    int64_t R = t->shape[nd - 2], Cc = t->shape[nd - 1], sr = t->strides[nd - 2], sc = t->strides[nd - 1];
+    bool plain = (Cc == 1 || sc == 1) && (R == 1 || sr == Cc);
+    bool tr = (R == 1 || sr == 1) && (Cc == 1 || sc == R);
+    if (!plain && !tr) return false;
+    int64_t want = R * Cc;
+    for (int d = nd - 3; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != want) return false;
+        want *= t->shape[d];
+    }
+    *trans = !plain;
+    return true;
+}
+
+static void matmul_bw(AgNode *n) {
+    Tensor *a = n->saved[0], *b = n->saved[1];
+    Tensor *ga = ag_grad_buf(n->in[0]), *gb = ag_grad_buf(n->in[1]);
+    int64_t Bn = n->i[0], sA = n->i[1], sB = n->i[2], M = n->i[3], Kd = n->i[4], N = n->i[5];
+    bool ta = n->i[6], tb = n->i[7];
+    AG_DISPATCH(a->dtype, matmul_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, a->data,
+                b->data, Bn, sA, sB, M, Kd, N, ta, tb);
+}
+
+Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
+    char s1[96], s2[96];
+    if (!a0 || !b0 || !ag_check_float(c, "matmul", a0, b0)) return NULL;
+    if (a0->ndim == 0 || b0->ndim == 0) {
+        ctx_fail(c, "matmul: 0-d operand (%s and %s)", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
+        return NULL;
+    }
+    // vectors: [K] as [1, K] on the left, [K, 1] on the right; the extra dim is dropped after
+    Tensor *a = a0, *b = b0;
+    if (a->ndim == 1) a = tensor_reshape_view(c, tensor_contiguous(c, a0), 2, (int64_t[]){1, a0->shape[0]});
+    if (b->ndim == 1) b = tensor_reshape_view(c, tensor_contiguous(c, b0), 2, (int64_t[]){b0->shape[0], 1});
+    int64_t M = a->shape[a->ndim - 2], Kd = a->shape[a->ndim - 1], N = b->shape[b->ndim - 1];
+    int64_t Ba = 1, Bb = 1;
+    for (int d = 0; d < a->ndim - 2; d++) Ba *= a->shape[d];
+    for (int d = 0; d < b->ndim - 2; d++) Bb *= b->shape[d];
+    bool same_batch = a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)(a->ndim - 2));
+    if (b->shape[b->ndim - 2] != Kd || !(same_batch || a->ndim == 2 || b->ndim == 2)) {
+        ctx_fail(c, "matmul: shapes %s and %s do not multiply", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
+        return NULL;
+    }
+    bool ta = false, tb = false;
+    if (!mat_layout(a, &ta)) a = tensor_clone(c, a);
+    if (!mat_layout(b, &tb)) b = tensor_clone(c, b);
+    int64_t Bn = Ba > Bb ? Ba : Bb, sA = a->ndim == 2 && Bn > 1 ? 0 : M * Kd, sB = b->ndim == 2 && Bn > 1 ? 0 : Kd * N;
+    // output shape: batch dims of the batched operand, then M, N; vector dims dropped
+    const Tensor *bt = a->ndim >= b->ndim ? a : b;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int nd = 0;
+    for (int d = 0; d < bt->ndim - 2; d++) shape[nd++] = bt->shape[d];
+    if (a0->ndim != 1) shape[nd++] = M;
+    if (b0->ndim != 1) shape[nd++] = N;
+    Tensor *y = tensor_new(c, a->dtype, nd, shape);
+    AG_DISPATCH(a->dtype, matmul_forward, y->data, a->data, b->data, Bn, sA, sB, M, Kd, N, ta, tb);
+    AgNode *n = ag_record(c, "matmul", y, 2, (Tensor *[]){a0, b0}, matmul_bw);
+    if (n) {
+        n->saved[0] = a, n->saved[1] = b;
+        int64_t p[] = {Bn, sA, sB, M, Kd, N, ta, tb};
+        memcpy(n->i, p, sizeof p);
+    }
+    return y;
+}
+
+// ---- linear: y = x W^T + b ----
+
+static void linear_bw(AgNode *n) {
+    Tensor *xc = n->saved[0], *wc = n->saved[1];
+    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
+    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                n->out->grad->data, xc->data, wc->data, n->i[0], n->i[1], n->i[2]);
+}
+
+Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    char s1[96], s2[96], s3[96] = "none";
+    if (!x || !w || !ag_check_float(c, "linear", x, w) || (b && !ag_check_float(c, "linear", x, b))) return NULL;
+    int64_t IC = x->ndim ? x->shape[x->ndim - 1] : 0, OC = w->ndim == 2 ? w->shape[0] : -1;
+    if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != OC))) {
+        if (b) shape_str(b, s3, sizeof s3);
+        ctx_fail(c, "linear: input %s, weight %s and bias %s do not fit", shape_str(x, s1, sizeof s1),
+                 shape_str(w, s2, sizeof s2), s3);
+        return NULL;
+    }
+    int64_t N = IC ? tensor_numel(x) / IC : 0;
+    Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
+    int64_t shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = OC;
+    Tensor *y = tensor_new(c, x->dtype, x->ndim, shape);
+    AG_DISPATCH(x->dtype, linear_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, N, IC, OC);
+    AgNode *n = ag_record(c, "linear", y, b ? 3 : 2, (Tensor *[]){x, w, b}, linear_bw);
+    if (n) {
+        n->saved[0] = xc, n->saved[1] = wc;
+        n->i[0] = N, n->i[1] = IC, n->i[2] = OC;
+    }
+    return y;
+}
+
+// ---- patches: stride = kernel convolution as im2col + GEMM ----
+
+static void im2col_bw(AgNode *n) {
+    Tensor *gx = ag_grad_buf(n->in[0]);
+    AG_DISPATCH(gx->dtype, im2col_patch_backward, gx->data, n->out->grad->data, n->i[0], n->i[1], n->i[2], n->i[3], n->i[4]);
+}
+
+static Tensor *im2col_patch(Ctx *c, Tensor *x, int64_t p) {
+    int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    Tensor *xc = tensor_contiguous(c, x);
+    Tensor *cols = tensor_new(c, x->dtype, 3, (int64_t[]){B, (H / p) * (W / p), C * p * p});
+    AG_DISPATCH(x->dtype, im2col_patch_forward, cols->data, xc->data, B, C, H, W, p);
+    AgNode *n = ag_record(c, "im2col_patch", cols, 1, &x, im2col_bw);
+    if (n) {
+        int64_t q[] = {B, C, H, W, p};
+        memcpy(n->i, q, sizeof q);
+    }
+    return cols;
+}
+
+Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    char s1[96], s2[96];
+    if (!x || !w || !ag_check_float(c, "conv2d_patch", x, w)) return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] || w->shape[2] <= 0 ||
+        x->shape[2] % w->shape[2] || x->shape[3] % w->shape[3]) {
+        ctx_fail(c, "conv2d_patch: input %s and weight %s do not fit (square kernel dividing H and W)",
+                 shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2));
+        return NULL;
+    }
+    int64_t D = w->shape[0], p = w->shape[2];
+    Tensor *cols = im2col_patch(c, x, p);
+    Tensor *wf = ag_reshape(c, w, 2, (int64_t[]){D, w->shape[1] * p * p});
+    return ag_linear(c, cols, wf, b); // [B, N, D]
+}
+
+Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    Tensor *y = ag_patch_embed(c, x, w, b);
+    if (!y) return NULL;
+    int64_t B = x->shape[0], D = w->shape[0], p = w->shape[2];
+    Tensor *t = ag_contiguous(c, ag_transpose(c, y, 1, 2)); // [B, D, N]
+    return ag_reshape(c, t, 4, (int64_t[]){B, D, x->shape[2] / p, x->shape[3] / p});
+}

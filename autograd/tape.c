@@ -1,0 +1,91 @@
+// tape.c: the engine. Ops are recorded in execution order, so walking the tape from the newest
+// node back is a reverse topological order (micrograd's sort, for free in define-by-run).
+#include "autograd.h"
+
+#include <string.h>
+
+void ag_set_requires_grad(Tensor *t, bool on) {
+    t->requires_grad = on;
+    if (on && !t->grad) t->grad = tensor_zeros(t->ctx, t->dtype, t->ndim, t->shape);
+}
+
+bool ag_no_grad(Ctx *c, bool on) {
+    bool prev = c->no_grad;
+    c->no_grad = on;
+    return prev;
+}
+
+Tensor *ag_grad_buf(Tensor *t) {
+    if (!t || !t->requires_grad) return NULL;
+    if (!t->grad) t->grad = tensor_zeros(t->ctx, t->dtype, t->ndim, t->shape);
+    return t->grad;
+}
+
+void ag_zero_grad(Tensor *const *ts, int n) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ts[i]->grad) memset(ts[i]->grad->data, 0, (size_t)tensor_numel(ts[i]->grad) * dtype_size(ts[i]->dtype));
+}
+
+Tensor *ag_detach(Ctx *c, Tensor *t) {
+    if (!t) return NULL;
+    return tensor_view(c, t);
+}
+
+bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
+    char s1[96], s2[96];
+    if (!a) return false;
+    Tensor *nf = !dtype_is_float(a->dtype) ? a : (b && !dtype_is_float(b->dtype)) ? b : NULL;
+    if (nf) {
+        ctx_fail(c, "%s: expected a float tensor, got %s %s", op, dtype_name(nf->dtype), shape_str(nf, s1, sizeof s1));
+        return false;
+    }
+    if (b && b->dtype != a->dtype) {
+        ctx_fail(c, "%s: dtypes differ: %s %s and %s %s", op, dtype_name(a->dtype), shape_str(a, s1, sizeof s1),
+                 dtype_name(b->dtype), shape_str(b, s2, sizeof s2));
+        return false;
+    }
+    return true;
+}
+
+AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *)) {
+    if (c->no_grad) return NULL;
+    bool need = false;
+    for (int i = 0; i < nin; i++) need |= in[i] && in[i]->requires_grad;
+    if (!need) return NULL; // frozen inputs: no node, no gradient work
+    AgNode *n = ctx_alloc(c, sizeof *n);
+    n->op = op;
+    n->out = out;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) n->in[i] = in[i];
+    n->backward = bw;
+    n->prev = c->tape;
+    c->tape = n;
+    c->ntape++;
+    out->requires_grad = true;
+    out->node = n;
+    return n;
+}
+
+int ag_backward(Ctx *c, Tensor *loss) {
+    char s[96];
+    if (!loss) {
+        if (!c->failed) ctx_fail(c, "backward: no loss (an earlier op failed)");
+        return -1;
+    }
+    if (tensor_numel(loss) != 1) {
+        ctx_fail(c, "backward: loss must have one element, got %s", shape_str(loss, s, sizeof s));
+        return -1;
+    }
+    if (!loss->requires_grad) {
+        ctx_fail(c, "backward: the loss does not depend on anything that requires a gradient");
+        return -1;
+    }
+    Tensor *g = ag_grad_buf(loss);
+    tensor_fill(g, 1.0);
+    for (AgNode *n = c->tape; n; n = n->prev)
+        if (n->out->grad) n->backward(n); // outputs that the loss does not reach have no grad
+    // the graph is consumed (PyTorch's retain_graph=False): a second backward must re-run forward
+    c->tape = NULL;
+    c->ntape = 0;
+    return 0;
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# quickstart.sh: set up a fresh Debian/Ubuntu machine, build cgrad, and run the main job or the tests.
+#   ./quickstart.sh demo   install what is missing, build, run the main job
+#   ./quickstart.sh test   install what is missing, build, run the whole test suite
+#                          (a release build and an AddressSanitizer + UBSan build)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check"
+
+install_missing() {
+    local missing=()
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "quickstart: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [meson options...]
+    local dir=$1; shift
+    [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
+    ninja -C "$dir" >/dev/null
+}
+
+run_tests() { # run_tests DIR LABEL: meson test, then count Check's results from the log
+    local dir=$1 label=$2 rc=0
+    meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/test-summary.txt" 2>&1 || rc=$?
+    grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout|Skipped):" "$dir/test-summary.txt" | sed "s/^/[$label] /"
+    [ $rc -ne 0 ] && sed -n '/stdout:/,$p' "$dir/test-summary.txt" | head -60
+    python3 - "$dir/meson-logs/testlog.json" >>"$COUNTS" <<'PY'
+import json, re, sys
+passed = failed = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    m = re.findall(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)", t.get("stdout", ""))
+    if m:
+        for n, f, e in m:
+            passed += int(n) - int(f) - int(e); failed += int(f) + int(e)
+        if t["result"] not in ("OK", "EXPECTEDFAIL") and not any(int(f) + int(e) for _, f, e in m):
+            failed += 1  # crashed or timed out after Check's summary
+    elif t["result"] == "SKIP":
+        pass
+    elif t["result"] in ("OK", "EXPECTEDFAIL"):
+        passed += 1
+    else:
+        failed += 1
+print(passed, failed)
+PY
+    return $rc
+}
+
+case "${1:-}" in
+demo)
+    install_missing
+    build build
+    ./build/apps/lora_demo
+    ;;
+test)
+    install_missing
+    COUNTS=$(mktemp)
+    rc=0
+    build build
+    run_tests build release || rc=1
+    build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        run_tests build-asan sanitizers || rc=1
+    awk '{p += $1; f += $2} END {printf "%d passed, %d failed\n", p, f}' "$COUNTS"
+    rm -f "$COUNTS"
+    exit $rc
+    ;;
+*)
+    echo "usage: ./quickstart.sh demo|test" >&2
+    exit 2
+    ;;
+esac

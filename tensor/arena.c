@@ -1,0 +1,100 @@
+// arena.c: the memory context. Bump allocation in chunks; reset keeps the memory, and when a
+// step needed several chunks they are replaced by one chunk of the total size, so that the
+// next step (of the same shape) allocates nothing from the system.
+#include "tensor.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_ALIGN 64
+
+typedef struct ArenaChunk {
+    struct ArenaChunk *next;
+    size_t cap, used;
+    unsigned char *mem;
+} ArenaChunk;
+
+static ArenaChunk *chunk_new(Ctx *c, size_t cap) {
+    ArenaChunk *ch = malloc(sizeof *ch);
+    if (!ch) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", cap); abort(); }
+    ch->mem = aligned_alloc(ARENA_ALIGN, (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!ch->mem) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", cap); abort(); }
+    ch->cap = cap;
+    ch->used = 0;
+    ch->next = NULL;
+    c->nsys_allocs++;
+    return ch;
+}
+
+Ctx *ctx_new(size_t initial_bytes) {
+    Ctx *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->chunk_min = initial_bytes < (1u << 16) ? (1u << 16) : initial_bytes;
+    c->chunks = chunk_new(c, c->chunk_min);
+    return c;
+}
+
+void ctx_free(Ctx *c) {
+    if (!c) return;
+    for (ArenaChunk *ch = c->chunks, *n; ch; ch = n) {
+        n = ch->next;
+        free(ch->mem);
+        free(ch);
+    }
+    free(c);
+}
+
+void ctx_reset(Ctx *c) {
+    size_t total = 0;
+    int n = 0;
+    for (ArenaChunk *ch = c->chunks; ch; ch = ch->next) { total += ch->cap; n++; }
+    if (n > 1) { // coalesce into one chunk big enough for everything the last step used
+        for (ArenaChunk *ch = c->chunks, *nx; ch; ch = nx) {
+            nx = ch->next;
+            free(ch->mem);
+            free(ch);
+        }
+        c->chunks = chunk_new(c, total);
+    }
+    c->chunks->used = 0;
+    c->used_total = 0;
+    c->tape = NULL;
+    c->ntape = 0;
+    c->failed = false;
+    c->err[0] = 0;
+}
+
+void *ctx_alloc(Ctx *c, size_t bytes) {
+    if (!c) { fprintf(stderr, "cgrad: ctx_alloc without a context\n"); abort(); }
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need == 0) need = ARENA_ALIGN;
+    ArenaChunk *ch = c->chunks;
+    if (ch->used + need > ch->cap) {
+        size_t cap = c->chunk_min;
+        if (cap < need) cap = need;
+        if (cap < ch->cap * 2) cap = ch->cap * 2; // geometric growth keeps chunk count low
+        ArenaChunk *nc = chunk_new(c, cap);
+        nc->next = ch;
+        c->chunks = ch = nc;
+    }
+    void *p = ch->mem + ch->used;
+    ch->used += need;
+    c->used_total += need;
+    if (c->used_total > c->peak) c->peak = c->used_total;
+    memset(p, 0, bytes);
+    return p;
+}
+
+bool ctx_ok(const Ctx *c) { return c && !c->failed; }
+const char *ctx_error(const Ctx *c) { return c->failed ? c->err : ""; }
+void ctx_clear_error(Ctx *c) { c->failed = false; c->err[0] = 0; }
+
+void ctx_fail(Ctx *c, const char *fmt, ...) {
+    if (c->failed) return; // keep the first error: later ones are its consequences
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    c->failed = true;
+}

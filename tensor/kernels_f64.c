@@ -1,0 +1,13 @@
+// kernels_f64.c: the kernels in double precision (for gradient checks).
+#include "kernels.h"
+#include "tensor.h"
+
+#include <cblas.h>
+#include <string.h>
+#include <tgmath.h>
+#undef I // complex.h's imaginary unit: the kernels use I for inner sizes
+
+#define real double
+#define K(name) name##_f64
+#define GEMM_FN cblas_dgemm
+#include "kernels.inc"

@@ -1,0 +1,101 @@
+// tensor.h: N-d tensors with strides, a memory context (arena), views, creation, printing.
+// Shapes in comments use llm.c's letters: B batch, T tokens, C channels, NH heads, hs head size.
+#ifndef CGRAD_TENSOR_H
+#define CGRAD_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TENSOR_MAX_DIMS 8
+
+typedef enum { DT_F32, DT_F64, DT_I64, DT_U8 } DType;
+
+typedef struct Ctx Ctx;
+struct AgNode;
+
+typedef struct Tensor {
+    DType dtype;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int64_t strides[TENSOR_MAX_DIMS]; // in elements
+    void *data;                       // first element of this view
+    Ctx *ctx;                         // owner of the header (and usually the data)
+    bool requires_grad;
+    struct Tensor *grad;              // contiguous, same shape and dtype; NULL until needed
+    struct AgNode *node;              // the op that made it (autograd/), NULL for leaves
+    const char *name;
+} Tensor;
+
+// ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----
+// A context is an arena of chunks. ctx_reset() keeps the memory: after the first step has
+// grown it, later steps allocate nothing from the system. Errors are values: an op that fails
+// returns NULL and leaves a message here (the first failure wins until ctx_clear_error).
+struct Ctx {
+    struct ArenaChunk *chunks;  // newest first
+    size_t used_total, peak, chunk_min;
+    int nsys_allocs;            // chunks allocated from the system (for tests)
+    struct AgNode *tape;        // newest recorded op (autograd/)
+    long ntape;
+    bool no_grad;               // scoped no-grad mode (autograd/)
+    bool failed;
+    char err[512];
+};
+
+Ctx *ctx_new(size_t initial_bytes);
+void ctx_free(Ctx *c);
+void ctx_reset(Ctx *c);                          // drop all tensors and the tape; keep memory
+void *ctx_alloc(Ctx *c, size_t bytes);           // 64-byte aligned, zero-filled; NULL ctx: abort
+bool ctx_ok(const Ctx *c);
+const char *ctx_error(const Ctx *c);
+void ctx_clear_error(Ctx *c);
+void ctx_fail(Ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// ---- dtypes and shapes ----
+size_t dtype_size(DType dt);
+const char *dtype_name(DType dt);
+bool dtype_is_float(DType dt);
+int64_t tensor_numel(const Tensor *t);
+bool tensor_is_contiguous(const Tensor *t);
+bool tensor_same_shape(const Tensor *a, const Tensor *b);
+char *shape_str(const Tensor *t, char *buf, size_t n);   // "[2, 3]"
+int tensor_dim(const Tensor *t, int dim);                  // negative dims count from the end; -1 if bad
+
+// ---- creation (all in ctx; data zero-filled unless stated) ----
+Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape);
+Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape);
+Tensor *tensor_ones(Ctx *c, DType dt, int ndim, const int64_t *shape);
+Tensor *tensor_full(Ctx *c, DType dt, int ndim, const int64_t *shape, double v);
+Tensor *tensor_arange(Ctx *c, DType dt, double start, double stop, double step);
+Tensor *tensor_from_buffer(Ctx *c, DType dt, int ndim, const int64_t *shape, void *data); // no copy
+Tensor *tensor_from_data(Ctx *c, DType dt, int ndim, const int64_t *shape, const void *data); // copy
+Tensor *tensor_clone(Ctx *c, const Tensor *t);                 // contiguous copy, no autograd
+Tensor *tensor_to(Ctx *c, const Tensor *t, DType dt);          // converted contiguous copy
+#define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+
+// ---- element access (any dtype, any strides; slow, for tests and tools) ----
+double tensor_get(const Tensor *t, const int64_t *idx);
+void tensor_set(Tensor *t, const int64_t *idx, double v);
+double tensor_get_flat(const Tensor *t, int64_t i);             // i-th element in logical order
+void tensor_set_flat(Tensor *t, int64_t i, double v);
+void tensor_fill(Tensor *t, double v);
+int tensor_copy(Tensor *dst, const Tensor *src);                // same shape; any strides; converts dtype
+
+// ---- views: new header, same storage, no copy (no autograd; see ag_* for recorded views) ----
+Tensor *tensor_view(Ctx *c, const Tensor *t);                         // plain alias
+Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape); // contiguous only; one -1 allowed
+Tensor *tensor_permute_view(Ctx *c, const Tensor *t, const int *perm);
+Tensor *tensor_transpose_view(Ctx *c, const Tensor *t, int d0, int d1);
+Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int64_t len);
+Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape); // -1 keeps a size
+Tensor *tensor_contiguous(Ctx *c, const Tensor *t);                  // t itself if already contiguous
+
+// ---- printing, PyTorch's style: tensor([[ 0.1234, -1.0000], ...]) ----
+void tensor_fprint(FILE *f, const Tensor *t);
+void tensor_print(const Tensor *t);
+
+// Broadcast the shapes of a and b (NumPy rules) into out_shape; returns ndim or -1.
+int broadcast_shapes(const Tensor *a, const Tensor *b, int64_t *out_shape);
+
+#endif

@@ -1,0 +1,166 @@
+// test_autograd.c: the engine: broadcasting gradients, views, a leaf used twice, no-grad mode,
+// frozen inputs recording nothing, detach, zero_grad, errors, and a steady-state step.
+#include "../../autograd/autograd.h"
+
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+static Ctx *P, *c;
+static void setup(void) { P = ctx_new(1 << 16); c = ctx_new(1 << 16); }
+static void teardown(void) { ctx_free(c); ctx_free(P); }
+
+static Tensor *param(int ndim, const int64_t *shape, const float *v) {
+    Tensor *t = tensor_from_data(P, DT_F32, ndim, shape, v);
+    ag_set_requires_grad(t, true);
+    return t;
+}
+
+static void expect(const Tensor *t, const double *want, int64_t n) {
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tensor_numel(t), n);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(tensor_get_flat(t, i) - want[i]) < 1e-6, "element %lld: got %g want %g", (long long)i,
+                      tensor_get_flat(t, i), want[i]);
+}
+
+START_TEST(test_broadcast_gradients_reduce) {
+    // y = sum(a [2,3] * b [3]) : da = b broadcast, db = column sums of a
+    Tensor *a = param(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6}), *b = param(SHAPE(3), (float[]){10, 20, 30});
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, a, b))), 0);
+    expect(a->grad, (double[]){10, 20, 30, 10, 20, 30}, 6);
+    expect(b->grad, (double[]){5, 7, 9}, 3);
+    // column vector broadcast [2,1] against [1,3] -> [2,3]
+    Tensor *u = param(SHAPE(2, 1), (float[]){1, 2}), *v = param(SHAPE(1, 3), (float[]){1, 2, 3});
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_sub(c, u, v))), 0);
+    expect(u->grad, (double[]){3, 3}, 2);
+    expect(v->grad, (double[]){-2, -2, -2}, 3);
+}
+END_TEST
+
+START_TEST(test_view_gradients) {
+    Tensor *a = param(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6});
+    Tensor *w = param(SHAPE(3, 2), (float[]){1, 2, 3, 4, 5, 6});
+    // sum(a^T * w): d a = w^T
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, ag_transpose(c, a, 0, 1), w))), 0);
+    expect(a->grad, (double[]){1, 3, 5, 2, 4, 6}, 6);
+    ag_zero_grad(&a, 1);
+    // a narrow only gets gradient where it reads
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_narrow(c, a, 1, 1, 2))), 0);
+    expect(a->grad, (double[]){0, 1, 1, 0, 1, 1}, 6);
+    ag_zero_grad(&a, 1);
+    // expand: the gradient of a broadcast copy is the sum over the copies
+    Tensor *r = param(SHAPE(1, 3), (float[]){1, 1, 1});
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, ag_expand(c, r, SHAPE(4, 3)), ag_expand(c, r, SHAPE(4, 3))))), 0);
+    expect(r->grad, (double[]){8, 8, 8}, 3);
+}
+END_TEST
+
+START_TEST(test_leaf_used_twice_accumulates) {
+    Tensor *x = param(SHAPE(2), (float[]){3, -1});
+    // y = sum(x * x + x): dy/dx = 2x + 1
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_add(c, ag_mul(c, x, x), x))), 0);
+    expect(x->grad, (double[]){7, -1}, 2);
+    // a second step accumulates into .grad until zero_grad
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, x)), 0);
+    expect(x->grad, (double[]){8, 0}, 2);
+    ag_zero_grad(&x, 1);
+    expect(x->grad, (double[]){0, 0}, 2);
+}
+END_TEST
+
+START_TEST(test_no_grad_records_nothing) {
+    Tensor *x = param(SHAPE(2), (float[]){1, 2});
+    bool prev = ag_no_grad(c, true);
+    Tensor *y = ag_exp(c, ag_mul(c, x, x));
+    ag_no_grad(c, prev);
+    ck_assert(!y->requires_grad);
+    ck_assert_int_eq(c->ntape, 0);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, y)), -1);
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "does not depend"));
+    expect(x->grad, (double[]){0, 0}, 2);
+}
+END_TEST
+
+START_TEST(test_frozen_inputs_record_nothing) {
+    // a frozen layer: no node, no weight gradient; only the trainable path is recorded
+    Tensor *w = tensor_from_data(P, DT_F32, SHAPE(2, 2), (float[]){1, 2, 3, 4});
+    Tensor *x = tensor_from_data(c, DT_F32, SHAPE(1, 2), (float[]){1, 1});
+    Tensor *h = ag_linear(c, x, w, NULL);
+    ck_assert_int_eq(c->ntape, 0);
+    ck_assert_ptr_null(h->node);
+    Tensor *lora = param(SHAPE(2, 2), (float[]){0, 0, 0, 0});
+    Tensor *y = ag_add(c, h, ag_linear(c, x, lora, NULL));
+    ck_assert_int_eq(c->ntape, 2);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, y)), 0);
+    ck_assert_ptr_null(w->grad);
+    expect(lora->grad, (double[]){1, 1, 1, 1}, 4);
+}
+END_TEST
+
+START_TEST(test_detach_and_unreached_branches) {
+    Tensor *x = param(SHAPE(2), (float[]){2, 3});
+    Tensor *d = ag_detach(c, ag_mul(c, x, x));
+    ck_assert(!d->requires_grad);
+    Tensor *unused = ag_exp(c, x); // recorded but not reached by the loss
+    (void)unused;
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, x, d))), 0);
+    expect(x->grad, (double[]){4, 9}, 2); // d is a constant: d(x*d)/dx = d
+}
+END_TEST
+
+START_TEST(test_backward_errors) {
+    Tensor *x = param(SHAPE(2), (float[]){2, 3});
+    ck_assert_int_eq(ag_backward(c, ag_mul(c, x, x)), -1);
+    ck_assert_str_eq(ctx_error(c), "backward: loss must have one element, got [2]");
+    ctx_clear_error(c);
+    ck_assert_int_eq(ag_backward(c, NULL), -1);
+}
+END_TEST
+
+START_TEST(test_cross_entropy_gradient_is_softmax_minus_onehot) {
+    Tensor *z = param(SHAPE(1, 3), (float[]){0, 0, 0});
+    Tensor *y = tensor_from_data(c, DT_I64, SHAPE(1), (int64_t[]){1});
+    ck_assert_int_eq(ag_backward(c, ag_cross_entropy(c, z, y)), 0);
+    expect(z->grad, (double[]){1. / 3, 1. / 3 - 1, 1. / 3}, 3);
+}
+END_TEST
+
+START_TEST(test_steady_state_step_allocates_nothing) {
+    Tensor *w = param(SHAPE(16, 32), (float[512]){0});
+    Tensor *b = param(SHAPE(16), (float[16]){0});
+    Ctx *s = ctx_new(1 << 16);
+    int grown = 0;
+    for (int step = 0; step < 6; step++) {
+        ctx_reset(s);
+        if (step == 2) grown = s->nsys_allocs;
+        Tensor *x = tensor_ones(s, DT_F32, SHAPE(64, 32));
+        Tensor *lab = tensor_zeros(s, DT_I64, SHAPE(64));
+        Tensor *loss = ag_cross_entropy(s, ag_gelu(s, ag_linear(s, x, w, b)), lab);
+        ck_assert_int_eq(ag_backward(s, loss), 0);
+    }
+    ck_assert_int_eq(s->nsys_allocs, grown);
+    ctx_free(s);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("autograd");
+    TCase *tc = tcase_create("engine");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_broadcast_gradients_reduce);
+    tcase_add_test(tc, test_view_gradients);
+    tcase_add_test(tc, test_leaf_used_twice_accumulates);
+    tcase_add_test(tc, test_no_grad_records_nothing);
+    tcase_add_test(tc, test_frozen_inputs_record_nothing);
+    tcase_add_test(tc, test_detach_and_unreached_branches);
+    tcase_add_test(tc, test_backward_errors);
+    tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
+    tcase_add_test(tc, test_steady_state_step_allocates_nothing);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}

@@ -1,0 +1,231 @@
+// test_gradcheck.c: one gradient check per differentiable op, in float64.
+#include "../../autograd/autograd.h"
+
+#include <check.h>
+#include <math.h>
+
+static Ctx *P; // inputs live here, outside the per-evaluation context
+
+static Tensor *rnd(uint64_t seed, int ndim, const int64_t *shape, double lo, double hi) {
+    Tensor *t = tensor_new(P, DT_F64, ndim, shape);
+    Rng r = rng_new(seed);
+    rng_fill_uniform(&r, t, lo, hi);
+    ag_set_requires_grad(t, true);
+    return t;
+}
+
+static void setup(void) { P = ctx_new(1 << 20); }
+static void teardown(void) { ctx_free(P); }
+
+static void gc(AgFn f, Tensor **in, int n, void *ud) {
+    char msg[512];
+    bool ok = ag_gradcheck(f, ud, in, n, NULL, msg, sizeof msg);
+    ck_assert_msg(ok, "%s", msg);
+}
+
+#define GC_CASE(name, expr)                                                        \
+    static Tensor *fn_##name(Ctx *c, Tensor **in, void *ud) { (void)ud; return expr; }
+
+GC_CASE(add, ag_add(c, in[0], in[1]))
+GC_CASE(sub, ag_sub(c, in[0], in[1]))
+GC_CASE(mul, ag_mul(c, in[0], in[1]))
+GC_CASE(div, ag_div(c, in[0], in[1]))
+GC_CASE(add_scalar, ag_add_scalar(c, in[0], 2.5))
+GC_CASE(mul_scalar, ag_mul_scalar(c, in[0], -1.75))
+GC_CASE(neg, ag_neg(c, in[0]))
+GC_CASE(exp, ag_exp(c, in[0]))
+GC_CASE(log, ag_log(c, in[0]))
+GC_CASE(sqrt, ag_sqrt(c, in[0]))
+GC_CASE(tanh, ag_tanh(c, in[0]))
+GC_CASE(gelu, ag_gelu(c, in[0]))
+GC_CASE(relu, ag_relu(c, in[0]))
+GC_CASE(sum, ag_sum(c, in[0], 1, false))
+GC_CASE(sum_keepdim, ag_sum(c, in[0], 0, true))
+GC_CASE(sum_all, ag_sum_all(c, in[0]))
+GC_CASE(mean, ag_mean(c, in[0], -1, true))
+GC_CASE(max, ag_max(c, in[0], 1, false, NULL))
+GC_CASE(softmax, ag_softmax(c, in[0]))
+GC_CASE(log_softmax, ag_log_softmax(c, in[0]))
+GC_CASE(layernorm, ag_layernorm(c, in[0], in[1], in[2], 1e-5))
+GC_CASE(matmul, ag_matmul(c, in[0], in[1]))
+GC_CASE(matmul_transposed, ag_matmul(c, ag_transpose(c, in[0], -1, -2), ag_transpose(c, in[1], -1, -2)))
+GC_CASE(linear, ag_linear(c, in[0], in[1], in[2]))
+GC_CASE(conv2d_patch, ag_conv2d_patch(c, in[0], in[1], in[2]))
+GC_CASE(concat, ag_concat(c, (Tensor *[]){in[0], in[1]}, 2, 1))
+GC_CASE(reshape, ag_reshape(c, ag_transpose(c, in[0], 0, 1), SHAPE(-1)))
+GC_CASE(permute, ag_contiguous(c, ag_permute(c, in[0], (int[]){2, 0, 1})))
+GC_CASE(transpose, ag_mul(c, ag_transpose(c, in[0], 0, 1), in[1]))
+GC_CASE(narrow, ag_narrow(c, in[0], 1, 1, 2))
+GC_CASE(expand, ag_expand(c, in[0], SHAPE(4, 3, -1)))
+
+START_TEST(test_gradcheck_add) { gc(fn_add, (Tensor *[]){rnd(1, SHAPE(3, 4), -1, 1), rnd(2, SHAPE(4), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_sub) { gc(fn_sub, (Tensor *[]){rnd(3, SHAPE(2, 1, 3), -1, 1), rnd(4, SHAPE(4, 1), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_mul) { gc(fn_mul, (Tensor *[]){rnd(5, SHAPE(3, 4), -1, 1), rnd(6, SHAPE(3, 1), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_div) { gc(fn_div, (Tensor *[]){rnd(7, SHAPE(3, 4), -1, 1), rnd(8, SHAPE(4), 0.5, 2)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_add_scalar) { gc(fn_add_scalar, (Tensor *[]){rnd(9, SHAPE(5), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_mul_scalar) { gc(fn_mul_scalar, (Tensor *[]){rnd(10, SHAPE(2, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_neg) { gc(fn_neg, (Tensor *[]){rnd(11, SHAPE(2, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_exp) { gc(fn_exp, (Tensor *[]){rnd(12, SHAPE(2, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_log) { gc(fn_log, (Tensor *[]){rnd(13, SHAPE(2, 3), 0.2, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_sqrt) { gc(fn_sqrt, (Tensor *[]){rnd(14, SHAPE(2, 3), 0.2, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_tanh) { gc(fn_tanh, (Tensor *[]){rnd(15, SHAPE(2, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_gelu) { gc(fn_gelu, (Tensor *[]){rnd(16, SHAPE(3, 5), -3, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_relu) {
+    Tensor *x = rnd(17, SHAPE(4, 5), -1, 1);
+    for (int64_t i = 0; i < 20; i++) { // keep away from the kink at 0
+        double v = tensor_get_flat(x, i);
+        if (fabs(v) < 0.05) tensor_set_flat(x, i, v < 0 ? -0.1 : 0.1);
+    }
+    gc(fn_relu, (Tensor *[]){x}, 1, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_sum) { gc(fn_sum, (Tensor *[]){rnd(18, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_sum_keepdim) { gc(fn_sum_keepdim, (Tensor *[]){rnd(19, SHAPE(3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_sum_all) { gc(fn_sum_all, (Tensor *[]){rnd(20, SHAPE(3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_mean) { gc(fn_mean, (Tensor *[]){rnd(21, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_max) { gc(fn_max, (Tensor *[]){rnd(22, SHAPE(2, 5, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_softmax) { gc(fn_softmax, (Tensor *[]){rnd(23, SHAPE(3, 6), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_log_softmax) { gc(fn_log_softmax, (Tensor *[]){rnd(24, SHAPE(3, 6), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_layernorm) {
+    gc(fn_layernorm, (Tensor *[]){rnd(25, SHAPE(2, 3, 8), -2, 2), rnd(26, SHAPE(8), 0.5, 1.5), rnd(27, SHAPE(8), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_matmul) {
+    gc(fn_matmul, (Tensor *[]){rnd(28, SHAPE(2, 3, 4), -1, 1), rnd(29, SHAPE(2, 4, 5), -1, 1)}, 2, NULL);
+    gc(fn_matmul, (Tensor *[]){rnd(30, SHAPE(2, 3, 4), -1, 1), rnd(31, SHAPE(4, 5), -1, 1)}, 2, NULL);
+    gc(fn_matmul, (Tensor *[]){rnd(32, SHAPE(3, 4), -1, 1), rnd(33, SHAPE(4), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_matmul_transposed) {
+    gc(fn_matmul_transposed, (Tensor *[]){rnd(34, SHAPE(2, 4, 3), -1, 1), rnd(35, SHAPE(2, 5, 4), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_linear) {
+    gc(fn_linear, (Tensor *[]){rnd(36, SHAPE(2, 3, 5), -1, 1), rnd(37, SHAPE(4, 5), -1, 1), rnd(38, SHAPE(4), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_conv2d_patch) {
+    gc(fn_conv2d_patch, (Tensor *[]){rnd(39, SHAPE(2, 2, 4, 6), -1, 1), rnd(40, SHAPE(3, 2, 2, 2), -1, 1), rnd(41, SHAPE(3), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_concat) { gc(fn_concat, (Tensor *[]){rnd(42, SHAPE(2, 1, 3), -1, 1), rnd(43, SHAPE(2, 4, 3), -1, 1)}, 2, NULL); }
+END_TEST
+static Tensor *fn_index_select(Ctx *c, Tensor **in, void *ud) {
+    int64_t idx[] = {2, 0, 2, 1};
+    return ag_index_select(c, in[0], 1, tensor_from_data(c, DT_I64, SHAPE(4), idx));
+}
+START_TEST(test_gradcheck_index_select) { gc(fn_index_select, (Tensor *[]){rnd(44, SHAPE(2, 3, 2), -1, 1)}, 1, NULL); }
+END_TEST
+static Tensor *fn_gather(Ctx *c, Tensor **in, void *ud) {
+    int64_t idx[] = {0, 2, 1, 1, 2, 2};
+    return ag_gather(c, in[0], 1, tensor_from_data(c, DT_I64, SHAPE(2, 3), idx));
+}
+START_TEST(test_gradcheck_gather) { gc(fn_gather, (Tensor *[]){rnd(45, SHAPE(2, 4), -1, 1)}, 1, NULL); }
+END_TEST
+static Tensor *fn_dropout(Ctx *c, Tensor **in, void *ud) {
+    Rng r = rng_new(99); // the same mask at every evaluation
+    return ag_dropout(c, in[0], 0.3, &r, true);
+}
+START_TEST(test_gradcheck_dropout) { gc(fn_dropout, (Tensor *[]){rnd(46, SHAPE(4, 8), -1, 1)}, 1, NULL); }
+END_TEST
+static Tensor *fn_cross_entropy(Ctx *c, Tensor **in, void *ud) {
+    int64_t lab[] = {2, 0, 4};
+    return ag_cross_entropy(c, in[0], tensor_from_data(c, DT_I64, SHAPE(3), lab));
+}
+START_TEST(test_gradcheck_cross_entropy) { gc(fn_cross_entropy, (Tensor *[]){rnd(47, SHAPE(3, 5), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_reshape) { gc(fn_reshape, (Tensor *[]){rnd(48, SHAPE(2, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_permute) { gc(fn_permute, (Tensor *[]){rnd(49, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_transpose) { gc(fn_transpose, (Tensor *[]){rnd(50, SHAPE(3, 2), -1, 1), rnd(51, SHAPE(2, 3), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_narrow) { gc(fn_narrow, (Tensor *[]){rnd(52, SHAPE(2, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_expand) { gc(fn_expand, (Tensor *[]){rnd(53, SHAPE(3, 1), -1, 1)}, 1, NULL); }
+END_TEST
+
+// the checker itself must catch a wrong gradient
+static void bad_bw(AgNode *n) {
+    Tensor *gx = ag_grad_buf(n->in[0]);
+    for (int64_t i = 0; i < tensor_numel(gx); i++)
+        tensor_set_flat(gx, i, tensor_get_flat(gx, i) + 1.01 * tensor_get_flat(n->out->grad, i)); // 1% off
+}
+static Tensor *fn_bad(Ctx *c, Tensor **in, void *ud) {
+    Tensor *y = tensor_clone(c, in[0]);
+    ag_record(c, "bad", y, 1, in, bad_bw);
+    return y;
+}
+START_TEST(test_gradcheck_catches_wrong_gradient) {
+    char msg[256];
+    ck_assert(!ag_gradcheck(fn_bad, NULL, (Tensor *[]){rnd(54, SHAPE(4), -1, 1)}, 1, NULL, msg, sizeof msg));
+    ck_assert_ptr_nonnull(strstr(msg, "analytic"));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("gradcheck");
+    TCase *tc = tcase_create("ops");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_gradcheck_add);
+    tcase_add_test(tc, test_gradcheck_sub);
+    tcase_add_test(tc, test_gradcheck_mul);
+    tcase_add_test(tc, test_gradcheck_div);
+    tcase_add_test(tc, test_gradcheck_add_scalar);
+    tcase_add_test(tc, test_gradcheck_mul_scalar);
+    tcase_add_test(tc, test_gradcheck_neg);
+    tcase_add_test(tc, test_gradcheck_exp);
+    tcase_add_test(tc, test_gradcheck_log);
+    tcase_add_test(tc, test_gradcheck_sqrt);
+    tcase_add_test(tc, test_gradcheck_tanh);
+    tcase_add_test(tc, test_gradcheck_gelu);
+    tcase_add_test(tc, test_gradcheck_relu);
+    tcase_add_test(tc, test_gradcheck_sum);
+    tcase_add_test(tc, test_gradcheck_sum_keepdim);
+    tcase_add_test(tc, test_gradcheck_sum_all);
+    tcase_add_test(tc, test_gradcheck_mean);
+    tcase_add_test(tc, test_gradcheck_max);
+    tcase_add_test(tc, test_gradcheck_softmax);
+    tcase_add_test(tc, test_gradcheck_log_softmax);
+    tcase_add_test(tc, test_gradcheck_layernorm);
+    tcase_add_test(tc, test_gradcheck_matmul);
+    tcase_add_test(tc, test_gradcheck_matmul_transposed);
+    tcase_add_test(tc, test_gradcheck_linear);
+    tcase_add_test(tc, test_gradcheck_conv2d_patch);
+    tcase_add_test(tc, test_gradcheck_concat);
+    tcase_add_test(tc, test_gradcheck_index_select);
+    tcase_add_test(tc, test_gradcheck_gather);
+    tcase_add_test(tc, test_gradcheck_dropout);
+    tcase_add_test(tc, test_gradcheck_cross_entropy);
+    tcase_add_test(tc, test_gradcheck_reshape);
+    tcase_add_test(tc, test_gradcheck_permute);
+    tcase_add_test(tc, test_gradcheck_transpose);
+    tcase_add_test(tc, test_gradcheck_narrow);
+    tcase_add_test(tc, test_gradcheck_expand);
+    tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}
