@@ -68,6 +68,11 @@ Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);   // x [.., IC], w [
 Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
 Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = kernel -> [B, D, H/p, W/p]
 
+// ---- attention (ops_attention.c) ----
+// q, k, v [B, T, C] -> [B, T, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.
+// probs (optional) receives the attention probabilities [B, NH, T, T].
+Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
+
 // ---- shape and indexing (ops_shape.c) ----
 Tensor *ag_reshape(Ctx *c, Tensor *x, int ndim, const int64_t *shape); // copies if not contiguous
 Tensor *ag_permute(Ctx *c, Tensor *x, const int *perm);

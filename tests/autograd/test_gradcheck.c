@@ -56,6 +56,7 @@ GC_CASE(reshape, ag_reshape(c, ag_transpose(c, in[0], 0, 1), SHAPE(-1)))
 GC_CASE(permute, ag_contiguous(c, ag_permute(c, in[0], (int[]){2, 0, 1})))
 GC_CASE(transpose, ag_mul(c, ag_transpose(c, in[0], 0, 1), in[1]))
 GC_CASE(narrow, ag_narrow(c, in[0], 1, 1, 2))
+GC_CASE(attention, ag_attention(c, in[0], in[1], in[2], 2, NULL))
 GC_CASE(expand, ag_expand(c, in[0], SHAPE(4, 3, -1)))
 
 START_TEST(test_gradcheck_add) { gc(fn_add, (Tensor *[]){rnd(1, SHAPE(3, 4), -1, 1), rnd(2, SHAPE(4), -1, 1)}, 2, NULL); }
@@ -164,6 +165,11 @@ END_TEST
 START_TEST(test_gradcheck_expand) { gc(fn_expand, (Tensor *[]){rnd(53, SHAPE(3, 1), -1, 1)}, 1, NULL); }
 END_TEST
 
+START_TEST(test_gradcheck_attention) {
+    gc(fn_attention, (Tensor *[]){rnd(55, SHAPE(2, 3, 4), -1, 1), rnd(56, SHAPE(2, 3, 4), -1, 1), rnd(57, SHAPE(2, 3, 4), -1, 1)}, 3, NULL);
+}
+END_TEST
+
 // the checker itself must catch a wrong gradient
 static void bad_bw(AgNode *n) {
     Tensor *gx = ag_grad_buf(n->in[0]);
@@ -221,6 +227,7 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_transpose);
     tcase_add_test(tc, test_gradcheck_narrow);
     tcase_add_test(tc, test_gradcheck_expand);
+    tcase_add_test(tc, test_gradcheck_attention);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

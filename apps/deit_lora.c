@@ -1,0 +1,34 @@
+// deit_lora: fine-tune DeiT-Tiny (or any ViT) with LoRA, the seed notebook as one program.
+#include "deit_lora.h"
+
+#include <string.h>
+
+int app_fail(const char *cmd, const char *msg) {
+    fprintf(stderr, "deit_lora %s: %s\n", cmd, msg);
+    return 2;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *about;
+} CMDS[] = {
+    {"check", cmd_check, "compare forward and backward with reference tensors (golden files)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: deit_lora COMMAND [options]   (deit_lora COMMAND --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++) fprintf(f, "  %-10s %s\n", CMDS[i].name, CMDS[i].about);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++)
+        if (!strcmp(argv[1], CMDS[i].name)) return CMDS[i].fn(argc, argv);
+    fprintf(stderr, "deit_lora: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,184 @@
+// checkpoint.c: model directories and name spellings.
+#include "checkpoint.h"
+
+#include "fileio.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+// transformers-5 module names under vit.layers.N. and their transformers-4 spelling
+static const char *const V5[][2] = {
+    {"attention.q_proj", "attention.attention.query"}, {"attention.k_proj", "attention.attention.key"},
+    {"attention.v_proj", "attention.attention.value"}, {"attention.o_proj", "attention.output.dense"},
+    {"mlp.fc1", "intermediate.dense"},                 {"mlp.fc2", "output.dense"},
+    {"layernorm_before", "layernorm_before"},          {"layernorm_after", "layernorm_after"},
+};
+
+static void replace_all(char *s, size_t n, const char *from, const char *to) {
+    char tmp[1024];
+    char *p;
+    while ((p = strstr(s, from))) {
+        snprintf(tmp, sizeof tmp, "%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
+        snprintf(s, n, "%s", tmp);
+    }
+}
+
+char *vit_canonical_name(const char *in, char *out, size_t n) {
+    const char *pre = "base_model.model.";
+    snprintf(out, n, "%s", strncmp(in, pre, strlen(pre)) ? in : in + strlen(pre));
+    replace_all(out, n, ".lora_A.default.", ".lora_A.");
+    replace_all(out, n, ".lora_B.default.", ".lora_B.");
+    replace_all(out, n, ".modules_to_save.default.", ".");
+    replace_all(out, n, ".original_module.", ".");
+    int layer, used = 0;
+    if (sscanf(out, "vit.layers.%d.%n", &layer, &used) == 1 && used > 0) {
+        const char *rest = out + used;
+        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
+            size_t L = strlen(V5[i][0]);
+            if (!strncmp(rest, V5[i][0], L) && (rest[L] == '.' || rest[L] == 0)) {
+                char tmp[1024];
+                snprintf(tmp, sizeof tmp, "vit.encoder.layer.%d.%s%s", layer, V5[i][1], rest + L);
+                snprintf(out, n, "%s", tmp);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+char *vit_v5_name(const char *in, char *out, size_t n) {
+    snprintf(out, n, "%s", in);
+    int layer, used = 0;
+    if (sscanf(in, "vit.encoder.layer.%d.%n", &layer, &used) == 1 && used > 0) {
+        const char *rest = in + used;
+        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
+            size_t L = strlen(V5[i][1]);
+            if (!strncmp(rest, V5[i][1], L) && (rest[L] == '.' || rest[L] == 0)) {
+                snprintf(out, n, "vit.layers.%d.%s%s", layer, V5[i][0], rest + L);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+static void index_entries(Checkpoint *ck) {
+    int total = 0;
+    for (int f = 0; f < ck->nfiles; f++) total += ck->files[f].n;
+    ck->canon = calloc((size_t)(total ? total : 1), sizeof *ck->canon);
+    ck->entries = calloc((size_t)(total ? total : 1), sizeof *ck->entries);
+    for (int f = 0; f < ck->nfiles; f++)
+        for (int i = 0; i < ck->files[f].n; i++) {
+            char b[1024];
+            ck->canon[ck->n] = strdup(vit_canonical_name(ck->files[f].e[i].name, b, sizeof b));
+            ck->entries[ck->n++] = &ck->files[f].e[i];
+        }
+}
+
+const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical) {
+    for (int i = 0; i < ck->n; i++)
+        if (!strcmp(ck->canon[i], canonical)) return ck->entries[i];
+    return NULL;
+}
+
+void checkpoint_close(Checkpoint *ck) {
+    for (int f = 0; f < ck->nfiles; f++) wfile_close(&ck->files[f]);
+    for (int i = 0; i < ck->n; i++) free(ck->canon[i]);
+    free(ck->canon);
+    free(ck->entries);
+    free(ck->files);
+    memset(ck, 0, sizeof *ck);
+}
+
+int checkpoint_open_file(Checkpoint *ck, const char *path, char *err, size_t errn) {
+    memset(ck, 0, sizeof *ck);
+    ck->files = calloc(1, sizeof *ck->files);
+    if (safetensors_open(&ck->files[0], path, err, errn) != 0) {
+        free(ck->files);
+        ck->files = NULL;
+        return -1;
+    }
+    ck->nfiles = 1;
+    snprintf(ck->format, sizeof ck->format, "safetensors");
+    index_entries(ck);
+    return 0;
+}
+
+static int open_sharded(Checkpoint *ck, const char *dir, const char *index, char *err, size_t errn) {
+    char *txt = file_read_all(index, 64u << 20, NULL, err, errn);
+    if (!txt) return -1;
+    cJSON *o = cJSON_Parse(txt);
+    free(txt);
+    cJSON *wm = o ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
+    if (!wm || !cJSON_IsObject(wm)) {
+        snprintf(err, errn, "%s: not a safetensors index (no \"weight_map\" object)", index);
+        cJSON_Delete(o);
+        return -1;
+    }
+    // distinct shard files, in first-seen order
+    char **shards = NULL;
+    int ns = 0;
+    for (cJSON *it = wm->child; it; it = it->next) {
+        if (!cJSON_IsString(it) || strchr(it->valuestring, '/') || !strcmp(it->valuestring, "..")) {
+            snprintf(err, errn, "%s: weight_map entry '%s' is not a file name in the directory", index, it->string);
+            goto fail;
+        }
+        bool seen = false;
+        for (int s = 0; s < ns; s++) seen |= !strcmp(shards[s], it->valuestring);
+        if (!seen) {
+            shards = realloc(shards, sizeof *shards * (size_t)(ns + 1));
+            shards[ns++] = it->valuestring;
+        }
+    }
+    ck->files = calloc((size_t)(ns ? ns : 1), sizeof *ck->files);
+    for (int s = 0; s < ns; s++) {
+        char p[4096];
+        path_join(p, sizeof p, dir, shards[s]);
+        if (!file_exists(p)) {
+            snprintf(err, errn, "%s: names shard '%s', which is missing", index, shards[s]);
+            goto fail;
+        }
+        if (safetensors_open(&ck->files[ck->nfiles], p, err, errn) != 0) goto fail;
+        ck->nfiles++;
+    }
+    // every tensor of the map must be in the shard it names
+    for (cJSON *it = wm->child; it; it = it->next) {
+        for (int s = 0; s < ns; s++)
+            if (!strcmp(shards[s], it->valuestring) && !wfile_find(&ck->files[s], it->string)) {
+                snprintf(err, errn, "%s: tensor '%s' is not in shard '%s'", index, it->string, shards[s]);
+                goto fail;
+            }
+    }
+    snprintf(ck->format, sizeof ck->format, "sharded safetensors (%d shards)", ns);
+    free(shards);
+    cJSON_Delete(o);
+    index_entries(ck);
+    return 0;
+fail:
+    free(shards);
+    cJSON_Delete(o);
+    checkpoint_close(ck);
+    return -1;
+}
+
+int checkpoint_open_dir(Checkpoint *ck, const char *dir, char *err, size_t errn) {
+    memset(ck, 0, sizeof *ck);
+    char p[4096];
+    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors"))) return checkpoint_open_file(ck, p, err, errn);
+    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors.index.json"))) return open_sharded(ck, dir, p, err, errn);
+    if (file_exists(path_join(p, sizeof p, dir, "pytorch_model.bin"))) {
+        ck->files = calloc(1, sizeof *ck->files);
+        if (torchbin_open(&ck->files[0], p, err, errn) != 0) {
+            free(ck->files);
+            ck->files = NULL;
+            return -1;
+        }
+        ck->nfiles = 1;
+        snprintf(ck->format, sizeof ck->format, "pytorch_model.bin");
+        index_entries(ck);
+        return 0;
+    }
+    snprintf(err, errn, "%s: no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
+    return -1;
+}

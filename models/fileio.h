@@ -1,0 +1,16 @@
+// fileio.h: whole-file reads with a size bound, and atomic writes (PATH.tmp, fsync, rename,
+// fsync of the directory) so that a crash never leaves a half-written file under PATH.
+#ifndef CGRAD_FILEIO_H
+#define CGRAD_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn); // NUL-terminated
+int file_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errn);
+int fsync_dir_of(const char *path);
+bool file_exists(const char *path);
+bool dir_exists(const char *path);
+char *path_join(char *buf, size_t n, const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,500 @@
+// torchbin.c: pytorch_model.bin, the zip format torch.save writes: ARCHIVE/data.pkl (a pickle
+// of the state dict) and ARCHIVE/data/KEY (raw little-endian storages, stored uncompressed).
+// The pickle is interpreted by a small stack machine that knows only the opcodes a state dict
+// uses and only the globals that rebuild tensors; anything else is refused. Nothing executes.
+#include "weights.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+int wfile_map(WFile *f, const char *path, char *err, size_t errn);
+
+// ---------------------------------------------------------------- zip
+
+typedef struct {
+    char name[512];
+    uint64_t off, csize, usize; // offset of the local header; sizes
+    int method;
+} ZipEnt;
+
+static uint64_t rd(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static int zip_list(const WFile *f, ZipEnt **out, int *nout, char *err, size_t errn) {
+    const unsigned char *m = f->map;
+    size_t sz = f->size;
+    if (sz < 22) { snprintf(err, errn, "%s: not a zip archive (too short)", f->path); return -1; }
+    size_t eocd = 0;
+    bool found = false;
+    for (size_t i = sz - 22 + 1; i-- > 0 && sz - i <= 65557;)
+        if (rd(m + i, 4) == 0x06054b50) { eocd = i; found = true; break; }
+    if (!found) { snprintf(err, errn, "%s: not a zip archive (no end-of-directory record)", f->path); return -1; }
+    uint64_t count = rd(m + eocd + 10, 2), cdsize = rd(m + eocd + 12, 4), cdoff = rd(m + eocd + 16, 4);
+    if ((count == 0xffff || cdoff == 0xffffffff || cdsize == 0xffffffff) && eocd >= 20 && rd(m + eocd - 20, 4) == 0x07064b50) {
+        uint64_t z = rd(m + eocd - 20 + 8, 8);
+        if (z > sz - 56 || rd(m + z, 4) != 0x06064b50) { snprintf(err, errn, "%s: broken zip64 directory", f->path); return -1; }
+        count = rd(m + z + 32, 8), cdsize = rd(m + z + 40, 8), cdoff = rd(m + z + 48, 8);
+    }
+    if (cdoff > sz || cdsize > sz - cdoff || count > cdsize / 46) {
+        snprintf(err, errn, "%s: broken zip directory (offset %llu, size %llu, %llu entries)", f->path,
+                 (unsigned long long)cdoff, (unsigned long long)cdsize, (unsigned long long)count);
+        return -1;
+    }
+    ZipEnt *e = calloc((size_t)(count ? count : 1), sizeof *e);
+    size_t p = (size_t)cdoff, end = (size_t)(cdoff + cdsize);
+    for (uint64_t i = 0; i < count; i++) {
+        if (p + 46 > end || rd(m + p, 4) != 0x02014b50) {
+            snprintf(err, errn, "%s: broken zip directory entry %llu", f->path, (unsigned long long)i);
+            free(e);
+            return -1;
+        }
+        size_t nl = rd(m + p + 28, 2), xl = rd(m + p + 30, 2), cl = rd(m + p + 32, 2);
+        if (p + 46 + nl + xl + cl > end || nl >= sizeof e[i].name) {
+            snprintf(err, errn, "%s: broken zip directory entry %llu", f->path, (unsigned long long)i);
+            free(e);
+            return -1;
+        }
+        memcpy(e[i].name, m + p + 46, nl);
+        e[i].method = (int)rd(m + p + 10, 2);
+        e[i].csize = rd(m + p + 20, 4), e[i].usize = rd(m + p + 24, 4), e[i].off = rd(m + p + 42, 4);
+        for (size_t x = p + 46 + nl; x + 4 <= p + 46 + nl + xl;) { // zip64 extra field
+            size_t id = rd(m + x, 2), len = rd(m + x + 2, 2), q = x + 4;
+            if (x + 4 + len > p + 46 + nl + xl) break;
+            if (id == 1) {
+                if (e[i].usize == 0xffffffff && q + 8 <= x + 4 + len) e[i].usize = rd(m + q, 8), q += 8;
+                if (e[i].csize == 0xffffffff && q + 8 <= x + 4 + len) e[i].csize = rd(m + q, 8), q += 8;
+                if (e[i].off == 0xffffffff && q + 8 <= x + 4 + len) e[i].off = rd(m + q, 8);
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + xl + cl;
+    }
+    *out = e;
+    *nout = (int)count;
+    return 0;
+}
+
+// the entry's bytes inside the mapping (stored entries only)
+static const unsigned char *zip_data(const WFile *f, const ZipEnt *z, char *err, size_t errn) {
+    if (z->off > f->size - 30 || rd(f->map + z->off, 4) != 0x04034b50) {
+        snprintf(err, errn, "%s: broken zip entry '%s'", f->path, z->name);
+        return NULL;
+    }
+    uint64_t data = z->off + 30 + rd(f->map + z->off + 26, 2) + rd(f->map + z->off + 28, 2);
+    if (data > f->size || z->csize > f->size - data) {
+        snprintf(err, errn, "%s: zip entry '%s' runs past the end of the file", f->path, z->name);
+        return NULL;
+    }
+    return f->map + data;
+}
+
+// ---------------------------------------------------------------- pickle values
+
+typedef enum { PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_MARK, PV_STORAGE, PV_TENSOR } PvType;
+
+typedef struct Pv {
+    PvType t;
+    int64_t i;
+    double f;
+    char *s;          // string, global "module name"
+    struct Pv **it;   // tuple/list items; dict: key, value, key, value...
+    int n, cap;
+    // storage: dtype, bytes, numel; tensor: entry
+    WDtype dt;
+    const unsigned char *data;
+    int64_t numel;
+    WEntry e;
+} Pv;
+
+typedef struct {
+    Ctx *c;
+    const WFile *f;
+    const ZipEnt *zip;
+    int nzip;
+    char prefix[512];
+    char *err;
+    size_t errn;
+    bool failed;
+} Vm;
+
+static Pv *pv(Vm *vm, PvType t) {
+    Pv *v = ctx_alloc(vm->c, sizeof *v);
+    v->t = t;
+    return v;
+}
+
+static void push_item(Vm *vm, Pv *seq, Pv *x) {
+    if (seq->n == seq->cap) {
+        int cap = seq->cap ? seq->cap * 2 : 8;
+        Pv **it = ctx_alloc(vm->c, sizeof *it * (size_t)cap);
+        if (seq->n) memcpy(it, seq->it, sizeof *it * (size_t)seq->n);
+        seq->it = it;
+        seq->cap = cap;
+    }
+    seq->it[seq->n++] = x;
+}
+
+static const struct {
+    const char *name;
+    WDtype d;
+} STORAGES[] = {{"FloatStorage", WD_F32}, {"HalfStorage", WD_F16}, {"BFloat16Storage", WD_BF16}, {"DoubleStorage", WD_F64},
+                {"LongStorage", WD_I64},  {"IntStorage", WD_I32},  {"ShortStorage", WD_I16},    {"CharStorage", WD_I8},
+                {"ByteStorage", WD_U8},   {"BoolStorage", WD_BOOL}};
+
+static bool global_allowed(const char *mod, const char *name) {
+    if (!strcmp(mod, "collections") && !strcmp(name, "OrderedDict")) return true;
+    if (!strcmp(mod, "torch._utils") && (!strcmp(name, "_rebuild_tensor_v2") || !strcmp(name, "_rebuild_parameter"))) return true;
+    if (!strcmp(mod, "torch"))
+        for (size_t i = 0; i < sizeof STORAGES / sizeof *STORAGES; i++)
+            if (!strcmp(name, STORAGES[i].name)) return true;
+    return false;
+}
+
+#define VFAIL(...)                                          \
+    do {                                                    \
+        if (!vm->failed) snprintf(vm->err, vm->errn, __VA_ARGS__); \
+        vm->failed = true;                                  \
+        return NULL;                                        \
+    } while (0)
+
+static Pv *persistent_load(Vm *vm, Pv *pid) {
+    // ('storage', torch.FloatStorage, 'KEY', 'cpu', numel)
+    if (pid->t != PV_TUPLE || pid->n != 5 || pid->it[0]->t != PV_STR || strcmp(pid->it[0]->s, "storage") ||
+        pid->it[1]->t != PV_GLOBAL || pid->it[2]->t != PV_STR || pid->it[4]->t != PV_INT)
+        VFAIL("%s: unexpected persistent id in data.pkl", vm->f->path);
+    const char *ty = strchr(pid->it[1]->s, ' ') + 1;
+    int di = -1;
+    for (size_t i = 0; i < sizeof STORAGES / sizeof *STORAGES; i++)
+        if (!strcmp(ty, STORAGES[i].name)) di = (int)i;
+    if (di < 0) VFAIL("%s: unknown storage type '%s'", vm->f->path, ty);
+    char want[1100];
+    snprintf(want, sizeof want, "%sdata/%s", vm->prefix, pid->it[2]->s);
+    for (int i = 0; i < vm->nzip; i++) {
+        if (strcmp(vm->zip[i].name, want)) continue;
+        if (vm->zip[i].method != 0) VFAIL("%s: storage '%s' is compressed (torch.save stores them uncompressed)", vm->f->path, want);
+        Pv *s = pv(vm, PV_STORAGE);
+        s->dt = STORAGES[di].d;
+        s->numel = pid->it[4]->i;
+        if (s->numel < 0 || (uint64_t)s->numel * wdtype_size(s->dt) > vm->zip[i].usize)
+            VFAIL("%s: storage '%s' holds %llu bytes, fewer than %lld elements need", vm->f->path, want,
+                  (unsigned long long)vm->zip[i].usize, (long long)s->numel);
+        s->data = zip_data(vm->f, &vm->zip[i], vm->err, vm->errn);
+        if (!s->data) { vm->failed = true; return NULL; }
+        return s;
+    }
+    VFAIL("%s: storage '%s' is missing from the archive", vm->f->path, want);
+}
+
+static Pv *rebuild_tensor(Vm *vm, Pv *args) {
+    // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+    if (args->n < 4 || args->it[0]->t != PV_STORAGE || args->it[1]->t != PV_INT || args->it[2]->t != PV_TUPLE ||
+        args->it[3]->t != PV_TUPLE || args->it[2]->n != args->it[3]->n || args->it[2]->n > TENSOR_MAX_DIMS)
+        VFAIL("%s: malformed _rebuild_tensor_v2 arguments", vm->f->path);
+    Pv *s = args->it[0], *t = pv(vm, PV_TENSOR);
+    int64_t off = args->it[1]->i, last = off;
+    t->e.dtype = s->dt;
+    t->e.ndim = args->it[2]->n;
+    bool empty = false;
+    for (int d = 0; d < t->e.ndim; d++) {
+        Pv *a = args->it[2]->it[d], *b = args->it[3]->it[d];
+        if (a->t != PV_INT || b->t != PV_INT || a->i < 0 || b->i < 0 || a->i > (1ll << 40) || b->i > (1ll << 40))
+            VFAIL("%s: bad tensor size or stride", vm->f->path);
+        t->e.shape[d] = a->i, t->e.strides[d] = b->i;
+        if (a->i == 0) empty = true;
+        else last += (a->i - 1) * b->i;
+    }
+    if (off < 0 || (!empty && last >= s->numel))
+        VFAIL("%s: tensor reaches element %lld of a storage of %lld", vm->f->path, (long long)last, (long long)s->numel);
+    t->e.data = s->data + (size_t)off * wdtype_size(s->dt);
+    return t;
+}
+
+static Pv *reduce(Vm *vm, Pv *fn, Pv *args) {
+    if (fn->t != PV_GLOBAL || args->t != PV_TUPLE) VFAIL("%s: REDUCE on something that is not an allowed global", vm->f->path);
+    if (!strcmp(fn->s, "collections OrderedDict")) return pv(vm, PV_DICT);
+    if (!strcmp(fn->s, "torch._utils _rebuild_tensor_v2")) return rebuild_tensor(vm, args);
+    if (!strcmp(fn->s, "torch._utils _rebuild_parameter")) {
+        if (args->n < 1 || args->it[0]->t != PV_TENSOR) VFAIL("%s: malformed _rebuild_parameter", vm->f->path);
+        return args->it[0];
+    }
+    VFAIL("%s: calling '%s' is not allowed", vm->f->path, fn->s);
+}
+
+// runs the pickle; returns the top-level object
+static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
+    size_t sp_cap = 1024, sp = 0, memo_cap = 0, memo_n = 0;
+    Pv **st = ctx_alloc(vm->c, sizeof *st * sp_cap), **memo = NULL;
+    size_t i = 0;
+#define NEED(k) \
+    if (i + (k) > n) VFAIL("%s: data.pkl is truncated", vm->f->path)
+#define PUSH(v)                                                                   \
+    do {                                                                          \
+        Pv *v_ = (v);                                                             \
+        if (!v_) return NULL;                                                     \
+        if (sp == sp_cap) {                                                       \
+            if (sp_cap >= (1u << 22)) VFAIL("%s: pickle stack too deep", vm->f->path); \
+            Pv **ns = ctx_alloc(vm->c, sizeof *ns * sp_cap * 2);                   \
+            memcpy(ns, st, sizeof *ns * sp_cap);                                   \
+            st = ns, sp_cap *= 2;                                                 \
+        }                                                                         \
+        st[sp++] = v_;                                                            \
+    } while (0)
+#define POP() (sp ? st[--sp] : NULL)
+#define TOP() (sp ? st[sp - 1] : NULL)
+    while (i < n) {
+        unsigned char op = p[i++];
+        switch (op) {
+        case 0x80: NEED(1); i++; break;        // PROTO
+        case 0x95: NEED(8); i += 8; break;     // FRAME
+        case '(': PUSH(pv(vm, PV_MARK)); break;
+        case ')': PUSH(pv(vm, PV_TUPLE)); break;
+        case ']': PUSH(pv(vm, PV_LIST)); break;
+        case '}': PUSH(pv(vm, PV_DICT)); break;
+        case 'N': PUSH(pv(vm, PV_NONE)); break;
+        case 0x88: case 0x89: { Pv *b = pv(vm, PV_BOOL); b->i = op == 0x88; PUSH(b); break; }
+        case 'K': case 'M': case 'J': {
+            int k = op == 'K' ? 1 : op == 'M' ? 2 : 4;
+            NEED((size_t)k);
+            Pv *v = pv(vm, PV_INT);
+            v->i = op == 'J' ? (int32_t)rd(p + i, 4) : (int64_t)rd(p + i, k);
+            i += (size_t)k;
+            PUSH(v);
+            break;
+        }
+        case 0x8a: { // LONG1: little-endian two's complement of n bytes
+            NEED(1);
+            size_t k = p[i++];
+            NEED(k);
+            if (k > 8) VFAIL("%s: integer too large in data.pkl", vm->f->path);
+            uint64_t u = rd(p + i, (int)k);
+            if (k && k < 8 && (p[i + k - 1] & 0x80)) u |= ~0ull << (8 * k);
+            Pv *v = pv(vm, PV_INT);
+            v->i = (int64_t)u;
+            i += k;
+            PUSH(v);
+            break;
+        }
+        case 'G': {
+            NEED(8);
+            uint64_t b = 0;
+            for (int k = 0; k < 8; k++) b = b << 8 | p[i + k];
+            Pv *v = pv(vm, PV_FLOAT);
+            memcpy(&v->f, &b, 8);
+            i += 8;
+            PUSH(v);
+            break;
+        }
+        case 'X': case 0x8c: case 'U': case 'T': case 0x8d: case 'B': case 'C': {
+            int lk = (op == 0x8c || op == 'U' || op == 'C') ? 1 : op == 0x8d ? 8 : 4;
+            NEED((size_t)lk);
+            uint64_t L = rd(p + i, lk);
+            i += (size_t)lk;
+            if (L > n - i) VFAIL("%s: data.pkl is truncated", vm->f->path);
+            Pv *v = pv(vm, PV_STR);
+            v->s = ctx_alloc(vm->c, (size_t)L + 1);
+            memcpy(v->s, p + i, (size_t)L);
+            i += (size_t)L;
+            PUSH(v);
+            break;
+        }
+        case 'c': { // GLOBAL "module\nname\n"
+            const unsigned char *a = memchr(p + i, '\n', n - i);
+            if (!a) VFAIL("%s: data.pkl is truncated", vm->f->path);
+            const unsigned char *b = memchr(a + 1, '\n', n - (size_t)(a + 1 - p));
+            if (!b) VFAIL("%s: data.pkl is truncated", vm->f->path);
+            char mod[256] = {0}, name[256] = {0};
+            if (a - (p + i) >= 255 || b - (a + 1) >= 255) VFAIL("%s: global name too long", vm->f->path);
+            memcpy(mod, p + i, (size_t)(a - (p + i)));
+            memcpy(name, a + 1, (size_t)(b - (a + 1)));
+            i = (size_t)(b + 1 - p);
+            if (!global_allowed(mod, name))
+                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod, name);
+            Pv *g = pv(vm, PV_GLOBAL);
+            g->s = ctx_alloc(vm->c, strlen(mod) + strlen(name) + 2);
+            sprintf(g->s, "%s %s", mod, name);
+            PUSH(g);
+            break;
+        }
+        case 0x93: { // STACK_GLOBAL
+            Pv *name = POP(), *mod = POP();
+            if (!name || !mod || name->t != PV_STR || mod->t != PV_STR) VFAIL("%s: malformed STACK_GLOBAL", vm->f->path);
+            if (!global_allowed(mod->s, name->s))
+                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod->s, name->s);
+            Pv *g = pv(vm, PV_GLOBAL);
+            g->s = ctx_alloc(vm->c, strlen(mod->s) + strlen(name->s) + 2);
+            sprintf(g->s, "%s %s", mod->s, name->s);
+            PUSH(g);
+            break;
+        }
+        case 'q': case 'r': case 0x94: { // BINPUT, LONG_BINPUT, MEMOIZE (the next index)
+            size_t idx = memo_n;
+            if (op != 0x94) {
+                int k = op == 'q' ? 1 : 4;
+                NEED((size_t)k);
+                idx = (size_t)rd(p + i, k);
+                i += (size_t)k;
+            }
+            if (!TOP()) VFAIL("%s: memo of an empty stack", vm->f->path);
+            if (idx >= (1u << 22)) VFAIL("%s: memo index %zu too large", vm->f->path, idx);
+            if (idx >= memo_cap) {
+                size_t nc = idx + 1 > memo_cap * 2 ? idx + 1 : memo_cap * 2;
+                Pv **nm = ctx_alloc(vm->c, sizeof *nm * nc);
+                if (memo_cap) memcpy(nm, memo, sizeof *nm * memo_cap);
+                memo = nm, memo_cap = nc;
+            }
+            memo[idx] = TOP();
+            if (idx + 1 > memo_n) memo_n = idx + 1;
+            break;
+        }
+        case 'h': case 'j': {
+            int k = op == 'h' ? 1 : 4;
+            NEED((size_t)k);
+            size_t idx = (size_t)rd(p + i, k);
+            i += (size_t)k;
+            if (idx >= memo_cap || !memo[idx]) VFAIL("%s: memo index %zu not set", vm->f->path, idx);
+            PUSH(memo[idx]);
+            break;
+        }
+        case 't': case 'l': case 'd': { // TUPLE, LIST, DICT from the mark
+            size_t m = sp;
+            while (m > 0 && st[m - 1]->t != PV_MARK) m--;
+            if (m == 0) VFAIL("%s: no mark for a tuple", vm->f->path);
+            Pv *t = pv(vm, op == 't' ? PV_TUPLE : op == 'l' ? PV_LIST : PV_DICT);
+            for (size_t k = m; k < sp; k++) push_item(vm, t, st[k]);
+            sp = m - 1;
+            PUSH(t);
+            break;
+        }
+        case 0x85: case 0x86: case 0x87: {
+            size_t k = (size_t)(op - 0x84);
+            if (sp < k) VFAIL("%s: stack underflow", vm->f->path);
+            Pv *t = pv(vm, PV_TUPLE);
+            for (size_t j = sp - k; j < sp; j++) push_item(vm, t, st[j]);
+            sp -= k;
+            PUSH(t);
+            break;
+        }
+        case 'a': {
+            Pv *x = POP(), *l = TOP();
+            if (!x || !l || l->t != PV_LIST) VFAIL("%s: APPEND to a non-list", vm->f->path);
+            push_item(vm, l, x);
+            break;
+        }
+        case 'e': case 'u': { // APPENDS, SETITEMS from the mark
+            size_t m = sp;
+            while (m > 0 && st[m - 1]->t != PV_MARK) m--;
+            if (m < 2) VFAIL("%s: no mark for APPENDS/SETITEMS", vm->f->path);
+            Pv *tgt = st[m - 2];
+            if (tgt->t != (op == 'e' ? PV_LIST : PV_DICT) || (op == 'u' && (sp - m) % 2))
+                VFAIL("%s: malformed APPENDS/SETITEMS", vm->f->path);
+            for (size_t k = m; k < sp; k++) push_item(vm, tgt, st[k]);
+            sp = m - 1;
+            break;
+        }
+        case 's': {
+            Pv *v = POP(), *k = POP(), *d = TOP();
+            if (!v || !k || !d || d->t != PV_DICT) VFAIL("%s: SETITEM on a non-dict", vm->f->path);
+            push_item(vm, d, k);
+            push_item(vm, d, v);
+            break;
+        }
+        case 'Q': {
+            Pv *pid = POP();
+            if (!pid) VFAIL("%s: stack underflow", vm->f->path);
+            PUSH(persistent_load(vm, pid));
+            break;
+        }
+        case 'R': {
+            Pv *args = POP(), *fn = POP();
+            if (!args || !fn) VFAIL("%s: stack underflow", vm->f->path);
+            PUSH(reduce(vm, fn, args));
+            break;
+        }
+        case 'b': { // BUILD: state for OrderedDict (_metadata) or a tensor; ignored
+            Pv *state = POP();
+            if (!state || !TOP() || (TOP()->t != PV_DICT && TOP()->t != PV_TENSOR))
+                VFAIL("%s: BUILD on an object that is not a dict or tensor", vm->f->path);
+            break;
+        }
+        case '.': return POP();
+        default: VFAIL("%s: pickle opcode 0x%02x at byte %zu is not allowed in a state dict", vm->f->path, op, i - 1);
+        }
+    }
+    VFAIL("%s: data.pkl ends without STOP", vm->f->path);
+#undef NEED
+#undef PUSH
+#undef POP
+#undef TOP
+}
+
+int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
+    if (wfile_map(f, path, err, errn) != 0) return -1;
+    ZipEnt *zip = NULL;
+    int nzip = 0;
+    unsigned char *inflated = NULL;
+    Vm vm = {.c = ctx_new(1 << 20), .f = f, .err = err, .errn = errn};
+    if (zip_list(f, &zip, &nzip, err, errn) != 0) goto fail;
+    const ZipEnt *pk = NULL;
+    for (int i = 0; i < nzip; i++) {
+        size_t L = strlen(zip[i].name);
+        if (L >= 8 && !strcmp(zip[i].name + L - 8, "data.pkl")) {
+            pk = &zip[i];
+            memcpy(vm.prefix, zip[i].name, L - 8);
+            break;
+        }
+    }
+    if (!pk) {
+        snprintf(err, errn, "%s: no data.pkl in the archive (not a torch.save file)", path);
+        goto fail;
+    }
+    const unsigned char *pd = zip_data(f, pk, err, errn);
+    if (!pd) goto fail;
+    size_t plen = (size_t)pk->csize;
+    if (pk->method == 8) { // deflated pickle: inflate it
+        if (pk->usize > (256u << 20)) { snprintf(err, errn, "%s: data.pkl too large", path); goto fail; }
+        inflated = malloc((size_t)pk->usize + 1);
+        z_stream zs = {0};
+        zs.next_in = (unsigned char *)pd, zs.avail_in = (uInt)pk->csize;
+        zs.next_out = inflated, zs.avail_out = (uInt)pk->usize;
+        int zr = inflateInit2(&zs, -MAX_WBITS);
+        if (zr == Z_OK) zr = inflate(&zs, Z_FINISH);
+        inflateEnd(&zs);
+        if (zr != Z_STREAM_END) { snprintf(err, errn, "%s: data.pkl does not inflate", path); goto fail; }
+        pd = inflated, plen = (size_t)pk->usize;
+    } else if (pk->method != 0) {
+        snprintf(err, errn, "%s: data.pkl uses unsupported zip compression %d", path, pk->method);
+        goto fail;
+    }
+    vm.zip = zip, vm.nzip = nzip;
+    Pv *top = unpickle(&vm, pd, plen);
+    if (!top) goto fail;
+    if (top->t != PV_DICT) {
+        snprintf(err, errn, "%s: the pickle is not a state dict", path);
+        goto fail;
+    }
+    f->e = calloc((size_t)(top->n / 2 + 1), sizeof *f->e);
+    for (int k = 0; k + 1 < top->n; k += 2) {
+        Pv *key = top->it[k], *val = top->it[k + 1];
+        if (key->t != PV_STR || val->t != PV_TENSOR) {
+            snprintf(err, errn, "%s: state dict entry %d is not a name and a tensor", path, k / 2);
+            goto fail;
+        }
+        f->e[f->n] = val->e;
+        f->e[f->n].name = strdup(key->s);
+        f->n++;
+    }
+    free(zip);
+    free(inflated);
+    ctx_free(vm.c);
+    return 0;
+fail:
+    free(zip);
+    free(inflated);
+    ctx_free(vm.c);
+    wfile_close(f);
+    return -1;
+}

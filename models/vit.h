@@ -1,0 +1,71 @@
+// vit.h: ViTForImageClassification (Hugging Face semantics, REFERENCE.md), DeiT-Tiny and any other
+// size from its config; the seed's head extension, freezing, LoRA on named modules, and saving.
+#ifndef CGRAD_VIT_H
+#define CGRAD_VIT_H
+
+#include "../nn/nn.h"
+#include "checkpoint.h"
+#include "vit_config.h"
+
+typedef struct {
+    NnLayerNorm ln_before, ln_after;
+    NnLinear q, k, v, o, fc1, fc2;
+} VitLayer;
+
+#define VIT_MAX_TARGETS 8
+
+typedef struct {
+    int r;
+    double alpha, dropout;
+    bool rslora;                                // scale alpha / sqrt(r) instead of alpha / r
+    char targets[VIT_MAX_TARGETS][32];          // as given: query, value, q_proj, dense, ...
+    int ntargets;
+    bool save_classifier;                       // modules_to_save = ["classifier"]
+} VitLoraSpec;
+
+typedef struct {
+    VitConfig cfg;
+    Ctx *pc;              // parameters, LoRA tensors, their gradients
+    Checkpoint ck;        // the mapped checkpoint the base weights are views of (may be empty)
+    Tensor *cls_token, *pos_emb; // [1, 1, D], [1, N + 1, D]
+    NnLinear patch;       // weight [D, C, p, p]
+    VitLayer *layers;
+    NnLayerNorm ln_f;
+    NnLinear classifier;  // [num_labels, D]
+    NnParams params;      // every tensor by canonical name, LoRA included
+    bool training;        // LoRA dropout on
+    Rng rng;              // dropout masks
+    bool has_lora;
+    VitLoraSpec lora;
+} VitModel;
+
+typedef struct {
+    Tensor **hidden_states; // num_hidden_layers + 1: embeddings, then each layer (before the final norm)
+    Tensor **attentions;    // num_hidden_layers: [B, NH, T, T]
+} VitOutputs;
+
+// Load config.json and the weights of a model directory (base weights are views of the mapping).
+int vit_load(VitModel *m, const char *dir, char *err, size_t errn);
+// A model with HF's initialisation (normal(0, initializer_range) weights, zero biases, unit norms).
+int vit_init_random(VitModel *m, const VitConfig *cfg, uint64_t seed, char *err, size_t errn);
+void vit_free(VitModel *m);
+
+// logits [B, num_labels] for pixel_values [B, C, H, W]; out (optional) collects intermediates.
+Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *pixel_values, VitOutputs *out);
+
+// The seed's recipe: a head of new_n >= num_labels rows, old rows and biases copied, new rows
+// N(0, 0.02) from rng, new biases 0; new ids get LABEL_<id> until named.
+int vit_extend_head(VitModel *m, int new_n, Rng *rng, char *err, size_t errn);
+int vit_add_label(VitModel *m, const char *label, Rng *rng, char *err, size_t errn); // returns its id or -1
+void vit_freeze_all(VitModel *m);
+// Attach LoRA to every module a target names (peft's suffix matching, both name generations);
+// the classifier becomes trainable when spec->save_classifier. Error if a target matches nothing.
+int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn);
+void vit_merge_lora(VitModel *m);
+// peft's counts: all includes the frozen base, the LoRA tensors and modules_to_save's copy.
+void vit_param_counts(const VitModel *m, int64_t *trainable, int64_t *all);
+void vit_print_trainable_parameters(const VitModel *m, FILE *f);
+// An HF model directory: config.json + model.safetensors (base weights; merge LoRA first to keep it).
+int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t errn);
+
+#endif

@@ -1,0 +1,50 @@
+// weights.h: checkpoint files mapped in place. A WFile is one file (safetensors, or torch's zip
+// pickle format) mapped copy-on-write; its entries point into the mapping, so loading never holds
+// the weights twice: float32 tensors become views of the mapping, other dtypes are converted.
+// Every reader validates what it reads and reports "PATH: what is wrong" (errors are values).
+#ifndef CGRAD_WEIGHTS_H
+#define CGRAD_WEIGHTS_H
+
+#include "../tensor/tensor.h"
+
+#define SAFETENSORS_MAX_HEADER (100u << 20) // 100 MiB, as the reference implementation
+
+typedef enum { WD_F32, WD_F16, WD_BF16, WD_F64, WD_I64, WD_I32, WD_I16, WD_I8, WD_U8, WD_BOOL } WDtype;
+
+typedef struct {
+    char *name;
+    WDtype dtype;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int64_t strides[TENSOR_MAX_DIMS]; // in elements (safetensors: contiguous)
+    const unsigned char *data;        // the first element, inside the mapping
+} WEntry;
+
+typedef struct {
+    char *path;
+    unsigned char *map;
+    size_t size;
+    WEntry *e;
+    int n;
+    char *metadata_json; // safetensors "__metadata__" (or NULL)
+} WFile;
+
+int safetensors_open(WFile *f, const char *path, char *err, size_t errn);
+int torchbin_open(WFile *f, const char *path, char *err, size_t errn); // zip with data.pkl; no code runs
+void wfile_close(WFile *f);
+const WEntry *wfile_find(const WFile *f, const char *name);
+size_t wdtype_size(WDtype d);
+const char *wdtype_name(WDtype d);
+
+// The entry as a tensor in c: a float32 contiguous aligned entry is a view of the mapping
+// (when view is true); F16/BF16/F64 become float32, integer types int64, U8/BOOL uint8.
+Tensor *wentry_tensor(Ctx *c, const WEntry *e, bool view);
+
+// Writing safetensors atomically: PATH.tmp, fsync, rename. Names are written sorted.
+typedef struct {
+    const char *name;
+    const Tensor *t; // float32, float64, int64 or uint8; any strides
+} StItem;
+int safetensors_save(const char *path, const StItem *items, int n, const char *metadata_json, char *err, size_t errn);
+
+#endif
