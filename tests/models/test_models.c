@@ -1,0 +1,605 @@
+// test_models.c: ViT parity with the golden files, checkpoint formats, adapters, head extension,
+// LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
+#include "../../models/adapter.h"
+#include "../../models/fileio.h"
+#include "../../models/vit.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GOLD TEST_DATA "/golden"
+
+static char err[1024];
+static char tmpdir[256];
+
+static void setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cgrad_models_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static double max_diff(const Tensor *a, const Tensor *b) {
+    ck_assert_int_eq(tensor_numel(a), tensor_numel(b));
+    double m = 0;
+    for (int64_t i = 0; i < tensor_numel(a); i++) m = fmax(m, fabs(tensor_get_flat(a, i) - tensor_get_flat(b, i)));
+    return m;
+}
+
+static Tensor *ref(Ctx *c, WFile *f, const char *name) {
+    const WEntry *e = wfile_find(f, name);
+    ck_assert_msg(e != NULL, "reference tensor %s missing", name);
+    return wentry_tensor(c, e, false);
+}
+
+static void load(VitModel *m, const char *dir) { ck_assert_msg(vit_load(m, dir, err, sizeof err) == 0, "%s", err); }
+
+// ---------------------------------------------------------------- parity
+
+START_TEST(test_tiny_forward_backward_parity) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    ck_assert_str_eq(m.ck.format, "safetensors");
+    nn_params_set_trainable(&m.params, "*", true);
+    WFile io;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    Tensor *x = ref(c, &io, "pixel_values");
+    ag_set_requires_grad(x, true);
+    Tensor *hs[3], *att[2];
+    VitOutputs out = {hs, att};
+    Tensor *logits = vit_forward(c, &m, x, &out);
+    Tensor *loss = ag_cross_entropy(c, logits, ref(c, &io, "labels"));
+    ck_assert_int_eq(ag_backward(c, loss), 0);
+    ck_assert(max_diff(logits, ref(c, &io, "logits")) < 1e-4);
+    ck_assert(max_diff(loss, ref(c, &io, "loss")) < 1e-4);
+    ck_assert(max_diff(hs[2], ref(c, &io, "hidden_states.2")) < 1e-4);
+    ck_assert(max_diff(att[1], ref(c, &io, "attentions.1")) < 1e-4);
+    ck_assert(max_diff(x->grad, ref(c, &io, "pixel_values.grad")) < 2e-5);
+    // gradients by their transformers-5 names, through the name map
+    Tensor *gq = ref(c, &io, "grad.vit.layers.0.attention.q_proj.weight");
+    ck_assert(max_diff(nn_params_get(&m.params, "vit.encoder.layer.0.attention.attention.query.weight")->grad, gq) < 2.5e-4);
+    Tensor *gk = ref(c, &io, "grad.vit.layers.1.attention.k_proj.bias"); // zero in theory
+    ck_assert(max_diff(nn_params_get(&m.params, "vit.encoder.layer.1.attention.attention.key.bias")->grad, gk) < 1e-7);
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&m);
+}
+END_TEST
+
+static Tensor *adapter_logits(Ctx *c, const char *adapter, WFile *io, Tensor **loss_out) {
+    VitModel *m = ctx_alloc(c, sizeof *m);
+    load(m, GOLD "/tiny");
+    ck_assert_msg(adapter_load(m, adapter, err, sizeof err) == 0, "%s", err);
+    Tensor *x = ref(c, io, "pixel_values");
+    Tensor *logits = vit_forward(c, m, x, NULL);
+    Tensor *loss = ag_cross_entropy(c, logits, ref(c, io, "labels"));
+    ck_assert_int_eq(ag_backward(c, loss), 0);
+    if (loss_out) *loss_out = loss;
+    Tensor *g = nn_params_get(&m->params, "vit.encoder.layer.1.attention.attention.value.lora_B.weight")->grad;
+    Tensor *keep = tensor_clone(c, logits);
+    keep->grad = tensor_clone(c, g);
+    vit_free(m);
+    return keep;
+}
+
+START_TEST(test_tiny_lora_both_spellings) {
+    WFile io, lio;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    ck_assert(safetensors_open(&lio, GOLD "/tiny_lora/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    Tensor *loss5, *loss4;
+    Tensor *l5 = adapter_logits(c, GOLD "/tiny_lora", &io, &loss5);
+    Tensor *l4 = adapter_logits(c, GOLD "/tiny_lora/adapter_v4", &io, &loss4);
+    ck_assert(max_diff(l5, ref(c, &lio, "logits")) < 1e-4);
+    ck_assert(max_diff(loss5, ref(c, &lio, "loss")) < 1e-4);
+    ck_assert(max_diff(l4, l5) == 0);
+    Tensor *g = ref(c, &lio, "grad.base_model.model.vit.layers.1.attention.v_proj.lora_B.default.weight");
+    ck_assert(max_diff(l5->grad, g) < 1e-4);
+    ctx_free(c);
+    wfile_close(&io);
+    wfile_close(&lio);
+}
+END_TEST
+
+START_TEST(test_merged_equals_adapter) {
+    WFile io;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    VitModel a, mg;
+    load(&a, GOLD "/tiny");
+    ck_assert_msg(adapter_load(&a, GOLD "/tiny_lora", err, sizeof err) == 0, "%s", err);
+    load(&mg, GOLD "/tiny_lora/merged");
+    Tensor *x = ref(c, &io, "pixel_values");
+    ag_no_grad(c, true);
+    Tensor *la = vit_forward(c, &a, x, NULL), *lm = vit_forward(c, &mg, x, NULL);
+    ck_assert(max_diff(la, lm) < 1e-5);
+    // our own merge matches too, and unmerge restores the base
+    Tensor *q0 = tensor_clone(c, a.layers[0].q.weight);
+    vit_merge_lora(&a);
+    ck_assert(max_diff(vit_forward(c, &a, x, NULL), lm) < 1e-5);
+    ck_assert(max_diff(a.layers[0].q.weight, mg.layers[0].q.weight) < 1e-6);
+    nn_lora_unmerge(&a.layers[0].q);
+    ck_assert(max_diff(a.layers[0].q.weight, q0) < 1e-6);
+    // disabling the adapter gives the base model's logits (with the adapter's classifier)
+    a.layers[0].q.lora->enabled = false;
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&a);
+    vit_free(&mg);
+}
+END_TEST
+
+START_TEST(test_pytorch_bin_equals_safetensors) {
+    Checkpoint st, bin;
+    ck_assert(checkpoint_open_file(&st, GOLD "/tiny/model.safetensors", err, sizeof err) == 0);
+    WFile wb;
+    ck_assert_msg(torchbin_open(&wb, GOLD "/tiny/pytorch_model.bin", err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(wb.n, st.n);
+    wfile_close(&wb);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/bin", tmpdir);
+    ck_assert_int_eq(system("true"), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/tiny/pytorch_model.bin' '%s/tiny/config.json' '%s/'", dir, GOLD, GOLD, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert(checkpoint_open_dir(&bin, dir, err, sizeof err) == 0);
+    ck_assert_str_eq(bin.format, "pytorch_model.bin");
+    Ctx *c = ctx_new(1 << 20);
+    for (int i = 0; i < st.n; i++) {
+        const WEntry *e = checkpoint_find(&bin, st.canon[i]);
+        ck_assert_msg(e != NULL, "%s missing from the .bin", st.canon[i]);
+        ck_assert(max_diff(wentry_tensor(c, e, false), wentry_tensor(c, st.entries[i], false)) == 0);
+    }
+    // and the model loads from it with the same logits
+    VitModel a, b;
+    load(&a, GOLD "/tiny");
+    load(&b, dir);
+    Tensor *x = tensor_full(c, DT_F32, 4, (int64_t[]){1, 3, 32, 32}, 0.25);
+    ck_assert(max_diff(vit_forward(c, &a, x, NULL), vit_forward(c, &b, x, NULL)) == 0);
+    vit_free(&a);
+    vit_free(&b);
+    ctx_free(c);
+    checkpoint_close(&st);
+    checkpoint_close(&bin);
+}
+END_TEST
+
+START_TEST(test_deit_tiny_random_sharded) {
+    if (!dir_exists(SHARED_GOLDEN "/deit_tiny_random")) return; // optional: ../shared is absent
+    VitModel m;
+    load(&m, SHARED_GOLDEN "/deit_tiny_random");
+    ck_assert_str_eq(m.ck.format, "sharded safetensors (2 shards)");
+    WFile io;
+    ck_assert(safetensors_open(&io, SHARED_GOLDEN "/deit_tiny_random/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 24);
+    ag_no_grad(c, true);
+    Tensor *hs[13];
+    VitOutputs out = {hs, NULL};
+    Tensor *logits = vit_forward(c, &m, ref(c, &io, "pixel_values"), &out);
+    ck_assert(max_diff(logits, ref(c, &io, "logits")) < 1e-4);
+    ck_assert(max_diff(hs[12], ref(c, &io, "hidden_states.12")) < 1e-4);
+    ck_assert_msg(adapter_load(&m, SHARED_GOLDEN "/deit_tiny_random/adapter", err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(m.cfg.num_labels, 1001);
+    ck_assert_str_eq(m.cfg.id2label[1000], "LABEL_1000");
+    ck_assert(max_diff(vit_forward(c, &m, ref(c, &io, "pixel_values"), NULL), ref(c, &io, "lora.logits")) < 1e-4);
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&m);
+}
+END_TEST
+
+// ---------------------------------------------------------------- the seed's recipe
+
+START_TEST(test_trainable_parameters_line_like_peft) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    vit_freeze_all(&m);
+    Rng r = rng_new(1);
+    VitLoraSpec s = {.r = 4, .alpha = 8, .dropout = 0.2, .targets = {"query", "value"}, .ntargets = 2, .save_classifier = true};
+    ck_assert_msg(vit_attach_lora(&m, &s, &r, err, sizeof err) == 0, "%s", err);
+    char buf[256];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    vit_print_trainable_parameters(&m, f);
+    fclose(f);
+    ck_assert_str_eq(buf, "trainable params: 2,026 || all params: 50,660 || trainable%: 3.9992\n");
+    // peft's init: B = 0 (the adapted model starts equal to the base), A ~ U(-1/sqrt(in), 1/sqrt(in))
+    NnLora *lo = m.layers[1].v.lora;
+    for (int64_t i = 0; i < tensor_numel(lo->B); i++) ck_assert(tensor_get_flat(lo->B, i) == 0);
+    double amax = 0;
+    for (int64_t i = 0; i < tensor_numel(lo->A); i++) amax = fmax(amax, fabs(tensor_get_flat(lo->A, i)));
+    ck_assert(amax <= 1 / sqrt(48.0) && amax > 0.8 / sqrt(48.0));
+    ck_assert_ptr_null(m.layers[0].k.lora);
+    vit_free(&m);
+}
+END_TEST
+
+START_TEST(test_lora_targets_both_generations) {
+    VitModel a, b;
+    load(&a, GOLD "/tiny");
+    load(&b, GOLD "/tiny");
+    Rng r1 = rng_new(3), r2 = rng_new(3);
+    VitLoraSpec s4 = {.r = 2, .alpha = 4, .targets = {"query", "value"}, .ntargets = 2};
+    VitLoraSpec s5 = {.r = 2, .alpha = 4, .targets = {"q_proj", "v_proj"}, .ntargets = 2};
+    ck_assert(vit_attach_lora(&a, &s4, &r1, err, sizeof err) == 0);
+    ck_assert(vit_attach_lora(&b, &s5, &r2, err, sizeof err) == 0);
+    ck_assert_int_eq(a.params.n, b.params.n);
+    ck_assert(max_diff(a.layers[1].v.lora->A, b.layers[1].v.lora->A) == 0);
+    VitModel d;
+    load(&d, GOLD "/tiny");
+    VitLoraSpec sd = {.r = 2, .alpha = 4, .targets = {"dense"}, .ntargets = 1};
+    ck_assert(vit_attach_lora(&d, &sd, &r1, err, sizeof err) == 0);
+    ck_assert(d.layers[0].o.lora && d.layers[0].fc1.lora && d.layers[0].fc2.lora && !d.layers[0].q.lora);
+    VitModel e;
+    load(&e, GOLD "/tiny");
+    VitLoraSpec se = {.r = 2, .alpha = 4, .targets = {"qkv"}, .ntargets = 1};
+    ck_assert(vit_attach_lora(&e, &se, &r1, err, sizeof err) != 0);
+    ck_assert_ptr_nonnull(strstr(err, "LoRA target module 'qkv' matches no module"));
+    se = (VitLoraSpec){.r = 0, .alpha = 4, .targets = {"query"}, .ntargets = 1};
+    ck_assert(vit_attach_lora(&e, &se, &r1, err, sizeof err) != 0);
+    ck_assert_ptr_nonnull(strstr(err, "r > 0"));
+    vit_free(&a), vit_free(&b), vit_free(&d), vit_free(&e);
+}
+END_TEST
+
+START_TEST(test_head_extension_recipe) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    Ctx *c = ctx_new(1 << 20);
+    Tensor *w0 = tensor_clone(c, m.classifier.weight), *b0 = tensor_clone(c, m.classifier.bias);
+    Rng r = rng_new(42);
+    ck_assert_int_eq(vit_add_label(&m, "raccoon", &r, err, sizeof err), 10);
+    ck_assert_int_eq(vit_add_label(&m, "raccoon", &r, err, sizeof err), 10); // already there
+    ck_assert_int_eq(m.cfg.num_labels, 11);
+    ck_assert_str_eq(m.cfg.id2label[10], "raccoon");
+    ck_assert_int_eq(vit_config_label_id(&m.cfg, "raccoon"), 10);
+    ck_assert_int_eq(m.classifier.weight->shape[0], 11);
+    ck_assert(!memcmp(m.classifier.weight->data, w0->data, sizeof(float) * 480));
+    ck_assert(!memcmp(m.classifier.bias->data, b0->data, sizeof(float) * 10));
+    ck_assert(tensor_get_flat(m.classifier.bias, 10) == 0);
+    double s2 = 0;
+    for (int i = 0; i < 48; i++) s2 += pow(tensor_get_flat(m.classifier.weight, 480 + i), 2);
+    double sd = sqrt(s2 / 48);
+    ck_assert_msg(sd > 0.012 && sd < 0.03, "new row std %g", sd); // N(0, 0.02)
+    ck_assert_ptr_eq(nn_params_get(&m.params, "classifier.weight"), m.classifier.weight);
+    char *js = vit_config_to_json(&m.cfg);
+    ck_assert_ptr_nonnull(strstr(js, "\"10\":\t\"raccoon\""));
+    ck_assert_ptr_nonnull(strstr(js, "\"raccoon\":\t10"));
+    free(js);
+    ctx_free(c);
+    vit_free(&m);
+}
+END_TEST
+
+// ---------------------------------------------------------------- saving
+
+static void same_tensors(const char *f1, const char *f2) {
+    WFile a, b;
+    ck_assert_msg(safetensors_open(&a, f1, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(safetensors_open(&b, f2, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        const WEntry *e = wfile_find(&b, a.e[i].name);
+        ck_assert_msg(e != NULL, "%s: no tensor %s", f2, a.e[i].name);
+        size_t nb = wdtype_size(e->dtype);
+        for (int d = 0; d < e->ndim; d++) nb *= (size_t)e->shape[d];
+        ck_assert(e->dtype == a.e[i].dtype && !memcmp(e->data, a.e[i].data, nb));
+    }
+    wfile_close(&a);
+    wfile_close(&b);
+}
+
+START_TEST(test_save_load_roundtrip_model) {
+    VitModel m, r;
+    load(&m, GOLD "/tiny");
+    Rng rng = rng_new(7);
+    ck_assert(vit_add_label(&m, "new class", &rng, err, sizeof err) == 10);
+    char d[400], f[500];
+    snprintf(d, sizeof d, "%s/saved", tmpdir);
+    ck_assert_msg(vit_save_pretrained(&m, d, err, sizeof err) == 0, "%s", err);
+    load(&r, d);
+    ck_assert_int_eq(r.cfg.num_labels, 11);
+    ck_assert_str_eq(r.cfg.id2label[10], "new class");
+    for (int i = 0; i < m.params.n; i++) {
+        Tensor *t = nn_params_get(&r.params, m.params.p[i].name);
+        ck_assert(t && !memcmp(t->data, tensor_contiguous(m.pc, m.params.p[i].t)->data, (size_t)tensor_numel(t) * 4));
+    }
+    snprintf(f, sizeof f, "%s/model.safetensors", d);
+    char d2[400], f2[500];
+    snprintf(d2, sizeof d2, "%s/saved2", tmpdir);
+    ck_assert(vit_save_pretrained(&r, d2, err, sizeof err) == 0);
+    snprintf(f2, sizeof f2, "%s/model.safetensors", d2);
+    same_tensors(f, f2);
+    ck_assert(!file_exists(strcat(f2, ".tmp"))); // atomic write left nothing behind
+    vit_free(&m);
+    vit_free(&r);
+}
+END_TEST
+
+START_TEST(test_save_load_roundtrip_adapter) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    ck_assert(adapter_load(&m, GOLD "/tiny_lora", err, sizeof err) == 0);
+    char d4[400], d5[400], f[500];
+    snprintf(d4, sizeof d4, "%s/v4", tmpdir);
+    snprintf(d5, sizeof d5, "%s/v5", tmpdir);
+    ck_assert_msg(adapter_save(&m, d4, PEFT_V4, "../tiny", err, sizeof err) == 0, "%s", err);
+    ck_assert(adapter_save(&m, d5, PEFT_V5, "../tiny", err, sizeof err) == 0);
+    // the same names and bytes as peft wrote in each generation
+    same_tensors(GOLD "/tiny_lora/adapter_v4/adapter_model.safetensors", strcat(strcpy(f, d4), "/adapter_model.safetensors"));
+    same_tensors(GOLD "/tiny_lora/adapter_model.safetensors", strcat(strcpy(f, d5), "/adapter_model.safetensors"));
+    AdapterConfig a4, a5;
+    ck_assert(adapter_config_load(&a4, strcat(strcpy(f, d4), "/adapter_config.json"), err, sizeof err) == 0);
+    ck_assert(adapter_config_load(&a5, strcat(strcpy(f, d5), "/adapter_config.json"), err, sizeof err) == 0);
+    ck_assert_int_eq(a4.gen, PEFT_V4);
+    ck_assert_str_eq(a4.spec.targets[0], "query");
+    ck_assert_int_eq(a5.gen, PEFT_V5);
+    ck_assert_str_eq(a5.spec.targets[1], "v_proj");
+    ck_assert(a4.spec.r == 4 && a4.spec.alpha == 8 && a4.spec.save_classifier);
+    // and it loads back
+    VitModel r;
+    load(&r, GOLD "/tiny");
+    ck_assert_msg(adapter_load(&r, d4, err, sizeof err) == 0, "%s", err);
+    vit_free(&r);
+    vit_free(&m);
+}
+END_TEST
+
+// ---------------------------------------------------------------- bad inputs
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void write_st(const char *path, const char *header, size_t data_bytes) {
+    size_t hl = strlen(header);
+    unsigned char *buf = calloc(8 + hl + data_bytes, 1);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    write_bytes(path, buf, 8 + hl + data_bytes);
+    free(buf);
+}
+
+static void expect_st_error(const char *header, size_t data, const char *want) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/bad.safetensors", tmpdir);
+    write_st(p, header, data);
+    WFile f;
+    ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, want) && strstr(err, p), "got '%s', want '%s'", err, want);
+}
+
+START_TEST(test_corrupt_safetensors_refused) {
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside the data");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", 8, "not a JSON object");
+    expect_st_error("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'Q7'");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "needs 12 bytes");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                    12, "overlap");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "bad size");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "data_offsets must be");
+    expect_st_error("[1,2]", 0, "not a JSON object");
+    char p[400];
+    snprintf(p, sizeof p, "%s/bad.safetensors", tmpdir);
+    unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, '{', '}'};
+    write_bytes(p, big, 16);
+    WFile f;
+    ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "above the limit"));
+    unsigned char past[12] = {100, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
+    write_bytes(p, past, 12);
+    ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "runs past the end"));
+    write_bytes(p, "abc", 3);
+    ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "not a safetensors file"));
+    // truncated copy of a real file
+    size_t n;
+    char *full = file_read_all(GOLD "/tiny/model.safetensors", 1 << 24, &n, err, sizeof err);
+    write_bytes(p, full, n / 2);
+    free(full);
+    ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "outside the data"));
+}
+END_TEST
+
+START_TEST(test_half_precision_converts) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/half.safetensors", tmpdir);
+    const char *h = "{\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]}}";
+    size_t hl = strlen(h);
+    unsigned char buf[512] = {0};
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, h, hl);
+    uint16_t vals[] = {0x3c00, 0xc000, 0x0001, 0x7c00, 0x3f80, 0xc0a0}; // 1, -2, 2^-24, inf | 1, -5
+    memcpy(buf + 8 + hl, vals, sizeof vals);
+    write_bytes(p, buf, 8 + hl + 12);
+    WFile f;
+    ck_assert_msg(safetensors_open(&f, p, err, sizeof err) == 0, "%s", err);
+    Ctx *c = ctx_new(1 << 16);
+    Tensor *t = wentry_tensor(c, wfile_find(&f, "h"), true), *b = wentry_tensor(c, wfile_find(&f, "b"), true);
+    ck_assert(t->dtype == DT_F32);
+    ck_assert(tensor_get_flat(t, 0) == 1 && tensor_get_flat(t, 1) == -2 && tensor_get_flat(t, 2) == ldexp(1, -24) && isinf(tensor_get_flat(t, 3)));
+    ck_assert(tensor_get_flat(b, 0) == 1 && tensor_get_flat(b, 1) == -5);
+    ctx_free(c);
+    wfile_close(&f);
+}
+END_TEST
+
+// a stored zip holding NAME -> DATA entries (enough to fake torch.save archives)
+static void write_zip(const char *path, const char **names, const unsigned char **datas, const size_t *lens, int n) {
+    FILE *f = fopen(path, "wb");
+    long offs[16];
+    for (int i = 0; i < n; i++) {
+        offs[i] = ftell(f);
+        unsigned char lh[30] = {0x50, 0x4b, 3, 4, 20};
+        uint32_t crc = 0, L = (uint32_t)lens[i];
+        uint16_t nl = (uint16_t)strlen(names[i]);
+        memcpy(lh + 14, &crc, 4), memcpy(lh + 18, &L, 4), memcpy(lh + 22, &L, 4), memcpy(lh + 26, &nl, 2);
+        fwrite(lh, 1, 30, f), fwrite(names[i], 1, nl, f), fwrite(datas[i], 1, lens[i], f);
+    }
+    long cd = ftell(f);
+    for (int i = 0; i < n; i++) {
+        unsigned char ch[46] = {0x50, 0x4b, 1, 2, 20, 0, 20};
+        uint32_t L = (uint32_t)lens[i], off = (uint32_t)offs[i];
+        uint16_t nl = (uint16_t)strlen(names[i]);
+        memcpy(ch + 20, &L, 4), memcpy(ch + 24, &L, 4), memcpy(ch + 28, &nl, 2), memcpy(ch + 42, &off, 4);
+        fwrite(ch, 1, 46, f), fwrite(names[i], 1, nl, f);
+    }
+    long end = ftell(f);
+    unsigned char eo[22] = {0x50, 0x4b, 5, 6};
+    uint16_t cnt = (uint16_t)n;
+    uint32_t sz = (uint32_t)(end - cd), o = (uint32_t)cd;
+    memcpy(eo + 8, &cnt, 2), memcpy(eo + 10, &cnt, 2), memcpy(eo + 12, &sz, 4), memcpy(eo + 16, &o, 4);
+    fwrite(eo, 1, 22, f);
+    fclose(f);
+}
+
+static void expect_bin_error(const unsigned char *pkl, size_t n, const char *want) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/pytorch_model.bin", tmpdir);
+    const char *names[] = {"archive/data.pkl", "archive/data/0"};
+    const unsigned char *datas[] = {pkl, (const unsigned char *)"\0\0\0\0\0\0\0\0"};
+    size_t lens[] = {n, 8};
+    write_zip(p, names, datas, lens, 2);
+    WFile f;
+    ck_assert_int_eq(torchbin_open(&f, p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, want) != NULL, "got '%s', want '%s'", err, want);
+}
+
+START_TEST(test_pickle_never_executes) {
+    static const unsigned char sys[] = "\x80\x02" "cos\nsystem\nq\x00X\x05\x00\x00\x00touch\x85R.";
+    expect_bin_error(sys, sizeof sys - 1, "refusing foreign global 'os.system'");
+    static const unsigned char bi[] = "\x80\x02" "cbuiltins\neval\n.";
+    expect_bin_error(bi, sizeof bi - 1, "refusing foreign global 'builtins.eval'");
+    static const unsigned char inst[] = "\x80\x02(i__main__\nX\n.";
+    expect_bin_error(inst, sizeof inst - 1, "opcode 0x69");
+    static const unsigned char trunc[] = "\x80\x02X\xff\x00\x00\x00ab";
+    expect_bin_error(trunc, sizeof trunc - 1, "truncated");
+    static const unsigned char notdict[] = "\x80\x02K\x05.";
+    expect_bin_error(notdict, sizeof notdict - 1, "not a state dict");
+    // a tensor that reaches past its storage: 4 floats from a storage of 2
+    static const unsigned char over[] = "\x80\x02}(X\x01\x00\x00\x00w" "ctorch._utils\n_rebuild_tensor_v2\n"
+                                        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x02tQK\x00K\x04\x85K\x01\x85\x89}tRu.";
+    expect_bin_error(over, sizeof over - 1, "reaches element 3 of a storage of 2");
+    char p[400];
+    snprintf(p, sizeof p, "%s/pytorch_model.bin", tmpdir);
+    static const char notzip[] = "PK\x03\x04 not really a zip at all, just bytes";
+    write_bytes(p, notzip, sizeof notzip - 1);
+    WFile f;
+    ck_assert_int_eq(torchbin_open(&f, p, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "not a zip archive"));
+}
+END_TEST
+
+START_TEST(test_model_dir_mismatches_refused) {
+    char d[400], cmd[1500], p[500];
+    snprintf(d, sizeof d, "%s/m", tmpdir);
+    VitModel m;
+    // a config that needs 3 layers: tensors for layer 2 are missing
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' %s/tiny/config.json > %s/config.json",
+             d, GOLD, d, GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "lacks tensor 'vit.encoder.layer.2.attention.attention.query.weight'"));
+    // a wider MLP than the weights
+    snprintf(cmd, sizeof cmd, "sed 's/\"intermediate_size\": 96/\"intermediate_size\": 128/' %s/tiny/config.json > %s/config.json", GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "tensor 'vit.encoder.layer.0.intermediate.dense.weight' has shape [96, 48] but config.json needs [128, 48]"));
+    // hidden size not divisible by the heads
+    snprintf(cmd, sizeof cmd, "sed 's/\"num_attention_heads\": 3/\"num_attention_heads\": 5/' %s/tiny/config.json > %s/config.json", GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "hidden_size 48 is not divisible by num_attention_heads 5"));
+    // malformed JSON, negative size, num_labels disagreeing with id2label
+    write_bytes(path_join(p, sizeof p, d, "config.json"), "{\"hidden_size\": 48,", 19);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "config.json: not a JSON object"));
+    write_bytes(p, "{\"hidden_size\": -48}", 20);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "\"hidden_size\" must be an integer"));
+    write_bytes(p, "{\"num_labels\": 3, \"id2label\": {\"0\": \"a\"}}", 41);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "num_labels 3 disagrees with the 1 entries of id2label"));
+    // a sharded index naming a shard that is not there
+    snprintf(cmd, sizeof cmd, "rm %s/model.safetensors && cp %s/tiny/config.json %s/ && printf '{\"weight_map\": {\"classifier.bias\": \"model-00001-of-00002.safetensors\"}}' > %s/model.safetensors.index.json",
+             d, GOLD, d, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "names shard 'model-00001-of-00002.safetensors', which is missing"));
+    // no weights at all
+    snprintf(cmd, sizeof cmd, "rm %s/model.safetensors.index.json", d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "no weights"));
+}
+END_TEST
+
+START_TEST(test_adapter_mismatches_refused) {
+    char d[400], cmd[1500], p[500];
+    snprintf(d, sizeof d, "%s/a", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny_lora/adapter_model.safetensors %s/ && sed 's/\"r\": 4/\"r\": 0/' %s/tiny_lora/adapter_config.json > %s/adapter_config.json",
+             d, GOLD, d, GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "adapter_config.json: \"r\" must be a positive integer"));
+    vit_free(&m);
+    snprintf(cmd, sizeof cmd, "sed 's/\"r\": 4/\"r\": 8/' %s/tiny_lora/adapter_config.json > %s/adapter_config.json", GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    load(&m, GOLD "/tiny");
+    ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "does not have the shape [8, 48] the model needs"));
+    vit_free(&m);
+    snprintf(cmd, sizeof cmd, "sed 's/\"v_proj\"/\"k_proj\"/' %s/tiny_lora/adapter_config.json > %s/adapter_config.json", GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    load(&m, GOLD "/tiny");
+    ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "matches no LoRA module"));
+    vit_free(&m);
+    write_bytes(path_join(p, sizeof p, d, "adapter_config.json"), "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"query|value\"}", 58);
+    load(&m, GOLD "/tiny");
+    ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "regex string is not supported"));
+    vit_free(&m);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("models");
+    TCase *tc = tcase_create("models");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_tiny_forward_backward_parity);
+    tcase_add_test(tc, test_tiny_lora_both_spellings);
+    tcase_add_test(tc, test_merged_equals_adapter);
+    tcase_add_test(tc, test_pytorch_bin_equals_safetensors);
+    tcase_add_test(tc, test_deit_tiny_random_sharded);
+    tcase_add_test(tc, test_trainable_parameters_line_like_peft);
+    tcase_add_test(tc, test_lora_targets_both_generations);
+    tcase_add_test(tc, test_head_extension_recipe);
+    tcase_add_test(tc, test_save_load_roundtrip_model);
+    tcase_add_test(tc, test_save_load_roundtrip_adapter);
+    tcase_add_test(tc, test_corrupt_safetensors_refused);
+    tcase_add_test(tc, test_half_precision_converts);
+    tcase_add_test(tc, test_pickle_never_executes);
+    tcase_add_test(tc, test_model_dir_mismatches_refused);
+    tcase_add_test(tc, test_adapter_mismatches_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? 1 : 0;
+}
