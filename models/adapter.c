@@ -1,7 +1,7 @@
 // adapter.c: reading and writing peft adapters.
 #include "adapter.h"
 
-#include "fileio.h"
+#include "../tensor/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 // checkpoint.c: model directories and name spellings.
 #include "checkpoint.h"
 
-#include "fileio.h"
+#include "../tensor/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -4,6 +4,8 @@
 // then the data; offsets are relative to the end of the header.
 #include "weights.h"
 
+#include "../tensor/fileio.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -289,6 +291,7 @@ int safetensors_save(const char *path, const StItem *items0, int n, const char *
         unlink(tmp);
         goto out;
     }
+    fsync_dir_of(path);
     rc = 0;
 out:
     free(hdr);

@@ -1,7 +1,7 @@
 // vit.c: the Vision Transformer: structure, loading, forward, head extension, LoRA, saving.
 #include "vit.h"
 
-#include "fileio.h"
+#include "../tensor/fileio.h"
 
 #include <math.h>
 #include <stdlib.h>

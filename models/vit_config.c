@@ -1,7 +1,7 @@
 // vit_config.c: config.json in and out (cJSON).
 #include "vit_config.h"
 
-#include "fileio.h"
+#include "../tensor/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 // test_models.c: ViT parity with the golden files, checkpoint formats, adapters, head extension,
 // LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
 #include "../../models/adapter.h"
-#include "../../models/fileio.h"
+#include "../../tensor/fileio.h"
 #include "../../models/vit.h"
 
 #include <check.h>
