@@ -13,6 +13,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *about;
 } CMDS[] = {
+    {"preprocess", cmd_preprocess, "images to pixel_values as the model sees them (Pillow-exact)"},
     {"check", cmd_check, "compare forward and backward with reference tensors (golden files)"},
 };
 

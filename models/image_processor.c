@@ -223,3 +223,22 @@ void image_processor_denormalize(const ImageProcessor *p, const float *src, int 
             out->px[3 * i + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
 }
+
+int image_processor_for_model(ImageProcessor *p, const char *model_dir, int image_size, char *err, size_t errn) {
+    char path[4096];
+    path_join(path, sizeof path, model_dir, "preprocessor_config.json");
+    if (!file_exists(path)) {
+        image_processor_default(p, image_size);
+        return 0;
+    }
+    return image_processor_load(p, path, image_size, err, errn);
+}
+
+int image_processor_prep(void *ud, const Image *im, float *dst) {
+    const ImageProcessor *p = ud;
+    Image g;
+    if (image_processor_geometry(p, im, &g) != 0) return -1;
+    image_processor_tensor(p, &g, dst);
+    image_free(&g);
+    return 0;
+}

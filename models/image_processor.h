@@ -42,4 +42,9 @@ int image_processor_out_size(const ImageProcessor *p, int *h, int *w); // fixed 
 // The inverse of normalisation, for looking at what the model sees.
 void image_processor_denormalize(const ImageProcessor *p, const float *src, int h, int w, Image *out);
 
+// MODEL_DIR/preprocessor_config.json when present, else ViTImageProcessor's defaults.
+int image_processor_for_model(ImageProcessor *p, const char *model_dir, int image_size, char *err, size_t errn);
+// A PrepFn for the loader (nn/dataset.h): ud is the ImageProcessor; output [3, H, W].
+int image_processor_prep(void *ud, const Image *im, float *dst);
+
 #endif

@@ -1,0 +1,89 @@
+// cmd_preprocess.c: `deit_lora preprocess`: pixel_values exactly as the model will see them.
+#include "deit_lora.h"
+
+#include "../tensor/fileio.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cmd_preprocess(int argc, char **argv) {
+    const char *model = NULL, *out = NULL, *png = NULL;
+    const CliOpt opts[] = {
+        {"--model", OPT_STR, &model, 0, 0, "model directory (config.json, optional preprocessor_config.json)"},
+        {"--out", OPT_STR, &out, 0, 0, "output .safetensors file with pixel_values [N, 3, H, W]"},
+        {"--png", OPT_STR, &png, 0, 0, "also write each image, de-normalised, as DIR/NAME.png"},
+    };
+    const char *usage = "deit_lora preprocess --model MODEL_DIR --out FILE.safetensors [--png DIR] IMAGE...";
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, usage, "Decodes and preprocesses images with the model's image processor (Pillow-exact).", opts, 3);
+        return 0;
+    }
+    int maxpos = argc;
+    const char **pos = malloc(sizeof *pos * (size_t)maxpos);
+    int np = cli_parse("deit_lora preprocess", argc, argv, 2, opts, 3, pos, maxpos);
+    int rc = 2;
+    char err[1024];
+    float *pix = NULL;
+    VitConfig cfg = {0};
+    if (np < 0) goto done;
+    if (!model || !out || np == 0) {
+        fprintf(stderr, "deit_lora preprocess: needs --model, --out and at least one IMAGE (usage: %s)\n", usage);
+        goto done;
+    }
+    char p[4096];
+    if (vit_config_load(&cfg, path_join(p, sizeof p, model, "config.json"), err, sizeof err) != 0) goto bad;
+    ImageProcessor ip;
+    if (image_processor_for_model(&ip, model, cfg.image_size, err, sizeof err) != 0) goto bad;
+    int H, W;
+    if (image_processor_out_size(&ip, &H, &W) != 0) {
+        snprintf(err, sizeof err, "%s: the image processor gives no fixed output size", model);
+        goto bad;
+    }
+    if (png && !dir_exists(png) && mkdir(png, 0755) != 0) {
+        snprintf(err, sizeof err, "--png: cannot create the folder %s", png);
+        goto bad;
+    }
+    size_t per = 3 * (size_t)H * (size_t)W;
+    pix = malloc(sizeof(float) * per * (size_t)np);
+    // everything is decoded before anything is written: a bad image leaves no partial output
+    for (int i = 0; i < np; i++) {
+        Image im, g;
+        if (image_load(&im, pos[i], err, sizeof err) != 0) goto bad;
+        int r = image_processor_geometry(&ip, &im, &g);
+        image_free(&im);
+        if (r != 0) {
+            snprintf(err, sizeof err, "%s: resize failed", pos[i]);
+            goto bad;
+        }
+        image_processor_tensor(&ip, &g, pix + per * (size_t)i);
+        image_free(&g);
+    }
+    Ctx *c = ctx_new(1 << 16);
+    Tensor *t = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){np, 3, H, W}, pix);
+    StItem item = {"pixel_values", t};
+    int w = safetensors_save(out, &item, 1, NULL, err, sizeof err);
+    ctx_free(c);
+    if (w != 0) goto bad;
+    for (int i = 0; png && i < np; i++) {
+        Image v;
+        image_processor_denormalize(&ip, pix + per * (size_t)i, H, W, &v);
+        char name[4096], q[8192];
+        snprintf(name, sizeof name, "%s", pos[i]);
+        snprintf(q, sizeof q, "%s/%03d_%s.png", png, i, basename(name));
+        int r = image_save_png(&v, q, err, sizeof err);
+        image_free(&v);
+        if (r != 0) goto bad;
+    }
+    printf("wrote pixel_values [%d, 3, %d, %d] to %s (%s)\n", np, H, W, out, ip.kind);
+    rc = 0;
+    goto done;
+bad:
+    fprintf(stderr, "deit_lora preprocess: %s\n", err);
+done:
+    vit_config_free(&cfg);
+    free(pix);
+    free(pos);
+    return rc;
+}

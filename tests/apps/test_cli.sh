@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Command-line behaviour of deit_lora: exit codes (0 ok, 2 bad input), one clear message naming
+# the file or flag, and no output file left behind on failure. Prints "N passed, N failed".
+set -u
+bin=$1 data=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+# expect CODE "message substring" -- command...
+expect() {
+    local code=$1 want=$2; shift 3
+    local out rc
+    out=$("$@" 2>&1); rc=$?
+    if [ "$rc" = "$code" ] && [[ "$out" == *"$want"* ]]; then pass=$((pass + 1))
+    else fail=$((fail + 1)); echo "FAIL: $* -> exit $rc, output: $out (wanted $code, '$want')"; fi
+}
+no_file() { if [ -e "$1" ]; then fail=$((fail + 1)); echo "FAIL: $1 was left behind"; else pass=$((pass + 1)); fi; }
+
+img=$data/golden/images
+mkdir -p "$tmp/model" && sed 's/"image_size": 32/"image_size": 64/' "$data/golden/tiny/config.json" > "$tmp/model/config.json"
+printf 'not an image' > "$tmp/fake.jpg"
+: > "$tmp/empty.png"
+
+expect 0 "usage: deit_lora COMMAND" -- "$bin" --help
+expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+expect 2 "usage: deit_lora COMMAND" -- "$bin"
+expect 0 "usage: deit_lora preprocess" -- "$bin" preprocess --help
+expect 0 "wrote pixel_values [2, 3, 64, 64]" -- "$bin" preprocess --model "$tmp/model" --out "$tmp/ok.safetensors" --png "$tmp/png" "$img/small_20x30.jpg" "$img/rgba_200x150.png"
+[ -s "$tmp/ok.safetensors" ] && [ -s "$tmp/png/001_rgba_200x150.png.png" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: preprocess outputs missing"; }
+expect 2 "$tmp/fake.jpg: not a JPEG or PNG image" -- "$bin" preprocess --model "$tmp/model" --out "$tmp/bad.safetensors" "$img/small_20x30.jpg" "$tmp/fake.jpg"
+no_file "$tmp/bad.safetensors"
+expect 2 "$tmp/empty.png: empty file" -- "$bin" preprocess --model "$tmp/model" --out "$tmp/bad.safetensors" "$tmp/empty.png"
+no_file "$tmp/bad.safetensors"
+expect 2 "cannot open" -- "$bin" preprocess --model "$tmp/model" --out "$tmp/bad.safetensors" "$tmp/missing.jpg"
+expect 2 "needs --model, --out and at least one IMAGE" -- "$bin" preprocess --model "$tmp/model" "$img/small_20x30.jpg"
+expect 2 "unknown option '--modle'" -- "$bin" preprocess --modle "$tmp/model" --out x "$img/small_20x30.jpg"
+expect 2 "--out needs a value" -- "$bin" preprocess --model "$tmp/model" --out
+expect 2 "$tmp/nomodel/config.json: cannot open" -- "$bin" preprocess --model "$tmp/nomodel" --out "$tmp/bad.safetensors" "$img/small_20x30.jpg"
+expect 2 "needs MODEL_DIR and IO.safetensors" -- "$bin" check "$data/golden/tiny"
+expect 2 "--labels: 'x,y' must be 3" -- "$bin" check "$data/golden/tiny" "$data/golden/tiny/io.safetensors" --labels x,y
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]
