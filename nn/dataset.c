@@ -36,7 +36,7 @@ static int list_dir(const char *dir, char kind, char ***out, int *n, char *err, 
         v[k++] = strdup(de->d_name);
     }
     closedir(dp);
-    qsort(v, (size_t)k, sizeof *v, cmp_str); // byte order of names, as the notebook's sorted listing
+    if (k) qsort(v, (size_t)k, sizeof *v, cmp_str); // byte order of names, as the notebook's sorted listing
     *out = v;
     *n = k;
     return 0;
