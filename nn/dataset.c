@@ -189,6 +189,21 @@ fail:
     return -1;
 }
 
+void dataset_from_tensors(Dataset *d, const float *pixels, int64_t numel, const int64_t *labels, int n, int nclasses) {
+    memset(d, 0, sizeof *d);
+    d->n = n, d->pre_numel = numel, d->nclasses = nclasses;
+    d->pre = malloc(sizeof(float) * (size_t)numel * (size_t)n);
+    memcpy(d->pre, pixels, sizeof(float) * (size_t)numel * (size_t)n);
+    d->labels = malloc(sizeof *d->labels * (size_t)n);
+    memcpy(d->labels, labels, sizeof *d->labels * (size_t)n);
+    d->class_names = calloc((size_t)nclasses, sizeof *d->class_names);
+    for (int c = 0; c < nclasses; c++) {
+        char b[32];
+        snprintf(b, sizeof b, "LABEL_%d", c);
+        d->class_names[c] = strdup(b);
+    }
+}
+
 int dataset_image(const Dataset *d, int i, Image *out, char *err, size_t errn) {
     if (d->paths) return image_load(out, d->paths[i], err, errn);
     if (image_alloc(out, d->gw, d->gh) != 0) return -1;
@@ -202,7 +217,7 @@ void dataset_free(Dataset *d) {
         for (int i = 0; i < d->n; i++) free(d->paths[i]);
     if (d->class_names)
         for (int i = 0; i < d->nclasses; i++) free(d->class_names[i]);
-    free(d->paths), free(d->labels), free(d->class_names), free(d->gray);
+    free(d->paths), free(d->labels), free(d->class_names), free(d->gray), free(d->pre);
     memset(d, 0, sizeof *d);
 }
 
@@ -257,6 +272,10 @@ int loader_batch(Loader *L, const int64_t *idx, int nb, float *pixels, int64_t *
     for (int b = 0; b < nb; b++) {
         int i = (int)idx[b];
         float *dst = pixels + (size_t)b * per;
+        if (L->ds->pre) { // already preprocessed
+            memcpy(dst, L->ds->pre + (size_t)i * per, per * sizeof(float));
+            continue;
+        }
         if (L->cache && L->have[i]) {
             memcpy(dst, L->cached + (size_t)i * per, per * sizeof(float));
             continue;

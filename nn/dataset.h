@@ -15,6 +15,8 @@ typedef struct {
     int nclasses;
     uint8_t *gray;       // in-memory items: n x gh x gw grey pixels
     int gh, gw;
+    float *pre;          // in-memory preprocessed items: n x pre_numel (the loader copies them)
+    int64_t pre_numel;
 } Dataset;
 
 // One folder: with `label`, every image in it carries that label (the seed's case); without,
@@ -25,6 +27,8 @@ int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *er
 // Fashion-MNIST as Debian's dataset-fashion-mnist installs it (DIR/{train,t10k}-*-idx*-ubyte.gz).
 int dataset_fashion_mnist(Dataset *d, const char *dir, bool train, char *err, size_t errn);
 extern const char *const FASHION_MNIST_CLASSES[10];
+// Already preprocessed items (copied): pixels [n, numel], labels [n].
+void dataset_from_tensors(Dataset *d, const float *pixels, int64_t numel, const int64_t *labels, int n, int nclasses);
 int dataset_image(const Dataset *d, int i, Image *out, char *err, size_t errn); // RGB
 void dataset_free(Dataset *d);
 

@@ -1,0 +1,99 @@
+// plot.c: the training loss (blue, left axis) and learning rate (orange, right axis) against
+// steps, drawn into an RGB image with a 5x7 bitmap font for the labels, written as PNG.
+#include "trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PW 720
+#define PH 420
+#define ML 70 // margins
+#define MR 80
+#define MT 40
+#define MB 50
+
+static const struct {
+    char c;
+    uint8_t rows[7];
+} FONT[] = {
+    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},   {'2', {14, 17, 1, 2, 4, 8, 31}},
+    {'3', {31, 2, 4, 2, 1, 17, 14}},     {'4', {2, 6, 10, 18, 31, 2, 2}},  {'5', {31, 16, 30, 1, 1, 17, 14}},
+    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},    {'8', {14, 17, 17, 14, 17, 17, 14}},
+    {'9', {14, 17, 17, 15, 1, 2, 12}},   {'.', {0, 0, 0, 0, 0, 12, 12}},   {'-', {0, 0, 0, 31, 0, 0, 0}},
+    {'+', {0, 4, 4, 31, 4, 4, 0}},       {'e', {0, 0, 14, 17, 31, 16, 14}}, {'l', {12, 4, 4, 4, 4, 4, 14}},
+    {'o', {0, 0, 14, 17, 17, 17, 14}},   {'s', {0, 0, 15, 16, 14, 1, 30}}, {'a', {0, 0, 14, 1, 15, 17, 15}},
+    {'r', {0, 0, 22, 25, 16, 16, 16}},   {'n', {0, 0, 22, 25, 17, 17, 17}}, {'i', {4, 0, 12, 4, 4, 4, 14}},
+    {'g', {0, 15, 17, 17, 15, 1, 14}},   {'t', {8, 8, 28, 8, 8, 9, 6}},    {'p', {0, 0, 30, 17, 30, 16, 16}},
+    {'(', {2, 4, 8, 8, 8, 4, 2}},        {')', {8, 4, 2, 2, 2, 4, 8}},     {',', {0, 0, 0, 0, 12, 4, 8}},
+    {'b', {16, 16, 22, 25, 17, 17, 30}}, {'u', {0, 0, 17, 17, 17, 19, 13}}, {'d', {1, 1, 13, 19, 17, 17, 15}},
+    {'c', {0, 0, 14, 16, 16, 17, 14}},   {'h', {16, 16, 22, 25, 17, 17, 17}}, {'m', {0, 0, 26, 21, 21, 17, 17}},
+};
+
+static void put(Image *im, int x, int y, const uint8_t *c) {
+    if (x >= 0 && y >= 0 && x < im->w && y < im->h) memcpy(im->px + ((size_t)y * im->w + x) * 3, c, 3);
+}
+
+static void text(Image *im, int x, int y, const char *s, const uint8_t *c) {
+    for (; *s; s++, x += 6)
+        for (size_t g = 0; g < sizeof FONT / sizeof *FONT; g++)
+            if (FONT[g].c == *s)
+                for (int r = 0; r < 7; r++)
+                    for (int b = 0; b < 5; b++)
+                        if (FONT[g].rows[r] >> (4 - b) & 1) put(im, x + b, y + r, c);
+}
+
+static void line(Image *im, int x0, int y0, int x1, int y1, const uint8_t *c, int thick) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        for (int t = 0; t < thick; t++) put(im, x0, y0 + t, c);
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * e;
+        if (e2 >= dy) e += dy, x0 += sx;
+        if (e2 <= dx) e += dx, y0 += sy;
+    }
+}
+
+int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn) {
+    Image im;
+    image_alloc(&im, PW, PH);
+    memset(im.px, 255, (size_t)PW * PH * 3);
+    const uint8_t black[3] = {40, 40, 40}, grey[3] = {225, 225, 225}, blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
+    int n = st->nlogs, x0 = ML, x1 = PW - MR, y0 = PH - MB, y1 = MT;
+    double smax = n ? (double)st->logs[n - 1].step : 1, lmin = INFINITY, lmax = -INFINITY, rmax = 0;
+    for (int i = 0; i < n; i++) {
+        lmin = fmin(lmin, st->logs[i].loss), lmax = fmax(lmax, st->logs[i].loss);
+        rmax = fmax(rmax, st->logs[i].learning_rate);
+    }
+    if (!n) lmin = 0, lmax = 1;
+    if (lmax - lmin < 1e-9) lmax = lmin + 1;
+    if (rmax <= 0) rmax = 1;
+    for (int k = 0; k <= 4; k++) { // grid and tick labels
+        int y = y0 - (y0 - y1) * k / 4;
+        line(&im, x0, y, x1, y, grey, 1);
+        char b[32];
+        snprintf(b, sizeof b, "%.3g", lmin + (lmax - lmin) * k / 4);
+        text(&im, x0 - 6 * (int)strlen(b) - 6, y - 3, b, blue);
+        snprintf(b, sizeof b, "%.2e", rmax * k / 4);
+        text(&im, x1 + 6, y - 3, b, orange);
+        int x = x0 + (x1 - x0) * k / 4;
+        snprintf(b, sizeof b, "%.0f", smax * k / 4);
+        text(&im, x - 3 * (int)strlen(b), y0 + 8, b, black);
+    }
+    line(&im, x0, y0, x1, y0, black, 1), line(&im, x0, y0, x0, y1, black, 1), line(&im, x1, y0, x1, y1, black, 1);
+    for (int i = 1; i < n; i++) {
+        int xa = x0 + (int)((x1 - x0) * st->logs[i - 1].step / smax), xb = x0 + (int)((x1 - x0) * st->logs[i].step / smax);
+        int la = y0 - (int)((y0 - y1) * (st->logs[i - 1].loss - lmin) / (lmax - lmin));
+        int lb = y0 - (int)((y0 - y1) * (st->logs[i].loss - lmin) / (lmax - lmin));
+        int ra = y0 - (int)((y0 - y1) * st->logs[i - 1].learning_rate / rmax), rb = y0 - (int)((y0 - y1) * st->logs[i].learning_rate / rmax);
+        line(&im, xa, ra, xb, rb, orange, 2);
+        line(&im, xa, la, xb, lb, blue, 2);
+    }
+    text(&im, x0, 14, "loss", blue);
+    text(&im, x0 + 40, 14, "learning rate", orange);
+    text(&im, (x0 + x1) / 2 - 12, PH - 18, "step", black);
+    int rc = image_save_png(&im, path, err, errn);
+    image_free(&im);
+    return rc;
+}

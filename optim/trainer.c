@@ -1,0 +1,308 @@
+// trainer.c: the training loop (see trainer.h). Checkpoint files are in trainer_ckpt.c.
+#include "trainer.h"
+
+#include "trainer_ckpt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t trainer_stop = 0;
+
+void train_args_default(TrainArgs *a) {
+    memset(a, 0, sizeof *a);
+    a->batch_size = 8, a->grad_accum = 1, a->epochs = 3;
+    a->lr = 5e-5, a->weight_decay = 0.0, a->max_grad_norm = 1.0;
+    a->adam_beta1 = 0.9, a->adam_beta2 = 0.999, a->adam_eps = 1e-8;
+    a->logging_steps = 500, a->save_steps = 500, a->save_total_limit = 0;
+    a->seed = 42, a->data_seed = 42;
+    a->scheduler = SCHED_LINEAR;
+    a->shuffle = true;
+    a->peft_gen = PEFT_V4;
+    a->log = stdout;
+}
+
+void train_state_free(TrainState *st) {
+    free(st->logs);
+    st->logs = NULL;
+    st->nlogs = 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// HF prints numbers with 4 significant digits: {'loss': '2.52', 'learning_rate': '0.0005867'}
+static void fmt4(char *b, size_t n, double v) { snprintf(b, n, "%.4g", v); }
+
+static void print_log(FILE *f, const TrainLog *l) {
+    if (!f) return;
+    char a[32], b[32], c[32], d[32];
+    fmt4(a, sizeof a, l->loss), fmt4(b, sizeof b, l->grad_norm), fmt4(c, sizeof c, l->learning_rate), fmt4(d, sizeof d, l->epoch);
+    fprintf(f, "{'loss': '%s', 'grad_norm': '%s', 'learning_rate': '%s', 'epoch': '%s'}\n", a, b, c, d);
+    fflush(f);
+}
+
+static void hms(char *b, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(b, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
+typedef struct {
+    bool tty, on;
+    double t0, last_print;
+    int64_t first_step;
+} Progress;
+
+static void progress(Progress *p, int64_t step, int64_t total, double loss, bool last) {
+    if (!p->on) return;
+    double el = now_s() - p->t0, rate = (double)(step - p->first_step) / (el > 0 ? el : 1e-9);
+    double rem = rate > 0 ? (double)(total - step) / rate : 0;
+    char e[32], r[32];
+    hms(e, sizeof e, el), hms(r, sizeof r, rem);
+    int pct = (int)(100 * step / (total ? total : 1));
+    if (p->tty) {
+        int w = 30, fill = (int)(w * step / (total ? total : 1));
+        char bar[64];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : ' ';
+        bar[w] = 0;
+        fprintf(stderr, "\r%3d%%|%s| %lld/%lld [%s<%s, %.2f it/s, loss %.4g]%s", pct, bar, (long long)step, (long long)total, e, r,
+                rate, loss, last ? "\n" : "");
+        fflush(stderr);
+    } else if (last || el - p->last_print >= 10.0 || step == p->first_step + 1) { // plain periodic lines
+        fprintf(stderr, "step %lld/%lld (%d%%) elapsed %s remaining %s %.2f it/s loss %.4g\n", (long long)step, (long long)total,
+                pct, e, r, rate, loss);
+        p->last_print = el;
+    }
+}
+
+// the order of epoch e: a permutation of positions 0..n-1 (Fisher-Yates seeded by data_seed and e)
+static void epoch_order(const TrainArgs *a, int e, int n, int64_t *ord) {
+    if (a->fixed_order) {
+        memcpy(ord, a->fixed_order + (size_t)e * (size_t)n, sizeof *ord * (size_t)n);
+        return;
+    }
+    for (int i = 0; i < n; i++) ord[i] = i;
+    if (a->shuffle) {
+        Rng r = rng_new(a->data_seed + (uint64_t)(e + 1) * 0x9E3779B97F4A7C15ull);
+        rng_shuffle(&r, ord, n);
+    }
+}
+
+static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
+    const char *bad = a->batch_size < 1 ? "batch size must be at least 1" : a->grad_accum < 1 ? "gradient accumulation must be at least 1"
+                      : a->epochs < 1 ? "epochs must be at least 1" : !(a->lr > 0) ? "learning rate must be positive"
+                      : a->weight_decay < 0 ? "weight decay must not be negative" : a->logging_steps < 0 ? "logging steps must not be negative"
+                      : n < 1 ? "no training samples" : NULL;
+    if (bad) snprintf(err, errn, "trainer: %s", bad);
+    return bad ? -1 : 0;
+}
+
+int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn) {
+    memset(st, 0, sizeof *st);
+    if (check_args(a, n, err, errn) != 0) return -1;
+    st->micro_per_epoch = (n + a->batch_size - 1) / a->batch_size;
+    st->steps_per_epoch = (st->micro_per_epoch + a->grad_accum - 1) / a->grad_accum;
+    st->max_steps = (int64_t)a->epochs * st->steps_per_epoch;
+    OptimGroup groups[2];
+    if (optim_hf_groups(&m->params, a->weight_decay, groups) == 0) {
+        free(groups[0].params), free(groups[1].params);
+        snprintf(err, errn, "trainer: the model has no trainable parameters");
+        return -1;
+    }
+    Optim *o = optim_adamw(groups, 2, a->adam_beta1, a->adam_beta2, a->adam_eps);
+    free(groups[0].params), free(groups[1].params);
+    int np = optim_nparams(o);
+    Tensor **ps = malloc(sizeof *ps * (size_t)np);
+    for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);
+    Schedule sch = {a->scheduler, st->max_steps, schedule_warmup_steps(st->max_steps, a->warmup_steps, a->warmup_ratio)};
+    int64_t all_params, trainable;
+    vit_param_counts(m, &trainable, &all_params);
+    int64_t sample_numel = (int64_t)m->cfg.num_channels * m->cfg.image_size * m->cfg.image_size;
+
+    int rc = -1;
+    int64_t *ord = malloc(sizeof *ord * (size_t)n), *idx = malloc(sizeof *idx * (size_t)a->batch_size);
+    int64_t *lab = malloc(sizeof *lab * (size_t)a->batch_size);
+    size_t per = (size_t)sample_numel;
+    float *pix = malloc(sizeof(float) * per * (size_t)a->batch_size);
+    Ctx *c = ctx_new(64u << 20);
+    m->training = true;
+    m->rng = rng_new(a->seed); // LoRA dropout masks
+
+    if (a->resume) {
+        char ck[4096];
+        if (trainer_latest_checkpoint(a->output_dir, ck, sizeof ck) < 0) {
+            snprintf(err, errn, "%s: no checkpoint to resume from", a->output_dir);
+            goto out;
+        }
+        if (ckpt_load(ck, m, o, st, err, errn) != 0) goto out;
+        if (a->log) fprintf(a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)st->global_step, (long long)st->max_steps);
+    }
+    Progress pg = {isatty(fileno(stderr)), a->progress, now_s(), 0, st->global_step};
+    double t0 = now_s();
+    int64_t start_step = st->global_step;
+    for (int e = (int)(st->global_step / st->steps_per_epoch); e < a->epochs; e++) {
+        epoch_order(a, e, n, ord);
+        for (int64_t s = st->global_step - (int64_t)e * st->steps_per_epoch; s < st->steps_per_epoch; s++) {
+            int64_t mb0 = s * a->grad_accum, mb1 = mb0 + a->grad_accum;
+            if (mb1 > st->micro_per_epoch) mb1 = st->micro_per_epoch;
+            int64_t hi_w = mb1 * a->batch_size < n ? mb1 * a->batch_size : n;
+            double Nw = (double)(hi_w - mb0 * a->batch_size), window_loss = 0; // samples in the window
+            for (int64_t mb = mb0; mb < mb1; mb++) {
+                int64_t lo = mb * a->batch_size, hi = lo + a->batch_size < n ? lo + a->batch_size : n;
+                int nb = (int)(hi - lo);
+                for (int k = 0; k < nb; k++) idx[k] = items[ord[lo + k]];
+                if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) goto out;
+                ctx_reset(c);
+                Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){nb, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}, pix);
+                Tensor *y = tensor_from_buffer(c, DT_I64, 1, (int64_t[]){nb}, lab);
+                Tensor *loss = ag_cross_entropy_scaled(c, vit_forward(c, m, x, NULL), y, 1.0 / Nw); // sum(CE) / N_window
+                if (!loss || ag_backward(c, loss) != 0) {
+                    snprintf(err, errn, "trainer: %s", ctx_error(c));
+                    goto out;
+                }
+                window_loss += tensor_get_flat(loss, 0);
+                st->samples += nb;
+            }
+            double norm = a->max_grad_norm > 0 ? optim_clip_grad_norm(ps, np, a->max_grad_norm) : 0;
+            if (!isfinite(window_loss) || !isfinite(norm)) {
+                snprintf(err, errn, "training stopped at step %lld: the %s is %s (the last good checkpoint is kept)",
+                         (long long)st->global_step + 1, isfinite(window_loss) ? "gradient norm" : "loss",
+                         isnan(isfinite(window_loss) ? norm : window_loss) ? "NaN" : "infinite");
+                goto out;
+            }
+            double lr_t = a->lr * schedule_factor(&sch, st->global_step);
+            optim_step(o, lr_t);
+            optim_zero_grad(o);
+            st->global_step++;
+            st->epoch = e + (double)mb1 / (double)st->micro_per_epoch;
+            st->total_loss += window_loss;
+            st->tr_loss_since_log += window_loss;
+            st->steps_since_log++;
+            st->total_flos += 6.0 * (double)sample_numel * (double)all_params * Nw;
+            if (a->on_step) a->on_step(a->on_step_ud, m, st->global_step, window_loss, norm, lr_t);
+            if (a->logging_steps && st->global_step % a->logging_steps == 0) {
+                TrainLog l = {st->tr_loss_since_log / st->steps_since_log, norm, lr_t, st->epoch, st->global_step};
+                st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
+                st->logs[st->nlogs++] = l;
+                st->tr_loss_since_log = 0, st->steps_since_log = 0;
+                if (pg.on && pg.tty) fputc('\n', stderr);
+                print_log(a->log, &l);
+            }
+            progress(&pg, st->global_step, st->max_steps, window_loss, st->global_step == st->max_steps);
+            bool last = st->global_step == st->max_steps, stop = trainer_stop;
+            st->runtime_s += now_s() - t0;
+            t0 = now_s();
+            if (a->output_dir && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
+                if (ckpt_save(a, m, o, st, err, errn) != 0) goto out;
+            }
+            if (stop && !last) {
+                snprintf(err, errn, "interrupted after step %lld; checkpoint %s written (continue with --resume)",
+                         (long long)st->global_step, st->last_checkpoint[0] ? st->last_checkpoint : "(no output directory)");
+                rc = 130;
+                goto out;
+            }
+        }
+    }
+    if (a->log && st->global_step > start_step) {
+        char r[32], sps[32], tps[32], tl[32], ep[32];
+        double rt = st->runtime_s > 0 ? st->runtime_s : 1e-9;
+        fmt4(r, sizeof r, st->runtime_s), fmt4(sps, sizeof sps, (double)n * a->epochs / rt);
+        fmt4(tps, sizeof tps, (double)st->max_steps / rt), fmt4(tl, sizeof tl, st->total_loss / (double)st->global_step);
+        fmt4(ep, sizeof ep, st->epoch);
+        fprintf(a->log, "{'train_runtime': '%s', 'train_samples_per_second': '%s', 'train_steps_per_second': '%s', 'train_loss': '%s', 'epoch': '%s'}\n",
+                r, sps, tps, tl, ep);
+    }
+    rc = 0;
+out:
+    m->training = false;
+    optim_free(o);
+    ctx_free(c);
+    free(ps), free(ord), free(idx), free(lab), free(pix);
+    return rc;
+}
+
+// ---- evaluation ----
+
+void metrics_free(Metrics *mt) {
+    free(mt->confusion);
+    mt->confusion = NULL;
+}
+
+void metrics_finish(Metrics *mt, int target) {
+    int K = mt->nclasses;
+    int64_t correct = 0, tp = 0, fp = 0, fn = 0, tn = 0, n = 0;
+    for (int t = 0; t < K; t++)
+        for (int p = 0; p < K; p++) {
+            int64_t v = mt->confusion[t * K + p];
+            n += v;
+            if (t == p) correct += v;
+            if (t == target && p == target) tp += v;
+            else if (t != target && p == target) fp += v;
+            else if (t == target && p != target) fn += v;
+            else tn += v;
+        }
+    mt->n = n, mt->tp = tp, mt->fp = fp, mt->fn = fn, mt->tn = tn;
+    mt->accuracy = n ? (double)correct / (double)n : 0.0;
+    mt->precision = tp + fp ? (double)tp / (double)(tp + fp) : 0.0;
+    mt->recall = tp + fn ? (double)tp / (double)(tp + fn) : 0.0;
+    mt->f1 = mt->precision + mt->recall > 0 ? 2 * mt->precision * mt->recall / (mt->precision + mt->recall) : 0.0;
+}
+
+int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err, size_t errn) {
+    memset(out, 0, sizeof *out);
+    int K = m->cfg.num_labels;
+    out->nclasses = K;
+    out->confusion = calloc((size_t)K * (size_t)K, sizeof *out->confusion);
+    size_t per = (size_t)m->cfg.num_channels * m->cfg.image_size * m->cfg.image_size;
+    float *pix = malloc(sizeof(float) * per * (size_t)batch);
+    int64_t *idx = malloc(sizeof *idx * (size_t)batch), *lab = malloc(sizeof *lab * (size_t)batch);
+    Ctx *c = ctx_new(16u << 20);
+    bool was = m->training;
+    m->training = false; // LoRA dropout off
+    double loss = 0;
+    int rc = 0;
+    for (int lo = 0; lo < n && rc == 0; lo += batch) {
+        int nb = n - lo < batch ? n - lo : batch;
+        memcpy(idx, items + lo, sizeof *idx * (size_t)nb);
+        if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) { rc = -1; break; }
+        ctx_reset(c);
+        ag_no_grad(c, true);
+        Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){nb, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}, pix);
+        Tensor *pr = ag_softmax(c, vit_forward(c, m, x, NULL));
+        if (!pr) {
+            snprintf(err, errn, "evaluate: %s", ctx_error(c));
+            rc = -1;
+            break;
+        }
+        const float *p = pr->data;
+        for (int b = 0; b < nb; b++) {
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (p[b * K + k] > p[b * K + best]) best = k;
+            int64_t t = lab[b];
+            if (t < 0 || t >= K) {
+                snprintf(err, errn, "evaluate: label %lld outside the model's %d classes", (long long)t, K);
+                rc = -1;
+                break;
+            }
+            loss += -log((double)(p[b * K + t] + 1e-8f)); // the notebook's NLL with +1e-8
+            out->confusion[t * K + best]++;
+        }
+    }
+    m->training = was;
+    ctx_free(c);
+    free(pix), free(idx), free(lab);
+    if (rc != 0) {
+        metrics_free(out);
+        return -1;
+    }
+    metrics_finish(out, target);
+    out->avg_loss = n ? loss / n : 0.0;
+    return 0;
+}

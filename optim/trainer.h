@@ -1,0 +1,83 @@
+// trainer.h: the Hugging Face Trainer's loop for a ViT (REFERENCE.md "Training"): micro-batches
+// in windows of grad_accum (a partial window at the end of an epoch still steps), each
+// micro-batch's loss = sum(CE) / samples in its window, clipping, AdamW, the linear schedule,
+// HF's log lines and trainer_state.json, atomic checkpoints rotated by save_total_limit, resume
+// that reproduces an uninterrupted run bit for bit, and an evaluation loop with the seed's metrics.
+#ifndef CGRAD_TRAINER_H
+#define CGRAD_TRAINER_H
+
+#include <signal.h>
+
+#include "../models/adapter.h"
+#include "../nn/dataset.h"
+#include "optim.h"
+
+typedef struct {
+    int batch_size, grad_accum, epochs;
+    double lr, weight_decay, max_grad_norm;
+    double adam_beta1, adam_beta2, adam_eps;
+    int logging_steps, save_steps, save_total_limit; // save_total_limit 0: keep all
+    uint64_t seed, data_seed;
+    SchedKind scheduler;
+    int64_t warmup_steps;
+    double warmup_ratio;
+    bool shuffle;                 // epoch orders from data_seed (else in order)
+    const char *output_dir;       // checkpoints and trainer_state.json (NULL: none)
+    bool resume;                  // continue from the newest complete checkpoint in output_dir
+    PeftGen peft_gen;             // key spelling of adapters in checkpoints
+    const int64_t *fixed_order;   // tests: epochs x n positions, replacing the shuffle
+    FILE *log;                    // HF's log lines (stdout by default; NULL: quiet)
+    bool progress;                // a progress bar on stderr (plain lines when not a terminal)
+    // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
+    void (*on_step)(void *ud, const VitModel *m, int64_t step, double loss, double grad_norm, double lr);
+    void *on_step_ud;
+} TrainArgs;
+
+typedef struct {
+    double loss, grad_norm, learning_rate, epoch;
+    int64_t step;
+} TrainLog;
+
+typedef struct {
+    int64_t global_step, max_steps, steps_per_epoch, micro_per_epoch;
+    double epoch;
+    TrainLog *logs;
+    int nlogs;
+    double total_loss;        // sum of step losses (train_loss = total_loss / global_step)
+    double tr_loss_since_log; // for the next log entry's mean
+    int steps_since_log;
+    double runtime_s, total_flos;
+    int64_t samples;
+    char last_checkpoint[4096];
+} TrainState;
+
+void train_args_default(TrainArgs *a); // HF's TrainingArguments defaults
+// Trains the model's trainable parameters on dataset items[0..n) through the loader.
+// Returns 0, -1 on error (message in err; the last good checkpoint stays), or 130 when
+// trainer_stop was raised (the current step finished and a checkpoint was written).
+int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err,
+                  size_t errn);
+void train_state_free(TrainState *st);
+extern volatile sig_atomic_t trainer_stop; // set from a signal handler to stop after this step
+int trainer_latest_checkpoint(const char *output_dir, char *path, size_t n); // its step, or -1
+
+// ---- evaluation (the seed's loop) ----
+typedef struct {
+    int64_t n, tp, fp, fn, tn;
+    double avg_loss;          // mean of -log(p_true + 1e-8)
+    double accuracy;          // predictions equal to the label / n
+    double precision, recall, f1; // for the target class (0 where a denominator is 0)
+    int nclasses;
+    int64_t *confusion;       // nclasses x nclasses, [true][pred]
+} Metrics;
+
+int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err,
+                     size_t errn);
+// the metrics from counts (exposed for tests): fills accuracy..f1 and tp..tn from the matrix
+void metrics_finish(Metrics *mt, int target);
+void metrics_free(Metrics *mt);
+
+// The training loss and learning rate against steps, as a PNG.
+int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn);
+
+#endif

@@ -1,0 +1,13 @@
+// trainer_ckpt.h: the Trainer's checkpoint files (internal to optim/).
+#ifndef CGRAD_TRAINER_CKPT_H
+#define CGRAD_TRAINER_CKPT_H
+
+#include "trainer.h"
+
+struct cJSON;
+int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState *st, char *err, size_t errn);
+int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn);
+struct cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st);
+int rmtree(const char *path);
+
+#endif
