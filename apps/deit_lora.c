@@ -3,16 +3,15 @@
 
 #include <string.h>
 
-int app_fail(const char *cmd, const char *msg) {
-    fprintf(stderr, "deit_lora %s: %s\n", cmd, msg);
-    return 2;
-}
-
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *about;
 } CMDS[] = {
+    {"train", cmd_train, "fine-tune with LoRA on a folder of images (the notebook, end to end)"},
+    {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
+    {"predict", cmd_predict, "top-K labels with probabilities for images"},
+    {"merge", cmd_merge, "fold an adapter into the model: an HF model directory"},
     {"preprocess", cmd_preprocess, "images to pixel_values as the model sees them (Pillow-exact)"},
     {"check", cmd_check, "compare forward and backward with reference tensors (golden files)"},
 };

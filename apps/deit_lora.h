@@ -4,15 +4,31 @@
 
 #include "../models/adapter.h"
 #include "../models/image_processor.h"
+#include "../optim/trainer.h"
 #include "../models/vit.h"
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int cmd_check(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+
 // prints "deit_lora CMD: MESSAGE" and returns 2 (bad input)
 int app_fail(const char *cmd, const char *msg);
+// the model (with its image processor, and the adapter when given)
+int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn);
+// an output folder: created, or existing and empty (or --overwrite / --resume)
+int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size_t errn);
+// dataset class indices -> the model's label ids (by name)
+int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
+void app_threads(long n);
+void app_catch_signals(void); // SIGINT/SIGTERM finish the step, checkpoint, exit 130
+int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn);
 
 #endif

@@ -1,0 +1,126 @@
+// app_common.c: what the deit_lora commands share: loading a model with an optional adapter,
+// output folders, dataset labels mapped onto the model's, threads and signals.
+#include "deit_lora.h"
+
+#include "../tensor/fileio.h"
+
+#include <cblas.h>
+#include <dirent.h>
+#include <omp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int app_fail(const char *cmd, const char *msg) {
+    fprintf(stderr, "deit_lora %s: %s\n", cmd, msg);
+    return 2;
+}
+
+int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn) {
+    if (vit_load(m, model, err, errn) != 0) return -1;
+    if (image_processor_for_model(ip, model, m->cfg.image_size, err, errn) != 0 ||
+        (adapter && adapter_load(m, adapter, err, errn) != 0)) {
+        vit_free(m);
+        return -1;
+    }
+    int h, w;
+    if (image_processor_out_size(ip, &h, &w) != 0 || h != m->cfg.image_size || w != m->cfg.image_size) {
+        snprintf(err, errn, "%s: the image processor's output is not the model's %dx%d input", model, m->cfg.image_size, m->cfg.image_size);
+        vit_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static bool dir_empty(const char *p) {
+    DIR *d = opendir(p);
+    if (!d) return false;
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+    closedir(d);
+    return empty;
+}
+
+int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size_t errn) {
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errn, "--output: %s exists and is not a folder", dir);
+            return -1;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            snprintf(err, errn, "--output: %s is not writable", dir);
+            return -1;
+        }
+        if (!resume && !overwrite && !dir_empty(dir)) {
+            snprintf(err, errn, "--output: %s is not empty (use --overwrite to replace its files, or --resume to continue)", dir);
+            return -1;
+        }
+        return 0;
+    }
+    if (resume) {
+        snprintf(err, errn, "--resume: %s does not exist", dir);
+        return -1;
+    }
+    if (mkdir(dir, 0755) != 0) {
+        snprintf(err, errn, "--output: cannot create %s", dir);
+        return -1;
+    }
+    return 0;
+}
+
+int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn) {
+    int *map = malloc(sizeof *map * (size_t)d->nclasses);
+    for (int c = 0; c < d->nclasses; c++) {
+        map[c] = vit_config_label_id(cfg, d->class_names[c]);
+        if (map[c] < 0) {
+            snprintf(err, errn, "%s: class '%s' is not one of the model's %d labels", data, d->class_names[c], cfg->num_labels);
+            free(map);
+            return -1;
+        }
+    }
+    for (int i = 0; i < d->n; i++) d->labels[i] = map[d->labels[i]];
+    free(map);
+    return 0;
+}
+
+void app_threads(long n) {
+    if (n > 0) {
+        omp_set_num_threads((int)n);
+        openblas_set_num_threads((int)n);
+    }
+}
+
+static void on_signal(int sig) {
+    (void)sig;
+    trainer_stop = 1;
+}
+
+void app_catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn) {
+    spec->ntargets = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (spec->ntargets == VIT_MAX_TARGETS || strlen(tok) >= sizeof spec->targets[0] || !*tok) {
+            snprintf(err, errn, "--target: '%s' is not a list of at most %d module names", s, VIT_MAX_TARGETS);
+            return -1;
+        }
+        snprintf(spec->targets[spec->ntargets++], sizeof spec->targets[0], "%s", tok);
+    }
+    if (!spec->ntargets) {
+        snprintf(err, errn, "--target: empty list");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+// cmd_merge.c: `deit_lora merge`: W + (alpha / r) B A folded into the weights; an HF model directory.
+#include "deit_lora.h"
+
+#include "../tensor/fileio.h"
+
+int cmd_merge(int argc, char **argv) {
+    const char *model = NULL, *adapter = NULL, *output = NULL;
+    bool overwrite = false;
+    const CliOpt opts[] = {
+        {"--model", OPT_STR, &model, 0, 0, "model directory"},
+        {"--adapter", OPT_STR, &adapter, 0, 0, "a peft adapter directory"},
+        {"--output", OPT_STR, &output, 0, 0, "the merged model directory (config.json, model.safetensors, preprocessor_config.json)"},
+        {"--overwrite", OPT_FLAG, &overwrite, 0, 0, "write into a non-empty --output"},
+    };
+    const int NO = (int)(sizeof opts / sizeof *opts);
+    const char *usage = "deit_lora merge --model MODEL_DIR --adapter DIR --output OUT_DIR";
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, usage, "Writes a model that predicts what the adapter predicts, loadable by transformers without peft.", opts, NO);
+        return 0;
+    }
+    const char *pos[1];
+    if (cli_parse("deit_lora merge", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    if (!model || !adapter || !output) return app_fail("merge", "needs --model, --adapter and --output (see --help)");
+    char err[2048], p[4200];
+    if (app_output_dir(output, overwrite, false, err, sizeof err) != 0) return app_fail("merge", err);
+    VitModel m;
+    ImageProcessor ip;
+    if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);
+    vit_merge_lora(&m); // the classifier already is the adapter's (modules_to_save)
+    int rc = vit_save_pretrained(&m, output, err, sizeof err) != 0 ||
+             image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0;
+    vit_free(&m);
+    if (rc) return app_fail("merge", err);
+    printf("merged %s into %s (%s)\n", adapter, model, output);
+    return 0;
+}

@@ -1,0 +1,153 @@
+// cmd_train.c: `deit_lora train`, the notebook end to end: model and processor, the folder of
+// images, the head extended by every label the model lacks, the base frozen, LoRA attached,
+// the trainable-parameter line, a seeded hold-out split, the Trainer, the saved adapter and
+// configs, the loss plot, and the notebook's metrics on the held-out images.
+#include "deit_lora.h"
+
+#include "../tensor/fileio.h"
+
+#include <string.h>
+
+static void print_metrics(const Metrics *mt, const char *label) {
+    printf("avg_loss:  %.4f  (n = %lld, target '%s': tp %lld fp %lld fn %lld tn %lld)\n", mt->avg_loss, (long long)mt->n, label,
+           (long long)mt->tp, (long long)mt->fp, (long long)mt->fn, (long long)mt->tn);
+    printf("Accuracy:  %.4f\nPrecision: %.4f\nRecall:    %.4f\nF1:        %.4f\n", mt->accuracy, mt->precision, mt->recall, mt->f1);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *label = NULL, *output = NULL, *target = "query,value", *init_adapter = NULL,
+               *sched = "linear", *peft = "v4";
+    long epochs = 5, batch = 2, accum = 4, r = 4, logging = 2, save_limit = 1, save_steps = 500, threads = 0, seed = 42, warmup = 0;
+    double lr = 6e-4, wd = 0.01, max_norm = 1.0, alpha = 8, dropout = 0.2, test_size = 10, warmup_ratio = 0;
+    bool no_shuffle = false, resume = false, overwrite = false, no_cache = false, quiet = false;
+    const CliOpt opts[] = {
+        {"--model", OPT_STR, &model, 0, 0, "model directory (config.json, weights, optional preprocessor_config.json)"},
+        {"--data", OPT_STR, &data, 0, 0, "folder of images (with --label) or of class subfolders"},
+        {"--label", OPT_STR, &label, 0, 0, "the label of every image in --data"},
+        {"--output", OPT_STR, &output, 0, 0, "output folder (adapter, configs, trainer_state.json, loss.png, checkpoints)"},
+        {"--epochs", OPT_INT, &epochs, 1, 100000, "epochs (5)"},
+        {"--batch-size", OPT_INT, &batch, 1, 4096, "micro-batch size (2)"},
+        {"--grad-accum", OPT_INT, &accum, 1, 4096, "gradient accumulation steps (4)"},
+        {"--lr", OPT_DOUBLE, &lr, 1e-12, 10, "peak learning rate (6e-4)"},
+        {"--weight-decay", OPT_DOUBLE, &wd, 0, 10, "AdamW weight decay, not for biases and norms (0.01)"},
+        {"--max-grad-norm", OPT_DOUBLE, &max_norm, 0, 1e9, "clip the total gradient norm (1.0; 0 disables)"},
+        {"--scheduler", OPT_STR, &sched, 0, 0, "linear, cosine or constant (linear)"},
+        {"--warmup-steps", OPT_INT, &warmup, 0, 1000000000, "warm-up steps (0)"},
+        {"--warmup-ratio", OPT_DOUBLE, &warmup_ratio, 0, 1, "warm-up as a fraction of the steps (0)"},
+        {"--lora-r", OPT_INT, &r, 1, 4096, "LoRA rank (4)"},
+        {"--lora-alpha", OPT_DOUBLE, &alpha, 1e-9, 1e9, "LoRA alpha (8)"},
+        {"--lora-dropout", OPT_DOUBLE, &dropout, 0, 0.999, "dropout on the LoRA branch (0.2)"},
+        {"--target", OPT_STR, &target, 0, 0, "LoRA target modules (query,value; also key, dense, q_proj, v_proj, fc1, ...)"},
+        {"--logging-steps", OPT_INT, &logging, 0, 1000000000, "log every N optimizer steps (2)"},
+        {"--save-steps", OPT_INT, &save_steps, 0, 1000000000, "checkpoint every N steps, and at the end (500)"},
+        {"--save-total-limit", OPT_INT, &save_limit, 0, 1000000, "checkpoints kept (1; 0 keeps all)"},
+        {"--seed", OPT_INT, &seed, 0, 2147483647, "seed for the split, the order, the new head row and LoRA init (42)"},
+        {"--test-size", OPT_DOUBLE, &test_size, 0, 1e9, "images held out for evaluation: a count, or a fraction < 1 (10)"},
+        {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
+        {"--no-shuffle", OPT_FLAG, &no_shuffle, 0, 0, "files in byte order of their names, no shuffling"},
+        {"--init-adapter", OPT_STR, &init_adapter, 0, 0, "start from a saved adapter (its r, alpha, targets and labels)"},
+        {"--resume", OPT_FLAG, &resume, 0, 0, "continue from the newest checkpoint in --output"},
+        {"--overwrite", OPT_FLAG, &overwrite, 0, 0, "write into a non-empty --output"},
+        {"--peft-format", OPT_STR, &peft, 0, 0, "adapter key names: v4 (transformers 4, the notebook's) or v5"},
+        {"--no-cache", OPT_FLAG, &no_cache, 0, 0, "decode images every epoch instead of keeping them in memory"},
+        {"--quiet", OPT_FLAG, &quiet, 0, 0, "no progress bar"},
+    };
+    const int NO = (int)(sizeof opts / sizeof *opts);
+    const char *usage = "deit_lora train --model MODEL_DIR --data DATA_DIR [--label NAME] --output OUT_DIR [options]";
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, usage, "Fine-tunes the model with LoRA on a folder of images, as the seed notebook does.", opts, NO);
+        return 0;
+    }
+    const char *pos[1];
+    if (cli_parse("deit_lora train", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    char err[2048];
+    if (!model || !data || !output) return app_fail("train", "needs --model, --data and --output (see --help)");
+    SchedKind sk;
+    if (schedule_parse(sched, &sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
+    if (strcmp(peft, "v4") && strcmp(peft, "v5")) return app_fail("train", "--peft-format: must be v4 or v5");
+    VitLoraSpec spec = {.r = (int)r, .alpha = alpha, .dropout = dropout, .save_classifier = true};
+    if (app_target_list(target, &spec, err, sizeof err) != 0) return app_fail("train", err);
+    if (app_output_dir(output, overwrite, resume, err, sizeof err) != 0) return app_fail("train", err);
+    app_threads(threads);
+
+    int rc = 2;
+    VitModel m;
+    ImageProcessor ip;
+    Dataset d = {0};
+    Loader L = {0};
+    int64_t *tr = NULL, *te = NULL;
+    int ntr = 0, nte = 0;
+    TrainState st = {0};
+    if (app_load_model(&m, &ip, model, init_adapter, err, sizeof err) != 0) return app_fail("train", err);
+    if (dataset_from_folder(&d, data, label, err, sizeof err) != 0) goto bad;
+    // every label of the data that the model lacks gets a new head row (the seed's recipe)
+    Rng rng = rng_new((uint64_t)seed);
+    for (int c = 0; c < d.nclasses; c++)
+        if (vit_add_label(&m, d.class_names[c], &rng, err, sizeof err) < 0) goto bad;
+    if (app_map_labels(&d, &m.cfg, data, err, sizeof err) != 0) goto bad;
+    if (!init_adapter) {
+        vit_freeze_all(&m);
+        if (vit_attach_lora(&m, &spec, &rng, err, sizeof err) != 0) goto bad;
+    }
+    vit_print_trainable_parameters(&m, stdout);
+    if (dataset_split(d.n, (uint64_t)seed, !no_shuffle, test_size, &tr, &ntr, &te, &nte, err, sizeof err) != 0) {
+        char e2[sizeof err];
+        snprintf(e2, sizeof e2, "%s", err);
+        snprintf(err, sizeof err, "%.1000s: %.1000s", data, e2);
+        goto bad;
+    }
+    printf("%d images: %d for training, %d held out; %d classes, %d labels in the model\n", d.n, ntr, nte, d.nclasses, m.cfg.num_labels);
+    loader_init(&L, &d, image_processor_prep, &ip, m.cfg.image_size, m.cfg.image_size, !no_cache);
+    TrainArgs a;
+    train_args_default(&a);
+    a.batch_size = (int)batch, a.grad_accum = (int)accum, a.epochs = (int)epochs, a.lr = lr, a.weight_decay = wd;
+    a.max_grad_norm = max_norm, a.logging_steps = (int)logging, a.save_steps = (int)save_steps, a.save_total_limit = (int)save_limit;
+    a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
+    a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume, a.peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
+    a.progress = !quiet;
+    app_catch_signals();
+    int t = trainer_train(&m, &L, tr, ntr, &a, &st, err, sizeof err);
+    if (t == 130) {
+        fprintf(stderr, "deit_lora train: %s\n", err);
+        rc = 130;
+        goto out;
+    }
+    if (t != 0) {
+        rc = strstr(err, "training stopped") ? 1 : 2;
+        goto bad_rc;
+    }
+    // the outputs: adapter (peft), configs, plot
+    char p[4200];
+    if (adapter_save(&m, output, a.peft_gen, model, err, sizeof err) != 0 ||
+        vit_config_save(&m.cfg, path_join(p, sizeof p, output, "config.json"), err, sizeof err) != 0 ||
+        image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0 ||
+        trainer_plot(&st, path_join(p, sizeof p, output, "loss.png"), err, sizeof err) != 0) {
+        rc = 1;
+        goto bad_rc;
+    }
+    printf("saved the adapter, config.json, preprocessor_config.json, trainer_state.json and loss.png in %s\n", output);
+    if (nte > 0) {
+        Metrics mt;
+        int tgt = label ? vit_config_label_id(&m.cfg, label) : m.cfg.num_labels - 1;
+        if (trainer_evaluate(&m, &L, te, nte, (int)batch, tgt, &mt, err, sizeof err) != 0) {
+            rc = 1;
+            goto bad_rc;
+        }
+        printf("evaluation on the %d held-out images:\n", nte);
+        print_metrics(&mt, m.cfg.id2label[tgt]);
+        metrics_free(&mt);
+    }
+    rc = 0;
+    goto out;
+bad:
+    rc = 2;
+bad_rc:
+    fprintf(stderr, "deit_lora train: %s\n", err);
+out:
+    train_state_free(&st);
+    loader_free(&L);
+    free(tr), free(te);
+    dataset_free(&d);
+    vit_free(&m);
+    return rc;
+}
