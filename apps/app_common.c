@@ -4,7 +4,6 @@
 
 #include "../tensor/fileio.h"
 
-#include <cblas.h>
 #include <dirent.h>
 #include <omp.h>
 #include <signal.h>
@@ -89,8 +88,7 @@ int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err
 
 void app_threads(long n) {
     if (n > 0) {
-        omp_set_num_threads((int)n);
-        openblas_set_num_threads((int)n);
+        omp_set_num_threads((int)n); // OpenBLAS stays single-threaded inside (kernels_blas_init)
     }
 }
 

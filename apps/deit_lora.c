@@ -12,6 +12,7 @@ static const struct {
     {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
     {"predict", cmd_predict, "top-K labels with probabilities for images"},
     {"merge", cmd_merge, "fold an adapter into the model: an HF model directory"},
+    {"bench", cmd_bench, "time the LoRA training step and inference (DeiT-Tiny, random input)"},
     {"preprocess", cmd_preprocess, "images to pixel_values as the model sees them (Pillow-exact)"},
     {"check", cmd_check, "compare forward and backward with reference tensors (golden files)"},
 };

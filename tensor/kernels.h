@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// Sets OpenBLAS to one thread, once: cgrad parallelises with OpenMP around it.
+void kernels_blas_init(void);
+
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } BinaryOp;
 typedef enum { UN_NEG, UN_EXP, UN_LOG, UN_SQRT, UN_TANH, UN_GELU, UN_RELU, UN_SCALE, UN_ADD_SCALAR } UnaryOp;
 

@@ -3,6 +3,7 @@
 #include "tensor.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 #include <tgmath.h>
 #undef I // complex.h's imaginary unit: the kernels use I for inner sizes

@@ -1,0 +1,120 @@
+// cmd_bench.c: `deit_lora bench`: the notebook's training step (frozen DeiT-Tiny, LoRA r=4 on
+// query/value, a trainable 1001-class head: forward, cross-entropy, backward, clipping, AdamW)
+// and inference (forward only, no tape) on random input, timed after warm-up.
+#include "deit_lora.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0;
+}
+
+// multiply-adds of one image's forward pass through the linear layers, attention and the head
+static double forward_flops(const VitConfig *c, int lora_r) {
+    double T = (double)(c->image_size / c->patch_size) * (c->image_size / c->patch_size) + 1, D = c->hidden_size, F = c->intermediate_size;
+    double per_layer = T * (4 * D * D + 2 * D * F) + 2 * T * T * D + 2 * T * lora_r * 2 * D;
+    double patch = (T - 1) * D * c->num_channels * c->patch_size * c->patch_size;
+    return 2 * (c->num_hidden_layers * per_layer + patch + D * c->num_labels);
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *config = "deit-tiny";
+    long batch = 8, steps = 10, threads = 0, warmup = 2;
+    bool json = false;
+    const CliOpt opts[] = {
+        {"--model", OPT_STR, &model, 0, 0, "a model directory (its architecture and weights)"},
+        {"--config", OPT_STR, &config, 0, 0, "a built-in architecture with random weights: deit-tiny (default)"},
+        {"--batch", OPT_INT, &batch, 1, 4096, "images per step (8)"},
+        {"--steps", OPT_INT, &steps, 1, 100000, "timed steps (10)"},
+        {"--warmup", OPT_INT, &warmup, 0, 1000, "untimed steps first (2)"},
+        {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
+        {"--json", OPT_FLAG, &json, 0, 0, "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb"},
+    };
+    const int NO = (int)(sizeof opts / sizeof *opts);
+    const char *usage = "deit_lora bench [--model MODEL_DIR | --config deit-tiny] [--batch B] [--steps N] [--threads T] [--json]";
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, usage, "Times the notebook's LoRA training step and inference on random input.", opts, NO);
+        return 0;
+    }
+    const char *pos[1];
+    if (cli_parse("deit_lora bench", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    if (!model && strcmp(config, "deit-tiny")) return app_fail("bench", "--config: only deit-tiny is built in");
+    app_threads(threads);
+    char err[2048];
+    VitModel m;
+    if (model) {
+        if (vit_load(&m, model, err, sizeof err) != 0) return app_fail("bench", err);
+    } else {
+        VitConfig c;
+        vit_config_init(&c);
+        vit_config_set_num_labels(&c, 1000);
+        if (vit_init_random(&m, &c, 1, err, sizeof err) != 0) return app_fail("bench", err);
+        vit_config_free(&c);
+    }
+    Rng rng = rng_new(42);
+    vit_add_label(&m, "raccoon", &rng, err, sizeof err);
+    vit_freeze_all(&m);
+    VitLoraSpec s = {.r = 4, .alpha = 8, .dropout = 0.2, .targets = {"query", "value"}, .ntargets = 2, .save_classifier = true};
+    if (vit_attach_lora(&m, &s, &rng, err, sizeof err) != 0) return app_fail("bench", err);
+    int S = m.cfg.image_size, B = (int)batch;
+    Ctx *c = ctx_new(64u << 20), *data = ctx_new(1 << 20);
+    Tensor *x = tensor_new(data, DT_F32, 4, (int64_t[]){B, 3, S, S}), *y = tensor_new(data, DT_I64, 1, (int64_t[]){B});
+    rng_fill_normal(&rng, x, 0, 1);
+    for (int i = 0; i < B; i++) ((int64_t *)y->data)[i] = (int64_t)rng_below(&rng, (uint64_t)m.cfg.num_labels);
+    OptimGroup groups[2];
+    optim_hf_groups(&m.params, 0.01, groups);
+    Optim *o = optim_adamw(groups, 2, 0.9, 0.999, 1e-8);
+    free(groups[0].params), free(groups[1].params);
+    int np = optim_nparams(o);
+    Tensor **ps = malloc(sizeof *ps * (size_t)np);
+    for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);
+    m.training = true;
+    double t_train = 0;
+    for (long i = 0; i < warmup + steps; i++) {
+        double t0 = now();
+        ctx_reset(c);
+        Tensor *loss = ag_cross_entropy(c, vit_forward(c, &m, x, NULL), y);
+        if (!loss || ag_backward(c, loss) != 0) return app_fail("bench", ctx_error(c));
+        optim_clip_grad_norm(ps, np, 1.0);
+        optim_step(o, 6e-4);
+        optim_zero_grad(o);
+        if (i >= warmup) t_train += now() - t0;
+    }
+    m.training = false;
+    double t_inf = 0;
+    for (long i = 0; i < warmup + steps; i++) {
+        double t0 = now();
+        ctx_reset(c);
+        ag_no_grad(c, true);
+        if (!vit_forward(c, &m, x, NULL)) return app_fail("bench", ctx_error(c));
+        ag_no_grad(c, false);
+        if (i >= warmup) t_inf += now() - t0;
+    }
+    double step_ms = 1e3 * t_train / steps, train_ips = B * steps / t_train, inf_ips = B * steps / t_inf;
+    // training FLOPs: forward + input-gradient backward (~2x forward) + the small weight gradients
+    double gflops = 3.0 * forward_flops(&m.cfg, 4) * B / (t_train / steps) * 1e-9;
+    if (json)
+        printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
+               "\"train_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
+               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, peak_rss_mb());
+    else
+        printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB\n", B,
+               step_ms, train_ips, gflops, inf_ips, peak_rss_mb());
+    optim_free(o);
+    free(ps);
+    ctx_free(c), ctx_free(data);
+    vit_free(&m);
+    return 0;
+}
