@@ -91,6 +91,7 @@ int cmd_bench(int argc, char **argv) {
         optim_step(o, 6e-4);
         optim_zero_grad(o);
         if (i >= warmup) t_train += now() - t0;
+        if (getenv("CGRAD_DEBUG")) fprintf(stderr, "step %ld: arena chunks allocated %d, used %zu MiB, peak %zu MiB\n", i, c->nsys_allocs, c->used_total >> 20, c->peak >> 20);
     }
     m.training = false;
     double t_inf = 0;

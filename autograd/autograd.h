@@ -10,7 +10,7 @@
 #include "../tensor/rng.h"
 #include "../tensor/tensor.h"
 
-#define AG_MAX_IN 4
+#define AG_MAX_IN 6
 
 typedef struct AgNode {
     struct AgNode *prev;          // the op recorded before this one
@@ -29,6 +29,7 @@ typedef struct AgNode {
 void ag_set_requires_grad(Tensor *t, bool on);   // a leaf: allocates its zeroed .grad in t->ctx
 bool ag_no_grad(Ctx *c, bool on);                 // sets no-grad mode; returns the previous mode
 int ag_backward(Ctx *c, Tensor *loss);            // loss has one element; 0 or -1 (message in c)
+                                                  // (leaves keep .grad; intermediate gradients are recycled)
 void ag_zero_grad(Tensor *const *ts, int n);
 Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
 Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand) or NULL
@@ -72,6 +73,15 @@ Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = ke
 // q, k, v [B, T, C] -> [B, T, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.
 // probs (optional) receives the attention probabilities [B, NH, T, T].
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
+
+// ---- fused layers (ops_fused.c) ----
+// LoRA: x w^T + b + scale * (dropout_p(x) A^T) B^T; A [r, IC], B [OC, r]; the dropout mask comes from
+// rng (advanced as ag_dropout would) and is regenerated in backward, not stored. !training: no dropout.
+Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
+                       bool training);
+Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res);       // res + x w^T + b
+// res + gelu(x w1^T + b1) w2^T + b2 for frozen weights, computed in row blocks (x, res [.., D])
+Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res);
 
 // ---- shape and indexing (ops_shape.c) ----
 Tensor *ag_reshape(Ctx *c, Tensor *x, int ndim, const int64_t *shape); // copies if not contiguous

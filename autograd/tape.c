@@ -15,10 +15,40 @@ bool ag_no_grad(Ctx *c, bool on) {
     return prev;
 }
 
+// Gradients of intermediate tensors are dead once their node's backward has run (every consumer
+// ran before it): their memory goes to a free list and serves the next gradient of that size,
+// so a backward pass holds about one layer's gradients at a time.
+typedef struct GradBlock {
+    size_t bytes;
+    void *data;
+    struct GradBlock *next;
+} GradBlock;
+
 Tensor *ag_grad_buf(Tensor *t) {
     if (!t || !t->requires_grad) return NULL;
-    if (!t->grad) t->grad = tensor_zeros(t->ctx, t->dtype, t->ndim, t->shape);
+    if (t->grad) return t->grad;
+    Ctx *c = t->ctx;
+    size_t bytes = (size_t)tensor_numel(t) * dtype_size(t->dtype);
+    for (GradBlock **b = &c->grad_pool; *b; b = &(*b)->next)
+        if ((*b)->bytes == bytes) {
+            GradBlock *blk = *b;
+            *b = blk->next;
+            memset(blk->data, 0, bytes);
+            t->grad = tensor_from_buffer(c, t->dtype, t->ndim, t->shape, blk->data);
+            return t->grad;
+        }
+    t->grad = tensor_zeros(c, t->dtype, t->ndim, t->shape);
     return t->grad;
+}
+
+static void release_grad(Tensor *t) {
+    Ctx *c = t->ctx;
+    GradBlock *b = ctx_alloc(c, sizeof *b);
+    b->bytes = (size_t)tensor_numel(t) * dtype_size(t->dtype);
+    b->data = t->grad->data;
+    b->next = c->grad_pool;
+    c->grad_pool = b;
+    t->grad = NULL;
 }
 
 void ag_zero_grad(Tensor *const *ts, int n) {
@@ -82,8 +112,11 @@ int ag_backward(Ctx *c, Tensor *loss) {
     }
     Tensor *g = ag_grad_buf(loss);
     tensor_fill(g, 1.0);
-    for (AgNode *n = c->tape; n; n = n->prev)
-        if (n->out->grad) n->backward(n); // outputs that the loss does not reach have no grad
+    for (AgNode *n = c->tape; n; n = n->prev) {
+        if (!n->out->grad) continue; // outputs that the loss does not reach have no grad
+        n->backward(n);
+        if (n->out != loss && n->out->ctx == c) release_grad(n->out); // intermediate: final, now dead
+    }
     // the graph is consumed (PyTorch's retain_graph=False): a second backward must re-run forward
     c->tape = NULL;
     c->ntape = 0;

@@ -187,9 +187,9 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
         VitLayer *L = &m->layers[i];
         Tensor *probs = NULL;
         Tensor *y = nn_layernorm(c, &L->ln_before, h);
-        h = ag_add(c, h, nn_self_attention(c, &L->q, &L->k, &L->v, &L->o, y, cf->num_attention_heads, &m->rng, tr, &probs));
+        h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
         y = nn_layernorm(c, &L->ln_after, h);
-        h = ag_add(c, h, nn_mlp(c, &L->fc1, &L->fc2, y, &m->rng, tr));
+        h = nn_mlp_residual(c, &L->fc1, &L->fc2, y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
         if (out && out->attentions) out->attentions[i] = probs;
     }

@@ -59,27 +59,36 @@ void nn_params_free(NnParams *ps) {
 
 // ---- layers ----
 
+static bool lora_active(const NnLinear *l) { return l->lora && l->lora->enabled && !l->lora->merged; }
+
 Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x, Rng *rng, bool training) {
-    Tensor *y = ag_linear(c, x, l->weight, l->bias);
     const NnLora *lo = l->lora;
-    if (!lo || !lo->enabled || lo->merged) return y;
-    Tensor *d = ag_dropout(c, x, lo->dropout, rng, training); // dropout on the LoRA branch only
-    Tensor *t = ag_linear(c, ag_linear(c, d, lo->A, NULL), lo->B, NULL);
-    return ag_add(c, y, ag_mul_scalar(c, t, lo->scale));
+    if (!lora_active(l)) return ag_linear(c, x, l->weight, l->bias);
+    // dropout on the LoRA branch only; fused, the mask is regenerated rather than stored
+    return ag_lora_linear(c, x, l->weight, l->bias, lo->A, lo->B, lo->scale, lo->dropout, rng, training);
+}
+
+Tensor *nn_linear_residual(Ctx *c, const NnLinear *l, Tensor *x, Tensor *res, Rng *rng, bool training) {
+    if (lora_active(l)) return ag_add(c, res, nn_linear(c, l, x, rng, training));
+    return ag_linear_residual(c, x, l->weight, l->bias, res);
 }
 
 Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) { return ag_layernorm(c, x, l->weight, l->bias, l->eps); }
 
-Tensor *nn_mlp(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Rng *rng, bool training) {
-    return nn_linear(c, fc2, ag_gelu(c, nn_linear(c, fc1, x, rng, training)), rng, training);
+Tensor *nn_mlp_residual(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Tensor *res, Rng *rng, bool training) {
+    bool frozen = !fc1->weight->requires_grad && !fc2->weight->requires_grad && fc1->bias && fc2->bias &&
+                  !fc1->bias->requires_grad && !fc2->bias->requires_grad;
+    if (frozen && !lora_active(fc1) && !lora_active(fc2)) // the fused row-blocked MLP
+        return ag_mlp_residual(c, x, fc1->weight, fc1->bias, fc2->weight, fc2->bias, res);
+    return nn_linear_residual(c, fc2, ag_gelu(c, nn_linear(c, fc1, x, rng, training)), res, rng, training);
 }
 
-Tensor *nn_self_attention(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
-                          Tensor *x, int NH, Rng *rng, bool training, Tensor **probs) {
+Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
+                                   Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs) {
     Tensor *qq = nn_linear(c, q, x, rng, training);
     Tensor *kk = nn_linear(c, k, x, rng, training);
     Tensor *vv = nn_linear(c, v, x, rng, training);
-    return nn_linear(c, o, ag_attention(c, qq, kk, vv, NH, probs), rng, training);
+    return nn_linear_residual(c, o, ag_attention(c, qq, kk, vv, NH, probs), res, rng, training);
 }
 
 NnLora *nn_lora_attach(Ctx *pc, NnLinear *l, int r, double alpha, double dropout, Rng *rng) {

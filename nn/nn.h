@@ -49,12 +49,13 @@ typedef struct {
 } NnLayerNorm;
 
 Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x, Rng *rng, bool training);
+Tensor *nn_linear_residual(Ctx *c, const NnLinear *l, Tensor *x, Tensor *res, Rng *rng, bool training); // res + l(x)
 Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x);
-// ViT MLP: fc2(gelu(fc1(x)))
-Tensor *nn_mlp(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Rng *rng, bool training);
-// self-attention with separate q, k, v projections (then out = o(attention)); probs optional
-Tensor *nn_self_attention(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
-                          Tensor *x, int NH, Rng *rng, bool training, Tensor **probs);
+// ViT MLP with its residual: res + fc2(gelu(fc1(x))) (fused when the weights are frozen)
+Tensor *nn_mlp_residual(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Tensor *res, Rng *rng, bool training);
+// self-attention with separate q, k, v projections and its residual: res + o(attention); probs optional
+Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
+                                   Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs);
 
 // Attach LoRA to l (tensors in pc, A initialised from rng); the adapter tensors are trainable.
 NnLora *nn_lora_attach(Ctx *pc, NnLinear *l, int r, double alpha, double dropout, Rng *rng);

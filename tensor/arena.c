@@ -31,6 +31,8 @@ Ctx *ctx_new(size_t initial_bytes) {
     Ctx *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->chunk_min = initial_bytes < (1u << 16) ? (1u << 16) : initial_bytes;
+    const char *pz = getenv("CGRAD_POISON");
+    c->poison = pz && *pz == '1';
     c->chunks = chunk_new(c, c->chunk_min);
     return c;
 }
@@ -61,11 +63,18 @@ void ctx_reset(Ctx *c) {
     c->used_total = 0;
     c->tape = NULL;
     c->ntape = 0;
+    c->grad_pool = NULL;
     c->failed = false;
     c->err[0] = 0;
 }
 
 void *ctx_alloc(Ctx *c, size_t bytes) {
+    void *p = ctx_alloc_uninit(c, bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+void *ctx_alloc_uninit(Ctx *c, size_t bytes) {
     if (!c) { fprintf(stderr, "cgrad: ctx_alloc without a context\n"); abort(); }
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (need == 0) need = ARENA_ALIGN;
@@ -82,7 +91,7 @@ void *ctx_alloc(Ctx *c, size_t bytes) {
     ch->used += need;
     c->used_total += need;
     if (c->used_total > c->peak) c->peak = c->used_total;
-    memset(p, 0, bytes);
+    if (c->poison) memset(p, 0xff, bytes);
     return p;
 }
 

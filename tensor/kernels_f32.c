@@ -1,9 +1,12 @@
 // kernels_f32.c: the kernels in single precision (the computation dtype).
+#include "fastmath.h"
 #include "kernels.h"
+#include "rng.h"
 #include "tensor.h"
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tgmath.h>
 #undef I // complex.h's imaginary unit: the kernels use I for inner sizes
@@ -11,4 +14,6 @@
 #define real float
 #define K(name) name##_f32
 #define GEMM_FN cblas_sgemm
+#define K_ERF erf_fast
+#define K_EXP exp_fast
 #include "kernels.inc"

@@ -1,9 +1,11 @@
 // kernels_f64.c: the kernels in double precision (for gradient checks).
 #include "kernels.h"
+#include "rng.h"
 #include "tensor.h"
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tgmath.h>
 #undef I // complex.h's imaginary unit: the kernels use I for inner sizes
@@ -11,4 +13,6 @@
 #define real double
 #define K(name) name##_f64
 #define GEMM_FN cblas_dgemm
+#define K_ERF erf
+#define K_EXP exp
 #include "kernels.inc"

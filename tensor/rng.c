@@ -5,13 +5,6 @@
 
 Rng rng_new(uint64_t seed) { return (Rng){.seed = seed, .offset = 0}; }
 
-uint64_t rng_draw(uint64_t seed, uint64_t i) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 uint64_t rng_next_u64(Rng *r) { return rng_draw(r->seed, r->offset++); }
 
 static double u53(uint64_t x) { return (double)(x >> 11) * 0x1.0p-53; }
@@ -75,10 +68,7 @@ void rng_dropout_mask(Rng *r, float *mask, int64_t n, double p) {
     uint64_t seed = r->seed, off = r->offset;
     float keep = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        double u = (double)(rng_draw(seed, off + (uint64_t)i) >> 40) * 0x1.0p-24;
-        mask[i] = u >= p ? keep : 0.0f;
-    }
+    for (int64_t i = 0; i < n; i++) mask[i] = rng_keep(seed, off + (uint64_t)i, p, keep);
     r->offset += (uint64_t)n;
 }
 

@@ -14,13 +14,25 @@
 
 #include "tensor.h"
 
+#include <stdint.h>
+
 typedef struct {
     uint64_t seed;
     uint64_t offset; // draws consumed so far
 } Rng;
 
 Rng rng_new(uint64_t seed);
-uint64_t rng_draw(uint64_t seed, uint64_t i);   // the i-th 64-bit draw of stream `seed`
+// the i-th 64-bit draw of stream `seed` (inline: kernels regenerate dropout masks with it)
+static inline uint64_t rng_draw(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+// dropout keep-scale of element i: uniform (24-bit) >= p ? 1 / (1 - p) : 0
+static inline float rng_keep(uint64_t seed, uint64_t i, double p, float keep) {
+    return (double)(rng_draw(seed, i) >> 40) * 0x1.0p-24 >= p ? keep : 0.0f;
+}
 uint64_t rng_next_u64(Rng *r);
 double rng_uniform(Rng *r);                    // [0, 1), 53 bits
 uint64_t rng_below(Rng *r, uint64_t n);        // uniform integer in [0, n), unbiased

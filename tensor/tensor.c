@@ -92,11 +92,15 @@ static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
 Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape) {
     Tensor *t = header(c, dt, ndim, shape);
     if (!t) return NULL;
-    t->data = ctx_alloc(c, (size_t)tensor_numel(t) * dtype_size(dt));
+    t->data = ctx_alloc_uninit(c, (size_t)tensor_numel(t) * dtype_size(dt));
     return t;
 }
 
-Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape) { return tensor_new(c, dt, ndim, shape); }
+Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape) {
+    Tensor *t = header(c, dt, ndim, shape);
+    if (t) t->data = ctx_alloc(c, (size_t)tensor_numel(t) * dtype_size(dt));
+    return t;
+}
 
 Tensor *tensor_full(Ctx *c, DType dt, int ndim, const int64_t *shape, double v) {
     Tensor *t = tensor_new(c, dt, ndim, shape);

