@@ -103,16 +103,27 @@ int cmd_bench(int argc, char **argv) {
         ag_no_grad(c, false);
         if (i >= warmup) t_inf += now() - t0;
     }
+    double rss = peak_rss_mb(); // before the GEMM probe's matrices
+    // the machine's GEMM rate on a large square product (through cgrad's threaded split)
+    int64_t G = 2048;
+    Tensor *ga = tensor_new(data, DT_F32, 2, (int64_t[]){G, G}), *gb = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
+    Tensor *gc = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
+    rng_fill_uniform(&rng, ga, -1, 1), rng_fill_uniform(&rng, gb, -1, 1);
+    gemm_f32(false, false, G, G, G, 1.0, ga->data, G, gb->data, G, 0.0, gc->data, G);
+    double tg = now();
+    for (int i = 0; i < 3; i++) gemm_f32(false, false, G, G, G, 1.0, ga->data, G, gb->data, G, 0.0, gc->data, G);
+    double gemm_gflops = 3 * 2.0 * G * G * G / (now() - tg) * 1e-9;
     double step_ms = 1e3 * t_train / steps, train_ips = B * steps / t_train, inf_ips = B * steps / t_inf;
-    // training FLOPs: forward + input-gradient backward (~2x forward) + the small weight gradients
-    double gflops = 3.0 * forward_flops(&m.cfg, 4) * B / (t_train / steps) * 1e-9;
+    // training FLOPs: the forward, then a backward of about twice the forward (input gradients of
+    // every linear, attention's four products) less the frozen weights' gradients, which are skipped
+    double gflops = 2.0 * forward_flops(&m.cfg, 4) * B / (t_train / steps) * 1e-9;
     if (json)
         printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
-               "\"train_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
-               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, peak_rss_mb());
+               "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
+               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss);
     else
-        printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB\n", B,
-               step_ms, train_ips, gflops, inf_ips, peak_rss_mb());
+        printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB; "
+               "sgemm 2048^3 %.1f GFLOP/s\n", B, step_ms, train_ips, gflops, inf_ips, rss, gemm_gflops);
     optim_free(o);
     free(ps);
     ctx_free(c), ctx_free(data);

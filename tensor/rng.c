@@ -67,8 +67,9 @@ void rng_fill_normal(Rng *r, Tensor *t, double mean, double std) {
 void rng_dropout_mask(Rng *r, float *mask, int64_t n, double p) {
     uint64_t seed = r->seed, off = r->offset;
     float keep = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+    uint64_t thr = rng_keep_threshold(p);
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) mask[i] = rng_keep(seed, off + (uint64_t)i, p, keep);
+    for (int64_t i = 0; i < n; i++) mask[i] = rng_keep(seed, off + (uint64_t)i, thr, keep);
     r->offset += (uint64_t)n;
 }
 

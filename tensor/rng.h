@@ -14,6 +14,7 @@
 
 #include "tensor.h"
 
+#include <math.h>
 #include <stdint.h>
 
 typedef struct {
@@ -29,9 +30,11 @@ static inline uint64_t rng_draw(uint64_t seed, uint64_t i) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-// dropout keep-scale of element i: uniform (24-bit) >= p ? 1 / (1 - p) : 0
-static inline float rng_keep(uint64_t seed, uint64_t i, double p, float keep) {
-    return (double)(rng_draw(seed, i) >> 40) * 0x1.0p-24 >= p ? keep : 0.0f;
+// dropout keep-scale of element i: uniform u = top 24 bits * 2^-24; kept when u >= p, i.e. when
+// the 24-bit integer is at least rng_keep_threshold(p) = ceil(p * 2^24) (exact, and vectorisable)
+static inline uint64_t rng_keep_threshold(double p) { return (uint64_t)ceil(p * 16777216.0); }
+static inline float rng_keep(uint64_t seed, uint64_t i, uint64_t thr, float keep) {
+    return (rng_draw(seed, i) >> 40) >= thr ? keep : 0.0f;
 }
 uint64_t rng_next_u64(Rng *r);
 double rng_uniform(Rng *r);                    // [0, 1), 53 bits
