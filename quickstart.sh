@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # quickstart.sh: set up a fresh Debian/Ubuntu machine, build cgrad, and run the main job or the tests.
-#   ./quickstart.sh demo   install what is missing, build, run the main job
+#   ./quickstart.sh demo   install what is missing, build, run the main job (deit_lora demo)
 #   ./quickstart.sh test   install what is missing, build, run the whole test suite
 #                          (a release build and an AddressSanitizer + UBSan build)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check"
+PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist"
 # the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
 TEST_PACKAGES="python3-pil python3-numpy"
 
@@ -68,7 +68,7 @@ case "${1:-}" in
 demo)
     install_missing
     build build
-    ./build/apps/lora_demo
+    ./build/apps/deit_lora demo
     ;;
 test)
     install_missing $TEST_PACKAGES

@@ -21,12 +21,14 @@ static double peak_rss_mb(void) {
     return (double)u.ru_maxrss / 1024.0;
 }
 
-// multiply-adds of one image's forward pass through the linear layers, attention and the head
+// FLOPs (2 per multiply-add) of one image's forward pass: linear layers, attention, LoRA, patches, head;
+// the last layer computes keys and values for every token and the rest for [CLS] only (vit_forward)
 static double forward_flops(const VitConfig *c, int lora_r) {
     double T = (double)(c->image_size / c->patch_size) * (c->image_size / c->patch_size) + 1, D = c->hidden_size, F = c->intermediate_size;
-    double per_layer = T * (4 * D * D + 2 * D * F) + 2 * T * T * D + 2 * T * lora_r * 2 * D;
+    double layer = T * (4 * D * D + 2 * D * F) + 2 * T * T * D + 2 * T * lora_r * 2 * D;
+    double last = T * 2 * D * D + (2 * D * D + 2 * D * F) + 2 * T * D + T * lora_r * 2 * D + lora_r * 2 * D;
     double patch = (T - 1) * D * c->num_channels * c->patch_size * c->patch_size;
-    return 2 * (c->num_hidden_layers * per_layer + patch + D * c->num_labels);
+    return 2 * ((c->num_hidden_layers - 1) * layer + last + patch + D * c->num_labels);
 }
 
 int cmd_bench(int argc, char **argv) {

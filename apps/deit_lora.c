@@ -8,6 +8,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *about;
 } CMDS[] = {
+    {"demo", cmd_demo, "the offline default job: the notebook's story on Fashion-MNIST"},
     {"train", cmd_train, "fine-tune with LoRA on a folder of images (the notebook, end to end)"},
     {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
     {"predict", cmd_predict, "top-K labels with probabilities for images"},

@@ -61,6 +61,8 @@ Tensor *ag_log_softmax(Ctx *c, Tensor *x);        // over the last dimension
 Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps); // over the last dim C
 Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);          // [N, C], int64 [N] -> mean
 Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double scale); // scale * sum
+// with label smoothing eps (the target (1 - eps) one-hot + eps / C, as PyTorch and HF's Trainer)
+Tensor *ag_cross_entropy_smoothed(Ctx *c, Tensor *logits, Tensor *labels, double scale, double eps);
 
 // ---- products (ops_matmul.c) ----
 Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);  // [.., M, K] @ [.., K, N]; 1-d operands as vectors;
@@ -70,8 +72,8 @@ Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [B,C,H,W],
 Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = kernel -> [B, D, H/p, W/p]
 
 // ---- attention (ops_attention.c) ----
-// q, k, v [B, T, C] -> [B, T, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.
-// probs (optional) receives the attention probabilities [B, NH, T, T].
+// q [B, Tq, C], k, v [B, Tk, C] -> [B, Tq, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.
+// probs (optional) receives the attention probabilities [B, NH, Tq, Tk].
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
 
 // ---- fused layers (ops_fused.c) ----

@@ -8,28 +8,29 @@ static void attention_bw(AgNode *n) {
     Tensor *dq = ag_grad_buf(n->in[0]), *dk = ag_grad_buf(n->in[1]), *dv = ag_grad_buf(n->in[2]);
     Tensor *datt = tensor_new(n->out->ctx, att->dtype, att->ndim, att->shape);
     AG_DISPATCH(q->dtype, attention_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, datt->data,
-                n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[2], n->i[3], n->f[0]);
+                n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[4], n->i[2], n->i[3], n->f[0]);
 }
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {
     char s1[96], s2[96], s3[96];
     if (!q || !k || !v || !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v)) return NULL;
-    if (q->ndim != 3 || !tensor_same_shape(q, k) || !tensor_same_shape(q, v) || NH <= 0 || q->shape[2] % NH) {
-        ctx_fail(c, "attention: q %s, k %s, v %s with %d heads do not fit ([B, T, C], C divisible by heads)",
+    if (q->ndim != 3 || k->ndim != 3 || !tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
+        NH <= 0 || q->shape[2] % NH) {
+        ctx_fail(c, "attention: q %s, k %s, v %s with %d heads do not fit ([B, Tq, C], [B, Tk, C], C divisible by heads)",
                  shape_str(q, s1, sizeof s1), shape_str(k, s2, sizeof s2), shape_str(v, s3, sizeof s3), NH);
         return NULL;
     }
-    int64_t B = q->shape[0], T = q->shape[1], C = q->shape[2];
+    int64_t B = q->shape[0], T = q->shape[1], Tk = k->shape[1], C = q->shape[2];
     double scale = 1.0 / sqrt((double)(C / NH));
     Tensor *qc = tensor_contiguous(c, q), *kc = tensor_contiguous(c, k), *vc = tensor_contiguous(c, v);
     Tensor *y = tensor_new(c, q->dtype, 3, q->shape);
-    Tensor *att = tensor_new(c, q->dtype, 4, (int64_t[]){B, NH, T, T});
-    AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, B, T, C, NH, scale);
+    Tensor *att = tensor_new(c, q->dtype, 4, (int64_t[]){B, NH, T, Tk});
+    AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, B, T, Tk, C, NH, scale);
     AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_bw);
     if (n) {
         n->saved[0] = qc, n->saved[1] = kc, n->saved[2] = vc;
         n->aux = att;
-        n->i[0] = B, n->i[1] = T, n->i[2] = C, n->i[3] = NH;
+        n->i[0] = B, n->i[1] = T, n->i[2] = C, n->i[3] = NH, n->i[4] = Tk;
         n->f[0] = scale;
     }
     if (probs) *probs = att;

@@ -175,10 +175,10 @@ Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
 static void ce_bw(AgNode *n) {
     Tensor *gx = ag_grad_buf(n->in[0]), *lc = n->saved[0], *lse = n->saved[1], *lab = n->saved[2];
     double g = tensor_get_flat(n->out->grad, 0);
-    AG_DISPATCH(lc->dtype, cross_entropy_backward, gx->data, g, lc->data, lse->data, lab->data, n->i[0], n->i[1], n->f[0]);
+    AG_DISPATCH(lc->dtype, cross_entropy_backward, gx->data, g, lc->data, lse->data, lab->data, n->i[0], n->i[1], n->f[0], n->f[1]);
 }
 
-static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, bool mean) {
+static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, bool mean, double eps) {
     char s1[96], s2[96];
     if (!logits || !labels || !ag_check_float(c, "cross_entropy", logits, NULL)) return NULL;
     if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] || labels->dtype != DT_I64) {
@@ -198,6 +198,10 @@ static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, boo
         }
         counted++;
     }
+    if (!(eps >= 0 && eps < 1)) {
+        ctx_fail(c, "cross_entropy: label smoothing %g outside [0, 1)", eps);
+        return NULL;
+    }
     if (mean) scale = counted ? 1.0 / (double)counted : 0.0;
     int64_t *lab_ce = ctx_alloc(c, sizeof(int64_t) * (size_t)(N ? N : 1));
     for (int64_t i = 0; i < N; i++) lab_ce[i] = l[i] == -100 ? -1 : l[i];
@@ -205,18 +209,21 @@ static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, boo
     Tensor *lc = tensor_contiguous(c, logits);
     Tensor *lse = tensor_new(c, logits->dtype, 1, &N);
     Tensor *y = tensor_new(c, logits->dtype, 0, NULL);
-    double loss = AG_DISPATCH(logits->dtype, cross_entropy_forward, lse->data, lc->data, lab_ce, N, C, scale);
+    double loss = AG_DISPATCH(logits->dtype, cross_entropy_forward, lse->data, lc->data, lab_ce, N, C, scale, eps);
     tensor_set_flat(y, 0, loss);
     AgNode *n = ag_record(c, "cross_entropy", y, 1, &logits, ce_bw);
     if (n) {
         n->saved[0] = lc, n->saved[1] = lse, n->saved[2] = lt;
         n->i[0] = N, n->i[1] = C;
-        n->f[0] = scale;
+        n->f[0] = scale, n->f[1] = eps;
     }
     return y;
 }
 
-Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels) { return ce_impl(c, logits, labels, 1, true); }
+Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels) { return ce_impl(c, logits, labels, 1, true, 0); }
 Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double scale) {
-    return ce_impl(c, logits, labels, scale, false);
+    return ce_impl(c, logits, labels, scale, false, 0);
+}
+Tensor *ag_cross_entropy_smoothed(Ctx *c, Tensor *logits, Tensor *labels, double scale, double eps) {
+    return ce_impl(c, logits, labels, scale, false, eps);
 }

@@ -183,11 +183,18 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     Tensor *cls = ag_expand(c, m->cls_token, 3, (int64_t[]){B, 1, D});
     Tensor *h = ag_add(c, ag_concat(c, (Tensor *[]){cls, patches}, 2, 1), m->pos_emb);
     if (out && out->hidden_states) out->hidden_states[0] = h;
+    // The logits read only the [CLS] token after the last layer: unless intermediates are asked for,
+    // the last layer computes keys and values for all tokens, and everything else for [CLS] alone.
+    bool prune = !(out && (out->hidden_states || out->attentions));
     for (int i = 0; i < cf->num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
         Tensor *probs = NULL;
-        Tensor *y = nn_layernorm(c, &L->ln_before, h);
-        h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
+        Tensor *y = nn_layernorm(c, &L->ln_before, h), *yq = y;
+        if (prune && i == cf->num_hidden_layers - 1) {
+            yq = ag_narrow(c, y, 1, 0, 1);
+            h = ag_narrow(c, h, 1, 0, 1);
+        }
+        h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
         y = nn_layernorm(c, &L->ln_after, h);
         h = nn_mlp_residual(c, &L->fc1, &L->fc2, y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;

@@ -84,8 +84,8 @@ Tensor *nn_mlp_residual(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor
 }
 
 Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
-                                   Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs) {
-    Tensor *qq = nn_linear(c, q, x, rng, training);
+                                   Tensor *xq, Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs) {
+    Tensor *qq = nn_linear(c, q, xq, rng, training);
     Tensor *kk = nn_linear(c, k, x, rng, training);
     Tensor *vv = nn_linear(c, v, x, rng, training);
     return nn_linear_residual(c, o, ag_attention(c, qq, kk, vv, NH, probs), res, rng, training);

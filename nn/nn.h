@@ -53,9 +53,10 @@ Tensor *nn_linear_residual(Ctx *c, const NnLinear *l, Tensor *x, Tensor *res, Rn
 Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x);
 // ViT MLP with its residual: res + fc2(gelu(fc1(x))) (fused when the weights are frozen)
 Tensor *nn_mlp_residual(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Tensor *res, Rng *rng, bool training);
-// self-attention with separate q, k, v projections and its residual: res + o(attention); probs optional
+// self-attention with separate q, k, v projections and its residual: res + o(attention); queries
+// from the rows xq (x itself, or a subset of its tokens with res to match), keys and values from x
 Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
-                                   Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs);
+                                   Tensor *xq, Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs);
 
 // Attach LoRA to l (tensors in pc, A initialised from rng); the adapter tensors are trainable.
 NnLora *nn_lora_attach(Ctx *pc, NnLinear *l, int r, double alpha, double dropout, Rng *rng);

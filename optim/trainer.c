@@ -161,7 +161,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
                 ctx_reset(c);
                 Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){nb, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}, pix);
                 Tensor *y = tensor_from_buffer(c, DT_I64, 1, (int64_t[]){nb}, lab);
-                Tensor *loss = ag_cross_entropy_scaled(c, vit_forward(c, m, x, NULL), y, 1.0 / Nw); // sum(CE) / N_window
+                Tensor *loss = ag_cross_entropy_smoothed(c, vit_forward(c, m, x, NULL), y, 1.0 / Nw, a->label_smoothing); // sum(CE) / N_window
                 if (!loss || ag_backward(c, loss) != 0) {
                     snprintf(err, errn, "trainer: %s", ctx_error(c));
                     goto out;

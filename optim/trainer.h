@@ -16,6 +16,7 @@ typedef struct {
     int batch_size, grad_accum, epochs;
     double lr, weight_decay, max_grad_norm;
     double adam_beta1, adam_beta2, adam_eps;
+    double label_smoothing;       // HF's label_smoothing_factor (0)
     int logging_steps, save_steps, save_total_limit; // save_total_limit 0: keep all
     uint64_t seed, data_seed;
     SchedKind scheduler;

@@ -160,6 +160,12 @@ static Tensor *fn_cross_entropy(Ctx *c, Tensor **in, void *ud) {
 }
 START_TEST(test_gradcheck_cross_entropy) { gc(fn_cross_entropy, (Tensor *[]){rnd(47, SHAPE(3, 5), -2, 2)}, 1, NULL); }
 END_TEST
+static Tensor *fn_cross_entropy_smoothed(Ctx *c, Tensor **in, void *ud) {
+    int64_t lab[] = {2, 0, 4};
+    return ag_cross_entropy_smoothed(c, in[0], tensor_from_data(c, DT_I64, SHAPE(3), lab), 0.5, 0.1);
+}
+START_TEST(test_gradcheck_cross_entropy_smoothed) { gc(fn_cross_entropy_smoothed, (Tensor *[]){rnd(48, SHAPE(3, 5), -2, 2)}, 1, NULL); }
+END_TEST
 START_TEST(test_gradcheck_reshape) { gc(fn_reshape, (Tensor *[]){rnd(48, SHAPE(2, 3), -1, 1)}, 1, NULL); }
 END_TEST
 START_TEST(test_gradcheck_permute) { gc(fn_permute, (Tensor *[]){rnd(49, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
@@ -173,6 +179,8 @@ END_TEST
 
 START_TEST(test_gradcheck_attention) {
     gc(fn_attention, (Tensor *[]){rnd(55, SHAPE(2, 3, 4), -1, 1), rnd(56, SHAPE(2, 3, 4), -1, 1), rnd(57, SHAPE(2, 3, 4), -1, 1)}, 3, NULL);
+    // fewer queries than keys (the [CLS]-only last layer)
+    gc(fn_attention, (Tensor *[]){rnd(58, SHAPE(2, 1, 4), -1, 1), rnd(59, SHAPE(2, 5, 4), -1, 1), rnd(76, SHAPE(2, 5, 4), -1, 1)}, 3, NULL);
 }
 END_TEST
 
@@ -248,6 +256,7 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_gather);
     tcase_add_test(tc, test_gradcheck_dropout);
     tcase_add_test(tc, test_gradcheck_cross_entropy);
+    tcase_add_test(tc, test_gradcheck_cross_entropy_smoothed);
     tcase_add_test(tc, test_gradcheck_reshape);
     tcase_add_test(tc, test_gradcheck_permute);
     tcase_add_test(tc, test_gradcheck_transpose);

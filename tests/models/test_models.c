@@ -136,6 +136,32 @@ START_TEST(test_merged_equals_adapter) {
 }
 END_TEST
 
+START_TEST(test_cls_only_last_layer_is_exact) {
+    // without intermediates the last layer works on [CLS] alone: the same logits and gradients
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    ck_assert_msg(adapter_load(&m, GOLD "/tiny_lora", err, sizeof err) == 0, "%s", err);
+    WFile io;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    Tensor *x = ref(c, &io, "pixel_values"), *y = ref(c, &io, "labels"), *res[2][3];
+    for (int k = 0; k < 2; k++) {
+        Tensor *hs[3];
+        VitOutputs out = {hs, NULL};
+        Tensor *logits = vit_forward(c, &m, x, k ? &out : NULL);
+        ck_assert_int_eq(ag_backward(c, ag_cross_entropy(c, logits, y)), 0);
+        res[k][0] = tensor_clone(c, logits);
+        res[k][1] = tensor_clone(c, m.layers[1].q.lora->A->grad);
+        res[k][2] = tensor_clone(c, m.classifier.weight->grad);
+        for (int i = 0; i < m.params.n; i++) ag_zero_grad(&m.params.p[i].t, 1);
+    }
+    for (int j = 0; j < 3; j++) ck_assert_msg(max_diff(res[0][j], res[1][j]) < 1e-6, "tensor %d: %g", j, max_diff(res[0][j], res[1][j]));
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&m);
+}
+END_TEST
+
 START_TEST(test_pytorch_bin_equals_safetensors) {
     Checkpoint st, bin;
     ck_assert(checkpoint_open_file(&st, GOLD "/tiny/model.safetensors", err, sizeof err) == 0);
@@ -584,6 +610,7 @@ int main(void) {
     tcase_add_test(tc, test_tiny_forward_backward_parity);
     tcase_add_test(tc, test_tiny_lora_both_spellings);
     tcase_add_test(tc, test_merged_equals_adapter);
+    tcase_add_test(tc, test_cls_only_last_layer_is_exact);
     tcase_add_test(tc, test_pytorch_bin_equals_safetensors);
     tcase_add_test(tc, test_deit_tiny_random_sharded);
     tcase_add_test(tc, test_trainable_parameters_line_like_peft);

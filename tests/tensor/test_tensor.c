@@ -262,6 +262,9 @@ START_TEST(test_forward_concat_index_dropout_ce) {
     expect(ag_cross_entropy_scaled(c, z, y, 0.25), (double[]){(l0 + l1) / 4}, 1, 1e-6);
     Tensor *yi = tensor_from_data(c, DT_I64, SHAPE(2), (int64_t[]){2, -100});
     expect(ag_cross_entropy(c, z, yi), (double[]){l0}, 1, 1e-6); // ignore_index -100
+    // label smoothing 0.3 over 3 classes: 0.7 NLL + 0.3 (lse - mean z)
+    double lse0 = log(exp(1) + exp(2) + exp(3)), s0 = 0.7 * l0 + 0.3 * (lse0 - 2), s1 = 0.7 * l1 + 0.3 * log(3);
+    expect(ag_cross_entropy_smoothed(c, z, y, 0.5, 0.3), (double[]){(s0 + s1) / 2}, 1, 1e-6);
 }
 END_TEST
 
