@@ -64,6 +64,19 @@ int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size
         snprintf(err, errn, "--resume: %s does not exist", dir);
         return -1;
     }
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    if (slash && parent[0] && !dir_exists(parent)) {
+        snprintf(err, errn, "--output: the folder %s does not exist", parent);
+        return -1;
+    }
+    return 0; // created by app_make_output_dir once every input has been checked
+}
+
+int app_make_output_dir(const char *dir, char *err, size_t errn) {
+    if (dir_exists(dir)) return 0;
     if (mkdir(dir, 0755) != 0) {
         snprintf(err, errn, "--output: cannot create %s", dir);
         return -1;

@@ -27,7 +27,7 @@ int cmd_merge(int argc, char **argv) {
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);
     vit_merge_lora(&m); // the classifier already is the adapter's (modules_to_save)
-    int rc = vit_save_pretrained(&m, output, err, sizeof err) != 0 ||
+    int rc = app_make_output_dir(output, err, sizeof err) != 0 || vit_save_pretrained(&m, output, err, sizeof err) != 0 ||
              image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0;
     vit_free(&m);
     if (rc) return app_fail("merge", err);

@@ -97,6 +97,7 @@ int cmd_train(int argc, char **argv) {
         goto bad;
     }
     printf("%d images: %d for training, %d held out; %d classes, %d labels in the model\n", d.n, ntr, nte, d.nclasses, m.cfg.num_labels);
+    if (app_make_output_dir(output, err, sizeof err) != 0) goto bad;
     loader_init(&L, &d, image_processor_prep, &ip, m.cfg.image_size, m.cfg.image_size, !no_cache);
     TrainArgs a;
     train_args_default(&a);

@@ -27,6 +27,7 @@ int app_fail(const char *cmd, const char *msg);
 int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn);
 // an output folder: created, or existing and empty (or --overwrite / --resume)
 int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size_t errn);
+int app_make_output_dir(const char *dir, char *err, size_t errn); // after every input is checked
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);

@@ -122,7 +122,12 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
         }
     }
     vit_freeze_all(m);
-    if (vit_attach_lora(m, &ac.spec, &rng, err, errn) != 0) goto out;
+    if (vit_attach_lora(m, &ac.spec, &rng, err, errn) != 0) { // name the file the targets came from
+        char e2[1024];
+        snprintf(e2, sizeof e2, "%s", err);
+        snprintf(err, errn, "%s/adapter_config.json: %s", dir, e2);
+        goto out;
+    }
     // every adapter tensor must land on a parameter of the same shape
     for (int i = 0; i < ck.n; i++) {
         Tensor *t = nn_params_get(&m->params, ck.canon[i]);
