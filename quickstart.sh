@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist"
 # the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
-TEST_PACKAGES="python3-pil python3-numpy"
+# and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks
+TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind"
 
 install_missing() {
     local missing=()
@@ -79,6 +80,8 @@ test)
     build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         run_tests build-asan sanitizers || rc=1
+    fuzz/run.sh "${CGRAD_FUZZ_SECONDS:-15}" | tee build/fuzz.log | grep -v "^ " || rc=1
+    sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/fuzz.log >>"$COUNTS"
     awk '{p += $1; f += $2} END {printf "%d passed, %d failed\n", p, f}' "$COUNTS"
     rm -f "$COUNTS"
     exit $rc

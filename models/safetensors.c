@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -117,7 +118,7 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
         uint64_t numel = 1;
         int k = 0;
         for (cJSON *s = sh->child; s; s = s->next, k++) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble != (double)(int64_t)s->valuedouble || s->valuedouble > 1e15)
+            if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= 1e15) || s->valuedouble != floor(s->valuedouble))
                 FAIL("%s: tensor '%s': bad size in shape", path, nm);
             e->shape[k] = (int64_t)s->valuedouble;
             if (e->shape[k] && numel > UINT64_MAX / (uint64_t)e->shape[k] / 8) FAIL("%s: tensor '%s': shape too large", path, nm);
@@ -126,7 +127,7 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
         if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !cJSON_IsNumber(off->child) || !cJSON_IsNumber(off->child->next))
             FAIL("%s: tensor '%s': data_offsets must be [begin, end]", path, nm);
         double b = off->child->valuedouble, en = off->child->next->valuedouble;
-        if (b < 0 || en < b || b != (double)(uint64_t)b || en != (double)(uint64_t)en || en > (double)data_size)
+        if (!(b >= 0 && en >= b && en <= (double)data_size) || b != floor(b) || en != floor(en)) // range first: no out-of-range casts
             FAIL("%s: tensor '%s': data_offsets [%.0f, %.0f] outside the data (%zu bytes)", path, nm, b, en, data_size);
         uint64_t want = numel * DTYPES[di].size;
         if ((uint64_t)(en - b) != want)

@@ -74,7 +74,7 @@ static void jpeg_warn(j_common_ptr ci, int level) {
 static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *what, char *err, size_t errn) {
     struct jpeg_decompress_struct ci;
     JpegErr je;
-    uint8_t *row = NULL;
+    uint8_t *volatile row = NULL; // volatile: assigned after setjmp and freed after a longjmp
     memset(im, 0, sizeof *im);
     ci.err = jpeg_std_error(&je.pub);
     je.pub.error_exit = jpeg_fail;
@@ -83,7 +83,7 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     if (setjmp(je.jb)) {
         snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg);
         jpeg_destroy_decompress(&ci);
-        free(row);
+        free((void *)row);
         image_free(im);
         return -1;
     }
@@ -109,7 +109,7 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     row = malloc((size_t)w * (size_t)oc);
     while (ci.output_scanline < ci.output_height) {
         int y = (int)ci.output_scanline;
-        JSAMPROW rp = row;
+        JSAMPROW rp = (JSAMPROW)row;
         jpeg_read_scanlines(&ci, &rp, 1);
         uint8_t *o = im->px + (size_t)y * (size_t)w * 3;
         for (int x = 0; x < w; x++) {
@@ -131,7 +131,7 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     }
     jpeg_finish_decompress(&ci);
     jpeg_destroy_decompress(&ci);
-    free(row);
+    free((void *)row);
     return 0;
 }
 
@@ -163,8 +163,8 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     PngSrc src = {data, n, 0, ""};
     png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_fail, png_warn);
     png_infop info = p ? png_create_info_struct(p) : NULL;
-    uint8_t *buf = NULL;
-    png_bytep *rows = NULL;
+    uint8_t *volatile buf = NULL; // volatile: assigned after setjmp and freed after a longjmp
+    png_bytep *volatile rows = NULL;
     if (!p || !info) {
         snprintf(err, errn, "%s: out of memory", what);
         png_destroy_read_struct(&p, &info, NULL);
@@ -173,8 +173,8 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     if (setjmp(png_jmpbuf(p))) {
         snprintf(err, errn, "%s: corrupt or truncated PNG (%s)", what, src.msg);
         png_destroy_read_struct(&p, &info, NULL);
-        free(buf);
-        free(rows);
+        free((void *)buf);
+        free((void *)rows);
         image_free(im);
         return -1;
     }
@@ -198,7 +198,7 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     int ch = png_get_channels(p, info);
     size_t rb = png_get_rowbytes(p, info);
     buf = malloc(rb * h);
-    rows = malloc(sizeof *rows * h);
+    rows = malloc(sizeof(png_bytep) * h);
     for (png_uint_32 y = 0; y < h; y++) rows[y] = buf + rb * y;
     png_read_image(p, rows);
     png_read_end(p, NULL);
@@ -219,8 +219,8 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
         }
     }
     png_destroy_read_struct(&p, &info, NULL);
-    free(buf);
-    free(rows);
+    free((void *)buf);
+    free((void *)rows);
     return 0;
 }
 
