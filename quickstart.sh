@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist"
 # the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
 # and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks
-TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind"
+TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind libblas-dev"
 
 install_missing() {
     local missing=()
@@ -80,6 +80,11 @@ test)
     build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         run_tests build-asan sanitizers || rc=1
+    # valgrind cannot run AVX-512: a portable build on the reference BLAS for it
+    build build-valgrind -Dbuildtype=debugoptimized -Dportable=true -Dblas=generic -Dtests=false
+    LD_LIBRARY_PATH=/usr/lib/$(gcc -print-multiarch)/blas tests/apps/test_valgrind.sh build-valgrind/apps/deit_lora tests/data \
+        | tee build/valgrind.log | tail -3 || rc=1
+    sed -n 's/^valgrind: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/valgrind.log >>"$COUNTS"
     fuzz/run.sh "${CGRAD_FUZZ_SECONDS:-15}" | tee build/fuzz.log | grep -v "^ " || rc=1
     sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/fuzz.log >>"$COUNTS"
     awk '{p += $1; f += $2} END {printf "%d passed, %d failed\n", p, f}' "$COUNTS"

@@ -144,11 +144,30 @@ static void rotate(const char *out, int limit) {
     for (int i = 0; i < k; i++) // newest first
         for (int j = i + 1; j < k; j++)
             if (steps[j] > steps[i]) { int t = steps[i]; steps[i] = steps[j]; steps[j] = t; }
-    for (int i = limit; i < k; i++) {
-        char p[4096];
+    for (int i = limit; i < k; i++) { // renamed first, so that a checkpoint-N folder is always complete
+        char p[4096], gone[4200];
         snprintf(p, sizeof p, "%s/checkpoint-%d", out, steps[i]);
-        rmtree(p);
+        snprintf(gone, sizeof gone, "%s/.checkpoint-%d.deleting", out, steps[i]);
+        if (rename(p, gone) == 0) rmtree(gone);
     }
+}
+
+// leftovers of saves or deletions that a crash interrupted
+static void clean_leftovers(const char *out) {
+    DIR *d = opendir(out);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t L = strlen(de->d_name);
+        if (!strncmp(de->d_name, ".checkpoint-", 12) && ((L > 4 && !strcmp(de->d_name + L - 4, ".tmp")) ||
+                                                         (L > 9 && !strcmp(de->d_name + L - 9, ".deleting")) ||
+                                                         (L > 8 && !strcmp(de->d_name + L - 8, ".tmp.old")))) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", out, de->d_name);
+            rmtree(p);
+        }
+    }
+    closedir(d);
 }
 
 int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState *st, char *err, size_t errn) {
@@ -158,6 +177,7 @@ int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState 
         return -1;
     }
     char tmp[4096], fin[4096], p[4200];
+    clean_leftovers(out);
     snprintf(tmp, sizeof tmp, "%s/.checkpoint-%lld.tmp", out, (long long)st->global_step);
     snprintf(fin, sizeof fin, "%s/checkpoint-%lld", out, (long long)st->global_step);
     if (dir_exists(tmp)) rmtree(tmp);
