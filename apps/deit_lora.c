@@ -13,6 +13,8 @@ static const struct {
     {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
     {"predict", cmd_predict, "top-K labels with probabilities for images"},
     {"merge", cmd_merge, "fold an adapter into the model: an HF model directory"},
+    {"info", cmd_info, "what a model or adapter directory holds"},
+    {"convert-adapter", cmd_convert_adapter, "rewrite an adapter for transformers 4 (v4) or 5 (v5)"},
     {"bench", cmd_bench, "time the LoRA training step and inference (DeiT-Tiny, random input)"},
     {"preprocess", cmd_preprocess, "images to pixel_values as the model sees them (Pillow-exact)"},
     {"check", cmd_check, "compare forward and backward with reference tensors (golden files)"},

@@ -10,7 +10,33 @@
 #include <sys/stat.h>
 
 static const char *const V5_ALIASES[] = {"q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"};
-static const char *const V4_NAMES[] = {"query", "key", "value", "dense", "dense", "dense"};
+static const char *const V4_NAMES[] = {"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"};
+
+int adapter_spell_targets(char in[][32], int n, PeftGen to, char out[][32], int *nout, char *err, size_t errn) {
+    bool want[6] = {0};
+    for (int t = 0; t < n; t++) {
+        int k = -1;
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(in[t], V5_ALIASES[i]) || !strcmp(in[t], V4_NAMES[i])) k = i;
+        if (!strcmp(in[t], "dense")) want[3] = want[4] = want[5] = true; // v4's one name for all three
+        else if (k < 0) {
+            snprintf(err, errn, "target module '%s' has no counterpart in the other generation", in[t]);
+            return -1;
+        } else want[k] = true;
+    }
+    *nout = 0;
+    bool all_dense = want[3] && want[4] && want[5];
+    if (to == PEFT_V4 && want[5] && !all_dense) { // "output.dense" would also match attention.output.dense
+        snprintf(err, errn, "fc2 without o_proj and fc1 has no unambiguous transformers-4 target name");
+        return -1;
+    }
+    for (int i = 0; i < 6; i++) {
+        if (!want[i] || (to == PEFT_V4 && all_dense && i >= 3)) continue;
+        snprintf(out[(*nout)++], 32, "%s", to == PEFT_V4 ? V4_NAMES[i] : V5_ALIASES[i]);
+    }
+    if (to == PEFT_V4 && all_dense) snprintf(out[(*nout)++], 32, "dense");
+    return 0;
+}
 
 int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t errn) {
     memset(ac, 0, sizeof *ac);
@@ -219,16 +245,13 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
     cJSON_AddObjectToObject(o, "rank_pattern");
     cJSON_AddNullToObject(o, "revision");
     cJSON *tm = cJSON_AddArrayToObject(o, "target_modules");
-    for (int t = 0; t < m->lora.ntargets; t++) {
-        const char *name = m->lora.targets[t];
-        for (int k = 0; k < 6; k++) { // spell the targets in the generation asked for
-            if (gen == PEFT_V4 && !strcmp(name, V5_ALIASES[k])) name = V4_NAMES[k];
-            else if (gen == PEFT_V5 && k < 3 && !strcmp(name, V4_NAMES[k])) name = V5_ALIASES[k];
-        }
-        bool dup = false;
-        for (cJSON *x = tm->child; x; x = x->next) dup |= !strcmp(x->valuestring, name);
-        if (!dup) cJSON_AddItemToArray(tm, cJSON_CreateString(name));
+    char spelled[VIT_MAX_TARGETS][32];
+    int ns = 0;
+    if (adapter_spell_targets((char(*)[32])m->lora.targets, m->lora.ntargets, gen, spelled, &ns, err, errn) != 0) {
+        cJSON_Delete(o);
+        return -1;
     }
+    for (int t = 0; t < ns; t++) cJSON_AddItemToArray(tm, cJSON_CreateString(spelled[t]));
     cJSON_AddNullToObject(o, "target_parameters");
     cJSON_AddNullToObject(o, "task_type");
     cJSON_AddNullToObject(o, "trainable_token_indices");
@@ -239,5 +262,76 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
     cJSON_Delete(o);
     rc = file_write_atomic(path_join(p, sizeof p, dir, "adapter_config.json"), s, strlen(s), err, errn);
     free(s);
+    return rc;
+}
+
+static int convert_targets(cJSON *tm, PeftGen to, const char *path, char *err, size_t errn) {
+    char in[VIT_MAX_TARGETS][32], out[VIT_MAX_TARGETS][32], e2[512];
+    int n = 0, nout = 0;
+    for (cJSON *t = tm ? tm->child : NULL; t && n < VIT_MAX_TARGETS; t = t->next) snprintf(in[n++], 32, "%s", t->valuestring);
+    if (adapter_spell_targets(in, n, to, out, &nout, e2, sizeof e2) != 0) {
+        snprintf(err, errn, "%s: %s", path, e2);
+        return -1;
+    }
+    while (cJSON_GetArraySize(tm)) cJSON_DeleteItemFromArray(tm, 0);
+    for (int i = 0; i < nout; i++) cJSON_AddItemToArray(tm, cJSON_CreateString(out[i]));
+    return 0;
+}
+
+int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size_t errn) {
+    char cp[4200], wp[4200];
+    AdapterConfig ac; // validates the config as a whole
+    if (adapter_config_load(&ac, path_join(cp, sizeof cp, in, "adapter_config.json"), err, errn) != 0) return -1;
+    char *txt = file_read_all(cp, 16u << 20, NULL, err, errn);
+    cJSON *o = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    WFile f = {0};
+    StItem *items = NULL;
+    char **names = NULL;
+    int rc = -1, n = 0;
+    Ctx *c = ctx_new(1 << 20);
+    if (!o || convert_targets(cJSON_GetObjectItemCaseSensitive(o, "target_modules"), to, cp, err, errn) != 0) goto done;
+    if (safetensors_open(&f, path_join(wp, sizeof wp, in, "adapter_model.safetensors"), err, errn) != 0) goto done;
+    items = calloc((size_t)(f.n ? f.n : 1), sizeof *items);
+    names = calloc((size_t)(f.n ? f.n : 1), sizeof *names);
+    for (int i = 0; i < f.n; i++) {
+        char canon[1024], spelled[1024];
+        vit_canonical_name(f.e[i].name, canon, sizeof canon); // v4 names, prefix and .default removed
+        if (to == PEFT_V5) vit_v5_name(canon, spelled, sizeof spelled);
+        else snprintf(spelled, sizeof spelled, "%s", canon);
+        names[n] = malloc(strlen(spelled) + 32);
+        sprintf(names[n], "base_model.model.%s", spelled);
+        if (f.e[i].dtype != WD_F32) {
+            snprintf(err, errn, "%s: tensor '%s' is not float32", wp, f.e[i].name);
+            n++;
+            goto done;
+        }
+        items[n] = (StItem){names[n], wentry_tensor(c, &f.e[i], true)}; // unchanged bytes
+        n++;
+    }
+    if (!dir_exists(out) && mkdir(out, 0755) != 0) {
+        snprintf(err, errn, "%s: cannot create the directory", out);
+        goto done;
+    }
+    if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, f.metadata_json, err, errn) != 0) goto done;
+    char *s = cJSON_Print(o);
+    int w = file_write_atomic(path_join(cp, sizeof cp, out, "adapter_config.json"), s, strlen(s), err, errn);
+    free(s);
+    if (w != 0) goto done;
+    char lp[4200], lq[4200]; // the labels of added classes travel with the adapter
+    if (file_exists(path_join(lp, sizeof lp, in, "config.json"))) {
+        size_t L;
+        char *cfg = file_read_all(lp, 64u << 20, &L, err, errn);
+        w = cfg ? file_write_atomic(path_join(lq, sizeof lq, out, "config.json"), cfg, L, err, errn) : -1;
+        free(cfg);
+        if (w != 0) goto done;
+    }
+    rc = n;
+done:
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names), free(items);
+    wfile_close(&f);
+    cJSON_Delete(o);
+    ctx_free(c);
     return rc;
 }

@@ -20,6 +20,12 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
 // rows (labels from DIR/config.json if present, else LABEL_<id>). The base is frozen; the
 // adapter's tensors are trainable.
 int adapter_load(VitModel *m, const char *dir, char *err, size_t errn);
+// target_modules in generation `to` (query <-> q_proj ...; v4's "dense" is o_proj, fc1 and fc2);
+// an error when a name has no unambiguous counterpart
+int adapter_spell_targets(char in[][32], int n, PeftGen to, char out[][32], int *nout, char *err, size_t errn);
+// IN's adapter with key names and target_modules in generation `to` (tensors unchanged, other
+// fields kept) written to OUT; returns the number of tensors, or -1
+int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size_t errn);
 // Writes DIR/adapter_config.json and DIR/adapter_model.safetensors in generation gen.
 int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *base_model, char *err, size_t errn);
 

@@ -377,6 +377,30 @@ START_TEST(test_save_load_roundtrip_adapter) {
 }
 END_TEST
 
+START_TEST(test_convert_adapter_between_generations) {
+    char d4[400], d5[400], f[500];
+    snprintf(d4, sizeof d4, "%s/c4", tmpdir);
+    snprintf(d5, sizeof d5, "%s/c5", tmpdir);
+    ck_assert_msg(adapter_convert(GOLD "/tiny_lora", d4, PEFT_V4, err, sizeof err) == 10, "%s", err);
+    same_tensors(GOLD "/tiny_lora/adapter_v4/adapter_model.safetensors", strcat(strcpy(f, d4), "/adapter_model.safetensors"));
+    ck_assert(adapter_convert(d4, d5, PEFT_V5, err, sizeof err) == 10); // and back
+    same_tensors(GOLD "/tiny_lora/adapter_model.safetensors", strcat(strcpy(f, d5), "/adapter_model.safetensors"));
+    AdapterConfig a4;
+    ck_assert(adapter_config_load(&a4, strcat(strcpy(f, d4), "/adapter_config.json"), err, sizeof err) == 0);
+    ck_assert(a4.gen == PEFT_V4 && a4.spec.ntargets == 2 && !strcmp(a4.spec.targets[0], "query") && !strcmp(a4.spec.targets[1], "value"));
+    // targets: v4's "dense" is three v5 modules, and back; fc2 alone has no unambiguous v4 name
+    char in[3][32] = {"query", "dense"}, out[8][32];
+    int n;
+    ck_assert_int_eq(adapter_spell_targets(in, 2, PEFT_V5, out, &n, err, sizeof err), 0);
+    ck_assert(n == 4 && !strcmp(out[0], "q_proj") && !strcmp(out[1], "o_proj") && !strcmp(out[3], "fc2"));
+    ck_assert_int_eq(adapter_spell_targets(out, 4, PEFT_V4, in, &n, err, sizeof err), 0);
+    ck_assert(n == 2 && !strcmp(in[1], "dense"));
+    char fc2[1][32] = {"fc2"};
+    ck_assert_int_eq(adapter_spell_targets(fc2, 1, PEFT_V4, out, &n, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "no unambiguous"));
+}
+END_TEST
+
 // ---------------------------------------------------------------- bad inputs
 
 static void write_bytes(const char *path, const void *data, size_t n) {
@@ -618,6 +642,7 @@ int main(void) {
     tcase_add_test(tc, test_head_extension_recipe);
     tcase_add_test(tc, test_save_load_roundtrip_model);
     tcase_add_test(tc, test_save_load_roundtrip_adapter);
+    tcase_add_test(tc, test_convert_adapter_between_generations);
     tcase_add_test(tc, test_corrupt_safetensors_refused);
     tcase_add_test(tc, test_half_precision_converts);
     tcase_add_test(tc, test_pickle_never_executes);
