@@ -24,8 +24,38 @@ static void replace_all(char *s, size_t n, const char *from, const char *to) {
     }
 }
 
+// timm's ViT/DeiT names; the fused qkv becomes attention.attention.qkv (split when loading)
+static const char *const TIMM_BLOCK[][2] = {
+    {"norm1", "layernorm_before"}, {"norm2", "layernorm_after"},  {"attn.qkv", "attention.attention.qkv"},
+    {"attn.proj", "attention.output.dense"}, {"mlp.fc1", "intermediate.dense"}, {"mlp.fc2", "output.dense"},
+};
+
+static bool timm_name(const char *in, char *out, size_t n) {
+    static const char *const TOP[][2] = {{"cls_token", "vit.embeddings.cls_token"}, {"pos_embed", "vit.embeddings.position_embeddings"},
+                                         {"patch_embed.proj.", "vit.embeddings.patch_embeddings.projection."},
+                                         {"norm.", "vit.layernorm."}, {"head.", "classifier."}};
+    for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++) {
+        size_t L = strlen(TOP[i][0]);
+        if (!strncmp(in, TOP[i][0], L) && (TOP[i][0][L - 1] == '.' || in[L] == 0)) {
+            snprintf(out, n, "%s%s", TOP[i][1], in + L);
+            return true;
+        }
+    }
+    int layer, used = 0;
+    if (sscanf(in, "blocks.%d.%n", &layer, &used) == 1 && used > 0)
+        for (size_t i = 0; i < sizeof TIMM_BLOCK / sizeof *TIMM_BLOCK; i++) {
+            size_t L = strlen(TIMM_BLOCK[i][0]);
+            if (!strncmp(in + used, TIMM_BLOCK[i][0], L) && in[used + L] == '.') {
+                snprintf(out, n, "vit.encoder.layer.%d.%s%s", layer, TIMM_BLOCK[i][1], in + used + L);
+                return true;
+            }
+        }
+    return false;
+}
+
 char *vit_canonical_name(const char *in, char *out, size_t n) {
     const char *pre = "base_model.model.";
+    if (timm_name(in, out, n)) return out;
     snprintf(out, n, "%s", strncmp(in, pre, strlen(pre)) ? in : in + strlen(pre));
     replace_all(out, n, ".lora_A.default.", ".lora_A.");
     replace_all(out, n, ".lora_B.default.", ".lora_B.");

@@ -8,7 +8,7 @@
 
 #include "weights.h"
 
-typedef struct {
+typedef struct Checkpoint {
     WFile *files;
     int nfiles;
     char **canon; // canonical name of each entry, over all files in order

@@ -224,8 +224,40 @@ void image_processor_denormalize(const ImageProcessor *p, const float *src, int 
         }
 }
 
+// timm's evaluation transform from pretrained_cfg: the short side to floor(size / crop_pct) with its
+// interpolation, a center crop of the input size (torchvision's rounding), its mean and std
+static int timm_processor(ImageProcessor *p, const cJSON *pc, int image_size, const char *path, char *err, size_t errn) {
+    image_processor_default(p, image_size);
+    snprintf(p->kind, sizeof p->kind, "timm");
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(pc, "crop_pct"), *in = cJSON_GetObjectItemCaseSensitive(pc, "interpolation");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(pc, "crop_mode");
+    double crop_pct = cJSON_IsNumber(cp) ? cp->valuedouble : 0.875;
+    if (!(crop_pct > 0.1 && crop_pct <= 1.0) || (mode && (!cJSON_IsString(mode) || strcmp(mode->valuestring, "center")))) {
+        snprintf(err, errn, "%s: pretrained_cfg needs crop_pct in (0.1, 1] and crop_mode \"center\"", path);
+        return -1;
+    }
+    const char *interp = cJSON_IsString(in) ? in->valuestring : "bicubic";
+    p->resample = !strcmp(interp, "bilinear") ? RESAMPLE_BILINEAR : !strcmp(interp, "nearest") ? RESAMPLE_NEAREST
+                  : !strcmp(interp, "lanczos") ? RESAMPLE_LANCZOS : RESAMPLE_BICUBIC;
+    p->shortest_edge = (int)floor(image_size / crop_pct), p->size_h = p->size_w = 0;
+    p->do_center_crop = true, p->crop_h = p->crop_w = image_size, p->style = GEOM_TIMM;
+    if (get_triple(pc, "mean", p->mean, false, path, err, errn) || get_triple(pc, "std", p->std, true, path, err, errn)) return -1;
+    return 0;
+}
+
 int image_processor_for_model(ImageProcessor *p, const char *model_dir, int image_size, char *err, size_t errn) {
     char path[4096];
+    path_join(path, sizeof path, model_dir, "config.json");
+    char *cfg = file_exists(path) ? file_read_all(path, 64u << 20, NULL, err, errn) : NULL;
+    cJSON *co = cfg ? cJSON_Parse(cfg) : NULL;
+    free(cfg);
+    const cJSON *pc = co ? cJSON_GetObjectItemCaseSensitive(co, "pretrained_cfg") : NULL;
+    if (cJSON_IsObject(pc) && !file_exists(path_join(path, sizeof path, model_dir, "preprocessor_config.json"))) {
+        int rc = timm_processor(p, pc, image_size, path, err, errn);
+        cJSON_Delete(co);
+        return rc;
+    }
+    cJSON_Delete(co);
     path_join(path, sizeof path, model_dir, "preprocessor_config.json");
     if (!file_exists(path)) {
         image_processor_default(p, image_size);

@@ -78,9 +78,29 @@ typedef struct {
     size_t errn;
 } LoadCtx;
 
+// query/key/value of a timm checkpoint: rows of the fused attn.qkv (an entry that views a third)
+static const WEntry *qkv_part(LoadCtx *lc, const char *name, WEntry *tmp) {
+    static const char *const PART[] = {".attention.attention.query.", ".attention.attention.key.", ".attention.attention.value."};
+    for (int k = 0; k < 3; k++) {
+        const char *at = strstr(name, PART[k]);
+        if (!at) continue;
+        char fused[512];
+        snprintf(fused, sizeof fused, "%.*s.attention.attention.qkv.%s", (int)(at - name), name, at + strlen(PART[k]));
+        const WEntry *e = checkpoint_find(&lc->m->ck, fused);
+        if (!e || e->shape[0] % 3 || (e->ndim != 1 && e->ndim != 2)) return NULL;
+        *tmp = *e;
+        tmp->shape[0] = e->shape[0] / 3;
+        tmp->data = e->data + (size_t)(k * tmp->shape[0] * e->strides[0]) * wdtype_size(e->dtype);
+        return tmp;
+    }
+    return NULL;
+}
+
 static Tensor *make_from_ckpt(void *ud, const char *name, int ndim, const int64_t *shape) {
     LoadCtx *lc = ud;
+    WEntry part;
     const WEntry *e = checkpoint_find(&lc->m->ck, name);
+    if (!e) e = qkv_part(lc, name, &part);
     if (!e) {
         snprintf(lc->err, lc->errn, "%s: the checkpoint lacks tensor '%s' that config.json needs", lc->dir, name);
         return NULL;
@@ -108,11 +128,29 @@ int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {
         snprintf(err, errn, "%s: not a directory", dir);
         return -1;
     }
-    if (vit_config_load(&m->cfg, path_join(p, sizeof p, dir, "config.json"), err, errn) != 0) return -1;
+    char *json = file_read_all(path_join(p, sizeof p, dir, "config.json"), 64u << 20, NULL, err, errn);
+    if (!json) return -1;
+    bool timm = vit_config_is_timm(json);
+    if (!timm && vit_config_parse(&m->cfg, json, p, err, errn) != 0) {
+        free(json);
+        return -1;
+    }
     if (checkpoint_open_dir(&m->ck, dir, err, errn) != 0) {
+        free(json);
         vit_config_free(&m->cfg);
         return -1;
     }
+    if (timm && vit_config_from_timm(&m->cfg, json, &m->ck, p, err, errn) != 0) { // sizes from the weights
+        free(json);
+        checkpoint_close(&m->ck);
+        return -1;
+    }
+    if (timm) {
+        char f[sizeof m->ck.format];
+        snprintf(f, sizeof f, "%s", m->ck.format);
+        snprintf(m->ck.format, sizeof m->ck.format, "timm layout, %.30s", f);
+    }
+    free(json);
     m->pc = ctx_new(1 << 20);
     m->rng = rng_new(0);
     LoadCtx lc = {m, dir, err, errn};

@@ -216,3 +216,62 @@ void vit_config_free(VitConfig *cfg) {
     cJSON_Delete(cfg->raw);
     memset(cfg, 0, sizeof *cfg);
 }
+
+// ---- timm ----
+
+#include "checkpoint.h"
+
+bool vit_config_is_timm(const char *json) {
+    cJSON *o = cJSON_Parse(json);
+    bool t = o && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "architecture")) &&
+             !cJSON_GetObjectItemCaseSensitive(o, "model_type") && !cJSON_GetObjectItemCaseSensitive(o, "hidden_size");
+    cJSON_Delete(o);
+    return t;
+}
+
+int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck, const char *path, char *err, size_t errn) {
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *o = cJSON_Parse(json);
+    const char *arch = cJSON_GetObjectItemCaseSensitive(o, "architecture")->valuestring;
+    cJSON *pc = cJSON_GetObjectItemCaseSensitive(o, "pretrained_cfg"), *ma = cJSON_GetObjectItemCaseSensitive(o, "model_args");
+    const WEntry *cls = checkpoint_find(ck, "vit.embeddings.cls_token"), *pe = checkpoint_find(ck, "vit.embeddings.patch_embeddings.projection.weight");
+    const WEntry *fc1 = checkpoint_find(ck, "vit.encoder.layer.0.intermediate.dense.weight"), *head = checkpoint_find(ck, "classifier.weight");
+    int rc = -1;
+    if (strstr(arch, "distilled") || checkpoint_find(ck, "dist_token")) {
+        snprintf(err, errn, "%s: '%s' is a distilled DeiT (dist_token, head_dist): not supported", path, arch);
+        goto out;
+    }
+    if (!cls || cls->ndim != 3 || !pe || pe->ndim != 4 || pe->shape[2] != pe->shape[3] || !fc1 || fc1->ndim != 2 || !head || head->ndim != 2) {
+        snprintf(err, errn, "%s: a timm config, but the weights are not a ViT's (cls_token, patch_embed.proj, blocks.0.mlp.fc1, head)", path);
+        goto out;
+    }
+    int layers = 0;
+    for (char k[128];; layers++) {
+        snprintf(k, sizeof k, "vit.encoder.layer.%d.layernorm_before.weight", layers);
+        if (!checkpoint_find(ck, k)) break;
+    }
+    vit_config_init(cfg);
+    cfg->hidden_size = (int)cls->shape[2], cfg->num_hidden_layers = layers, cfg->intermediate_size = (int)fc1->shape[0];
+    cfg->patch_size = (int)pe->shape[2], cfg->num_channels = (int)pe->shape[1], cfg->layer_norm_eps = 1e-6; // timm's LayerNorm
+    const cJSON *nh = ma ? cJSON_GetObjectItemCaseSensitive(ma, "num_heads") : NULL;
+    cfg->num_attention_heads = cJSON_IsNumber(nh) ? nh->valueint : strstr(arch, "huge") ? 16 : cfg->hidden_size / 64;
+    const cJSON *in = pc ? cJSON_GetObjectItemCaseSensitive(pc, "input_size") : NULL;
+    cfg->image_size = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 && cJSON_IsNumber(cJSON_GetArrayItem(in, 2))
+                          ? cJSON_GetArrayItem(in, 2)->valueint : 224;
+    if (cfg->num_attention_heads <= 0 || cfg->hidden_size % cfg->num_attention_heads || cfg->image_size <= 0 ||
+        cfg->image_size % cfg->patch_size || layers == 0) {
+        snprintf(err, errn, "%s: cannot derive a ViT from '%s' (hidden %d, %d heads, image %d, patch %d, %d blocks)", path, arch,
+                 cfg->hidden_size, cfg->num_attention_heads, cfg->image_size, cfg->patch_size, layers);
+        vit_config_free(cfg);
+        goto out;
+    }
+    vit_config_set_num_labels(cfg, (int)head->shape[0]);
+    const cJSON *ln = cJSON_GetObjectItemCaseSensitive(o, "label_names");
+    int i = 0;
+    for (const cJSON *l = cJSON_IsArray(ln) ? ln->child : NULL; l && i < cfg->num_labels; l = l->next, i++)
+        if (cJSON_IsString(l)) vit_config_set_label(cfg, i, l->valuestring);
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}

@@ -21,6 +21,12 @@ typedef struct {
 // patch, gelu activation, id2label keys 0..n-1). Errors name the file and the field.
 int vit_config_load(VitConfig *cfg, const char *path, char *err, size_t errn);
 int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *err, size_t errn);
+// timm's config.json ({"architecture", "num_classes", "pretrained_cfg", "model_args"}), with the sizes
+// the weights have (ck: struct Checkpoint *): hidden from cls_token, layers from blocks.N, MLP from
+// fc1, patch from patch_embed.proj, heads from model_args.num_heads or hidden / 64, eps 1e-6.
+bool vit_config_is_timm(const char *json);
+struct Checkpoint;
+int vit_config_from_timm(VitConfig *cfg, const char *json, const struct Checkpoint *ck, const char *path, char *err, size_t errn);
 void vit_config_init(VitConfig *cfg); // DeiT-Tiny's values, labels LABEL_i for num_labels
 int vit_config_set_num_labels(VitConfig *cfg, int n); // new ids get LABEL_<id>
 void vit_config_set_label(VitConfig *cfg, int id, const char *label);

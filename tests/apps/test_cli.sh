@@ -39,5 +39,21 @@ expect 2 "$tmp/nomodel/config.json: cannot open" -- "$bin" preprocess --model "$
 expect 2 "needs MODEL_DIR and IO.safetensors" -- "$bin" check "$data/golden/tiny"
 expect 2 "--labels: 'x,y' must be 3" -- "$bin" check "$data/golden/tiny" "$data/golden/tiny/io.safetensors" --labels x,y
 
+# a timm-format model directory works with every command
+timm=$data/timm_tiny
+expect 0 "timm layout" -- "$bin" info "$timm"
+expect 0 "LABEL_" -- "$bin" predict --model "$timm" --top 2 "$img/small_20x30.jpg"
+expect 0 "Accuracy:" -- "$bin" train --model "$timm" --data "$img" --label newthing --output "$tmp/timm_out" --epochs 1 --test-size 2 --quiet
+expect 0 "merged" -- "$bin" merge --model "$timm" --adapter "$tmp/timm_out" --output "$tmp/timm_merged"
+expect 0 "ViTForImageClassification model (safetensors)" -- "$bin" info "$tmp/timm_merged"
+expect 0 "\"accuracy\"" -- "$bin" eval --model "$tmp/timm_merged" --data "$img" --label newthing --json
+# both adapter generations are written, and converted
+expect 0 "saved the adapter" -- "$bin" train --model "$data/golden/tiny" --data "$img" --label newthing --output "$tmp/v5" --epochs 1 --test-size 2 --quiet --peft-format v5
+expect 0 "v5: transformers 5" -- "$bin" info "$tmp/v5"
+expect 0 "converted" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v4" --to v4
+expect 0 "v4: transformers 4" -- "$bin" info "$tmp/v4"
+expect 0 "newthing" -- "$bin" predict --model "$data/golden/tiny" --adapter "$tmp/v4" --top 11 "$img/small_20x30.jpg"
+expect 2 "--to: must be v4 or v5" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v6" --to v6
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,6 +1,7 @@
 // test_models.c: ViT parity with the golden files, checkpoint formats, adapters, head extension,
 // LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
 #include "../../models/adapter.h"
+#include "../../models/image_processor.h"
 #include "../../tensor/fileio.h"
 #include "../../models/vit.h"
 
@@ -218,6 +219,38 @@ START_TEST(test_deit_tiny_random_sharded) {
     ctx_free(c);
     wfile_close(&io);
     vit_free(&m);
+}
+END_TEST
+
+START_TEST(test_timm_directory_gives_tiny_logits) {
+    // tests/data/timm_tiny: golden/tiny's tensors renamed and fused the timm way (make_timm_tiny.py)
+    VitModel t, h;
+    load(&t, TEST_DATA "/timm_tiny");
+    ck_assert_str_eq(t.ck.format, "timm layout, safetensors");
+    ck_assert(t.cfg.layer_norm_eps == 1e-6 && t.cfg.num_attention_heads == 3 && t.cfg.hidden_size == 48 && t.cfg.num_hidden_layers == 2);
+    // the HF directory with timm's eps: the same model, so the same logits
+    char d[400], cmd[2400];
+    snprintf(d, sizeof d, "%s/hf_eps6", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"layer_norm_eps\": 1e-12/\"layer_norm_eps\": 1e-06/' %s/tiny/config.json > %s/config.json",
+             d, GOLD, d, GOLD, d);
+    ck_assert_int_eq(system(cmd), 0);
+    load(&h, d);
+    WFile io;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    ag_no_grad(c, true);
+    Tensor *x = ref(c, &io, "pixel_values");
+    Tensor *lt = vit_forward(c, &t, x, NULL), *lh = vit_forward(c, &h, x, NULL);
+    ck_assert_msg(max_diff(lt, lh) == 0, "timm %g", max_diff(lt, lh));
+    ck_assert(max_diff(lt, ref(c, &io, "logits")) < 1e-4); // and golden/tiny's, up to the eps
+    // timm's image transform from pretrained_cfg
+    ImageProcessor ip;
+    ck_assert(image_processor_for_model(&ip, TEST_DATA "/timm_tiny", 32, err, sizeof err) == 0);
+    ck_assert_str_eq(ip.kind, "timm");
+    ck_assert(ip.shortest_edge == 35 && ip.crop_h == 32 && ip.resample == RESAMPLE_BICUBIC && ip.style == GEOM_TIMM);
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&t), vit_free(&h);
 }
 END_TEST
 
@@ -637,6 +670,7 @@ int main(void) {
     tcase_add_test(tc, test_cls_only_last_layer_is_exact);
     tcase_add_test(tc, test_pytorch_bin_equals_safetensors);
     tcase_add_test(tc, test_deit_tiny_random_sharded);
+    tcase_add_test(tc, test_timm_directory_gives_tiny_logits);
     tcase_add_test(tc, test_trainable_parameters_line_like_peft);
     tcase_add_test(tc, test_lora_targets_both_generations);
     tcase_add_test(tc, test_head_extension_recipe);
