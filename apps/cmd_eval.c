@@ -62,6 +62,24 @@ int cmd_eval(int argc, char **argv) {
                (long long)mt.fp, (long long)mt.fn, (long long)mt.tn);
         printf("avg_loss:  %.4f\nAccuracy:  %.4f\nPrecision: %.4f\nRecall:    %.4f\nF1:        %.4f\n", mt.avg_loss, mt.accuracy,
                mt.precision, mt.recall, mt.f1);
+        if (d.nclasses > 1) { // per-class counts and the confusion matrix over the data's classes
+            printf("confusion (rows: true class, columns: predicted; 'other' = any other label of the model):\n%-16s", "");
+            for (int c = 0; c < d.nclasses; c++) printf(" %10.10s", d.class_names[c]);
+            printf(" %10s %8s\n", "other", "recall");
+            for (int t = 0; t < d.nclasses; t++) {
+                int ti = vit_config_label_id(&m.cfg, d.class_names[t]);
+                int64_t row = 0, other = 0;
+                for (int p = 0; p < mt.nclasses; p++) row += mt.confusion[ti * mt.nclasses + p];
+                printf("%-16.16s", d.class_names[t]);
+                for (int c = 0; c < d.nclasses; c++) {
+                    int64_t v = mt.confusion[ti * mt.nclasses + vit_config_label_id(&m.cfg, d.class_names[c])];
+                    printf(" %10lld", (long long)v);
+                    other -= v;
+                }
+                other += row;
+                printf(" %10lld %7.1f%%\n", (long long)other, row ? 100.0 * mt.confusion[ti * mt.nclasses + ti] / (double)row : 0.0);
+            }
+        }
     }
     metrics_free(&mt);
     rc = 0;
