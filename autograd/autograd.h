@@ -32,7 +32,8 @@ int ag_backward(Ctx *c, Tensor *loss);            // loss has one element; 0 or 
                                                   // (leaves keep .grad; intermediate gradients are recycled)
 void ag_zero_grad(Tensor *const *ts, int n);
 Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
-Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand) or NULL
+Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand, zeroed) or NULL
+Tensor *ag_grad_fresh(Tensor *t, bool *fresh);    // the same, not zeroed when new (*fresh): write, don't add
 
 // ---- elementwise, NumPy broadcasting (ops_elementwise.c) ----
 Tensor *ag_add(Ctx *c, Tensor *a, Tensor *b);

@@ -5,10 +5,17 @@
 
 static void attention_bw(AgNode *n) {
     Tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *att = n->aux;
-    Tensor *dq = ag_grad_buf(n->in[0]), *dk = ag_grad_buf(n->in[1]), *dv = ag_grad_buf(n->in[2]);
+    bool fq = false, fk = false, fv = false; // fresh gradients are written, not added to
+    Tensor *dq, *dk, *dv;
+    if (n->in[0] == n->in[1] || n->in[1] == n->in[2] || n->in[0] == n->in[2]) { // aliases: accumulate into zeros
+        dq = ag_grad_buf(n->in[0]), dk = ag_grad_buf(n->in[1]), dv = ag_grad_buf(n->in[2]);
+    } else {
+        dq = ag_grad_fresh(n->in[0], &fq), dk = ag_grad_fresh(n->in[1], &fk), dv = ag_grad_fresh(n->in[2], &fv);
+    }
     Tensor *datt = tensor_new(n->out->ctx, att->dtype, att->ndim, att->shape);
     AG_DISPATCH(q->dtype, attention_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, datt->data,
-                n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[4], n->i[2], n->i[3], n->f[0]);
+                n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[4], n->i[2], n->i[3], n->f[0],
+                fq ? 0.0 : 1.0, fk ? 0.0 : 1.0, fv ? 0.0 : 1.0);
 }
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {

@@ -27,11 +27,12 @@ static Tensor *out_like(Ctx *c, Tensor *x, int64_t last) {
 
 static void lora_bw(AgNode *n) {
     Tensor *xc = n->saved[0], *wc = n->saved[1], *t = n->saved[2], *A = n->in[3], *B = n->in[4];
-    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
+    bool fx;
+    Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
     int64_t N = n->i[0], IC = n->i[1], OC = n->i[2], r = n->i[3];
     Tensor *g = tensor_new(n->out->ctx, xc->dtype, 2, (int64_t[]){N, r});
-    AG_DISPATCH(xc->dtype, lora_linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+    AG_DISPATCH(xc->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL, gb ? gb->data : NULL,
                 gA ? gA->data : NULL, gB ? gB->data : NULL, g->data, n->out->grad->data, xc->data, wc->data, A->data, B->data,
                 t->data, N, IC, OC, r, n->f[0], n->f[1], (uint64_t)n->i[4], (uint64_t)n->i[5]);
 }
@@ -73,14 +74,23 @@ Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tenso
 
 // ---- linear with residual ----
 
+// dres (+)= dout: a fresh residual gradient is a copy
+static void residual_bw(Tensor *res, Tensor *g) {
+    bool fr;
+    Tensor *gr = ag_grad_fresh(res, &fr);
+    if (!gr) return;
+    if (fr) memcpy(gr->data, g->data, (size_t)tensor_numel(gr) * dtype_size(gr->dtype));
+    else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0);
+}
+
 static void linres_bw(AgNode *n) {
     Tensor *xc = n->saved[0], *wc = n->saved[1];
-    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
-    Tensor *gr = ag_grad_buf(n->in[3]);
-    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                n->out->grad->data, xc->data, wc->data, n->i[0], n->i[1], n->i[2]);
-    if (gr) AG_DISPATCH(xc->dtype, unary_backward, UN_ADD_SCALAR, gr->data, n->out->grad->data, n->out->grad->data,
-                        n->out->grad->data, tensor_numel(gr), 0.0); // dres += dout
+    bool fx;
+    Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
+    if (gx) AG_DISPATCH(xc->dtype, linear_backward_dx, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, wc->data, n->i[0], n->i[1], n->i[2]);
+    AG_DISPATCH(xc->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data,
+                wc->data, n->i[0], n->i[1], n->i[2]);
+    residual_bw(n->in[3], n->out->grad);
 }
 
 Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
@@ -106,10 +116,11 @@ Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res)
 // ---- MLP with residual (frozen weights) ----
 
 static void mlp_bw(AgNode *n) {
-    Tensor *h = n->saved[0], *w1 = n->saved[1], *w2 = n->saved[2];
-    Tensor *gx = ag_grad_buf(n->in[0]), *gr = ag_grad_buf(n->in[1]), *g = n->out->grad;
-    if (gx) AG_DISPATCH(h->dtype, mlp_backward, gx->data, g->data, h->data, w1->data, w2->data, n->i[0], n->i[1], n->i[2]);
-    if (gr) AG_DISPATCH(h->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0);
+    Tensor *h = n->saved[0], *w1 = n->saved[1], *w2 = n->saved[2], *g = n->out->grad;
+    bool fx;
+    Tensor *gx = ag_grad_fresh(n->in[0], &fx);
+    if (gx) AG_DISPATCH(h->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, h->data, w1->data, w2->data, n->i[0], n->i[1], n->i[2]);
+    residual_bw(n->in[1], g);
 }
 
 Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {

@@ -24,22 +24,29 @@ typedef struct GradBlock {
     struct GradBlock *next;
 } GradBlock;
 
-Tensor *ag_grad_buf(Tensor *t) {
+// t's gradient buffer; *fresh tells whether it was just made (its contents then undefined: the
+// caller writes it whole instead of accumulating), else it holds earlier contributions
+static Tensor *grad_get(Tensor *t, bool zero, bool *fresh) {
+    if (fresh) *fresh = false;
     if (!t || !t->requires_grad) return NULL;
     if (t->grad) return t->grad;
     Ctx *c = t->ctx;
     size_t bytes = (size_t)tensor_numel(t) * dtype_size(t->dtype);
+    if (fresh) *fresh = true;
     for (GradBlock **b = &c->grad_pool; *b; b = &(*b)->next)
         if ((*b)->bytes == bytes) {
             GradBlock *blk = *b;
             *b = blk->next;
-            memset(blk->data, 0, bytes);
+            if (zero) memset(blk->data, 0, bytes);
             t->grad = tensor_from_buffer(c, t->dtype, t->ndim, t->shape, blk->data);
             return t->grad;
         }
-    t->grad = tensor_zeros(c, t->dtype, t->ndim, t->shape);
+    t->grad = zero ? tensor_zeros(c, t->dtype, t->ndim, t->shape) : tensor_new(c, t->dtype, t->ndim, t->shape);
     return t->grad;
 }
+
+Tensor *ag_grad_buf(Tensor *t) { return grad_get(t, true, NULL); }
+Tensor *ag_grad_fresh(Tensor *t, bool *fresh) { return grad_get(t, false, fresh); }
 
 static void release_grad(Tensor *t) {
     Ctx *c = t->ctx;

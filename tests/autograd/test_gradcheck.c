@@ -179,6 +179,9 @@ END_TEST
 
 START_TEST(test_gradcheck_attention) {
     gc(fn_attention, (Tensor *[]){rnd(55, SHAPE(2, 3, 4), -1, 1), rnd(56, SHAPE(2, 3, 4), -1, 1), rnd(57, SHAPE(2, 3, 4), -1, 1)}, 3, NULL);
+    // one tensor as query, key and value (aliased gradients accumulate)
+    Tensor *x = rnd(77, SHAPE(2, 3, 4), -1, 1);
+    gc(fn_attention, (Tensor *[]){x, x, x}, 3, NULL);
     // fewer queries than keys (the [CLS]-only last layer)
     gc(fn_attention, (Tensor *[]){rnd(58, SHAPE(2, 1, 4), -1, 1), rnd(59, SHAPE(2, 5, 4), -1, 1), rnd(76, SHAPE(2, 5, 4), -1, 1)}, 3, NULL);
 }
