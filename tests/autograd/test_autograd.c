@@ -2,7 +2,7 @@
 // frozen inputs recording nothing, detach, zero_grad, errors, and a steady-state step.
 #include "../../autograd/autograd.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <math.h>
 #include <string.h>
 
@@ -158,9 +158,5 @@ int main(void) {
     tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

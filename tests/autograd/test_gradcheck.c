@@ -1,7 +1,7 @@
 // test_gradcheck.c: one gradient check per differentiable op, in float64.
 #include "../../autograd/autograd.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <math.h>
 
 static Ctx *P; // inputs live here, outside the per-evaluation context
@@ -271,9 +271,5 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_mlp_residual);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

@@ -5,7 +5,7 @@
 #include "../../tensor/fileio.h"
 #include "../../models/vit.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,19 +436,12 @@ END_TEST
 
 // ---------------------------------------------------------------- bad inputs
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
-
 static void write_st(const char *path, const char *header, size_t data_bytes) {
     size_t hl = strlen(header);
     unsigned char *buf = calloc(8 + hl + data_bytes, 1);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
     memcpy(buf + 8, header, hl);
-    write_bytes(path, buf, 8 + hl + data_bytes);
+    write_file(path, buf, 8 + hl + data_bytes);
     free(buf);
 }
 
@@ -474,21 +467,21 @@ START_TEST(test_corrupt_safetensors_refused) {
     char p[400];
     snprintf(p, sizeof p, "%s/bad.safetensors", tmpdir);
     unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, '{', '}'};
-    write_bytes(p, big, 16);
+    write_file(p, big, 16);
     WFile f;
     ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "above the limit"));
     unsigned char past[12] = {100, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
-    write_bytes(p, past, 12);
+    write_file(p, past, 12);
     ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "runs past the end"));
-    write_bytes(p, "abc", 3);
+    write_file(p, "abc", 3);
     ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "not a safetensors file"));
     // truncated copy of a real file
     size_t n;
     char *full = file_read_all(GOLD "/tiny/model.safetensors", 1 << 24, &n, err, sizeof err);
-    write_bytes(p, full, n / 2);
+    write_file(p, full, n / 2);
     free(full);
     ck_assert_int_eq(safetensors_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "outside the data"));
@@ -505,7 +498,7 @@ START_TEST(test_half_precision_converts) {
     memcpy(buf + 8, h, hl);
     uint16_t vals[] = {0x3c00, 0xc000, 0x0001, 0x7c00, 0x3f80, 0xc0a0}; // 1, -2, 2^-24, inf | 1, -5
     memcpy(buf + 8 + hl, vals, sizeof vals);
-    write_bytes(p, buf, 8 + hl + 12);
+    write_file(p, buf, 8 + hl + 12);
     WFile f;
     ck_assert_msg(safetensors_open(&f, p, err, sizeof err) == 0, "%s", err);
     Ctx *c = ctx_new(1 << 16);
@@ -577,7 +570,7 @@ START_TEST(test_pickle_never_executes) {
     char p[400];
     snprintf(p, sizeof p, "%s/pytorch_model.bin", tmpdir);
     static const char notzip[] = "PK\x03\x04 not really a zip at all, just bytes";
-    write_bytes(p, notzip, sizeof notzip - 1);
+    write_file(p, notzip, sizeof notzip - 1);
     WFile f;
     ck_assert_int_eq(torchbin_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "not a zip archive"));
@@ -605,13 +598,13 @@ START_TEST(test_model_dir_mismatches_refused) {
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "hidden_size 48 is not divisible by num_attention_heads 5"));
     // malformed JSON, negative size, num_labels disagreeing with id2label
-    write_bytes(path_join(p, sizeof p, d, "config.json"), "{\"hidden_size\": 48,", 19);
+    write_file(path_join(p, sizeof p, d, "config.json"), "{\"hidden_size\": 48,", 19);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "config.json: not a JSON object"));
-    write_bytes(p, "{\"hidden_size\": -48}", 20);
+    write_file(p, "{\"hidden_size\": -48}", 20);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "\"hidden_size\" must be an integer"));
-    write_bytes(p, "{\"num_labels\": 3, \"id2label\": {\"0\": \"a\"}}", 41);
+    write_file(p, "{\"num_labels\": 3, \"id2label\": {\"0\": \"a\"}}", 41);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "num_labels 3 disagrees with the 1 entries of id2label"));
     // a sharded index naming a shard that is not there
@@ -651,7 +644,7 @@ START_TEST(test_adapter_mismatches_refused) {
     ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "matches no LoRA module"));
     vit_free(&m);
-    write_bytes(path_join(p, sizeof p, d, "adapter_config.json"), "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"query|value\"}", 58);
+    write_file(path_join(p, sizeof p, d, "adapter_config.json"), "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"query|value\"}", 58);
     load(&m, GOLD "/tiny");
     ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "regex string is not supported"));
@@ -683,9 +676,5 @@ int main(void) {
     tcase_add_test(tc, test_model_dir_mismatches_refused);
     tcase_add_test(tc, test_adapter_mismatches_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

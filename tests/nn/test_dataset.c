@@ -4,7 +4,7 @@
 #include "../../nn/dataset.h"
 #include "../../tensor/fileio.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,9 +184,5 @@ int main(void) {
     tcase_add_test(tc, test_fashion_mnist_idx);
     tcase_add_test(tc, test_loader_same_for_any_thread_count);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

@@ -4,7 +4,7 @@
 #include "../../models/weights.h"
 #include "../../tensor/fileio.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,13 +128,6 @@ START_TEST(test_unusual_modes_equal_pillow) {
 END_TEST
 
 // ---------------------------------------------------------------- processors
-
-static void write_file(const char *path, const void *d, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(d, 1, n, f), n);
-    fclose(f);
-}
 
 START_TEST(test_processor_configs_both_styles) {
     char dir[] = "/tmp/cgrad_imgXXXXXX", p[256];
@@ -276,9 +269,5 @@ int main(void) {
     tcase_add_test(tc, test_resample_filters_sane);
     tcase_add_test(tc, test_bad_images_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

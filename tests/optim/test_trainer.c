@@ -4,7 +4,7 @@
 #include "../../optim/trainer.h"
 #include "../../tensor/fileio.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -462,9 +462,5 @@ int main(void) {
     tcase_add_test(tc, test_interrupted_save_and_stop_signal);
     tcase_add_test(tc, test_nan_stops_training);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }

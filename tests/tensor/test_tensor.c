@@ -2,7 +2,7 @@
 // against hand-computed results; bad calls give errors that name the op and both shapes.
 #include "../../autograd/autograd.h"
 
-#include <check.h>
+#include "../check_util.h"
 #include <math.h>
 #include <string.h>
 
@@ -332,9 +332,5 @@ int main(void) {
     tcase_add_test(tc, test_forward_concat_index_dropout_ce);
     tcase_add_test(tc, test_bad_calls_are_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return check_run(s);
 }
