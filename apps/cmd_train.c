@@ -46,7 +46,7 @@ int cmd_train(int argc, char **argv) {
         {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
         {"--no-shuffle", OPT_FLAG, &no_shuffle, 0, 0, "files in byte order of their names, no shuffling"},
         {"--init-adapter", OPT_STR, &init_adapter, 0, 0, "start from a saved adapter (its r, alpha, targets and labels)"},
-        {"--resume", OPT_FLAG, &resume, 0, 0, "continue from the newest checkpoint in --output"},
+        {"--resume", OPT_FLAG, &resume, 0, 0, "continue from the newest checkpoint in --output (bit for bit at the same --threads)"},
         {"--overwrite", OPT_FLAG, &overwrite, 0, 0, "write into a non-empty --output"},
         {"--peft-format", OPT_STR, &peft, 0, 0, "adapter key names: v4 (transformers 4, the notebook's) or v5"},
         {"--no-cache", OPT_FLAG, &no_cache, 0, 0, "decode images every epoch instead of keeping them in memory"},
