@@ -300,6 +300,10 @@ int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err,
         memcpy(t->data, e->data, (size_t)tensor_numel(t) * 4);
         found++;
     }
+    if (found != tf.n) { // e.g. fewer LoRA targets than the checkpoint was trained with
+        snprintf(err, errn, "%s: checkpoint holds %d trainable tensors but these settings train %d: resume with the same settings", p, tf.n, found);
+        goto out;
+    }
     // optimizer
     if (safetensors_open(&of, path_join(p, sizeof p, dir, "optimizer.safetensors"), err, errn) != 0) goto out;
     for (int i = 0; i < optim_nparams(o); i++) {
