@@ -32,6 +32,7 @@ static int info_adapter(const char *dir) {
     printf("  generation     %s (key names %s, target_modules", v5_keys || ac.gen == PEFT_V5 ? "v5: transformers 5 + peft 0.21" : "v4: transformers 4 + peft 0.17",
            v5_keys ? "vit.layers.N.attention.q_proj" : "vit.encoder.layer.N.attention.attention.query");
     for (int t = 0; t < ac.spec.ntargets; t++) printf(" %s", ac.spec.targets[t]);
+    if (ac.spec.target_regex[0]) printf(" regex '%s'", ac.spec.target_regex);
     printf(")\n  LoRA           r %d, alpha %g, dropout %g%s\n", ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.rslora ? ", rsLoRA" : "");
     printf("  tensors        %d, %lld parameters%s\n", ck.n, (long long)params, ac.spec.save_classifier ? " (LoRA and the classifier)" : "");
     if (cls_rows >= 0) printf("  classifier     %lld classes\n", (long long)cls_rows);

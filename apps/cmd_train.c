@@ -15,7 +15,7 @@ static void print_metrics(const Metrics *mt, const char *label) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *label = NULL, *output = NULL, *target = "query,value", *init_adapter = NULL,
+    const char *model = NULL, *data = NULL, *label = NULL, *output = NULL, *target = NULL, *target_regex = NULL, *init_adapter = NULL,
                *sched = "linear", *peft = "v4";
     long epochs = 5, batch = 2, accum = 4, r = 4, logging = 2, save_limit = 1, save_steps = 500, threads = 0, seed = 42, warmup = 0;
     double lr = 6e-4, wd = 0.01, max_norm = 1.0, alpha = 8, dropout = 0.2, test_size = 10, warmup_ratio = 0;
@@ -38,6 +38,7 @@ int cmd_train(int argc, char **argv) {
         {"--lora-alpha", OPT_DOUBLE, &alpha, 1e-9, 1e9, "LoRA alpha (8)"},
         {"--lora-dropout", OPT_DOUBLE, &dropout, 0, 0.999, "dropout on the LoRA branch (0.2)"},
         {"--target", OPT_STR, &target, 0, 0, "LoRA target modules (query,value; also key, dense, q_proj, v_proj, fc1, ...)"},
+        {"--target-regex", OPT_STR, &target_regex, 0, 0, "instead of --target: a regex full-matched against module names, as peft does"},
         {"--logging-steps", OPT_INT, &logging, 0, 1000000000, "log every N optimizer steps (2)"},
         {"--save-steps", OPT_INT, &save_steps, 0, 1000000000, "checkpoint every N steps, and at the end (500)"},
         {"--save-total-limit", OPT_INT, &save_limit, 0, 1000000, "checkpoints kept (1; 0 keeps all)"},
@@ -66,7 +67,12 @@ int cmd_train(int argc, char **argv) {
     if (schedule_parse(sched, &sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
     if (strcmp(peft, "v4") && strcmp(peft, "v5")) return app_fail("train", "--peft-format: must be v4 or v5");
     VitLoraSpec spec = {.r = (int)r, .alpha = alpha, .dropout = dropout, .save_classifier = true};
-    if (app_target_list(target, &spec, err, sizeof err) != 0) return app_fail("train", err);
+    if (target && target_regex) return app_fail("train", "--target and --target-regex exclude each other");
+    if (target_regex) {
+        if (!*target_regex || strlen(target_regex) >= sizeof spec.target_regex) return app_fail("train", "--target-regex: must have 1 to 255 characters");
+        snprintf(spec.target_regex, sizeof spec.target_regex, "%s", target_regex);
+    } else if (app_target_list(target ? target : "query,value", &spec, err, sizeof err) != 0)
+        return app_fail("train", err);
     if (app_output_dir(output, overwrite, resume, err, sizeof err) != 0) return app_fail("train", err);
     app_threads(threads);
 

@@ -71,8 +71,14 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
     }
     if (cJSON_IsTrue(dora)) { snprintf(err, errn, "%s: use_dora is not supported", path); goto out; }
     if (cJSON_IsTrue(fifo)) { snprintf(err, errn, "%s: fan_in_fan_out is not supported for ViT linears", path); goto out; }
-    if (!cJSON_IsArray(tm) || cJSON_GetArraySize(tm) < 1 || cJSON_GetArraySize(tm) > VIT_MAX_TARGETS) {
-        snprintf(err, errn, "%s: \"target_modules\" must be a list of 1 to %d module names (a regex string is not supported)", path, VIT_MAX_TARGETS);
+    if (cJSON_IsString(tm)) { // a regex, full-matched against module names
+        if (!tm->valuestring[0] || strlen(tm->valuestring) >= sizeof ac->spec.target_regex) {
+            snprintf(err, errn, "%s: the target_modules regex must have 1 to %zu characters", path, sizeof ac->spec.target_regex - 1);
+            goto out;
+        }
+        snprintf(ac->spec.target_regex, sizeof ac->spec.target_regex, "%s", tm->valuestring);
+    } else if (!cJSON_IsArray(tm) || cJSON_GetArraySize(tm) < 1 || cJSON_GetArraySize(tm) > VIT_MAX_TARGETS) {
+        snprintf(err, errn, "%s: \"target_modules\" must be a list of 1 to %d module names or a regex string", path, VIT_MAX_TARGETS);
         goto out;
     }
     ac->spec.r = (int)r->valuedouble;
@@ -80,7 +86,7 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
     ac->spec.dropout = dr && cJSON_IsNumber(dr) ? dr->valuedouble : 0.0;
     ac->spec.rslora = cJSON_IsTrue(rs);
     ac->gen = PEFT_V4;
-    for (cJSON *t = tm->child; t; t = t->next) {
+    for (cJSON *t = cJSON_IsArray(tm) ? tm->child : NULL; t; t = t->next) {
         if (!cJSON_IsString(t) || strlen(t->valuestring) >= sizeof ac->spec.targets[0]) {
             snprintf(err, errn, "%s: target_modules holds something that is not a module name", path);
             goto out;
@@ -244,14 +250,17 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
     cJSON_AddNumberToObject(o, "r", m->lora.r);
     cJSON_AddObjectToObject(o, "rank_pattern");
     cJSON_AddNullToObject(o, "revision");
-    cJSON *tm = cJSON_AddArrayToObject(o, "target_modules");
-    char spelled[VIT_MAX_TARGETS][32];
-    int ns = 0;
-    if (adapter_spell_targets((char(*)[32])m->lora.targets, m->lora.ntargets, gen, spelled, &ns, err, errn) != 0) {
-        cJSON_Delete(o);
-        return -1;
+    if (m->lora.target_regex[0]) cJSON_AddStringToObject(o, "target_modules", m->lora.target_regex); // as given: a regex names modules itself
+    else {
+        cJSON *tm = cJSON_AddArrayToObject(o, "target_modules");
+        char spelled[VIT_MAX_TARGETS][32];
+        int ns = 0;
+        if (adapter_spell_targets((char(*)[32])m->lora.targets, m->lora.ntargets, gen, spelled, &ns, err, errn) != 0) {
+            cJSON_Delete(o);
+            return -1;
+        }
+        for (int t = 0; t < ns; t++) cJSON_AddItemToArray(tm, cJSON_CreateString(spelled[t]));
     }
-    for (int t = 0; t < ns; t++) cJSON_AddItemToArray(tm, cJSON_CreateString(spelled[t]));
     cJSON_AddNullToObject(o, "target_parameters");
     cJSON_AddNullToObject(o, "task_type");
     cJSON_AddNullToObject(o, "trainable_token_indices");
@@ -266,6 +275,10 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
 }
 
 static int convert_targets(cJSON *tm, PeftGen to, const char *path, char *err, size_t errn) {
+    if (cJSON_IsString(tm)) {
+        snprintf(err, errn, "%s: target_modules is a regex ('%s'); it cannot be respelled for the other generation: edit it by hand", path, tm->valuestring);
+        return -1;
+    }
     char in[VIT_MAX_TARGETS][32], out[VIT_MAX_TARGETS][32], e2[512];
     int n = 0, nout = 0;
     for (cJSON *t = tm ? tm->child : NULL; t && n < VIT_MAX_TARGETS; t = t->next) snprintf(in[n++], 32, "%s", t->valuestring);

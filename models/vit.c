@@ -4,6 +4,7 @@
 #include "../tensor/fileio.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -296,15 +297,109 @@ static bool target_matches(const char *module_v4, const char *target) {
     return false;
 }
 
+// peft's string target_modules is re.fullmatch(pattern, module name). Python's syntax is rewritten
+// to POSIX ERE where the two agree on what matches in full: \d and \D become classes, lazy
+// quantifiers become greedy ones (the same full matches); what has no ERE form is refused.
+static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
+    char ere[1200];
+    size_t o = 0;
+    ere[o++] = '^', ere[o++] = '(';
+    bool in_class = false;
+    int depth = 0; // Python refuses unbalanced groups that the wrapping ^( )$ would otherwise balance
+    for (const char *p = pat; *p; p++) {
+        const char *add = NULL;
+        char one[4] = {0};
+        if (in_class) {
+            if (*p == '\\') { snprintf(err, errn, "target_modules regex '%s': a backslash inside [...] is not supported", pat); return -1; }
+            if (*p == ']') in_class = false;
+            one[0] = *p, add = one;
+        } else if (*p == '[') {
+            in_class = true, one[0] = '[', add = one;
+            if (p[1] == '^') one[1] = '^', p++;
+            if (p[1] == ']') { size_t k = strlen(one); one[k] = ']'; p++; } // a leading ] is literal
+        } else if (*p == '\\') {
+            char c = p[1];
+            if (!c) { snprintf(err, errn, "target_modules regex '%s' ends with a backslash", pat); return -1; }
+            p++;
+            if (c == 'd') add = "[0-9]";
+            else if (c == 'D') add = "[^0-9]";
+            else if (c == 'w' || c == 'W' || c == 's' || c == 'S' || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+                one[0] = '\\', one[1] = c, add = one;
+            else { snprintf(err, errn, "target_modules regex '%s': \\%c is not supported", pat, c); return -1; }
+        } else if (*p == '(' && p[1] == '?') {
+            snprintf(err, errn, "target_modules regex '%s': (?...) groups are not supported", pat);
+            return -1;
+        } else if (*p == '?' && p > pat && (p[-1] == '*' || p[-1] == '+' || p[-1] == '?' || p[-1] == '}') && !(p > pat + 1 && p[-2] == '\\')) {
+            add = ""; // lazy quantifier: the same full matches
+        } else {
+            depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+            if (depth < 0) { snprintf(err, errn, "target_modules regex '%s': unbalanced parenthesis", pat); return -1; }
+            one[0] = *p, add = one;
+        }
+        size_t L = strlen(add);
+        if (o + L + 3 > sizeof ere) { snprintf(err, errn, "target_modules regex '%s' is too long", pat); return -1; }
+        memcpy(ere + o, add, L), o += L;
+    }
+    if (depth != 0 || in_class) { snprintf(err, errn, "target_modules regex '%s': unbalanced %s", pat, in_class ? "[" : "parenthesis"); return -1; }
+    ere[o++] = ')', ere[o++] = '$', ere[o] = 0;
+    int rc = regcomp(re, ere, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[256];
+        regerror(rc, re, msg, sizeof msg);
+        snprintf(err, errn, "target_modules regex '%s': %s", pat, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static bool regex_matches(const regex_t *re, const char *module_v4) {
+    char v5[256];
+    vit_v5_name(module_v4, v5, sizeof v5);
+    return !regexec(re, module_v4, 0, NULL, 0) || !regexec(re, v5, 0, NULL, 0);
+}
+
+// A regex must name only the linears LoRA can wrap, as peft refuses any other module it matches.
+static int regex_check_others(const VitModel *m, const regex_t *re, const char *pat, char *err, size_t errn) {
+    static const char *const TOP[] = {"vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
+                                      "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier"};
+    static const char *const SUB[] = {"", ".attention", ".attention.attention", ".attention.attention.dropout", ".attention.output",
+                                      ".attention.output.dropout", ".intermediate", ".intermediate.intermediate_act_fn", ".output",
+                                      ".output.dropout", ".layernorm_before", ".layernorm_after"};
+    for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++)
+        if (regex_matches(re, TOP[i])) {
+            snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, TOP[i]);
+            return -1;
+        }
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
+        for (size_t i = 0; i < sizeof SUB / sizeof *SUB; i++) {
+            char name[256];
+            snprintf(name, sizeof name, "vit.encoder.layer.%d%s", l, SUB[i]);
+            if (regex_matches(re, name)) {
+                snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, name);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn) {
-    if (spec->r <= 0 || spec->alpha <= 0 || !(spec->dropout >= 0 && spec->dropout < 1) || spec->ntargets <= 0) {
+    bool use_re = spec->target_regex[0] != 0;
+    if (spec->r <= 0 || spec->alpha <= 0 || !(spec->dropout >= 0 && spec->dropout < 1) || (spec->ntargets <= 0 && !use_re)) {
         snprintf(err, errn, "LoRA needs r > 0, alpha > 0, dropout in [0, 1) and at least one target (got r %d, alpha %g, dropout %g, %d targets)",
                  spec->r, spec->alpha, spec->dropout, spec->ntargets);
         return -1;
     }
     static const char *const MOD[] = {"attention.attention.query", "attention.attention.key", "attention.attention.value",
                                       "attention.output.dense", "intermediate.dense", "output.dense"};
-    int hits[VIT_MAX_TARGETS] = {0};
+    int hits[VIT_MAX_TARGETS] = {0}, re_hits = 0;
+    regex_t re;
+    if (use_re) {
+        if (regex_compile(&re, spec->target_regex, err, errn) != 0) return -1;
+        if (regex_check_others(m, &re, spec->target_regex, err, errn) != 0) {
+            regfree(&re);
+            return -1;
+        }
+    }
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
         NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
@@ -312,8 +407,10 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
             char name[256];
             snprintf(name, sizeof name, "vit.encoder.layer.%d.%s", i, MOD[k]);
             bool hit = false;
-            for (int t = 0; t < spec->ntargets; t++)
-                if (target_matches(name, spec->targets[t])) hit = true, hits[t]++;
+            if (use_re) hit = regex_matches(&re, name), re_hits += hit;
+            else
+                for (int t = 0; t < spec->ntargets; t++)
+                    if (target_matches(name, spec->targets[t])) hit = true, hits[t]++;
             if (!hit || lins[k]->lora) continue;
             NnLora *lo = nn_lora_attach(m->pc, lins[k], spec->r, spec->alpha, spec->dropout, rng);
             if (spec->rslora) lo->scale = spec->alpha / sqrt((double)spec->r);
@@ -324,7 +421,15 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
             nn_params_add(&m->params, pn, lo->B);
         }
     }
-    for (int t = 0; t < spec->ntargets; t++)
+    if (use_re) {
+        regfree(&re);
+        if (!re_hits) {
+            snprintf(err, errn, "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
+                     spec->target_regex);
+            return -1;
+        }
+    }
+    for (int t = 0; t < spec->ntargets && !use_re; t++)
         if (!hits[t]) {
             snprintf(err, errn, "LoRA target module '%s' matches no module of the model (known: query, key, value, dense, q_proj, k_proj, v_proj, o_proj, fc1, fc2)",
                      spec->targets[t]);

@@ -54,6 +54,19 @@ expect 0 "converted" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v4" --to v4
 expect 0 "v4: transformers 4" -- "$bin" info "$tmp/v4"
 expect 0 "newthing" -- "$bin" predict --model "$data/golden/tiny" --adapter "$tmp/v4" --top 11 "$img/small_20x30.jpg"
 expect 2 "--to: must be v4 or v5" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v6" --to v6
+# peft's regex form of target_modules: trained, saved as a string, loaded back, not respelled
+tiny=$data/golden/tiny
+expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rx" --epochs 1 --test-size 2 --quiet --target-regex '.*\.layer\.1\..*(query|value)'
+expect 0 "regex '.*\.layer\.1\..*(query|value)'" -- "$bin" info "$tmp/rx"
+expect 0 '"target_modules":	".*\\.layer\\.1\\..*(query|value)"' -- cat "$tmp/rx/adapter_config.json"
+expect 0 "newthing" -- "$bin" predict --model "$tiny" --adapter "$tmp/rx" --top 11 "$img/small_20x30.jpg"
+expect 2 "target_modules is a regex" -- "$bin" convert-adapter "$tmp/rx" "$tmp/rx5" --to v5
+no_file "$tmp/rx5"
+expect 2 "--target and --target-regex exclude each other" -- "$bin" train --model "$tiny" --data "$img" --label x --output "$tmp/rx2" --target query --target-regex '.*query'
+expect 2 "matches 'vit.embeddings.patch_embeddings.projection', which is not a linear layer" -- "$bin" train --model "$tiny" --data "$img" --label x --output "$tmp/rx3" --target-regex '.*(projection|query)'
+# resuming with fewer LoRA targets than the checkpoint holds is refused, not half-loaded
+expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1
+expect 2 "resume with the same settings" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume --target query
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

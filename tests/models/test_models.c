@@ -307,6 +307,96 @@ START_TEST(test_lora_targets_both_generations) {
 }
 END_TEST
 
+// which of a layer's six linears carry LoRA, as a bit mask per layer (q k v o fc1 fc2)
+static unsigned lora_mask(const VitModel *m, int layer) {
+    const VitLayer *L = &m->layers[layer];
+    const NnLinear *l[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+    unsigned b = 0;
+    for (int k = 0; k < 6; k++) b |= (l[k]->lora ? 1u : 0u) << k;
+    return b;
+}
+
+// peft's string target_modules: re.fullmatch against each module name
+static void expect_regex(const char *re, unsigned mask0, unsigned mask1) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    Rng r = rng_new(1);
+    VitLoraSpec s = {.r = 2, .alpha = 4};
+    snprintf(s.target_regex, sizeof s.target_regex, "%s", re);
+    ck_assert_msg(vit_attach_lora(&m, &s, &r, err, sizeof err) == 0, "%s: %s", re, err);
+    ck_assert_msg(lora_mask(&m, 0) == mask0 && lora_mask(&m, 1) == mask1, "%s: layers %#x %#x, want %#x %#x", re, lora_mask(&m, 0),
+                  lora_mask(&m, 1), mask0, mask1);
+    vit_free(&m);
+}
+
+static void expect_regex_refused(const char *re, const char *want) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    Rng r = rng_new(1);
+    VitLoraSpec s = {.r = 2, .alpha = 4};
+    snprintf(s.target_regex, sizeof s.target_regex, "%s", re);
+    ck_assert_int_eq(vit_attach_lora(&m, &s, &r, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, want) != NULL, "%s: got '%s', want '%s'", re, err, want);
+    ck_assert(!m.has_lora && !lora_mask(&m, 0));
+    vit_free(&m);
+}
+
+START_TEST(test_lora_target_regex) {
+    enum { Q = 1, K = 2, V = 4, O = 8, F1 = 16, F2 = 32 };
+    expect_regex(".*\\.(query|value)", Q | V, Q | V);
+    expect_regex("vit\\.encoder\\.layer\\.\\d+\\.attention\\.attention\\.(query|value)", Q | V, Q | V);
+    expect_regex(".*\\.layers\\.[0-9]+\\.attention\\.[qv]_proj", Q | V, Q | V); // transformers 5 names
+    expect_regex(".*dense", O | F1 | F2, O | F1 | F2);
+    expect_regex(".*?\\.layers?\\.1\\..*(key|fc2)", 0, K | F2); // one layer only, either generation; a lazy quantifier
+    expect_regex(".*query|.*\\.output\\.dense", Q | O | F2, Q | O | F2); // alternation across the whole pattern
+    expect_regex("(.*\\.)?query", Q, Q);
+    // full match, not search: a bare name matches no full module name
+    expect_regex_refused("query", "matches no module of the model");
+    expect_regex_refused(".*", "matches 'vit', which is not a linear layer");
+    expect_regex_refused(".*classifier", "matches 'classifier'");
+    expect_regex_refused(".*\\.attention", "matches 'vit.encoder.layer.0.attention'");
+    expect_regex_refused("(?:.*query)", "(?...) groups are not supported");
+    expect_regex_refused(".*\\bquery", "\\b is not supported");
+    expect_regex_refused(".*query)(", "unbalanced parenthesis");
+    expect_regex_refused(".*[qv", "unbalanced [");
+    expect_regex_refused(".*[\\d]", "backslash inside [...]");
+    expect_regex_refused(".*query{2,1}", "target_modules regex '.*query{2,1}'");
+}
+END_TEST
+
+// a regex survives saving and loading as peft's string form; convert-adapter cannot respell it
+START_TEST(test_regex_adapter_roundtrip) {
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    Rng r = rng_new(5);
+    VitLoraSpec s = {.r = 2, .alpha = 4, .save_classifier = true};
+    snprintf(s.target_regex, sizeof s.target_regex, "%s", ".*\\.layer\\.0\\..*value");
+    ck_assert_msg(vit_attach_lora(&m, &s, &r, err, sizeof err) == 0, "%s", err);
+    rng_fill_normal(&r, m.layers[0].v.lora->B, 0, 1); // peft's B starts at zero: make the round trip see values
+    char d[400], f[500];
+    snprintf(d, sizeof d, "%s/rx", tmpdir);
+    ck_assert_msg(adapter_save(&m, d, PEFT_V4, "../tiny", err, sizeof err) == 0, "%s", err);
+    char *txt = file_read_all(strcat(strcpy(f, d), "/adapter_config.json"), 1 << 20, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(txt);
+    ck_assert_msg(strstr(txt, "\"target_modules\":\t\".*\\\\.layer\\\\.0\\\\..*value\"") != NULL, "%s", txt);
+    free(txt);
+    AdapterConfig ac;
+    ck_assert_msg(adapter_config_load(&ac, f, err, sizeof err) == 0, "%s", err);
+    ck_assert(ac.spec.ntargets == 0 && !strcmp(ac.spec.target_regex, s.target_regex));
+    VitModel b;
+    load(&b, GOLD "/tiny");
+    ck_assert_msg(adapter_load(&b, d, err, sizeof err) == 0, "%s", err);
+    ck_assert(lora_mask(&b, 0) == 4 && lora_mask(&b, 1) == 0);
+    ck_assert(max_diff(b.layers[0].v.lora->B, m.layers[0].v.lora->B) == 0 && max_diff(b.layers[0].v.lora->A, m.layers[0].v.lora->A) == 0);
+    char o[400];
+    snprintf(o, sizeof o, "%s/rx5", tmpdir);
+    ck_assert_int_eq(adapter_convert(d, o, PEFT_V5, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "target_modules is a regex"));
+    ck_assert(!dir_exists(o));
+    vit_free(&m), vit_free(&b);
+}
+END_TEST
+
 START_TEST(test_head_extension_recipe) {
     VitModel m;
     load(&m, GOLD "/tiny");
@@ -647,7 +737,7 @@ START_TEST(test_adapter_mismatches_refused) {
     write_file(path_join(p, sizeof p, d, "adapter_config.json"), "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"query|value\"}", 58);
     load(&m, GOLD "/tiny");
     ck_assert_int_eq(adapter_load(&m, d, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "regex string is not supported"));
+    ck_assert_ptr_nonnull(strstr(err, "target_modules regex 'query|value' matches no module")); // a full match, as peft's
     vit_free(&m);
 }
 END_TEST
@@ -666,6 +756,8 @@ int main(void) {
     tcase_add_test(tc, test_timm_directory_gives_tiny_logits);
     tcase_add_test(tc, test_trainable_parameters_line_like_peft);
     tcase_add_test(tc, test_lora_targets_both_generations);
+    tcase_add_test(tc, test_lora_target_regex);
+    tcase_add_test(tc, test_regex_adapter_roundtrip);
     tcase_add_test(tc, test_head_extension_recipe);
     tcase_add_test(tc, test_save_load_roundtrip_model);
     tcase_add_test(tc, test_save_load_roundtrip_adapter);

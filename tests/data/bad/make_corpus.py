@@ -15,6 +15,11 @@ def w(path, data):
     open(path, "wb").write(data if isinstance(data, bytes) else data.encode())
 
 
+def zinfo(name):
+    """a zip member with a fixed date, so the corpus is the same bytes on every run"""
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+
+
 def st(tensors, extra_header=None, data_override=None):
     """safetensors bytes from {name: (dtype, shape, bytes)}"""
     hdr, blobs, off = {}, [], 0
@@ -125,15 +130,15 @@ model("ckpt_no_weights")
 # pytorch_model.bin variants
 model("bin_foreign_global")
 with zipfile.ZipFile("bin_foreign_global/pytorch_model.bin", "w", zipfile.ZIP_STORED) as z:
-    z.writestr("archive/data.pkl", b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00echo\x85R.")
+    z.writestr(zinfo("archive/data.pkl"), b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00echo\x85R.")
 model("bin_broken_zip", wbytes=None)
 w("bin_broken_zip/pytorch_model.bin", b"PK\x03\x04" + b"\x00" * 40)
 model("bin_no_pickle")
 with zipfile.ZipFile("bin_no_pickle/pytorch_model.bin", "w", zipfile.ZIP_STORED) as z:
-    z.writestr("archive/version", b"3")
+    z.writestr(zinfo("archive/version"), b"3")
 model("bin_bad_opcode")
 with zipfile.ZipFile("bin_bad_opcode/pytorch_model.bin", "w", zipfile.ZIP_STORED) as z:
-    z.writestr("archive/data.pkl", b"\x80\x02(i__builtin__\nobject\n.")
+    z.writestr(zinfo("archive/data.pkl"), b"\x80\x02(i__builtin__\nobject\n.")
 # sharded
 model("shard_missing")
 w("shard_missing/model.safetensors.index.json", json.dumps({"weight_map": {k: "model-00001-of-00002.safetensors" for k in shapes}}))
@@ -181,6 +186,8 @@ adapter("adapter_r_zero", {**acfg, "r": 0})
 adapter("adapter_malformed", '{"r": 2, ')
 adapter("adapter_alpha", {**acfg, "lora_alpha": -1})
 adapter("adapter_regex", {**acfg, "target_modules": ".*query"})
+adapter("adapter_regex_python", {**acfg, "target_modules": "(?i).*QUERY"})
+adapter("adapter_regex_classifier", {**acfg, "target_modules": ".*(query|value|classifier)"})
 adapter("adapter_unknown_target", {**acfg, "target_modules": ["qkv"]})
 adapter("adapter_save_other", {**acfg, "modules_to_save": ["pooler"]})
 adapter("adapter_not_lora", {**acfg, "peft_type": "IA3"})
