@@ -67,6 +67,8 @@ expect 2 "matches 'vit.embeddings.patch_embeddings.projection', which is not a l
 # resuming with fewer LoRA targets than the checkpoint holds is refused, not half-loaded
 expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1
 expect 2 "resume with the same settings" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume --target query
+expect 2 "made with LoRA r 4, alpha 8, dropout 0.2, these settings give r 4, alpha 16" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume --lora-alpha 16
+expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
