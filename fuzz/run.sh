@@ -17,7 +17,7 @@ D=tests/data
 declare -A seeds=(
   [safetensors]="$D/golden/tiny_lora/adapter_model.safetensors $D/golden/tiny_lora/adapter_v4 $D/bad"
   [pickle]="$D/golden/tiny/pytorch_model.bin $D/bad/bin_foreign_global $D/bad/bin_bad_opcode $D/bad/bin_broken_zip"
-  [config]="$D/golden/tiny/config.json $D/golden/tiny_lora/adapter_config.json $D/bad/cfg_wrong_type $D/bad/pre_size $D/bad/adapter_regex"
+  [config]="$D/golden/tiny/config.json $D/golden/tiny_lora/adapter_config.json $D/bad/cfg_wrong_type $D/bad/pre_size $D/bad/adapter_regex $D/bad/adapter_regex_python $D/bad/adapter_regex_classifier"
   [image]="$D/images $D/bad/images $D/golden/images/small_20x30.jpg $D/golden/images/palette_120x90.png"
 )
 # the library once, instrumented, into an archive

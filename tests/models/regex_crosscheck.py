@@ -16,12 +16,13 @@ LIN = {"attention.attention.query": "attention.q_proj", "attention.attention.key
        "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"}
 linears = {f"vit.encoder.layer.{i}.{k}": f"vit.layers.{i}.{v}" for i in range(LAYERS) for k, v in LIN.items()}
 others = ["vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
-          "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier"]
+          "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier", "vit.layers"]
 for i in range(LAYERS):
     p = f"vit.encoder.layer.{i}"
     others += [p] + [p + s for s in (".attention", ".attention.attention", ".attention.attention.dropout", ".attention.output",
                                       ".attention.output.dropout", ".intermediate", ".intermediate.intermediate_act_fn",
                                       ".output", ".output.dropout", ".layernorm_before", ".layernorm_after")]
+    others += [f"vit.layers.{i}", f"vit.layers.{i}.attention", f"vit.layers.{i}.mlp"]  # transformers 5's containers
 
 PATTERNS = [
     r".*\.(query|value)", r".*query", r".*\.(key|dense)", r".*dense", r"vit\.encoder\.layer\.\d+\.attention\.attention\.value",
@@ -31,7 +32,7 @@ PATTERNS = [
     r".*\.\w\w?\w?\w?\w?", r"vit\.encoder\.layer\.0\.output\.dense|vit\.encoder\.layer\.1\.intermediate\.dense",
     # selects no module, or a module LoRA cannot wrap, or is not a regex for Python
     r"query", r".*", r".*classifier", r".*(projection|query)", r".*\.attention", r".*layernorm_.*", r".*(query",
-    r".*[qv", r"a)(b", r".*\.(query|value))",
+    r".*[qv", r"a)(b", r".*\.(query|value))", r"vit\.layers\.\d(\.attention)?(\.q_proj)?",
     # Python-only syntax: refused, never matched differently
     r"(?:.*\.query)", r".*\bquery", r"(?i).*QUERY", r".*(?=query)query", r"(.*)\.query\1?",
 ]
