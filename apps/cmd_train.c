@@ -69,7 +69,10 @@ int cmd_train(int argc, char **argv) {
     VitLoraSpec spec = {.r = (int)r, .alpha = alpha, .dropout = dropout, .save_classifier = true};
     if (target && target_regex) return app_fail("train", "--target and --target-regex exclude each other");
     if (target_regex) {
-        if (!*target_regex || strlen(target_regex) >= sizeof spec.target_regex) return app_fail("train", "--target-regex: must have 1 to 255 characters");
+        if (!*target_regex || strlen(target_regex) >= sizeof spec.target_regex) {
+            snprintf(err, sizeof err, "--target-regex: must have 1 to %zu characters", sizeof spec.target_regex - 1);
+            return app_fail("train", err);
+        }
         snprintf(spec.target_regex, sizeof spec.target_regex, "%s", target_regex);
     } else if (app_target_list(target ? target : "query,value", &spec, err, sizeof err) != 0)
         return app_fail("train", err);

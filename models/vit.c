@@ -359,28 +359,29 @@ static bool regex_matches(const regex_t *re, const char *module_v4) {
 }
 
 // A regex must name only the linears LoRA can wrap, as peft refuses any other module it matches.
+// The other modules of ViTForImageClassification, per layer with %d; the vit.layers ones are
+// transformers 5's containers, as far as the golden names show them.
 static int regex_check_others(const VitModel *m, const regex_t *re, const char *pat, char *err, size_t errn) {
-    static const char *const TOP[] = {"vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
-                                      "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier",
-                                      "vit.layers"}; // the last: transformers 5's containers, as far as the golden names show them
-    static const char *const SUB[] = {"", ".attention", ".attention.attention", ".attention.attention.dropout", ".attention.output",
-                                      ".attention.output.dropout", ".intermediate", ".intermediate.intermediate_act_fn", ".output",
-                                      ".output.dropout", ".layernorm_before", ".layernorm_after", "@", "@.attention", "@.mlp"};
-    for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++)
-        if (regex_matches(re, TOP[i])) {
-            snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, TOP[i]);
-            return -1;
-        }
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
-        for (size_t i = 0; i < sizeof SUB / sizeof *SUB; i++) {
+    static const char *const OTHERS[] = {
+        "vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
+        "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier", "vit.layers",
+        "vit.encoder.layer.%d", "vit.encoder.layer.%d.attention", "vit.encoder.layer.%d.attention.attention",
+        "vit.encoder.layer.%d.attention.attention.dropout", "vit.encoder.layer.%d.attention.output",
+        "vit.encoder.layer.%d.attention.output.dropout", "vit.encoder.layer.%d.intermediate",
+        "vit.encoder.layer.%d.intermediate.intermediate_act_fn", "vit.encoder.layer.%d.output", "vit.encoder.layer.%d.output.dropout",
+        "vit.encoder.layer.%d.layernorm_before", "vit.encoder.layer.%d.layernorm_after", "vit.layers.%d", "vit.layers.%d.attention",
+        "vit.layers.%d.mlp"};
+    for (size_t i = 0; i < sizeof OTHERS / sizeof *OTHERS; i++) {
+        bool per_layer = strstr(OTHERS[i], "%d") != NULL;
+        for (int l = 0; l < (per_layer ? m->cfg.num_hidden_layers : 1); l++) {
             char name[256];
-            if (SUB[i][0] == '@') snprintf(name, sizeof name, "vit.layers.%d%s", l, SUB[i] + 1);
-            else snprintf(name, sizeof name, "vit.encoder.layer.%d%s", l, SUB[i]);
+            snprintf(name, sizeof name, OTHERS[i], l); // a format without %d ignores l
             if (regex_matches(re, name)) {
                 snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, name);
                 return -1;
             }
         }
+    }
     return 0;
 }
 

@@ -287,7 +287,7 @@ int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err,
         AdapterConfig ac;
         if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) goto out;
         const VitLoraSpec *s = &m->lora;
-        if (ac.spec.r != s->r || fabs(ac.spec.alpha - s->alpha) > 1e-12 * fabs(s->alpha) || fabs(ac.spec.dropout - s->dropout) > 1e-12 ||
+        if (ac.spec.r != s->r || ac.spec.alpha != s->alpha || ac.spec.dropout != s->dropout || // cJSON writes doubles that read back exactly
             ac.spec.rslora != s->rslora || strcmp(ac.spec.target_regex, s->target_regex)) {
             snprintf(err, errn, "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the same settings",
                      p, ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.target_regex[0] ? ", regex " : "", ac.spec.target_regex, s->r, s->alpha,

@@ -317,13 +317,17 @@ static unsigned lora_mask(const VitModel *m, int layer) {
 }
 
 // peft's string target_modules: re.fullmatch against each module name
-static void expect_regex(const char *re, unsigned mask0, unsigned mask1) {
-    VitModel m;
-    load(&m, GOLD "/tiny");
+static int attach_regex(VitModel *m, const char *re) {
+    load(m, GOLD "/tiny");
     Rng r = rng_new(1);
     VitLoraSpec s = {.r = 2, .alpha = 4};
     snprintf(s.target_regex, sizeof s.target_regex, "%s", re);
-    ck_assert_msg(vit_attach_lora(&m, &s, &r, err, sizeof err) == 0, "%s: %s", re, err);
+    return vit_attach_lora(m, &s, &r, err, sizeof err);
+}
+
+static void expect_regex(const char *re, unsigned mask0, unsigned mask1) {
+    VitModel m;
+    ck_assert_msg(attach_regex(&m, re) == 0, "%s: %s", re, err);
     ck_assert_msg(lora_mask(&m, 0) == mask0 && lora_mask(&m, 1) == mask1, "%s: layers %#x %#x, want %#x %#x", re, lora_mask(&m, 0),
                   lora_mask(&m, 1), mask0, mask1);
     vit_free(&m);
@@ -331,11 +335,7 @@ static void expect_regex(const char *re, unsigned mask0, unsigned mask1) {
 
 static void expect_regex_refused(const char *re, const char *want) {
     VitModel m;
-    load(&m, GOLD "/tiny");
-    Rng r = rng_new(1);
-    VitLoraSpec s = {.r = 2, .alpha = 4};
-    snprintf(s.target_regex, sizeof s.target_regex, "%s", re);
-    ck_assert_int_eq(vit_attach_lora(&m, &s, &r, err, sizeof err), -1);
+    ck_assert_int_eq(attach_regex(&m, re), -1);
     ck_assert_msg(strstr(err, want) != NULL, "%s: got '%s', want '%s'", re, err, want);
     ck_assert(!m.has_lora && !lora_mask(&m, 0));
     vit_free(&m);
