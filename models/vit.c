@@ -306,9 +306,15 @@ static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
     ere[o++] = '^', ere[o++] = '(';
     bool in_class = false;
     int depth = 0; // Python refuses unbalanced groups that the wrapping ^( )$ would otherwise balance
+    int quant = 3; // what was just emitted: 0 an atom, 1 a quantifier, 2 a quantifier made lazy, 3 nothing to repeat
     for (const char *p = pat; *p; p++) {
         const char *add = NULL;
-        char one[4] = {0};
+        char one[4] = {0}, c0 = *p; // the branches below may step p past an escape or a bound
+        bool is_quant = !in_class && (c0 == '*' || c0 == '+' || c0 == '?' || c0 == '{');
+        if (is_quant && (quant >= 2 || (quant == 1 && *p != '?'))) { // Python's words
+            snprintf(err, errn, "target_modules regex '%s': %s", pat, quant == 3 ? "nothing to repeat" : "multiple repeat");
+            return -1;
+        }
         if (in_class) {
             if (*p == '\\') { snprintf(err, errn, "target_modules regex '%s': a backslash inside [...] is not supported", pat); return -1; }
             if (*p == ']') in_class = false;
@@ -329,13 +335,20 @@ static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
         } else if (*p == '(' && p[1] == '?') {
             snprintf(err, errn, "target_modules regex '%s': (?...) groups are not supported", pat);
             return -1;
-        } else if (*p == '?' && p > pat && (p[-1] == '*' || p[-1] == '+' || p[-1] == '?' || p[-1] == '}') && !(p > pat + 1 && p[-2] == '\\')) {
+        } else if (*p == '?' && quant == 1) {
             add = ""; // lazy quantifier: the same full matches
+        } else if (*p == '{') { // a bound {m}, {m,} or {m,n} up to its }, copied whole
+            size_t L = strspn(p + 1, "0123456789,");
+            if (p[1 + L] != '}') { snprintf(err, errn, "target_modules regex '%s': '{' is not a bound {m,n}", pat); return -1; }
+            if (o + L + 5 > sizeof ere) { snprintf(err, errn, "target_modules regex '%s' is too long", pat); return -1; }
+            memcpy(ere + o, p, L + 2), o += L + 2, p += L + 1;
         } else {
             depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
             if (depth < 0) { snprintf(err, errn, "target_modules regex '%s': unbalanced parenthesis", pat); return -1; }
             one[0] = *p, add = one;
         }
+        quant = is_quant ? (c0 == '?' && quant == 1 ? 2 : 1) : !in_class && (c0 == '(' || c0 == '|') ? 3 : 0;
+        if (!add) continue;
         size_t L = strlen(add);
         if (o + L + 3 > sizeof ere) { snprintf(err, errn, "target_modules regex '%s' is too long", pat); return -1; }
         memcpy(ere + o, add, L), o += L;

@@ -32,7 +32,8 @@ PATTERNS = [
     r".*\.\w\w?\w?\w?\w?", r"vit\.encoder\.layer\.0\.output\.dense|vit\.encoder\.layer\.1\.intermediate\.dense",
     # selects no module, or a module LoRA cannot wrap, or is not a regex for Python
     r"query", r".*", r".*classifier", r".*(projection|query)", r".*\.attention", r".*layernorm_.*", r".*(query",
-    r".*[qv", r"a)(b", r".*\.(query|value))", r"vit\.layers\.\d(\.attention)?(\.q_proj)?",
+    r".*[qv", r"a)(b", r".*\.(query|value))", r".*??query", r".**query", r".*\.(query|value){1}?value", r".*{1}{2}query",
+    r"*query", r".*(|*query)", r".*(*query)", r".*\(*query", r".*\\*?query", r".*[*]?query", r".*(query|value){1,2}?", r"vit\.layers\.\d(\.attention)?(\.q_proj)?",
     # Python-only syntax: refused, never matched differently
     r"(?:.*\.query)", r".*\bquery", r"(?i).*QUERY", r".*(?=query)query", r"(.*)\.query\1?",
 ]

@@ -359,6 +359,9 @@ START_TEST(test_lora_target_regex) {
     expect_regex_refused(".*\\bquery", "\\b is not supported");
     expect_regex_refused(".*query)(", "unbalanced parenthesis");
     expect_regex_refused(".*[qv", "unbalanced [");
+    expect_regex_refused(".*??query", "multiple repeat"); // Python's errors, which ERE would let pass
+    expect_regex_refused("(*query)", "nothing to repeat");
+    expect_regex("\\\\*?.*value", V, V); // an escaped backslash, then a lazy star
     expect_regex_refused(".*[\\d]", "backslash inside [...]");
     expect_regex_refused(".*query{2,1}", "target_modules regex '.*query{2,1}'");
 }
