@@ -2,6 +2,7 @@
 #include "fastmath.h"
 #include "kernels.h"
 #include "rng.h"
+#include "sgemm_avx512.h"
 #include "tensor.h"
 
 #include <cblas.h>
@@ -14,6 +15,9 @@
 #define real float
 #define K(name) name##_f32
 #define GEMM_FN cblas_sgemm
+#define GEMM_FAST sgemm_fast
+#define GEMM_PACK sgemm_pack
+#define GEMM_PACKED sgemm_packed
 #define K_ERF erf_fast
 #define K_EXP exp_fast
 #include "kernels.inc"

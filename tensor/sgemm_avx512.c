@@ -1,0 +1,217 @@
+// sgemm_avx512.c: single-precision GEMM for the model's shapes with AVX-512.
+// C = alpha op(A) op(B) + beta C, row-major. Only op(B) is packed, once per product and shared by
+// the threads (in K blocks of KC rows, each in panels of NR columns, zero-padded); A is read in
+// place through its strides, so there is no packing pass over the activations, and beta is applied
+// as the tile is stored (no separate pass over C). The micro-kernel keeps a 12 x 32 tile of C in
+// 24 registers: per k, two loads of B and twelve broadcasts of A feed 24 FMAs.
+#include "sgemm_avx512.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#define MR 12
+#define NR 32
+#define KC 256
+
+static inline __mmask16 mask_lo(int64_t nr) { return nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1); }
+static inline __mmask16 mask_hi(int64_t nr) { return nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; }
+
+// C[0..mr, 0..32 (masked)] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]
+static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp,
+                                                         float *c, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1,
+                                                         float alpha, float beta, bool load_c) {
+    __m512 c0[MR], c1[MR];
+    const float *ar[MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        c0[i] = _mm512_setzero_ps(), c1[i] = _mm512_setzero_ps();
+        ar[i] = a + (i < mr ? i : 0) * rsa; // rows past the edge repeat row 0 and are not stored
+    }
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        bp += NR;
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(ar[i][k * csa]);
+            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
+        if (load_c) {
+            r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, r0);
+            r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, r1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, r0);
+        _mm512_mask_storeu_ps(cr + 16, m1, r1);
+    }
+}
+
+// r[i] = row i of a 16 x 16 block -> r[j] = column j
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) { // per 128-bit lane L: [r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]] and the [4L+2], [4L+3] pair
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { // u[4i+e] lane L: rows 4i..4i+3 at element 4L+e
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int e = 0; e < 4; e++) { // column 4L+e gathers lane L of the four row groups
+        __m512 ab_lo = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88), ab_hi = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd);
+        __m512 cd_lo = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88), cd_hi = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
+        t[e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
+        t[8 + e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xdd);
+        t[4 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd);
+    }
+    for (int j = 0; j < 16; j++) r[j] = t[j];
+}
+
+static size_t packed_size(int64_t N, int64_t K) { return (size_t)((N + NR - 1) / NR * NR) * (size_t)K; }
+
+// packed layout: K block kb (rows k0..k0+kc of op(B)) starts at k0 * Npad; its panel p at + p * kc * NR
+static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p) {
+    int64_t Npad = (N + NR - 1) / NR * NR, k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC, j0 = p * NR;
+    int64_t nr = N - j0 < NR ? N - j0 : NR;
+    float *dst = bp + k0 * Npad + p * kc * NR;
+    if (!tb) {
+        __mmask16 m0 = mask_lo(nr), m1 = mask_hi(nr);
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = B + (k0 + k) * ldb + j0;
+            _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, src));
+            _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        }
+    } else { // op(B)[k][j] = B[j][k]: 16 x 16 blocks transposed in registers
+        for (int h = 0; h < 2; h++) {
+            int64_t n = nr - 16 * h;
+            for (int64_t k = 0; k < kc; k += 16) {
+                int64_t w = kc - k < 16 ? kc - k : 16;
+                __mmask16 mk = mask_lo(w);
+                __m512 r[16];
+                for (int j = 0; j < 16; j++)
+                    r[j] = j < n ? _mm512_maskz_loadu_ps(mk, B + (j0 + 16 * h + j) * ldb + k0 + k) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int64_t kk = 0; kk < w; kk++) _mm512_store_ps(dst + (k + kk) * NR + 16 * h, r[kk]);
+            }
+        }
+    }
+}
+
+static int64_t npanels(int64_t N) { return (N + NR - 1) / NR; }
+static int64_t nkblocks(int64_t K) { return (K + KC - 1) / KC; }
+
+static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+                         float beta, float *C, int64_t ldc) {
+    int64_t Npad = (N + NR - 1) / NR * NR;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        bool load_c = k0 > 0 || beta != 0.0f;
+        float bt = k0 > 0 ? 1.0f : beta;
+        const float *bk = bp + k0 * Npad;
+        for (int64_t i0 = 0; i0 < M; i0 += MR) {
+            int mr = M - i0 < MR ? (int)(M - i0) : MR;
+            for (int64_t j0 = 0; j0 < N; j0 += NR) {
+                int64_t nr = N - j0 < NR ? N - j0 : NR;
+                float *c = C + i0 * ldc + j0;
+                if (ta) micro(kc, A + k0 * lda + i0, 1, lda, bk + j0 * kc, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, bt, load_c);
+                else micro(kc, A + i0 * lda + k0, lda, 1, bk + j0 * kc, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, bt, load_c);
+            }
+        }
+    }
+}
+
+static _Thread_local float *pack_buf; // this thread's packed op(B); a team shares its caller's
+static _Thread_local size_t pack_cap;
+
+static bool cpu_ok(void) {
+    static int ok = -1;
+    if (ok < 0) {
+        const char *e = getenv("CGRAD_GEMM");
+        ok = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "blas"));
+    }
+    return ok;
+}
+
+bool sgemm_fast_available(void) { return cpu_ok(); }
+
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    // skinny products, and transposed op(B) for few rows (per-head attention), the BLAS does better
+    if (M < MR || N < 16 || K < 16 || (tb && M < 256) || !cpu_ok()) return false;
+    size_t need = packed_size(N, K);
+    if (need > pack_cap) {
+        float *p = aligned_alloc(64, need * sizeof(float));
+        if (!p) return false;
+        free(pack_buf);
+        pack_buf = p, pack_cap = need;
+    }
+    float *bp = pack_buf;
+    int64_t nkb = nkblocks(K), np = npanels(N), strips = (M + MR - 1) / MR;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
+    if (nt == 1) {
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t p = 0; p < np; p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
+        packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        return true;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t p = 0; p < np; p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
+        // row strips of MR split evenly; the later threads take the extra strips
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t lo = strips * t / n * MR, hi = strips * (t + 1) / n * MR;
+        if (hi > M) hi = M;
+        if (lo < hi) packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+    }
+    return true;
+}
+
+static _Thread_local float *slot_buf[2];
+static _Thread_local size_t slot_cap[2];
+
+float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    if (slot < 0 || slot > 1 || N < 16 || K < 16 || !cpu_ok()) return NULL;
+    size_t need = packed_size(N, K);
+    if (need > slot_cap[slot]) {
+        float *p = aligned_alloc(64, need * sizeof(float));
+        if (!p) return NULL;
+        free(slot_buf[slot]);
+        slot_buf[slot] = p, slot_cap[slot] = need;
+    }
+    float *bp = slot_buf[slot];
+    for (int64_t kb = 0; kb < nkblocks(K); kb++)
+        for (int64_t p = 0; p < npanels(N); p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
+    return bp;
+}
+
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+                  float beta, float *C, int64_t ldc) {
+    packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+}
+#else
+bool sgemm_fast_available(void) { return false; }
+float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) { return NULL; }
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+                  float beta, float *C, int64_t ldc) {}
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    return false;
+}
+#endif

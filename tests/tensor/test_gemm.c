@@ -1,0 +1,154 @@
+// test_gemm.c: cgrad's own AVX-512 sgemm (tensor/sgemm_avx512.c) against a float64 reference on
+// every transpose, edge sizes (rows not a multiple of the 12-row tile, columns not a multiple of
+// 16 or 32, K across the 256-row blocks), padded leading dimensions, alpha and beta, one thread,
+// two threads and inside a parallel region; the packed-operand API; the fused MLP that uses it
+// against the same layer in float64 (the BLAS). Skips where the CPU or the build has no AVX-512.
+#include "../../autograd/autograd.h"
+#include "../../tensor/sgemm_avx512.h"
+
+#include "../check_util.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+static float *rnd(Rng *r, int64_t n) {
+    float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(rng_uniform(r) * 2 - 1);
+    return p;
+}
+
+// |got - ref| <= 1e-5 * (sum_k |a||b| + |beta c|): float accumulation error bound with room
+static void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta, int64_t pad, int mode) {
+    Rng r = rng_new((uint64_t)(M * 1000003 + N * 1009 + K * 7 + ta * 2 + tb));
+    int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    float *A = rnd(&r, (ta ? K : M) * lda), *B = rnd(&r, (tb ? N : K) * ldb), *C = rnd(&r, M * ldc);
+    float *C0 = malloc(sizeof(float) * (size_t)(M * ldc));
+    for (int64_t i = 0; i < M * ldc; i++) C0[i] = C[i];
+    bool done = false;
+    if (mode == 0) done = sgemm_fast(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (mode == 1) {
+#pragma omp parallel num_threads(2)
+#pragma omp single
+        done = sgemm_fast(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); // inside a region: one thread
+    } else {
+        float *bp = sgemm_pack(1, tb, N, K, B, ldb);
+        ck_assert_ptr_nonnull(bp);
+        sgemm_packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        done = true;
+    }
+    ck_assert_msg(done, "sgemm_fast declined %s%s %lldx%lldx%lld", ta ? "T" : "N", tb ? "T" : "N", (long long)M, (long long)N,
+                  (long long)K);
+    // (one assertion per product: Check records every assertion that passes)
+    int64_t bad_i = -1, bad_j = -1, pad_hit = -1;
+    double bad_got = 0, bad_ref = 0;
+    for (int64_t i = 0; i < M && bad_i < 0 && pad_hit < 0; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            double got = C[i * ldc + j];
+            if (j >= N) { // padding columns untouched
+                if (got != C0[i * ldc + j]) pad_hit = i * ldc + j;
+                continue;
+            }
+            double ref = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double a = ta ? A[k * lda + i] : A[i * lda + k], b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                ref += a * b, mag += fabs(a * b);
+            }
+            ref = alpha * ref + (beta != 0 ? beta * (double)C0[i * ldc + j] : 0);
+            mag = fabs(alpha) * mag + fabs(beta * (double)C0[i * ldc + j]);
+            if (!(fabs(got - ref) <= 1e-5 * mag + 1e-30)) {
+                bad_i = i, bad_j = j, bad_got = got, bad_ref = ref;
+                break;
+            }
+        }
+    ck_assert_msg(pad_hit < 0, "padding element %lld written", (long long)pad_hit);
+    ck_assert_msg(bad_i < 0, "%s%s %lldx%lldx%lld alpha %g beta %g pad %lld mode %d: C[%lld,%lld] = %.9g, want %.9g", ta ? "T" : "N",
+                  tb ? "T" : "N", (long long)M, (long long)N, (long long)K, alpha, beta, (long long)pad, mode, (long long)bad_i,
+                  (long long)bad_j, bad_got, bad_ref);
+    free(A), free(B), free(C), free(C0);
+}
+
+START_TEST(test_sgemm_against_reference) {
+    if (!sgemm_fast_available()) return; // the BLAS path is covered by every other suite
+    const int64_t shapes[][3] = {{12, 32, 16}, {13, 17, 19}, {197, 64, 197}, {100, 200, 300}, {47, 95, 513}, {256, 48, 256},
+                                 {788, 192, 192}, {300, 33, 257}};
+    const float ab[][2] = {{1, 0}, {0.125f, 0}, {1, 1}, {-0.5f, 0.75f}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            bool ta = t & 1, tb = t & 2;
+            const int64_t *d = shapes[s];
+            if (tb && d[0] < 256) continue; // declined by design (checked below)
+            for (int a = 0; a < 4; a++) check_gemm(ta, tb, d[0], d[1], d[2], ab[a][0], ab[a][1], (s + a) % 3 == 0 ? 0 : 5, 0);
+            check_gemm(ta, tb, d[0], d[1], d[2], 1, 1, 3, 1);
+        }
+}
+END_TEST
+
+START_TEST(test_sgemm_packed_and_threads) {
+    if (!sgemm_fast_available()) return;
+    for (int t = 0; t < 4; t++) { // the packed operand serves any row count, transposed or not
+        check_gemm(t & 1, t & 2, 5, 40, 300, 1, 0, 0, 2);
+        check_gemm(t & 1, t & 2, 208, 768, 192, 1, 1, 2, 2);
+        check_gemm(t & 1, t & 2, 197, 192, 768, 0.5f, 0, 0, 2);
+    }
+    int nt = omp_get_max_threads();
+    for (int n = 1; n <= 2; n++) { // the split across threads
+        omp_set_num_threads(n);
+        check_gemm(false, true, 1576, 192, 192, 1, 0, 0, 0);
+        check_gemm(true, false, 400, 64, 500, 1, 1, 1, 0);
+    }
+    omp_set_num_threads(nt);
+}
+END_TEST
+
+START_TEST(test_sgemm_declines_what_the_blas_does_better) {
+    float a[64 * 64] = {0}, b[64 * 64] = {0}, c[64 * 64] = {0};
+    ck_assert(!sgemm_fast(false, false, 64, 4, 64, 1, a, 64, b, 4, 0, c, 4));     // rank-r factor
+    ck_assert(!sgemm_fast(false, false, 8, 64, 64, 1, a, 64, b, 64, 0, c, 64));   // fewer rows than a tile
+    ck_assert(!sgemm_fast(false, true, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));   // transposed B, few rows
+    ck_assert(!sgemm_fast(false, false, 64, 64, 8, 1, a, 8, b, 64, 0, c, 64));    // short K
+    if (sgemm_fast_available()) ck_assert(sgemm_fast(false, false, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));
+}
+END_TEST
+
+// the fused MLP (row blocks on packed weights) in float32 against the same layer in float64
+START_TEST(test_mlp_f32_matches_f64) {
+    const int64_t N = 397, D = 48, F = 192;
+    Ctx *c = ctx_new(1 << 20), *c64 = ctx_new(1 << 20); // one tape each
+    Rng r = rng_new(5);
+    Tensor *t32[6], *t64[6];
+    const int64_t shp[6][2] = {{N, D}, {F, D}, {F, 1}, {D, F}, {D, 1}, {N, D}};
+    for (int i = 0; i < 6; i++) {
+        int nd = shp[i][1] == 1 ? 1 : 2;
+        t64[i] = tensor_new(c64, DT_F64, nd, shp[i]);
+        rng_fill_uniform(&r, t64[i], -0.5, 0.5);
+        t32[i] = tensor_to(c, t64[i], DT_F32);
+        for (int64_t k = 0; k < tensor_numel(t32[i]); k++) tensor_set_flat(t64[i], k, tensor_get_flat(t32[i], k));
+    }
+    ag_set_requires_grad(t32[0], true), ag_set_requires_grad(t64[0], true);
+    Tensor *y32 = ag_mlp_residual(c, t32[0], t32[1], t32[2], t32[3], t32[4], t32[5]);
+    Tensor *y64 = ag_mlp_residual(c64, t64[0], t64[1], t64[2], t64[3], t64[4], t64[5]);
+    ck_assert_ptr_nonnull(y32);
+    ck_assert_ptr_nonnull(y64);
+    double worst = 0;
+    for (int64_t k = 0; k < N * D; k++) worst = fmax(worst, fabs(tensor_get_flat(y32, k) - tensor_get_flat(y64, k)));
+    ck_assert_msg(worst < 2e-5, "forward differs by %g", worst);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, y32, y32))), 0);
+    ck_assert_int_eq(ag_backward(c64, ag_sum_all(c64, ag_mul(c64, y64, y64))), 0);
+    worst = 0;
+    for (int64_t k = 0; k < N * D; k++) worst = fmax(worst, fabs(tensor_get_flat(t32[0]->grad, k) - tensor_get_flat(t64[0]->grad, k)));
+    ck_assert_msg(worst < 1e-4, "input gradient differs by %g", worst);
+    ctx_free(c), ctx_free(c64);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_sgemm_against_reference);
+    tcase_add_test(tc, test_sgemm_packed_and_threads);
+    tcase_add_test(tc, test_sgemm_declines_what_the_blas_does_better);
+    tcase_add_test(tc, test_mlp_f32_matches_f64);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
