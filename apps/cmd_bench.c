@@ -106,7 +106,8 @@ int cmd_bench(int argc, char **argv) {
         if (i >= warmup) t_inf += now() - t0;
     }
     double rss = peak_rss_mb(); // before the GEMM probe's matrices
-    // the machine's GEMM rate on a large square product (through cgrad's threaded split)
+    // the machine's GEMM rate on a large square product: OpenBLAS's cblas_sgemm through cgrad's threaded
+    // split (cgrad's own AVX-512 kernel declines products this large)
     int64_t G = 2048;
     Tensor *ga = tensor_new(data, DT_F32, 2, (int64_t[]){G, G}), *gb = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
     Tensor *gc = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});

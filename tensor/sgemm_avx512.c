@@ -150,8 +150,9 @@ bool sgemm_fast_available(void) { return cpu_ok(); }
 
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    // skinny products, and transposed op(B) for few rows (per-head attention), the BLAS does better
-    if (M < MR || N < 16 || K < 16 || (tb && M < 256) || !cpu_ok()) return false;
+    // the BLAS does better on skinny products, on transposed op(B) for few rows (per-head attention)
+    // and on large ones (its cache blocking of the rows; no product of the model is that large)
+    if (M < MR || N < 16 || K < 16 || (tb && M < 256) || N > 1024 || K > 1024 || !cpu_ok()) return false;
     size_t need = packed_size(N, K);
     if (need > pack_cap) {
         float *p = aligned_alloc(64, need * sizeof(float));

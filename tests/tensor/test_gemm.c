@@ -106,6 +106,10 @@ START_TEST(test_sgemm_declines_what_the_blas_does_better) {
     ck_assert(!sgemm_fast(false, false, 8, 64, 64, 1, a, 64, b, 64, 0, c, 64));   // fewer rows than a tile
     ck_assert(!sgemm_fast(false, true, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));   // transposed B, few rows
     ck_assert(!sgemm_fast(false, false, 64, 64, 8, 1, a, 8, b, 64, 0, c, 64));    // short K
+    float *big = calloc(64 * 1100, sizeof(float));
+    ck_assert(!sgemm_fast(false, false, 16, 1100, 16, 1, a, 16, big, 1100, 0, big, 1100)); // large (OpenBLAS's blocking)
+    ck_assert(!sgemm_fast(false, false, 16, 16, 1100, 1, big, 1100, big, 16, 0, c, 16));
+    free(big);
     if (sgemm_fast_available()) ck_assert(sgemm_fast(false, false, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));
 }
 END_TEST
