@@ -81,11 +81,12 @@ static inline void transpose16(__m512 r[16]) {
     for (int j = 0; j < 16; j++) r[j] = t[j];
 }
 
-static size_t packed_size(int64_t N, int64_t K) { return (size_t)((N + NR - 1) / NR * NR) * (size_t)K; }
+static int64_t npanels(int64_t N) { return (N + NR - 1) / NR; }
+static int64_t nkblocks(int64_t K) { return (K + KC - 1) / KC; }
 
 // packed layout: K block kb (rows k0..k0+kc of op(B)) starts at k0 * Npad; its panel p at + p * kc * NR
 static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p) {
-    int64_t Npad = (N + NR - 1) / NR * NR, k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC, j0 = p * NR;
+    int64_t Npad = npanels(N) * NR, k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC, j0 = p * NR;
     int64_t nr = N - j0 < NR ? N - j0 : NR;
     float *dst = bp + k0 * Npad + p * kc * NR;
     if (!tb) {
@@ -111,12 +112,15 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
     }
 }
 
-static int64_t npanels(int64_t N) { return (N + NR - 1) / NR; }
-static int64_t nkblocks(int64_t K) { return (K + KC - 1) / KC; }
+// every panel of every K block, on this thread
+static void pack_all(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
+    for (int64_t kb = 0; kb < nkblocks(K); kb++)
+        for (int64_t p = 0; p < npanels(N); p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
+}
 
-static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                         float beta, float *C, int64_t ldc) {
-    int64_t Npad = (N + NR - 1) / NR * NR;
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+                  float beta, float *C, int64_t ldc) {
+    int64_t Npad = npanels(N) * NR;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         bool load_c = k0 > 0 || beta != 0.0f;
@@ -134,8 +138,21 @@ static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const 
     }
 }
 
-static _Thread_local float *pack_buf; // this thread's packed op(B); a team shares its caller's
-static _Thread_local size_t pack_cap;
+// this thread's packing buffers, grown as needed and kept: slots 0 and 1 for sgemm_pack's callers,
+// slot 2 for sgemm_fast (whose team shares its caller's)
+static _Thread_local float *slot_buf[3];
+static _Thread_local size_t slot_cap[3];
+
+static float *slot_for(int slot, int64_t N, int64_t K) {
+    size_t need = (size_t)(npanels(N) * NR) * (size_t)K;
+    if (need > slot_cap[slot]) {
+        float *p = aligned_alloc(64, need * sizeof(float));
+        if (!p) return NULL;
+        free(slot_buf[slot]);
+        slot_buf[slot] = p, slot_cap[slot] = need;
+    }
+    return slot_buf[slot];
+}
 
 static bool cpu_ok(void) {
     static int ok = -1;
@@ -153,21 +170,14 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     // the BLAS does better on skinny products, on transposed op(B) for few rows (per-head attention)
     // and on large ones (its cache blocking of the rows; no product of the model is that large)
     if (M < MR || N < 16 || K < 16 || (tb && M < 256) || N > 1024 || K > 1024 || !cpu_ok()) return false;
-    size_t need = packed_size(N, K);
-    if (need > pack_cap) {
-        float *p = aligned_alloc(64, need * sizeof(float));
-        if (!p) return false;
-        free(pack_buf);
-        pack_buf = p, pack_cap = need;
-    }
-    float *bp = pack_buf;
+    float *bp = slot_for(2, N, K);
+    if (!bp) return false;
     int64_t nkb = nkblocks(K), np = npanels(N), strips = (M + MR - 1) / MR;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
     if (nt == 1) {
-        for (int64_t kb = 0; kb < nkb; kb++)
-            for (int64_t p = 0; p < np; p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
-        packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        pack_all(bp, B, ldb, tb, N, K);
+        sgemm_packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
         return true;
     }
 #pragma omp parallel num_threads(nt)
@@ -179,32 +189,16 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t lo = strips * t / n * MR, hi = strips * (t + 1) / n * MR;
         if (hi > M) hi = M;
-        if (lo < hi) packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+        if (lo < hi) sgemm_packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
     }
     return true;
 }
 
-static _Thread_local float *slot_buf[2];
-static _Thread_local size_t slot_cap[2];
-
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
     if (slot < 0 || slot > 1 || N < 16 || K < 16 || !cpu_ok()) return NULL;
-    size_t need = packed_size(N, K);
-    if (need > slot_cap[slot]) {
-        float *p = aligned_alloc(64, need * sizeof(float));
-        if (!p) return NULL;
-        free(slot_buf[slot]);
-        slot_buf[slot] = p, slot_cap[slot] = need;
-    }
-    float *bp = slot_buf[slot];
-    for (int64_t kb = 0; kb < nkblocks(K); kb++)
-        for (int64_t p = 0; p < npanels(N); p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
+    float *bp = slot_for(slot, N, K);
+    if (bp) pack_all(bp, B, ldb, tb, N, K);
     return bp;
-}
-
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                  float beta, float *C, int64_t ldc) {
-    packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
 }
 #else
 bool sgemm_fast_available(void) { return false; }
