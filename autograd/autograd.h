@@ -23,13 +23,21 @@ typedef struct AgNode {
     void *aux;                    // op-specific arrays in the arena
     double f[2];
     int64_t i[TENSOR_MAX_DIMS + 2];
+    uint64_t seq;                 // recording order across all contexts: inputs' nodes are older
+    uint64_t visit;               // the backward pass that last reached it
+    bool consumed;                // walked by a backward without retain: walking it again is refused
 } AgNode;
 
 // ---- the engine (tape.c) ----
 void ag_set_requires_grad(Tensor *t, bool on);   // a leaf: allocates its zeroed .grad in t->ctx
 bool ag_no_grad(Ctx *c, bool on);                 // sets no-grad mode; returns the previous mode
-int ag_backward(Ctx *c, Tensor *loss);            // loss has one element; 0 or -1 (message in c)
-                                                  // (leaves keep .grad; intermediate gradients are recycled)
+// Backward from loss (one element): walks the ops that loss depends on, in whatever context they
+// were recorded, newest first, accumulating (+=) into the .grad of every leaf that requires one.
+// Leaves keep .grad; intermediate gradients are recycled. The walked ops are consumed (PyTorch's
+// retain_graph=False): a later backward that reaches one of them fails with a message naming it;
+// ops the loss does not reach stay on the tape for another loss. 0, or -1 with a message in c.
+int ag_backward(Ctx *c, Tensor *loss);
+int ag_backward_retain(Ctx *c, Tensor *loss);     // the same, leaving the walked ops usable again
 void ag_zero_grad(Tensor *const *ts, int n);
 Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
 Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand, zeroed) or NULL
@@ -110,6 +118,9 @@ bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts 
 
 // ---- internal helpers shared by the op files ----
 bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, float, same dtype
+// false when t is NULL: a NULL after a failed op passes on quietly (the message is already in c),
+// any other NULL sets "op: argument NAME is NULL"
+bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
 AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
 #define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
 

@@ -20,7 +20,7 @@ static void attention_bw(AgNode *n) {
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {
     char s1[96], s2[96], s3[96];
-    if (!q || !k || !v || !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v)) return NULL;
+    if (!ag_arg(c, "attention", "q", q) || !ag_arg(c, "attention", "k", k) || !ag_arg(c, "attention", "v", v) || !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v)) return NULL;
     if (q->ndim != 3 || k->ndim != 3 || !tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
         NH <= 0 || q->shape[2] % NH) {
         ctx_fail(c, "attention: q %s, k %s, v %s with %d heads do not fit ([B, Tq, C], [B, Tk, C], C divisible by heads)",

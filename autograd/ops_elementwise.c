@@ -37,7 +37,7 @@ static const char *const BIN_NAMES[] = {"add", "sub", "mul", "div"};
 static Tensor *binary(Ctx *c, BinaryOp op, Tensor *a, Tensor *b) {
     const char *name = BIN_NAMES[op];
     char s1[96], s2[96];
-    if (!a || !b || !ag_check_float(c, name, a, b)) return NULL;
+    if (!ag_arg(c, name, "a", a) || !ag_arg(c, name, "b", b) || !ag_check_float(c, name, a, b)) return NULL;
     int64_t shape[TENSOR_MAX_DIMS];
     int nd = broadcast_shapes(a, b, shape);
     if (nd < 0) {
@@ -69,7 +69,7 @@ static void unary_bw(AgNode *n) {
 }
 
 static Tensor *unary(Ctx *c, const char *name, UnaryOp op, Tensor *x, double param) {
-    if (!x || !ag_check_float(c, name, x, NULL)) return NULL;
+    if (!ag_arg(c, name, "x", x) || !ag_check_float(c, name, x, NULL)) return NULL;
     Tensor *xc = tensor_contiguous(c, x);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape);
     AG_DISPATCH(x->dtype, unary_forward, op, y->data, xc->data, tensor_numel(y), param);
@@ -100,12 +100,16 @@ static void dropout_bw(AgNode *n) {
 }
 
 Tensor *ag_dropout(Ctx *c, Tensor *x, double p, Rng *rng, bool training) {
-    if (!x || !ag_check_float(c, "dropout", x, NULL)) return NULL;
+    if (!ag_arg(c, "dropout", "x", x) || !ag_check_float(c, "dropout", x, NULL)) return NULL;
     if (!(p >= 0 && p <= 1)) {
         ctx_fail(c, "dropout: probability %g outside [0, 1]", p);
         return NULL;
     }
     if (!training || p == 0) return x;
+    if (!rng) {
+        ctx_fail(c, "dropout: argument rng is NULL (needed for p %g in training)", p);
+        return NULL;
+    }
     int64_t n = tensor_numel(x);
     Tensor *mask = tensor_new(c, x->dtype, x->ndim, x->shape);
     if (x->dtype == DT_F32) rng_dropout_mask(rng, mask->data, n, p);

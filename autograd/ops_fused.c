@@ -7,7 +7,7 @@
 
 static bool fits_linear(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96];
-    if (!x || !w || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b))) return false;
+    if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "w", w) || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b))) return false;
     int64_t IC = x->ndim ? x->shape[x->ndim - 1] : -1;
     if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
         ctx_fail(c, "%s: input %s and weight %s do not fit", op, shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2));
@@ -40,7 +40,7 @@ static void lora_bw(AgNode *n) {
 Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
                        bool training) {
     char s1[96], s2[96];
-    if (!fits_linear(c, "lora_linear", x, w, b) || !A || !B || !ag_check_float(c, "lora_linear", x, A) ||
+    if (!fits_linear(c, "lora_linear", x, w, b) || !ag_arg(c, "lora_linear", "A", A) || !ag_arg(c, "lora_linear", "B", B) || !ag_check_float(c, "lora_linear", x, A) ||
         !ag_check_float(c, "lora_linear", x, B))
         return NULL;
     int64_t IC = w->shape[1], OC = w->shape[0], r = A->ndim == 2 ? A->shape[0] : -1;
@@ -54,6 +54,10 @@ Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tenso
         return NULL;
     }
     if (!training) p = 0;
+    if (p > 0 && !rng) {
+        ctx_fail(c, "lora_linear: argument rng is NULL (needed for dropout %g in training)", p);
+        return NULL;
+    }
     int64_t N = tensor_numel(x) / IC;
     uint64_t seed = rng ? rng->seed : 0, off = rng ? rng->offset : 0;
     if (p > 0) rng->offset += (uint64_t)(N * IC); // the mask's draws, as ag_dropout would take them
@@ -95,7 +99,7 @@ static void linres_bw(AgNode *n) {
 
 Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
     char s1[96], s2[96];
-    if (!fits_linear(c, "linear_residual", x, w, b) || !res || !ag_check_float(c, "linear_residual", x, res)) return NULL;
+    if (!fits_linear(c, "linear_residual", x, w, b) || !ag_arg(c, "linear_residual", "res", res) || !ag_check_float(c, "linear_residual", x, res)) return NULL;
     int64_t IC = w->shape[1], OC = w->shape[0], N = tensor_numel(x) / IC;
     Tensor *y = out_like(c, x, OC);
     if (!tensor_same_shape(y, res)) {
@@ -125,7 +129,7 @@ static void mlp_bw(AgNode *n) {
 
 Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
     char s1[96];
-    if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !w2 || !b1 || !b2 || !res ||
+    if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !ag_arg(c, "mlp", "w2", w2) || !ag_arg(c, "mlp", "b1", b1) || !ag_arg(c, "mlp", "b2", b2) || !ag_arg(c, "mlp", "res", res) ||
         !ag_check_float(c, "mlp", x, w2) || !ag_check_float(c, "mlp", x, res))
         return NULL;
     int64_t D = w1->shape[1], F = w1->shape[0], N = tensor_numel(x) / D;

@@ -32,7 +32,7 @@ static void matmul_bw(AgNode *n) {
 
 Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
     char s1[96], s2[96];
-    if (!a0 || !b0 || !ag_check_float(c, "matmul", a0, b0)) return NULL;
+    if (!ag_arg(c, "matmul", "a", a0) || !ag_arg(c, "matmul", "b", b0) || !ag_check_float(c, "matmul", a0, b0)) return NULL;
     if (a0->ndim == 0 || b0->ndim == 0) {
         ctx_fail(c, "matmul: 0-d operand (%s and %s)", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
         return NULL;
@@ -83,7 +83,7 @@ static void linear_bw(AgNode *n) {
 
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96], s3[96] = "none";
-    if (!x || !w || !ag_check_float(c, "linear", x, w) || (b && !ag_check_float(c, "linear", x, b))) return NULL;
+    if (!ag_arg(c, "linear", "x", x) || !ag_arg(c, "linear", "w", w) || !ag_check_float(c, "linear", x, w) || (b && !ag_check_float(c, "linear", x, b))) return NULL;
     int64_t IC = x->ndim ? x->shape[x->ndim - 1] : 0, OC = w->ndim == 2 ? w->shape[0] : -1;
     if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != OC))) {
         if (b) shape_str(b, s3, sizeof s3);
@@ -128,7 +128,7 @@ static Tensor *im2col_patch(Ctx *c, Tensor *x, int64_t p) {
 
 Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96];
-    if (!x || !w || !ag_check_float(c, "conv2d_patch", x, w)) return NULL;
+    if (!ag_arg(c, "conv2d_patch", "x", x) || !ag_arg(c, "conv2d_patch", "w", w) || !ag_check_float(c, "conv2d_patch", x, w)) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] || w->shape[2] <= 0 ||
         x->shape[2] % w->shape[2] || x->shape[3] % w->shape[3]) {
         ctx_fail(c, "conv2d_patch: input %s and weight %s do not fit (square kernel dividing H and W)",

@@ -57,24 +57,24 @@ static Tensor *sum_impl(Ctx *c, const char *op, Tensor *x, int d, bool keepdim, 
 }
 
 Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim) {
-    if (!x || !ag_check_float(c, "sum", x, NULL)) return NULL;
+    if (!ag_arg(c, "sum", "x", x) || !ag_check_float(c, "sum", x, NULL)) return NULL;
     int d = check_dim(c, "sum", x, dim);
     return d < 0 ? NULL : sum_impl(c, "sum", x, d, keepdim, false, 0);
 }
 
 Tensor *ag_mean(Ctx *c, Tensor *x, int dim, bool keepdim) {
-    if (!x || !ag_check_float(c, "mean", x, NULL)) return NULL;
+    if (!ag_arg(c, "mean", "x", x) || !ag_check_float(c, "mean", x, NULL)) return NULL;
     int d = check_dim(c, "mean", x, dim);
     return d < 0 ? NULL : sum_impl(c, "mean", x, d, keepdim, false, 1);
 }
 
 Tensor *ag_sum_all(Ctx *c, Tensor *x) {
-    if (!x || !ag_check_float(c, "sum", x, NULL)) return NULL;
+    if (!ag_arg(c, "sum", "x", x) || !ag_check_float(c, "sum", x, NULL)) return NULL;
     return sum_impl(c, "sum", x, 0, false, true, 0);
 }
 
 Tensor *ag_mean_all(Ctx *c, Tensor *x) {
-    if (!x || !ag_check_float(c, "mean", x, NULL)) return NULL;
+    if (!ag_arg(c, "mean", "x", x) || !ag_check_float(c, "mean", x, NULL)) return NULL;
     return sum_impl(c, "mean", x, 0, false, true, 1);
 }
 
@@ -86,7 +86,7 @@ static void max_bw(AgNode *n) {
 }
 
 Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax) {
-    if (!x || !ag_check_float(c, "max", x, NULL)) return NULL;
+    if (!ag_arg(c, "max", "x", x) || !ag_check_float(c, "max", x, NULL)) return NULL;
     int d = check_dim(c, "max", x, dim);
     if (d < 0) return NULL;
     char s[96];
@@ -119,7 +119,7 @@ static void softmax_bw(AgNode *n) {
 }
 
 static Tensor *softmax_impl(Ctx *c, const char *op, Tensor *x, bool logsm) {
-    if (!x || !ag_check_float(c, op, x, NULL)) return NULL;
+    if (!ag_arg(c, op, "x", x) || !ag_check_float(c, op, x, NULL)) return NULL;
     if (x->ndim == 0) {
         ctx_fail(c, "%s: needs at least one dimension", op);
         return NULL;
@@ -149,7 +149,8 @@ static void layernorm_bw(AgNode *n) {
 
 Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
     char s1[96], s2[96], s3[96];
-    if (!x || !w || !b || !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b)) return NULL;
+    if (!ag_arg(c, "layernorm", "x", x) || !ag_arg(c, "layernorm", "weight", w) || !ag_arg(c, "layernorm", "bias", b) ||
+        !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b)) return NULL;
     int64_t C = x->ndim ? x->shape[x->ndim - 1] : 0;
     if (x->ndim == 0 || w->ndim != 1 || b->ndim != 1 || w->shape[0] != C || b->shape[0] != C) {
         ctx_fail(c, "layernorm: input %s needs weight and bias [%lld], got %s and %s", shape_str(x, s1, sizeof s1),
@@ -180,7 +181,7 @@ static void ce_bw(AgNode *n) {
 
 static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, bool mean, double eps) {
     char s1[96], s2[96];
-    if (!logits || !labels || !ag_check_float(c, "cross_entropy", logits, NULL)) return NULL;
+    if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels) || !ag_check_float(c, "cross_entropy", logits, NULL)) return NULL;
     if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] || labels->dtype != DT_I64) {
         ctx_fail(c, "cross_entropy: logits %s need int64 labels [%lld], got %s %s", shape_str(logits, s1, sizeof s1),
                  logits->ndim ? (long long)logits->shape[0] : 0LL, dtype_name(labels->dtype), shape_str(labels, s2, sizeof s2));

@@ -50,13 +50,13 @@ static Tensor *record_view(Ctx *c, const char *op, Tensor *x, Tensor *v, int kin
 }
 
 Tensor *ag_reshape(Ctx *c, Tensor *x, int ndim, const int64_t *shape) {
-    if (!x) return NULL;
+    if (!ag_arg(c, "reshape", "x", x)) return NULL;
     Tensor *src = tensor_contiguous(c, x);
     return record_view(c, "reshape", x, tensor_reshape_view(c, src, ndim, shape), V_RESHAPE);
 }
 
 Tensor *ag_permute(Ctx *c, Tensor *x, const int *perm) {
-    if (!x) return NULL;
+    if (!ag_arg(c, "permute", "x", x)) return NULL;
     Tensor *v = tensor_permute_view(c, x, perm);
     if (!v) return NULL;
     AgNode *n = ag_record(c, "permute", v, 1, &x, view_bw);
@@ -68,7 +68,7 @@ Tensor *ag_permute(Ctx *c, Tensor *x, const int *perm) {
 }
 
 Tensor *ag_transpose(Ctx *c, Tensor *x, int d0, int d1) {
-    if (!x) return NULL;
+    if (!ag_arg(c, "transpose", "x", x)) return NULL;
     int a = tensor_dim(x, d0), b = tensor_dim(x, d1);
     if (a < 0 || b < 0) {
         ctx_fail(c, "transpose: dimensions %d, %d out of range for %d-d tensor", d0, d1, x->ndim);
@@ -82,7 +82,7 @@ Tensor *ag_transpose(Ctx *c, Tensor *x, int d0, int d1) {
 }
 
 Tensor *ag_narrow(Ctx *c, Tensor *x, int dim, int64_t start, int64_t len) {
-    if (!x) return NULL;
+    if (!ag_arg(c, "narrow", "x", x)) return NULL;
     Tensor *v = tensor_narrow_view(c, x, dim, start, len);
     if (!v) return NULL;
     AgNode *n = ag_record(c, "narrow", v, 1, &x, view_bw);
@@ -94,12 +94,13 @@ Tensor *ag_narrow(Ctx *c, Tensor *x, int dim, int64_t start, int64_t len) {
 }
 
 Tensor *ag_expand(Ctx *c, Tensor *x, int ndim, const int64_t *shape) {
-    if (!x) return NULL;
+    if (!ag_arg(c, "expand", "x", x)) return NULL;
     return record_view(c, "expand", x, tensor_expand_view(c, x, ndim, shape), V_EXPAND);
 }
 
 Tensor *ag_contiguous(Ctx *c, Tensor *x) {
-    if (!x || tensor_is_contiguous(x)) return x;
+    if (!ag_arg(c, "contiguous", "x", x)) return NULL;
+    if (tensor_is_contiguous(x)) return x;
     return record_view(c, "contiguous", x, tensor_clone(c, x), V_CONTIG);
 }
 
@@ -123,8 +124,10 @@ Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim) {
         ctx_fail(c, "concat: %d parts (1 to %d)", k, AG_MAX_IN);
         return NULL;
     }
-    for (int j = 0; j < k; j++)
+    for (int j = 0; j < k; j++) {
+        if (!parts[j] && !c->failed) ctx_fail(c, "concat: argument parts[%d] is NULL", j);
         if (!parts[j] || !ag_check_float(c, "concat", parts[j], parts[0])) return NULL;
+    }
     Tensor *p0 = parts[0];
     int d = tensor_dim(p0, dim);
     if (d < 0) {
@@ -186,7 +189,7 @@ static void index_bw(AgNode *n) {
 
 static Tensor *index_impl(Ctx *c, const char *op, Tensor *x, int dim, Tensor *idx, bool gather) {
     char s1[96], s2[96];
-    if (!x || !idx || !ag_check_float(c, op, x, NULL)) return NULL;
+    if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "idx", idx) || !ag_check_float(c, op, x, NULL)) return NULL;
     int d = tensor_dim(x, dim);
     if (d < 0) {
         ctx_fail(c, "%s: dimension %d out of range for %s", op, dim, shape_str(x, s1, sizeof s1));

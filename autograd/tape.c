@@ -2,7 +2,12 @@
 // node back is a reverse topological order (micrograd's sort, for free in define-by-run).
 #include "autograd.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+
+// recording order and backward passes, numbered across all contexts
+static _Atomic uint64_t node_seq, pass_seq;
 
 void ag_set_requires_grad(Tensor *t, bool on) {
     t->requires_grad = on;
@@ -68,9 +73,15 @@ Tensor *ag_detach(Ctx *c, Tensor *t) {
     return tensor_view(c, t);
 }
 
+bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t) {
+    if (t) return true;
+    if (!c->failed) ctx_fail(c, "%s: argument %s is NULL", op, name);
+    return false;
+}
+
 bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
     char s1[96], s2[96];
-    if (!a) return false;
+    if (!ag_arg(c, op, "input", a)) return false;
     Tensor *nf = !dtype_is_float(a->dtype) ? a : (b && !dtype_is_float(b->dtype)) ? b : NULL;
     if (nf) {
         ctx_fail(c, "%s: expected a float tensor, got %s %s", op, dtype_name(nf->dtype), shape_str(nf, s1, sizeof s1));
@@ -95,6 +106,7 @@ AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *i
     n->nin = nin;
     for (int i = 0; i < nin; i++) n->in[i] = in[i];
     n->backward = bw;
+    n->seq = atomic_fetch_add(&node_seq, 1) + 1;
     n->prev = c->tape;
     c->tape = n;
     c->ntape++;
@@ -103,7 +115,70 @@ AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *i
     return n;
 }
 
-int ag_backward(Ctx *c, Tensor *loss) {
+// The nodes loss depends on, newest first (a reverse topological order: an op is recorded after
+// the ops that made its inputs). NULL with a message when one was consumed or memory ran out.
+typedef struct {
+    AgNode **v;
+    size_t n, cap;
+} NodeList;
+
+static bool list_push(NodeList *l, AgNode *n) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        AgNode **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return false;
+        l->v = v, l->cap = cap;
+    }
+    l->v[l->n++] = n;
+    return true;
+}
+
+static int newest_first(const void *a, const void *b) {
+    uint64_t x = (*(AgNode *const *)a)->seq, y = (*(AgNode *const *)b)->seq;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static bool reached_nodes(Ctx *c, Tensor *loss, NodeList *out) {
+    uint64_t pass = atomic_fetch_add(&pass_seq, 1) + 1;
+    NodeList stack = {0};
+    bool ok = list_push(&stack, loss->node);
+    loss->node->visit = pass;
+    while (ok && stack.n) {
+        AgNode *n = stack.v[--stack.n];
+        if (n->consumed) {
+            ctx_fail(c, "backward: the graph through '%s' was consumed by an earlier backward; run its forward again, "
+                        "or use ag_backward_retain",
+                     n->op);
+            ok = false;
+            break;
+        }
+        ok = list_push(out, n);
+        for (int i = 0; ok && i < n->nin; i++) {
+            AgNode *m = n->in[i] ? n->in[i]->node : NULL;
+            if (m && m->visit != pass) {
+                m->visit = pass;
+                ok = list_push(&stack, m);
+            }
+        }
+    }
+    free(stack.v);
+    if (!ok && !c->failed) ctx_fail(c, "backward: out of memory listing %zu ops", out->n);
+    if (ok) qsort(out->v, out->n, sizeof *out->v, newest_first);
+    return ok;
+}
+
+// drops the consumed nodes from c's tape, so that it lists what a later backward may still walk
+static void prune_tape(Ctx *c) {
+    AgNode **link = &c->tape;
+    long n = 0;
+    while (*link) {
+        if ((*link)->consumed) *link = (*link)->prev;
+        else link = &(*link)->prev, n++;
+    }
+    c->ntape = n;
+}
+
+static int backward(Ctx *c, Tensor *loss, bool retain) {
     char s[96];
     if (!loss) {
         if (!c->failed) ctx_fail(c, "backward: no loss (an earlier op failed)");
@@ -117,15 +192,32 @@ int ag_backward(Ctx *c, Tensor *loss) {
         ctx_fail(c, "backward: the loss does not depend on anything that requires a gradient");
         return -1;
     }
+    if (!loss->node) { // the loss is itself a leaf: d loss / d loss = 1
+        tensor_fill(ag_grad_buf(loss), 1.0);
+        return 0;
+    }
+    NodeList nodes = {0};
+    if (!reached_nodes(c, loss, &nodes)) {
+        free(nodes.v);
+        return -1;
+    }
     Tensor *g = ag_grad_buf(loss);
     tensor_fill(g, 1.0);
-    for (AgNode *n = c->tape; n; n = n->prev) {
-        if (!n->out->grad) continue; // outputs that the loss does not reach have no grad
+    for (size_t k = 0; k < nodes.n; k++) {
+        AgNode *n = nodes.v[k];
+        if (!retain) n->consumed = true;
+        if (!n->out->grad) continue; // no gradient reached its output
         n->backward(n);
-        if (n->out != loss && n->out->ctx == c) release_grad(n->out); // intermediate: final, now dead
+        if (n->out == loss) continue;
+        // an intermediate gradient is final, now dead: recycled in this step's context, zeroed in
+        // a longer-lived one (where a new buffer every step would grow it)
+        if (n->out->ctx == c) release_grad(n->out);
+        else memset(n->out->grad->data, 0, (size_t)tensor_numel(n->out) * dtype_size(n->out->dtype));
     }
-    // the graph is consumed (PyTorch's retain_graph=False): a second backward must re-run forward
-    c->tape = NULL;
-    c->ntape = 0;
+    free(nodes.v);
+    if (!retain) prune_tape(c);
     return 0;
 }
+
+int ag_backward(Ctx *c, Tensor *loss) { return backward(c, loss, false); }
+int ag_backward_retain(Ctx *c, Tensor *loss) { return backward(c, loss, true); }

@@ -118,6 +118,111 @@ START_TEST(test_backward_errors) {
 }
 END_TEST
 
+START_TEST(test_two_losses_backwarded_in_turn) {
+    // two independent graphs recorded, then backwarded one after the other: the first backward
+    // must not clear the second graph (it used to drop the whole tape, leaving y->grad at 0)
+    Tensor *x = param(SHAPE(2), (float[]){2, 3}), *y = param(SHAPE(2), (float[]){5, 7});
+    Tensor *l1 = ag_sum_all(c, ag_mul(c, x, x));
+    Tensor *l2 = ag_sum_all(c, ag_mul_scalar(c, y, 3));
+    ck_assert_int_eq(c->ntape, 4);
+    ck_assert_int_eq(ag_backward(c, l1), 0);
+    ck_assert_int_eq(c->ntape, 2); // l2's ops are still there
+    ck_assert_int_eq(ag_backward(c, l2), 0);
+    expect(x->grad, (double[]){4, 6}, 2);
+    expect(y->grad, (double[]){3, 3}, 2);
+    ck_assert_int_eq(c->ntape, 0);
+}
+END_TEST
+
+START_TEST(test_consumed_graph_is_refused) {
+    Tensor *x = param(SHAPE(2), (float[]){2, 3});
+    Tensor *h = ag_mul(c, x, x);
+    Tensor *l1 = ag_sum_all(c, h);
+    ck_assert_int_eq(ag_backward(c, l1), 0);
+    ck_assert_int_eq(ag_backward(c, l1), -1);
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "consumed"));
+    ctx_clear_error(c);
+    // a new loss over the consumed h is refused too, naming the op
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_exp(c, h))), -1);
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "'mul'"));
+    expect(x->grad, (double[]){4, 6}, 2); // the refused passes changed nothing
+    ctx_clear_error(c);
+    // retain: the same graph backwarded twice accumulates twice
+    Tensor *l3 = ag_sum_all(c, ag_mul(c, x, x));
+    ag_zero_grad(&x, 1);
+    ck_assert_int_eq(ag_backward_retain(c, l3), 0);
+    ck_assert_int_eq(ag_backward_retain(c, l3), 0);
+    expect(x->grad, (double[]){8, 12}, 2);
+    ck_assert_int_eq(ag_backward(c, l3), 0);
+    expect(x->grad, (double[]){12, 18}, 2);
+    ck_assert_int_eq(ag_backward(c, l3), -1);
+}
+END_TEST
+
+START_TEST(test_op_recorded_in_another_context) {
+    // a weight transpose made once in the parameters' context, used by the step's context: the
+    // weight gets its gradient (it used to get none)
+    Tensor *w = param(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6});
+    Tensor *wt = ag_transpose(P, w, 0, 1); // [3, 2]
+    Tensor *x = tensor_from_data(c, DT_F32, SHAPE(1, 3), (float[]){1, 10, 100});
+    ck_assert_int_eq(ag_backward_retain(c, ag_sum_all(c, ag_matmul(c, x, wt))), 0);
+    expect(w->grad, (double[]){1, 10, 100, 1, 10, 100}, 6);
+    // next step: a new step context, the same wt; retain keeps it walkable, and its
+    // intermediate gradient does not carry over from the last step
+    ctx_reset(c);
+    x = tensor_from_data(c, DT_F32, SHAPE(1, 3), (float[]){2, 0, 0});
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_matmul(c, x, wt))), 0);
+    expect(w->grad, (double[]){3, 10, 100, 3, 10, 100}, 6);
+    // consumed now: a third step is refused loudly, not silently given no gradient
+    ctx_reset(c);
+    x = tensor_from_data(c, DT_F32, SHAPE(1, 3), (float[]){1, 1, 1});
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_matmul(c, x, wt))), -1);
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "permute"));
+    expect(w->grad, (double[]){3, 10, 100, 3, 10, 100}, 6);
+}
+END_TEST
+
+#define EXPECT_NULL_ARG(call, want)                                                                                    \
+    do {                                                                                                               \
+        ctx_clear_error(c);                                                                                            \
+        ck_assert_ptr_null(call);                                                                                      \
+        ck_assert_msg(!ctx_ok(c), "%s: no error set", #call);                                                          \
+        ck_assert_str_eq(ctx_error(c), want);                                                                          \
+    } while (0)
+
+START_TEST(test_null_arguments_are_named) {
+    Tensor *x = tensor_ones(c, DT_F32, SHAPE(2, 3)), *w = tensor_ones(c, DT_F32, SHAPE(3));
+    Tensor *m = tensor_ones(c, DT_F32, SHAPE(3, 3)), *idx = tensor_zeros(c, DT_I64, SHAPE(2));
+    EXPECT_NULL_ARG(ag_layernorm(c, x, NULL, NULL, 1e-5), "layernorm: argument weight is NULL");
+    EXPECT_NULL_ARG(ag_layernorm(c, x, w, NULL, 1e-5), "layernorm: argument bias is NULL");
+    EXPECT_NULL_ARG(ag_add(c, x, NULL), "add: argument b is NULL");
+    EXPECT_NULL_ARG(ag_mul(c, NULL, x), "mul: argument a is NULL");
+    EXPECT_NULL_ARG(ag_exp(c, NULL), "exp: argument x is NULL");
+    EXPECT_NULL_ARG(ag_gelu(c, NULL), "gelu: argument x is NULL");
+    EXPECT_NULL_ARG(ag_sum(c, NULL, 0, false), "sum: argument x is NULL");
+    EXPECT_NULL_ARG(ag_softmax(c, NULL), "softmax: argument x is NULL");
+    EXPECT_NULL_ARG(ag_matmul(c, x, NULL), "matmul: argument b is NULL");
+    EXPECT_NULL_ARG(ag_linear(c, x, NULL, NULL), "linear: argument w is NULL");
+    EXPECT_NULL_ARG(ag_cross_entropy(c, x, NULL), "cross_entropy: argument labels is NULL");
+    EXPECT_NULL_ARG(ag_attention(c, x, NULL, x, 1, NULL), "attention: argument k is NULL");
+    EXPECT_NULL_ARG(ag_reshape(c, NULL, SHAPE(6)), "reshape: argument x is NULL");
+    EXPECT_NULL_ARG(ag_transpose(c, NULL, 0, 1), "transpose: argument x is NULL");
+    EXPECT_NULL_ARG(ag_contiguous(c, NULL), "contiguous: argument x is NULL");
+    EXPECT_NULL_ARG(ag_concat(c, (Tensor *[]){x, NULL}, 2, 0), "concat: argument parts[1] is NULL");
+    EXPECT_NULL_ARG(ag_index_select(c, m, 0, NULL), "index_select: argument idx is NULL");
+    EXPECT_NULL_ARG(ag_dropout(c, x, 0.5, NULL, true), "dropout: argument rng is NULL (needed for p 0.5 in training)");
+    (void)idx;
+    // a NULL that came from a failed op passes on quietly: the first message stays
+    ctx_clear_error(c);
+    Tensor *bad = ag_matmul(c, x, x); // [2,3] @ [2,3]
+    ck_assert_ptr_null(bad);
+    char first[512];
+    snprintf(first, sizeof first, "%s", ctx_error(c));
+    ck_assert_ptr_null(ag_layernorm(c, ag_relu(c, bad), NULL, NULL, 1e-5));
+    ck_assert_str_eq(ctx_error(c), first);
+}
+END_TEST
+
 START_TEST(test_cross_entropy_gradient_is_softmax_minus_onehot) {
     Tensor *z = param(SHAPE(1, 3), (float[]){0, 0, 0});
     Tensor *y = tensor_from_data(c, DT_I64, SHAPE(1), (int64_t[]){1});
@@ -155,6 +260,10 @@ int main(void) {
     tcase_add_test(tc, test_frozen_inputs_record_nothing);
     tcase_add_test(tc, test_detach_and_unreached_branches);
     tcase_add_test(tc, test_backward_errors);
+    tcase_add_test(tc, test_two_losses_backwarded_in_turn);
+    tcase_add_test(tc, test_consumed_graph_is_refused);
+    tcase_add_test(tc, test_op_recorded_in_another_context);
+    tcase_add_test(tc, test_null_arguments_are_named);
     tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
     suite_add_tcase(s, tc);
