@@ -2,6 +2,7 @@
 // query/value, a trainable 1001-class head: forward, cross-entropy, backward, clipping, AdamW)
 // and inference (forward only, no tape) on random input, timed after warm-up.
 #include "deit_lora.h"
+#include "../tensor/sgemm.h"
 
 #include <math.h>
 #include <omp.h>
@@ -13,6 +14,28 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// the CPU's model name (/proc/cpuinfo) and the vector features the figures depend on
+static void cpu_desc(char *model, size_t n, const char **features) {
+    snprintf(model, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            const char *v = strchr(line, ':') + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            snprintf(model, n, "%.*s", (int)strcspn(v, "\n\"\\"), v);
+            break;
+        }
+    if (f) fclose(f);
+#if defined(__x86_64__)
+    *features = __builtin_cpu_supports("avx512f") ? "avx512f+avx2+fma"
+                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma"
+                                                                                 : "no avx2";
+#else
+    *features = "not x86-64";
+#endif
 }
 
 static double peak_rss_mb(void) {
@@ -107,7 +130,7 @@ int cmd_bench(int argc, char **argv) {
     }
     double rss = peak_rss_mb(); // before the GEMM probe's matrices
     // the machine's GEMM rate on a large square product: OpenBLAS's cblas_sgemm through cgrad's threaded
-    // split (cgrad's own AVX-512 kernel declines products this large)
+    // split (cgrad's own kernels decline products this large)
     int64_t G = 2048;
     Tensor *ga = tensor_new(data, DT_F32, 2, (int64_t[]){G, G}), *gb = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
     Tensor *gc = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
@@ -120,13 +143,19 @@ int cmd_bench(int argc, char **argv) {
     // training FLOPs: the forward, then a backward of about twice the forward (input gradients of
     // every linear, attention's four products) less the frozen weights' gradients, which are skipped
     double gflops = 2.0 * forward_flops(&m.cfg, 4) * B / (t_train / steps) * 1e-9;
+    char cpu[128];
+    const char *features;
+    cpu_desc(cpu, sizeof cpu, &features);
     if (json)
         printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
-               "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
-               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss);
+               "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"cpu\": \"%s\", "
+               "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\"}\n",
+               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu,
+               features, sgemm_fast_isa());
     else
         printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB; "
-               "sgemm 2048^3 %.1f GFLOP/s\n", B, step_ms, train_ips, gflops, inf_ips, rss, gemm_gflops);
+               "sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n",
+               B, step_ms, train_ips, gflops, inf_ips, rss, gemm_gflops, cpu, features, sgemm_fast_isa());
     optim_free(o);
     free(ps);
     ctx_free(c), ctx_free(data);

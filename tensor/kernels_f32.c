@@ -2,7 +2,7 @@
 #include "fastmath.h"
 #include "kernels.h"
 #include "rng.h"
-#include "sgemm_avx512.h"
+#include "sgemm.h"
 #include "tensor.h"
 
 #include <cblas.h>

@@ -1,14 +1,10 @@
-// sgemm_avx512.c: single-precision GEMM for the model's shapes with AVX-512.
-// C = alpha op(A) op(B) + beta C, row-major. Only op(B) is packed, once per product and shared by
-// the threads (in K blocks of KC rows, each in panels of NR columns, zero-padded); A is read in
-// place through its strides, so there is no packing pass over the activations, and beta is applied
-// as the tile is stored (no separate pass over C). The micro-kernel keeps a 12 x 32 tile of C in
-// 24 registers: per k, two loads of B and twelve broadcasts of A feed 24 FMAs.
-#include "sgemm_avx512.h"
+// sgemm_avx512.c: the AVX-512 kernels of cgrad's sgemm (sgemm.c drives them; layout in sgemm_isa.h).
+// The micro-kernel keeps a 12 x 32 tile of C in 24 registers: per k, two loads of B and twelve
+// broadcasts of A feed 24 FMAs; alpha and beta are applied as the tile is stored (no separate pass
+// over C). Transposed op(B) is packed through 16 x 16 in-register transposes.
+#include "sgemm_isa.h"
 
-#include <omp.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -82,7 +78,6 @@ static inline void transpose16(__m512 r[16]) {
 }
 
 static int64_t npanels(int64_t N) { return (N + NR - 1) / NR; }
-static int64_t nkblocks(int64_t K) { return (K + KC - 1) / KC; }
 
 // packed layout: K block kb (rows k0..k0+kc of op(B)) starts at k0 * Npad; its panel p at + p * kc * NR
 static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p) {
@@ -112,13 +107,7 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
     }
 }
 
-// every panel of every K block, on this thread
-static void pack_all(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
-    for (int64_t kb = 0; kb < nkblocks(K); kb++)
-        for (int64_t p = 0; p < npanels(N); p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
-}
-
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
                   float beta, float *C, int64_t ldc) {
     int64_t Npad = npanels(N) * NR;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -138,75 +127,10 @@ void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const f
     }
 }
 
-// this thread's packing buffers, grown as needed and kept: slots 0 and 1 for sgemm_pack's callers,
-// slot 2 for sgemm_fast (whose team shares its caller's)
-static _Thread_local float *slot_buf[3];
-static _Thread_local size_t slot_cap[3];
+static bool cpu_has(void) { return __builtin_cpu_supports("avx512f"); }
 
-static float *slot_for(int slot, int64_t N, int64_t K) {
-    size_t need = (size_t)(npanels(N) * NR) * (size_t)K;
-    if (need > slot_cap[slot]) {
-        float *p = aligned_alloc(64, need * sizeof(float));
-        if (!p) return NULL;
-        free(slot_buf[slot]);
-        slot_buf[slot] = p, slot_cap[slot] = need;
-    }
-    return slot_buf[slot];
-}
-
-static bool cpu_ok(void) {
-    static int ok = -1;
-    if (ok < 0) {
-        const char *e = getenv("CGRAD_GEMM");
-        ok = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "blas"));
-    }
-    return ok;
-}
-
-bool sgemm_fast_available(void) { return cpu_ok(); }
-
-bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    // the BLAS does better on skinny products, on transposed op(B) for few rows (per-head attention)
-    // and on large ones (its cache blocking of the rows; no product of the model is that large)
-    if (M < MR || N < 16 || K < 16 || (tb && M < 256) || N > 1024 || K > 1024 || !cpu_ok()) return false;
-    float *bp = slot_for(2, N, K);
-    if (!bp) return false;
-    int64_t nkb = nkblocks(K), np = npanels(N), strips = (M + MR - 1) / MR;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
-    if (nt == 1) {
-        pack_all(bp, B, ldb, tb, N, K);
-        sgemm_packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
-        return true;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t kb = 0; kb < nkb; kb++)
-            for (int64_t p = 0; p < np; p++) pack_panel(bp, B, ldb, tb, N, K, kb, p);
-        // row strips of MR split evenly; the later threads take the extra strips
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int64_t lo = strips * t / n * MR, hi = strips * (t + 1) / n * MR;
-        if (hi > M) hi = M;
-        if (lo < hi) sgemm_packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
-    }
-    return true;
-}
-
-float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
-    if (slot < 0 || slot > 1 || N < 16 || K < 16 || !cpu_ok()) return NULL;
-    float *bp = slot_for(slot, N, K);
-    if (bp) pack_all(bp, B, ldb, tb, N, K);
-    return bp;
-}
+static const SgemmIsa AVX512 = {"avx512", MR, NR, KC, cpu_has, pack_panel, packed};
+const SgemmIsa *sgemm_isa_avx512(void) { return &AVX512; }
 #else
-bool sgemm_fast_available(void) { return false; }
-float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) { return NULL; }
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                  float beta, float *C, int64_t ldc) {}
-bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    return false;
-}
+const SgemmIsa *sgemm_isa_avx512(void) { return NULL; }
 #endif

@@ -1,10 +1,12 @@
-// test_gemm.c: cgrad's own AVX-512 sgemm (tensor/sgemm_avx512.c) against a float64 reference on
-// every transpose, edge sizes (rows not a multiple of the 12-row tile, columns not a multiple of
-// 16 or 32, K across the 256-row blocks), padded leading dimensions, alpha and beta, one thread,
-// two threads and inside a parallel region; the packed-operand API; the fused MLP that uses it
-// against the same layer in float64 (the BLAS). Skips where the CPU or the build has no AVX-512.
+// test_gemm.c: cgrad's own sgemm (tensor/sgemm.c), each of its kernels (AVX-512: 12 x 32 tiles,
+// AVX2: 6 x 16) against a float64 reference on every transpose, edge sizes (rows not a multiple of
+// the tile, columns not a multiple of 8, 16 or 32, K across the 256-row blocks), padded leading
+// dimensions, alpha and beta, one thread, two threads and inside a parallel region; the
+// packed-operand API; the fused MLP that uses it against the same layer in float64 (the BLAS); the
+// choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
 #include "../../autograd/autograd.h"
-#include "../../tensor/sgemm_avx512.h"
+#include "../../tensor/sgemm.h"
+#include "../../tensor/sgemm_isa.h"
 
 #include "../check_util.h"
 #include <math.h>
@@ -67,8 +69,17 @@ static void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
     free(A), free(B), free(C), free(C0);
 }
 
+// the kernels, one per loop index of the tests below
+static const char *const ISAS[] = {"avx512", "avx2"};
+#define N_ISAS 2
+static bool use(int i) {
+    bool ok = sgemm_use_isa(ISAS[i]);
+    if (!ok) printf("(skipped: no %s kernel on this CPU or build)\n", ISAS[i]);
+    return ok;
+}
+
 START_TEST(test_sgemm_against_reference) {
-    if (!sgemm_fast_available()) return; // the BLAS path is covered by every other suite
+    if (!use(_i)) return; // the BLAS path is covered by every other suite
     const int64_t shapes[][3] = {{12, 32, 16}, {13, 17, 19}, {197, 64, 197}, {100, 200, 300}, {47, 95, 513}, {256, 48, 256},
                                  {788, 192, 192}, {300, 33, 257}};
     const float ab[][2] = {{1, 0}, {0.125f, 0}, {1, 1}, {-0.5f, 0.75f}};
@@ -84,7 +95,7 @@ START_TEST(test_sgemm_against_reference) {
 END_TEST
 
 START_TEST(test_sgemm_packed_and_threads) {
-    if (!sgemm_fast_available()) return;
+    if (!use(_i)) return;
     for (int t = 0; t < 4; t++) { // the packed operand serves any row count, transposed or not
         check_gemm(t & 1, t & 2, 5, 40, 300, 1, 0, 0, 2);
         check_gemm(t & 1, t & 2, 208, 768, 192, 1, 1, 2, 2);
@@ -101,6 +112,7 @@ START_TEST(test_sgemm_packed_and_threads) {
 END_TEST
 
 START_TEST(test_sgemm_declines_what_the_blas_does_better) {
+    bool have = use(_i);
     float a[64 * 64] = {0}, b[64 * 64] = {0}, c[64 * 64] = {0};
     ck_assert(!sgemm_fast(false, false, 64, 4, 64, 1, a, 64, b, 4, 0, c, 4));     // rank-r factor
     ck_assert(!sgemm_fast(false, false, 8, 64, 64, 1, a, 64, b, 64, 0, c, 64));   // fewer rows than a tile
@@ -110,12 +122,14 @@ START_TEST(test_sgemm_declines_what_the_blas_does_better) {
     ck_assert(!sgemm_fast(false, false, 16, 1100, 16, 1, a, 16, big, 1100, 0, big, 1100)); // large (OpenBLAS's blocking)
     ck_assert(!sgemm_fast(false, false, 16, 16, 1100, 1, big, 1100, big, 16, 0, c, 16));
     free(big);
-    if (sgemm_fast_available()) ck_assert(sgemm_fast(false, false, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));
+    if (have) ck_assert(sgemm_fast(false, false, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));
 }
 END_TEST
 
 // the fused MLP (row blocks on packed weights) in float32 against the same layer in float64
 START_TEST(test_mlp_f32_matches_f64) {
+    if (_i < N_ISAS && !use(_i)) return;
+    if (_i == N_ISAS) sgemm_use_isa("blas");
     const int64_t N = 397, D = 48, F = 192;
     Ctx *c = ctx_new(1 << 20), *c64 = ctx_new(1 << 20); // one tape each
     Rng r = rng_new(5);
@@ -145,14 +159,38 @@ START_TEST(test_mlp_f32_matches_f64) {
 }
 END_TEST
 
+// the best kernel the CPU runs is the default; CGRAD_GEMM=blas (here: sgemm_use_isa) turns it off
+START_TEST(test_kernel_chosen_by_cpu) {
+    bool has512 = sgemm_use_isa("avx512"), has2 = sgemm_use_isa("avx2");
+    ck_assert(has512 == (sgemm_isa_avx512() && __builtin_cpu_supports("avx512f")));
+    ck_assert(has2 == (sgemm_isa_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+#if !defined(CGRAD_PORTABLE) && (defined(__x86_64__))
+    // a non-portable x86-64 build has both kernels: a CPU with AVX2 and FMA gets one
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ck_assert(has2);
+#endif
+    ck_assert(sgemm_use_isa("blas"));
+    ck_assert(!sgemm_fast_available());
+    ck_assert_str_eq(sgemm_fast_isa(), "blas");
+    float a[64 * 64] = {0}, b[64 * 64] = {0}, c[64 * 64] = {0};
+    ck_assert(!sgemm_fast(false, false, 64, 64, 64, 1, a, 64, b, 64, 0, c, 64));
+    ck_assert(!sgemm_use_isa("avx1024"));
+    ck_assert_str_eq(sgemm_fast_isa(), "blas"); // an unknown name changes nothing
+    if (has512 || has2) {
+        ck_assert(sgemm_use_isa(has512 ? "avx512" : "avx2"));
+        ck_assert_str_eq(sgemm_fast_isa(), has512 ? "avx512" : "avx2");
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_sgemm_against_reference);
-    tcase_add_test(tc, test_sgemm_packed_and_threads);
-    tcase_add_test(tc, test_sgemm_declines_what_the_blas_does_better);
-    tcase_add_test(tc, test_mlp_f32_matches_f64);
+    tcase_add_loop_test(tc, test_sgemm_against_reference, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_sgemm_packed_and_threads, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_sgemm_declines_what_the_blas_does_better, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_mlp_f32_matches_f64, 0, N_ISAS + 1);
+    tcase_add_test(tc, test_kernel_chosen_by_cpu);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -1,18 +1,26 @@
-// sgemm_avx512.h: cgrad's own single-precision GEMM for x86-64 with AVX-512 (sgemm_avx512.c).
-// kernels_f32.c's gemm tries it first and falls back to the BLAS where it declines.
-#ifndef CGRAD_SGEMM_AVX512_H
-#define CGRAD_SGEMM_AVX512_H
+// sgemm.h: cgrad's own single-precision GEMM for x86-64 (sgemm.c drives it; the micro-kernels are
+// in sgemm_avx512.c and sgemm_avx2.c). kernels_f32.c's gemm tries it first and falls back to the
+// BLAS where it declines. The instruction set is chosen at run time: AVX-512F where the CPU has it,
+// else AVX2 with FMA, else none (everything goes to the BLAS). CGRAD_GEMM=blas turns it off;
+// CGRAD_GEMM=avx2 or avx512 asks for one (ignored where the CPU lacks it).
+#ifndef CGRAD_SGEMM_H
+#define CGRAD_SGEMM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-// built with it, the CPU has AVX-512F, and CGRAD_GEMM=blas is not set
+// built with a kernel the CPU runs, and CGRAD_GEMM=blas is not set
 bool sgemm_fast_available(void);
+// the kernel in use: "avx512", "avx2", or "blas" when there is none
+const char *sgemm_fast_isa(void);
+// use this kernel from now on ("avx512", "avx2" or "blas"); false, changing nothing, where the
+// build or the CPU does not have it (for tests and benchmarks; not while products run)
+bool sgemm_use_isa(const char *name);
 
 // C = alpha op(A) op(B) + beta C (row-major, the CBLAS meaning of the arguments), split across the
 // OpenMP threads unless called inside a parallel region. Returns false, having done nothing, when
-// the CPU lacks AVX-512, CGRAD_GEMM=blas is set, or the shape is one the BLAS does better (skinny).
+// there is no kernel, or the shape is one the BLAS does better (skinny, or large).
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 

@@ -1,0 +1,120 @@
+// sgemm.c: the driver of cgrad's own sgemm (see sgemm.h): which kernel, which shapes it takes,
+// the packing buffers, and the split across threads. Only op(B) is packed, once per product and
+// shared by the threads; each thread then runs the kernel on its own strip of rows of A and C.
+#include "sgemm.h"
+#include "sgemm_isa.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+// products the BLAS does better: skinny ones (LoRA's rank-r factors), transposed op(B) for few
+// rows (per-head attention: packing is not amortised), and large ones (its cache blocking of the
+// rows; no product of the model is that large)
+#define MIN_ROWS 12
+#define MIN_COLS 16
+#define MIN_ROWS_TB 256
+#define MAX_SIZE 1024
+
+static const SgemmIsa *isa_named(const char *name) {
+    const SgemmIsa *k = NULL;
+    if (!strcmp(name, "avx512")) k = sgemm_isa_avx512();
+    else if (!strcmp(name, "avx2")) k = sgemm_isa_avx2();
+    return k && k->cpu_has() ? k : NULL;
+}
+
+static const SgemmIsa *chosen;
+static pthread_once_t decided = PTHREAD_ONCE_INIT;
+
+static void decide(void) {
+    const char *e = getenv("CGRAD_GEMM");
+    if (e && !strcmp(e, "blas")) chosen = NULL;
+    else if (e && isa_named(e)) chosen = isa_named(e);
+    else chosen = isa_named("avx512") ? isa_named("avx512") : isa_named("avx2");
+}
+
+static const SgemmIsa *isa(void) {
+    pthread_once(&decided, decide);
+    return chosen;
+}
+
+bool sgemm_fast_available(void) { return isa() != NULL; }
+const char *sgemm_fast_isa(void) { return isa() ? isa()->name : "blas"; }
+
+bool sgemm_use_isa(const char *name) {
+    pthread_once(&decided, decide);
+    if (!strcmp(name, "blas")) {
+        chosen = NULL;
+        return true;
+    }
+    const SgemmIsa *k = isa_named(name);
+    if (k) chosen = k;
+    return k != NULL;
+}
+
+static int64_t npanels(const SgemmIsa *k, int64_t N) { return (N + k->nr - 1) / k->nr; }
+static int64_t nkblocks(const SgemmIsa *k, int64_t K) { return (K + k->kc - 1) / k->kc; }
+
+// this thread's packing buffers, grown as needed and kept: slots 0 and 1 for sgemm_pack's callers,
+// slot 2 for sgemm_fast (whose team shares its caller's)
+static _Thread_local float *slot_buf[3];
+static _Thread_local size_t slot_cap[3];
+
+static float *slot_for(const SgemmIsa *k, int slot, int64_t N, int64_t K) {
+    size_t need = (size_t)(npanels(k, N) * k->nr) * (size_t)K;
+    if (need > slot_cap[slot]) {
+        float *p = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
+        if (!p) return NULL;
+        free(slot_buf[slot]);
+        slot_buf[slot] = p, slot_cap[slot] = need;
+    }
+    return slot_buf[slot];
+}
+
+static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
+    for (int64_t kb = 0; kb < nkblocks(k, K); kb++)
+        for (int64_t p = 0; p < npanels(k, N); p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
+}
+
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    const SgemmIsa *k = isa();
+    if (!k || M < MIN_ROWS || N < MIN_COLS || K < MIN_COLS || (tb && M < MIN_ROWS_TB) || N > MAX_SIZE || K > MAX_SIZE)
+        return false;
+    float *bp = slot_for(k, 2, N, K);
+    if (!bp) return false;
+    int64_t nkb = nkblocks(k, K), np = npanels(k, N), strips = (M + k->mr - 1) / k->mr;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
+    if (nt == 1) {
+        pack_all(k, bp, B, ldb, tb, N, K);
+        k->packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        return true;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
+        // row strips of mr split evenly; the later threads take the extra strips
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
+        if (hi > M) hi = M;
+        if (lo < hi) k->packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+    }
+    return true;
+}
+
+float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    const SgemmIsa *k = isa();
+    if (!k || slot < 0 || slot > 1 || N < MIN_COLS || K < MIN_COLS) return NULL;
+    float *bp = slot_for(k, slot, N, K);
+    if (bp) pack_all(k, bp, B, ldb, tb, N, K);
+    return bp;
+}
+
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
+                  float beta, float *C, int64_t ldc) {
+    isa()->packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+}
