@@ -5,6 +5,8 @@
 #include "../tensor/fileio.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <omp.h>
 #include <signal.h>
 #include <string.h>
@@ -43,19 +45,62 @@ static bool dir_empty(const char *p) {
     return empty;
 }
 
-int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size_t errn) {
+// the absolute path of p, which need not exist yet (its parent must); false if it cannot be told
+static bool abs_path(const char *p, char *out, size_t n) {
+    char buf[PATH_MAX];
+    if (realpath(p, buf)) return snprintf(out, n, "%s", buf) < (int)n;
+    char dir[PATH_MAX], base[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", p);
+    char *slash = strrchr(dir, '/');
+    while (slash && slash > dir && slash[1] == 0) *slash = 0, slash = strrchr(dir, '/'); // trailing slashes
+    if (slash) {
+        snprintf(base, sizeof base, "%s", slash + 1);
+        if (slash == dir) snprintf(dir, sizeof dir, "/");
+        else *slash = 0;
+    } else {
+        snprintf(base, sizeof base, "%s", dir);
+        snprintf(dir, sizeof dir, ".");
+    }
+    if (!realpath(dir, buf)) return false;
+    return snprintf(out, n, "%s/%s", strcmp(buf, "/") ? buf : "", base) < (int)n;
+}
+
+// a is b, or lies inside the folder b
+static bool within(const char *a, const char *b) {
+    size_t n = strlen(b);
+    return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/' || (n == 1 && b[0] == '/'));
+}
+
+static int check_overlap(const char *flag, const char *out, const char *const *inputs, char *err, size_t errn) {
+    char o[PATH_MAX + 256], in[PATH_MAX + 256];
+    if (!abs_path(out, o, sizeof o)) return 0; // a missing parent is reported by the caller
+    for (int i = 0; inputs && inputs[i]; i++) {
+        if (!abs_path(inputs[i], in, sizeof in)) continue;
+        if (within(o, in) || within(in, o)) {
+            snprintf(err, errn, "%s: %s %s the input %s (refusing to write over an input)", flag, out,
+                     !strcmp(o, in) ? "is" : within(o, in) ? "lies inside" : "holds", inputs[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err,
+                   size_t errn) {
     struct stat st;
+    if (check_overlap(flag, dir, inputs, err, errn) != 0) return -1;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
-            snprintf(err, errn, "--output: %s exists and is not a folder", dir);
+            snprintf(err, errn, "%s: %s exists and is not a folder", flag, dir);
             return -1;
         }
         if (access(dir, W_OK | X_OK) != 0) {
-            snprintf(err, errn, "--output: %s is not writable", dir);
+            snprintf(err, errn, "%s: %s is not writable", flag, dir);
             return -1;
         }
         if (!resume && !overwrite && !dir_empty(dir)) {
-            snprintf(err, errn, "--output: %s is not empty (use --overwrite to replace its files, or --resume to continue)", dir);
+            snprintf(err, errn, "%s: %s is not empty (use --overwrite to replace its files%s)", flag, dir,
+                     !strcmp(flag, "--output") ? ", or --resume to continue" : "");
             return -1;
         }
         return 0;
@@ -69,10 +114,35 @@ int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size
     char *slash = strrchr(parent, '/');
     if (slash) *slash = 0;
     if (slash && parent[0] && !dir_exists(parent)) {
-        snprintf(err, errn, "--output: the folder %s does not exist", parent);
+        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
         return -1;
     }
     return 0; // created by app_make_output_dir once every input has been checked
+}
+
+int app_output_file(const char *flag, const char *path, bool overwrite, const char *const *inputs, char *err, size_t errn) {
+    struct stat st;
+    if (check_overlap(flag, path, inputs, err, errn) != 0) return -1;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(err, errn, "%s: %s exists and is not a regular file", flag, path);
+            return -1;
+        }
+        if (!overwrite) {
+            snprintf(err, errn, "%s: %s exists (use --overwrite to replace it)", flag, path);
+            return -1;
+        }
+        return 0;
+    }
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    if (slash && parent[0] && !dir_exists(parent)) {
+        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
+        return -1;
+    }
+    return 0;
 }
 
 int app_make_output_dir(const char *dir, char *err, size_t errn) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 bool cli_wants_help(int argc, char **argv, int first) {
-    for (int i = first; i < argc; i++)
+    for (int i = first; i < argc && strcmp(argv[i], "--"); i++) // after "--", --help is a file name
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
     return false;
 }

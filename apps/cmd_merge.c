@@ -22,7 +22,7 @@ int cmd_merge(int argc, char **argv) {
     if (cli_parse("deit_lora merge", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
     if (!model || !adapter || !output) return app_fail("merge", "needs --model, --adapter and --output (see --help)");
     char err[2048], p[4200];
-    if (app_output_dir(output, overwrite, false, err, sizeof err) != 0) return app_fail("merge", err);
+    if (app_output_dir("--output", output, overwrite, false, (const char *[]){model, adapter, NULL}, err, sizeof err) != 0) return app_fail("merge", err);
     VitModel m;
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);

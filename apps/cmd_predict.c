@@ -15,6 +15,21 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
+static const float *rank_p;
+static int by_prob(const void *a, const void *b) { // descending; ties keep the lower id (torch.topk's order)
+    int x = *(const int *)a, y = *(const int *)b;
+    return rank_p[x] > rank_p[y] ? -1 : rank_p[x] < rank_p[y] ? 1 : x - y;
+}
+
+// the ids of p[0..n) from the largest down, in O(n log n)
+static int *ranked(const float *p, int n) {
+    int *id = malloc(sizeof *id * (size_t)n);
+    for (int j = 0; j < n; j++) id[j] = j;
+    rank_p = p;
+    qsort(id, (size_t)n, sizeof *id, by_prob);
+    return id;
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL;
     long top = 5, threads = 0;
@@ -63,16 +78,14 @@ int cmd_predict(int argc, char **argv) {
             break;
         }
         const float *p = pr->data;
-        int *best = malloc(sizeof *best * (size_t)top);
-        for (int k = 0; k < top; k++) { // top-k by selection: ties keep the lower id (torch.topk's order)
-            int b = -1;
-            for (int j = 0; j < K; j++) {
-                bool used = false;
-                for (int q = 0; q < k; q++) used |= best[q] == j;
-                if (!used && (b < 0 || p[j] > p[b])) b = j;
+        for (int j = 0; j < K; j++)
+            if (!isfinite(p[j])) {
+                snprintf(err, sizeof err, "%s: the model's output is not finite (NaN or Inf in its weights or activations)", pos[i]);
+                rc = app_fail("predict", err);
+                break;
             }
-            best[k] = b;
-        }
+        if (rc) break;
+        int *best = ranked(p, K);
         if (json) {
             printf("{\"image\": ");
             json_str(pos[i]);

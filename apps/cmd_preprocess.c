@@ -10,19 +10,23 @@
 
 int cmd_preprocess(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *png = NULL;
+    bool overwrite = false;
     const CliOpt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (config.json, optional preprocessor_config.json)"},
         {"--out", OPT_STR, &out, 0, 0, "output .safetensors file with pixel_values [N, 3, H, W]"},
         {"--png", OPT_STR, &png, 0, 0, "also write each image, de-normalised, as DIR/NAME.png"},
+        {"--overwrite", OPT_FLAG, &overwrite, 0, 0, "replace an existing --out file and files in --png DIR"},
     };
-    const char *usage = "deit_lora preprocess --model MODEL_DIR --out FILE.safetensors [--png DIR] IMAGE...";
+    const int NO = (int)(sizeof opts / sizeof *opts);
+    const char *usage = "deit_lora preprocess --model MODEL_DIR --out FILE.safetensors [--png DIR] [--overwrite] IMAGE...";
     if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Decodes and preprocesses images with the model's image processor (Pillow-exact).", opts, 3);
+        cli_help(stdout, usage, "Decodes and preprocesses images with the model's image processor (Pillow-exact).", opts, NO);
         return 0;
     }
     int maxpos = argc;
-    const char **pos = malloc(sizeof *pos * (size_t)maxpos);
-    int np = cli_parse("deit_lora preprocess", argc, argv, 2, opts, 3, pos, maxpos);
+    // inputs[0] the model, then the images (pos), NULL-terminated: what no output may overlap
+    const char **inputs = calloc((size_t)maxpos + 2, sizeof *inputs), **pos = inputs + 1;
+    int np = cli_parse("deit_lora preprocess", argc, argv, 2, opts, NO, pos, maxpos);
     int rc = 2;
     char err[1024];
     float *pix = NULL;
@@ -32,6 +36,10 @@ int cmd_preprocess(int argc, char **argv) {
         fprintf(stderr, "deit_lora preprocess: needs --model, --out and at least one IMAGE (usage: %s)\n", usage);
         goto done;
     }
+    inputs[0] = model;
+    if (app_output_file("--out", out, overwrite, inputs, err, sizeof err) != 0 ||
+        (png && app_output_dir("--png", png, overwrite, false, inputs, err, sizeof err) != 0))
+        goto bad;
     char p[4096];
     if (vit_config_load(&cfg, path_join(p, sizeof p, model, "config.json"), err, sizeof err) != 0) goto bad;
     ImageProcessor ip;
@@ -41,12 +49,12 @@ int cmd_preprocess(int argc, char **argv) {
         snprintf(err, sizeof err, "%s: the image processor gives no fixed output size", model);
         goto bad;
     }
-    if (png && !dir_exists(png) && mkdir(png, 0755) != 0) {
-        snprintf(err, sizeof err, "--png: cannot create the folder %s", png);
-        goto bad;
-    }
     size_t per = 3 * (size_t)H * (size_t)W;
     pix = malloc(sizeof(float) * per * (size_t)np);
+    if (!pix) {
+        snprintf(err, sizeof err, "out of memory for %d images of %dx%d", np, H, W);
+        goto bad;
+    }
     // everything is decoded before anything is written: a bad image leaves no partial output
     for (int i = 0; i < np; i++) {
         Image im, g;
@@ -59,6 +67,10 @@ int cmd_preprocess(int argc, char **argv) {
         }
         image_processor_tensor(&ip, &g, pix + per * (size_t)i);
         image_free(&g);
+    }
+    if (png && !dir_exists(png) && mkdir(png, 0755) != 0) {
+        snprintf(err, sizeof err, "--png: cannot create the folder %s", png);
+        goto bad;
     }
     Ctx *c = ctx_new(1 << 16);
     Tensor *t = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){np, 3, H, W}, pix);
@@ -84,6 +96,6 @@ bad:
 done:
     vit_config_free(&cfg);
     free(pix);
-    free(pos);
+    free(inputs);
     return rc;
 }

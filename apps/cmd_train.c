@@ -76,7 +76,7 @@ int cmd_train(int argc, char **argv) {
         snprintf(spec.target_regex, sizeof spec.target_regex, "%s", target_regex);
     } else if (app_target_list(target ? target : "query,value", &spec, err, sizeof err) != 0)
         return app_fail("train", err);
-    if (app_output_dir(output, overwrite, resume, err, sizeof err) != 0) return app_fail("train", err);
+    if (app_output_dir("--output", output, overwrite, resume, (const char *[]){model, data, init_adapter, NULL}, err, sizeof err) != 0) return app_fail("train", err);
     app_threads(threads);
 
     int rc = 2;

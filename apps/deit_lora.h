@@ -28,7 +28,13 @@ int app_fail(const char *cmd, const char *msg);
 // the model (with its image processor, and the adapter when given)
 int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn);
 // an output folder: created, or existing and empty (or --overwrite / --resume)
-int app_output_dir(const char *dir, bool overwrite, bool resume, char *err, size_t errn);
+// An output folder given by FLAG: it must not be, hold, or lie inside any of the NULL-terminated
+// input paths (a model, an adapter, the data), and an existing non-empty one needs --overwrite
+// (or --resume). Created later, by app_make_output_dir, once every input has been checked.
+int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err,
+                   size_t errn);
+// An output file given by FLAG: the same rules; an existing file needs --overwrite.
+int app_output_file(const char *flag, const char *path, bool overwrite, const char *const *inputs, char *err, size_t errn);
 int app_make_output_dir(const char *dir, char *err, size_t errn); // after every input is checked
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);

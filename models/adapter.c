@@ -1,5 +1,6 @@
 // adapter.c: reading and writing peft adapters.
 #include "adapter.h"
+#include "json_strict.h"
 
 #include "../tensor/fileio.h"
 
@@ -46,6 +47,7 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
     free(txt);
     int rc = -1;
     if (!o || !cJSON_IsObject(o)) { snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path); goto out; }
+    if (json_check_unique_keys(o, path, err, errn) != 0) goto out;
     cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
     if (pt && (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))) {
         snprintf(err, errn, "%s: peft_type must be \"LORA\"", path);
@@ -177,6 +179,10 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
             goto out;
         }
         Tensor *src = wentry_tensor(m->pc, e, false);
+        if (!tensor_all_finite(src)) {
+            snprintf(err, errn, "%s: tensor '%s' holds NaN or Inf values", p, e->name);
+            goto out;
+        }
         if (tensor_copy(t, src) != 0) goto out;
     }
     // and every LoRA tensor the config implies must have been in the file

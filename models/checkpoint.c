@@ -1,5 +1,6 @@
 // checkpoint.c: model directories and name spellings.
 #include "checkpoint.h"
+#include "json_strict.h"
 
 #include "../tensor/fileio.h"
 
@@ -93,6 +94,12 @@ char *vit_v5_name(const char *in, char *out, size_t n) {
     return out;
 }
 
+static const Checkpoint *sorting;
+static int canon_cmp(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b, c = strcmp(sorting->canon[x], sorting->canon[y]);
+    return c ? c : x - y;
+}
+
 static void index_entries(Checkpoint *ck) {
     int total = 0;
     for (int f = 0; f < ck->nfiles; f++) total += ck->files[f].n;
@@ -104,12 +111,20 @@ static void index_entries(Checkpoint *ck) {
             ck->canon[ck->n] = strdup(vit_canonical_name(ck->files[f].e[i].name, b, sizeof b));
             ck->entries[ck->n++] = &ck->files[f].e[i];
         }
+    ck->order = malloc(sizeof *ck->order * (size_t)(total ? total : 1));
+    for (int i = 0; i < ck->n; i++) ck->order[i] = i;
+    sorting = ck;
+    qsort(ck->order, (size_t)ck->n, sizeof *ck->order, canon_cmp);
 }
 
 const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical) {
-    for (int i = 0; i < ck->n; i++)
-        if (!strcmp(ck->canon[i], canonical)) return ck->entries[i];
-    return NULL;
+    int lo = 0, hi = ck->n; // the first position whose name is >= canonical
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(ck->canon[ck->order[mid]], canonical) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < ck->n && !strcmp(ck->canon[ck->order[lo]], canonical) ? ck->entries[ck->order[lo]] : NULL;
 }
 
 void checkpoint_close(Checkpoint *ck) {
@@ -117,6 +132,7 @@ void checkpoint_close(Checkpoint *ck) {
     for (int i = 0; i < ck->n; i++) free(ck->canon[i]);
     free(ck->canon);
     free(ck->entries);
+    free(ck->order);
     free(ck->files);
     memset(ck, 0, sizeof *ck);
 }
@@ -135,32 +151,43 @@ int checkpoint_open_file(Checkpoint *ck, const char *path, char *err, size_t err
     return 0;
 }
 
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static int open_sharded(Checkpoint *ck, const char *dir, const char *index, char *err, size_t errn) {
     char *txt = file_read_all(index, 64u << 20, NULL, err, errn);
     if (!txt) return -1;
     cJSON *o = cJSON_Parse(txt);
     free(txt);
+    if (o && json_check_unique_keys(o, index, err, errn) != 0) {
+        cJSON_Delete(o);
+        return -1;
+    }
     cJSON *wm = o ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
     if (!wm || !cJSON_IsObject(wm)) {
         snprintf(err, errn, "%s: not a safetensors index (no \"weight_map\" object)", index);
         cJSON_Delete(o);
         return -1;
     }
-    // distinct shard files, in first-seen order
+    // distinct shard files, in sorted order (as transformers loads them); O(n log n) for any index
     char **shards = NULL;
-    int ns = 0;
+    int ns = 0, nmap = cJSON_GetArraySize(wm);
+    shards = malloc(sizeof *shards * (size_t)(nmap ? nmap : 1));
+    if (!shards) {
+        snprintf(err, errn, "%s: out of memory for %d entries", index, nmap);
+        goto fail;
+    }
     for (cJSON *it = wm->child; it; it = it->next) {
         if (!cJSON_IsString(it) || strchr(it->valuestring, '/') || !strcmp(it->valuestring, "..")) {
             snprintf(err, errn, "%s: weight_map entry '%s' is not a file name in the directory", index, it->string);
             goto fail;
         }
-        bool seen = false;
-        for (int s = 0; s < ns; s++) seen |= !strcmp(shards[s], it->valuestring);
-        if (!seen) {
-            shards = realloc(shards, sizeof *shards * (size_t)(ns + 1));
-            shards[ns++] = it->valuestring;
-        }
+        shards[ns++] = it->valuestring;
     }
+    qsort(shards, (size_t)ns, sizeof *shards, str_cmp);
+    int u = 0;
+    for (int s = 0; s < ns; s++)
+        if (!u || strcmp(shards[u - 1], shards[s])) shards[u++] = shards[s];
+    ns = u;
     ck->files = calloc((size_t)(ns ? ns : 1), sizeof *ck->files);
     for (int s = 0; s < ns; s++) {
         char p[4096];
@@ -174,11 +201,12 @@ static int open_sharded(Checkpoint *ck, const char *dir, const char *index, char
     }
     // every tensor of the map must be in the shard it names
     for (cJSON *it = wm->child; it; it = it->next) {
-        for (int s = 0; s < ns; s++)
-            if (!strcmp(shards[s], it->valuestring) && !wfile_find(&ck->files[s], it->string)) {
-                snprintf(err, errn, "%s: tensor '%s' is not in shard '%s'", index, it->string, shards[s]);
-                goto fail;
-            }
+        const char *key = it->valuestring;
+        char **sp = bsearch(&key, shards, (size_t)ns, sizeof *shards, str_cmp);
+        if (sp && !wfile_find(&ck->files[sp - shards], it->string)) {
+            snprintf(err, errn, "%s: tensor '%s' is not in shard '%s'", index, it->string, *sp);
+            goto fail;
+        }
     }
     snprintf(ck->format, sizeof ck->format, "sharded safetensors (%d shards)", ns);
     free(shards);

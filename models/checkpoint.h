@@ -14,12 +14,13 @@ typedef struct Checkpoint {
     char **canon; // canonical name of each entry, over all files in order
     const WEntry **entries;
     int n;
+    int *order; // entry indices sorted by canonical name (then by position), for checkpoint_find
     char format[48]; // "safetensors", "sharded safetensors (2 shards)", "pytorch_model.bin"
 } Checkpoint;
 
 int checkpoint_open_dir(Checkpoint *ck, const char *dir, char *err, size_t errn);
 int checkpoint_open_file(Checkpoint *ck, const char *path, char *err, size_t errn); // one .safetensors
-const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical);
+const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical); // O(log n); the first of equals
 void checkpoint_close(Checkpoint *ck);
 
 // v5 / peft spellings -> the canonical v4 name; returns out

@@ -1,5 +1,6 @@
 // image_processor.c: see image_processor.h.
 #include "image_processor.h"
+#include "json_strict.h"
 
 #include "../tensor/fileio.h"
 
@@ -92,6 +93,7 @@ int image_processor_load(ImageProcessor *p, const char *path, int image_size, ch
         snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path);
         goto out;
     }
+    if (json_check_unique_keys(o, path, err, errn) != 0) goto out;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "image_processor_type");
     if (!t) t = cJSON_GetObjectItemCaseSensitive(o, "feature_extractor_type");
     if (cJSON_IsString(t)) snprintf(p->kind, sizeof p->kind, "%s", t->valuestring);

@@ -5,6 +5,7 @@
 #include "weights.h"
 
 #include "../tensor/fileio.h"
+#include "json_strict.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -32,26 +33,52 @@ void wfile_close(WFile *f) {
     free(f->e);
     free(f->path);
     free(f->metadata_json);
+    free(f->by_name);
     memset(f, 0, sizeof *f);
 }
 
+static const WFile *sorting;
+static int entry_name_cmp(const void *a, const void *b) {
+    return strcmp(sorting->e[*(const int *)a].name, sorting->e[*(const int *)b].name);
+}
+
+int wfile_index(WFile *f, char *err, size_t errn) {
+    free(f->by_name);
+    f->by_name = malloc(sizeof *f->by_name * (size_t)(f->n ? f->n : 1));
+    if (!f->by_name) {
+        snprintf(err, errn, "%s: out of memory indexing %d tensors", f->path, f->n);
+        return -1;
+    }
+    for (int i = 0; i < f->n; i++) f->by_name[i] = i;
+    sorting = f;
+    qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, entry_name_cmp);
+    for (int i = 1; i < f->n; i++)
+        if (!strcmp(f->e[f->by_name[i - 1]].name, f->e[f->by_name[i]].name)) {
+            snprintf(err, errn, "%s: tensor '%.200s' appears twice", f->path, f->e[f->by_name[i]].name);
+            return -1;
+        }
+    return 0;
+}
+
 const WEntry *wfile_find(const WFile *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->e[i].name, name)) return &f->e[i];
+    int lo = 0, hi = f->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->e[f->by_name[mid]].name, name);
+        if (!c) return &f->e[f->by_name[mid]];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
     return NULL;
 }
 
 // maps PATH copy-on-write; shared with the torch reader
 int wfile_map(WFile *f, const char *path, char *err, size_t errn) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    int fd = file_open_regular(path, err, errn);
+    if (fd < 0) return -1;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errn, "%s: not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errn, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -92,6 +119,7 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
     if (hl > f->size - 8) FAIL("%s: safetensors header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hl, f->size);
     root = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hl);
     if (!root || !cJSON_IsObject(root)) FAIL("%s: safetensors header is not a JSON object", path);
+    if (json_check_unique_keys(root, path, err, errn) != 0) goto fail;
     size_t data_size = f->size - 8 - (size_t)hl;
     const unsigned char *base = f->map + 8 + hl;
     int n = cJSON_GetArraySize(root);
@@ -152,6 +180,8 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
         if (an && (size_t)(b->data - base) < aend) FAIL("%s: tensors '%s' and '%s' overlap in the data", path, a->name, b->name);
     }
     free(order);
+    order = NULL;
+    if (wfile_index(f, err, errn) != 0) goto fail;
     cJSON_Delete(root);
     return 0;
 fail:

@@ -179,7 +179,10 @@ static Pv *persistent_load(Vm *vm, Pv *pid) {
         Pv *s = pv(vm, PV_STORAGE);
         s->dt = STORAGES[di].d;
         s->numel = pid->it[4]->i;
-        if (s->numel < 0 || (uint64_t)s->numel * wdtype_size(s->dt) > vm->zip[i].usize)
+        if (vm->zip[i].usize != vm->zip[i].csize)
+            VFAIL("%s: stored entry '%s' claims %llu bytes in the directory but %llu stored", vm->f->path, want,
+                  (unsigned long long)vm->zip[i].usize, (unsigned long long)vm->zip[i].csize);
+        if (s->numel < 0 || (uint64_t)s->numel > vm->zip[i].usize / wdtype_size(s->dt))
             VFAIL("%s: storage '%s' holds %llu bytes, fewer than %lld elements need", vm->f->path, want,
                   (unsigned long long)vm->zip[i].usize, (long long)s->numel);
         s->data = zip_data(vm->f, &vm->zip[i], vm->err, vm->errn);
@@ -195,20 +198,26 @@ static Pv *rebuild_tensor(Vm *vm, Pv *args) {
         args->it[3]->t != PV_TUPLE || args->it[2]->n != args->it[3]->n || args->it[2]->n > TENSOR_MAX_DIMS)
         VFAIL("%s: malformed _rebuild_tensor_v2 arguments", vm->f->path);
     Pv *s = args->it[0], *t = pv(vm, PV_TENSOR);
-    int64_t off = args->it[1]->i, last = off;
+    int64_t off = args->it[1]->i, last = off, numel = 1;
     t->e.dtype = s->dt;
     t->e.ndim = args->it[2]->n;
-    bool empty = false;
+    bool empty = false, overflow = off < 0;
     for (int d = 0; d < t->e.ndim; d++) {
         Pv *a = args->it[2]->it[d], *b = args->it[3]->it[d];
         if (a->t != PV_INT || b->t != PV_INT || a->i < 0 || b->i < 0 || a->i > (1ll << 40) || b->i > (1ll << 40))
             VFAIL("%s: bad tensor size or stride", vm->f->path);
         t->e.shape[d] = a->i, t->e.strides[d] = b->i;
+        int64_t reach;
+        overflow |= __builtin_mul_overflow(numel, a->i, &numel);
         if (a->i == 0) empty = true;
-        else last += (a->i - 1) * b->i;
+        else overflow |= __builtin_mul_overflow(a->i - 1, b->i, &reach) || __builtin_add_overflow(last, reach, &last);
     }
-    if (off < 0 || (!empty && last >= s->numel))
+    if (overflow) VFAIL("%s: tensor offset, sizes and strides overflow (offset %lld)", vm->f->path, (long long)off);
+    if (!empty && last >= s->numel)
         VFAIL("%s: tensor reaches element %lld of a storage of %lld", vm->f->path, (long long)last, (long long)s->numel);
+    // a view may repeat elements (stride 0), but not claim more elements than the file holds
+    if (numel > s->numel && !empty)
+        VFAIL("%s: tensor of %lld elements on a storage of %lld", vm->f->path, (long long)numel, (long long)s->numel);
     t->e.data = s->data + (size_t)off * wdtype_size(s->dt);
     return t;
 }
@@ -487,6 +496,7 @@ int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
         f->e[f->n].name = strdup(key->s);
         f->n++;
     }
+    if (wfile_index(f, err, errn) != 0) goto fail;
     free(zip);
     free(inflated);
     ctx_free(vm.c);

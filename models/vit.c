@@ -119,7 +119,12 @@ static Tensor *make_from_ckpt(void *ud, const char *name, int ndim, const int64_
         snprintf(lc->err, lc->errn, "%s: tensor '%s' has dtype %s, not a float type", lc->dir, name, wdtype_name(e->dtype));
         return NULL;
     }
-    return wentry_tensor(lc->m->pc, e, true);
+    Tensor *t = wentry_tensor(lc->m->pc, e, true);
+    if (t && !tensor_all_finite(t)) {
+        snprintf(lc->err, lc->errn, "%s: tensor '%s' holds NaN or Inf values", lc->dir, name);
+        return NULL;
+    }
+    return t;
 }
 
 int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {

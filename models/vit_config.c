@@ -1,5 +1,6 @@
 // vit_config.c: config.json in and out (cJSON).
 #include "vit_config.h"
+#include "json_strict.h"
 
 #include "../tensor/fileio.h"
 
@@ -78,6 +79,7 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
         return -1;
     }
     cfg->raw = o;
+    if (json_check_unique_keys(o, path, err, errn) != 0) goto fail;
     const int BIG = 1 << 20;
     if (get_int(o, "hidden_size", &cfg->hidden_size, 768, 1, BIG, path, err, errn) ||
         get_int(o, "num_hidden_layers", &cfg->num_hidden_layers, 12, 1, 1024, path, err, errn) ||
@@ -90,14 +92,7 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
         get_num(o, "hidden_dropout_prob", &cfg->hidden_dropout_prob, 0, 0, 1, path, err, errn) ||
         get_num(o, "attention_probs_dropout_prob", &cfg->attention_probs_dropout_prob, 0, 0, 1, path, err, errn))
         goto fail;
-    if (cfg->hidden_size % cfg->num_attention_heads) {
-        snprintf(err, errn, "%s: hidden_size %d is not divisible by num_attention_heads %d", path, cfg->hidden_size, cfg->num_attention_heads);
-        goto fail;
-    }
-    if (cfg->image_size % cfg->patch_size) {
-        snprintf(err, errn, "%s: image_size %d is not divisible by patch_size %d", path, cfg->image_size, cfg->patch_size);
-        goto fail;
-    }
+    if (vit_config_validate(cfg, path, err, errn)) goto fail;
     if (cfg->layer_norm_eps <= 0) {
         snprintf(err, errn, "%s: layer_norm_eps must be positive", path);
         goto fail;
@@ -148,6 +143,42 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
 fail:
     vit_config_free(cfg);
     return -1;
+}
+
+int vit_config_validate(const VitConfig *c, const char *path, char *err, size_t errn) {
+    const struct {
+        const char *name;
+        int v, lo, hi;
+    } r[] = {{"hidden_size", c->hidden_size, 1, VIT_MAX_SIZE},
+             {"num_hidden_layers", c->num_hidden_layers, 1, 1024},
+             {"num_attention_heads", c->num_attention_heads, 1, VIT_MAX_SIZE},
+             {"intermediate_size", c->intermediate_size, 1, 4 * VIT_MAX_SIZE},
+             {"image_size", c->image_size, 1, VIT_MAX_IMAGE},
+             {"patch_size", c->patch_size, 1, VIT_MAX_IMAGE}};
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+        if (r[i].v < r[i].lo || r[i].v > r[i].hi) {
+            snprintf(err, errn, "%s: %s %d is outside [%d, %d]", path, r[i].name, r[i].v, r[i].lo, r[i].hi);
+            return -1;
+        }
+    if (c->num_channels != 3) {
+        snprintf(err, errn, "%s: num_channels %d is not supported (the image pipeline makes 3-channel RGB)", path, c->num_channels);
+        return -1;
+    }
+    if (c->hidden_size % c->num_attention_heads) {
+        snprintf(err, errn, "%s: hidden_size %d is not divisible by num_attention_heads %d", path, c->hidden_size, c->num_attention_heads);
+        return -1;
+    }
+    if (c->image_size % c->patch_size) {
+        snprintf(err, errn, "%s: image_size %d is not divisible by patch_size %d", path, c->image_size, c->patch_size);
+        return -1;
+    }
+    int64_t side = c->image_size / c->patch_size;
+    if (side * side > VIT_MAX_TOKENS) {
+        snprintf(err, errn, "%s: image_size %d with patch_size %d makes %lld patches, above %d", path, c->image_size,
+                 c->patch_size, (long long)(side * side), VIT_MAX_TOKENS);
+        return -1;
+    }
+    return 0;
 }
 
 int vit_config_load(VitConfig *cfg, const char *path, char *err, size_t errn) {
@@ -232,6 +263,10 @@ bool vit_config_is_timm(const char *json) {
 int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck, const char *path, char *err, size_t errn) {
     memset(cfg, 0, sizeof *cfg);
     cJSON *o = cJSON_Parse(json);
+    if (json_check_unique_keys(o, path, err, errn) != 0) {
+        cJSON_Delete(o);
+        return -1;
+    }
     const char *arch = cJSON_GetObjectItemCaseSensitive(o, "architecture")->valuestring;
     cJSON *pc = cJSON_GetObjectItemCaseSensitive(o, "pretrained_cfg"), *ma = cJSON_GetObjectItemCaseSensitive(o, "model_args");
     const WEntry *cls = checkpoint_find(ck, "vit.embeddings.cls_token"), *pe = checkpoint_find(ck, "vit.embeddings.patch_embeddings.projection.weight");
@@ -243,6 +278,15 @@ int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck,
     }
     if (!cls || cls->ndim != 3 || !pe || pe->ndim != 4 || pe->shape[2] != pe->shape[3] || !fc1 || fc1->ndim != 2 || !head || head->ndim != 2) {
         snprintf(err, errn, "%s: a timm config, but the weights are not a ViT's (cls_token, patch_embed.proj, blocks.0.mlp.fc1, head)", path);
+        goto out;
+    }
+    // the sizes come from the weights' shapes: bounded before anything is derived or allocated from them
+    if (cls->shape[2] < 1 || cls->shape[2] > VIT_MAX_SIZE || fc1->shape[0] < 1 || fc1->shape[0] > 4 * VIT_MAX_SIZE ||
+        pe->shape[1] < 1 || pe->shape[1] > 64 || pe->shape[2] < 1 || pe->shape[2] > VIT_MAX_IMAGE || pe->shape[0] != cls->shape[2] ||
+        head->shape[0] < 1 || head->shape[0] > VIT_MAX_LABELS || head->shape[1] != cls->shape[2]) {
+        snprintf(err, errn, "%s: timm weights of unusable shapes: cls_token [%lld], patch_embed.proj [%lld, %lld, %lld, %lld], "
+                 "head [%lld, %lld]", path, (long long)cls->shape[2], (long long)pe->shape[0], (long long)pe->shape[1],
+                 (long long)pe->shape[2], (long long)pe->shape[3], (long long)head->shape[0], (long long)head->shape[1]);
         goto out;
     }
     int layers = 0;
@@ -258,10 +302,10 @@ int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck,
     const cJSON *in = pc ? cJSON_GetObjectItemCaseSensitive(pc, "input_size") : NULL;
     cfg->image_size = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 && cJSON_IsNumber(cJSON_GetArrayItem(in, 2))
                           ? cJSON_GetArrayItem(in, 2)->valueint : 224;
-    if (cfg->num_attention_heads <= 0 || cfg->hidden_size % cfg->num_attention_heads || cfg->image_size <= 0 ||
-        cfg->image_size % cfg->patch_size || layers == 0) {
-        snprintf(err, errn, "%s: cannot derive a ViT from '%s' (hidden %d, %d heads, image %d, patch %d, %d blocks)", path, arch,
-                 cfg->hidden_size, cfg->num_attention_heads, cfg->image_size, cfg->patch_size, layers);
+    if (cfg->num_attention_heads <= 0 || cfg->image_size <= 0 || layers == 0 || vit_config_validate(cfg, path, err, errn)) {
+        if (cfg->num_attention_heads <= 0 || cfg->image_size <= 0 || layers == 0)
+            snprintf(err, errn, "%s: cannot derive a ViT from '%s' (hidden %d, %d heads, image %d, patch %d, %d blocks)", path, arch,
+                     cfg->hidden_size, cfg->num_attention_heads, cfg->image_size, cfg->patch_size, layers);
         vit_config_free(cfg);
         goto out;
     }

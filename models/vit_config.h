@@ -20,6 +20,15 @@ typedef struct {
 // Reads and validates PATH (sizes positive, hidden_size divisible by heads, image divisible by
 // patch, gelu activation, id2label keys 0..n-1). Errors name the file and the field.
 int vit_config_load(VitConfig *cfg, const char *path, char *err, size_t errn);
+// What every command needs of an architecture, from config.json or derived from timm weights:
+// sizes within sane bounds (image_size at most VIT_MAX_IMAGE, at most VIT_MAX_TOKENS patches),
+// heads dividing the hidden size, patches dividing the image, and 3 channels (the image pipeline
+// makes RGB). 0, or -1 with "PATH: what is wrong".
+#define VIT_MAX_IMAGE 4096
+#define VIT_MAX_TOKENS 16384
+#define VIT_MAX_SIZE (1 << 16)
+#define VIT_MAX_LABELS (1 << 20)
+int vit_config_validate(const VitConfig *cfg, const char *path, char *err, size_t errn);
 int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *err, size_t errn);
 // timm's config.json ({"architecture", "num_classes", "pretrained_cfg", "model_args"}), with the sizes
 // the weights have (ck: struct Checkpoint *): hidden from cls_token, layers from blocks.N, MLP from

@@ -27,12 +27,14 @@ typedef struct {
     WEntry *e;
     int n;
     char *metadata_json; // safetensors "__metadata__" (or NULL)
+    int *by_name;        // entry indices sorted by name, for wfile_find
 } WFile;
 
 int safetensors_open(WFile *f, const char *path, char *err, size_t errn);
 int torchbin_open(WFile *f, const char *path, char *err, size_t errn); // zip with data.pkl; no code runs
 void wfile_close(WFile *f);
-const WEntry *wfile_find(const WFile *f, const char *name);
+int wfile_index(WFile *f, char *err, size_t errn); // sorts by name for wfile_find; a name twice is an error
+const WEntry *wfile_find(const WFile *f, const char *name); // O(log n)
 size_t wdtype_size(WDtype d);
 const char *wdtype_name(WDtype d);
 

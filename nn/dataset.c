@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 const char *const FASHION_MNIST_CLASSES[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -43,12 +44,13 @@ static int list_dir(const char *dir, char kind, char ***out, int *n, char *err, 
 }
 
 static bool is_image_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
+    char err[64];
+    int fd = file_open_regular(path, err, sizeof err); // a FIFO is skipped, not waited on
+    if (fd < 0) return false;
     uint8_t head[8] = {0};
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return image_sniff(head, n);
+    ssize_t n = read(fd, head, sizeof head);
+    close(fd);
+    return n > 0 && image_sniff(head, (size_t)n);
 }
 
 static int add_class_images(Dataset *d, const char *dir, int cls, char *err, size_t errn) {
@@ -122,8 +124,11 @@ fail:
 // ---- IDX (gzip): magic 0x00000803 images [n, rows, cols], 0x00000801 labels [n] ----
 
 static uint8_t *read_gz(const char *path, size_t max, size_t *n, char *err, size_t errn) {
-    gzFile g = gzopen(path, "rb");
+    int fd = file_open_regular(path, err, errn);
+    if (fd < 0) return NULL;
+    gzFile g = gzdopen(fd, "rb");
     if (!g) {
+        close(fd);
         snprintf(err, errn, "%s: cannot open", path);
         return NULL;
     }

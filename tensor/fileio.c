@@ -4,34 +4,60 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+int file_open_regular(const char *path, char *err, size_t errn) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errn, "%s: not a regular file", path);
-        fclose(f);
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn) {
+    int fd = file_open_regular(path, err, errn);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errn, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
-    if ((size_t)st.st_size > max_bytes) {
+    if ((uint64_t)st.st_size > max_bytes) {
         snprintf(err, errn, "%s: %lld bytes, above the limit of %zu", path, (long long)st.st_size, max_bytes);
-        fclose(f);
+        close(fd);
         return NULL;
     }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if (n != (size_t)st.st_size) {
-        snprintf(err, errn, "%s: read failed", path);
+    size_t size = (size_t)st.st_size, n = 0;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        snprintf(err, errn, "%s: out of memory reading %zu bytes", path, size);
+        close(fd);
+        return NULL;
+    }
+    while (n < size) {
+        ssize_t r = read(fd, buf + n, size - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (n != size) {
+        snprintf(err, errn, "%s: read failed (%zu of %zu bytes)", path, n, size);
         free(buf);
         return NULL;
     }

@@ -366,3 +366,17 @@ int broadcast_shapes(const Tensor *a, const Tensor *b, int64_t *out) {
     }
     return nd;
 }
+
+bool tensor_all_finite(const Tensor *t) {
+    if (!dtype_is_float(t->dtype)) return true;
+    int64_t n = tensor_numel(t);
+    if (tensor_is_contiguous(t) && t->dtype == DT_F32) {
+        const float *p = t->data;
+        bool ok = true;
+        for (int64_t i = 0; i < n; i++) ok &= isfinite(p[i]) != 0;
+        return ok;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(tensor_get_flat(t, i))) return false;
+    return true;
+}

@@ -85,6 +85,7 @@ double tensor_get_flat(const Tensor *t, int64_t i);             // i-th element 
 void tensor_set_flat(Tensor *t, int64_t i, double v);
 void tensor_fill(Tensor *t, double v);
 int tensor_copy(Tensor *dst, const Tensor *src);                // same shape; any strides; converts dtype
+bool tensor_all_finite(const Tensor *t);                        // no NaN or Inf (integer tensors: true)
 
 // ---- views: new header, same storage, no copy (no autograd; see ag_* for recorded views) ----
 Tensor *tensor_view(Ctx *c, const Tensor *t);                         // plain alias

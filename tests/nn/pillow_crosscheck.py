@@ -45,7 +45,7 @@ def main():
         worst = 0.0
         for mdir, size, rs, crop, mean, std in styles:
             out = os.path.join(tmp, "pv.safetensors")
-            subprocess.run([exe, "preprocess", "--model", mdir, "--out", out] + photos, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([exe, "preprocess", "--model", mdir, "--out", out, "--overwrite"] + photos, check=True, stdout=subprocess.DEVNULL)
             got = load_st(out)
             for i, p in enumerate(photos):
                 d = float(np.abs(got[i] - reference(p, size, rs, crop, mean, std)).max())

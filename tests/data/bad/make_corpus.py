@@ -165,6 +165,125 @@ model("pre_std_zero", wbytes=full, pre=json.dumps({"image_std": [0.5, 0, 0.5], "
 model("pre_size", wbytes=full, pre=json.dumps({"size": "big"}))
 model("pre_resample", wbytes=full, pre=json.dumps({"size": 16, "resample": 42}))
 model("pre_wrong_output", wbytes=full, pre=json.dumps({"size": 32}))
+# ==== round 2: sizes from headers, config bounds, repeated keys, non-finite weights ====
+
+
+def pk_str(x):
+    b = x.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def pk_int(n):
+    if 0 <= n < 2 ** 31:
+        return b"J" + struct.pack("<i", n)
+    b = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(b)]) + b
+
+
+def pk_global(mod, name):
+    return b"c" + f"{mod}\n{name}\n".encode()
+
+
+def pk_tensor(key, numel, offset, size, stride, storage="FloatStorage"):
+    """torch._utils._rebuild_tensor_v2(storage KEY of NUMEL elements, offset, size, stride, False, OrderedDict())"""
+    pid = b"(" + pk_str("storage") + pk_global("torch", storage) + pk_str(key) + pk_str("cpu") + pk_int(numel) + b"tQ"
+    tup = lambda xs: b"(" + b"".join(pk_int(x) for x in xs) + b"t"
+    args = b"(" + pid + pk_int(offset) + tup(size) + tup(stride) + b"\x89" + pk_global("collections", "OrderedDict") + b")Rt"
+    return pk_global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+
+
+def torch_bin(d, entries, storages):
+    """a pytorch_model.bin: state dict [(name, tensor pickle)], storages {key: bytes}"""
+    body = b"".join(pk_str(n) + t for n, t in entries)
+    pkl = b"\x80\x02" + pk_global("collections", "OrderedDict") + b")R(" + body + b"u."
+    with zipfile.ZipFile(f"{d}/pytorch_model.bin", "w", zipfile.ZIP_STORED) as z:
+        z.writestr(zinfo("archive/data.pkl"), pkl)
+        for k, b in storages.items():
+            z.writestr(zinfo(f"archive/data/{k}"), b)
+
+
+def patch_central(path, member, csize=None, usize=None):
+    """rewrites the sizes of MEMBER in the zip's central directory"""
+    b = bytearray(open(path, "rb").read())
+    i = b.find(b"PK\x01\x02" + b"\x00" * 0, 0)
+    while i >= 0:
+        nl = struct.unpack("<H", b[i + 28:i + 30])[0]
+        if b[i + 46:i + 46 + nl] == member.encode():
+            if csize is not None:
+                b[i + 20:i + 24] = struct.pack("<I", csize)
+            if usize is not None:
+                b[i + 24:i + 28] = struct.pack("<I", usize)
+        i = b.find(b"PK\x01\x02", i + 4)
+    open(path, "wb").write(bytes(b))
+
+
+four = struct.pack("<4f", 1, 2, 3, 4)
+model("bin_storage_wrap")  # numel * 4 wraps around 2^64 to 4 bytes
+torch_bin("bin_storage_wrap", [("classifier.bias", pk_tensor("0", 2 ** 62 + 1, 0, [2], [1]))], {"0": four})
+model("bin_stride_overflow")  # (size - 1) * stride past int64
+torch_bin("bin_stride_overflow", [("classifier.bias", pk_tensor("0", 4, 0, [2 ** 40, 2 ** 40], [2 ** 40, 1]))], {"0": four})
+model("bin_zero_stride_huge")  # 2^40 elements viewed on a storage of 4 (stride 0)
+torch_bin("bin_zero_stride_huge", [("classifier.bias", pk_tensor("0", 4, 0, [2 ** 20, 2 ** 20], [0, 0]))], {"0": four})
+model("bin_offset_past_end")
+torch_bin("bin_offset_past_end", [("classifier.bias", pk_tensor("0", 4, 3, [2], [1]))], {"0": four})
+model("bin_entry_past_file")  # the central directory says the stored entry is 2 GB
+torch_bin("bin_entry_past_file", [("classifier.bias", pk_tensor("0", 4, 0, [2], [1]))], {"0": four})
+patch_central("bin_entry_past_file/pytorch_model.bin", "archive/data/0", csize=0x7fffffff, usize=0x7fffffff)
+model("bin_sizes_disagree")  # uncompressed size above the stored size of a stored entry
+torch_bin("bin_sizes_disagree", [("classifier.bias", pk_tensor("0", 2 ** 20, 0, [2], [1]))], {"0": four})
+patch_central("bin_sizes_disagree/pytorch_model.bin", "archive/data/0", usize=4 << 20)
+model("bin_repeated_name")
+torch_bin("bin_repeated_name", [("classifier.bias", pk_tensor("0", 4, 0, [2], [1])), ("classifier.bias", pk_tensor("0", 4, 2, [2], [1]))],
+          {"0": four})
+
+# timm checkpoints whose shapes would divide by zero or allocate on a header's word
+timm_cfg = {"architecture": "vit_tiny_patch8_16", "num_classes": 2, "model_args": {"num_heads": 2},
+            "pretrained_cfg": {"input_size": [3, IMG, IMG], "crop_pct": 1.0, "crop_mode": "center", "mean": [0.5] * 3,
+                               "std": [0.5] * 3}}
+
+
+def timm_weights(**over):
+    t = {"cls_token": [1, 1, D], "pos_embed": [1, 5, D], "patch_embed.proj.weight": [D, 3, P, P], "patch_embed.proj.bias": [D],
+         "norm.weight": [D], "norm.bias": [D], "head.weight": [2, D], "head.bias": [2], "blocks.0.attn.qkv.weight": [3 * D, D],
+         "blocks.0.attn.qkv.bias": [3 * D], "blocks.0.attn.proj.weight": [D, D], "blocks.0.attn.proj.bias": [D],
+         "blocks.0.mlp.fc1.weight": [F_, D], "blocks.0.mlp.fc1.bias": [F_], "blocks.0.mlp.fc2.weight": [D, F_],
+         "blocks.0.mlp.fc2.bias": [D], "blocks.0.norm1.weight": [D], "blocks.0.norm1.bias": [D], "blocks.0.norm2.weight": [D],
+         "blocks.0.norm2.bias": [D]}
+    t.update(over)
+    return st({k: ("F32", s, struct.pack(f"<{numel(s)}f", *([0.01] * numel(s)))) for k, s in t.items()})
+
+
+model("timm_patch_zero", config=timm_cfg, wbytes=timm_weights(**{"patch_embed.proj.weight": [D, 3, 0, 0]}))
+model("timm_head_no_rows", config=timm_cfg, wbytes=timm_weights(**{"head.weight": [0, D], "head.bias": [0]}))
+model("timm_head_huge", config=timm_cfg, wbytes=timm_weights(**{"head.weight": [10 ** 8, 0]}))
+model("timm_channels", config=timm_cfg, wbytes=timm_weights(**{"patch_embed.proj.weight": [D, 1, P, P]}))
+model("timm_image_huge", config={**timm_cfg, "pretrained_cfg": {**timm_cfg["pretrained_cfg"], "input_size": [3, 32768, 32768]}},
+      wbytes=timm_weights())
+
+# config values the pipeline cannot honour
+model("cfg_channels_1", config={**cfg, "num_channels": 1}, wbytes=full)
+model("cfg_channels_4", config={**cfg, "num_channels": 4}, wbytes=full)
+model("cfg_image_huge", config={**cfg, "image_size": 32768, "patch_size": 8}, wbytes=full)
+model("cfg_too_many_patches", config={**cfg, "image_size": 4096, "patch_size": 1}, wbytes=full)
+model("cfg_repeated_key", config=json.dumps(cfg)[:-1] + ', "hidden_size": 16}', wbytes=full)
+model("cfg_repeated_label", config=json.dumps(cfg).replace('"id2label": {', '"id2label": {"1": "cow", '), wbytes=full)
+model("pre_repeated_key", wbytes=full, pre='{"size": 16, "size": 32}')
+# safetensors headers with a name twice (cJSON would keep the first, Python the last)
+hdr = json.loads(full[8:8 + hl])
+dup_json = json.dumps(hdr)[:-1] + ', "classifier.bias": ' + json.dumps(hdr["classifier.bias"]) + "}"
+dup_json += " " * ((8 - len(dup_json) % 8) % 8)
+model("ckpt_repeated_name", wbytes=struct.pack("<Q", len(dup_json)) + dup_json.encode() + full[8 + hl:])
+# non-finite weights
+nan_w = weights()
+nan_w["classifier.weight"] = ("F32", [2, D], struct.pack(f"<{2 * D}f", *([float("nan")] + [0.0] * (2 * D - 1))))
+model("ckpt_nan", wbytes=st(nan_w))
+inf_w = weights()
+inf_w["vit.layernorm.weight"] = ("F32", [D], struct.pack(f"<{D}f", *([float("inf")] * D)))
+model("ckpt_inf", wbytes=st(inf_w))
+sharded_dups = {"weight_map": {k: "model.safetensors" for k in shapes}}
+model("shard_repeated_key")
+w("shard_repeated_key/model.safetensors.index.json", json.dumps(sharded_dups)[:-2] + ', "classifier.bias": "other.safetensors"}}')
+
 # ---- adapters ----
 lora = {}
 for m_ in ("query", "value"):
@@ -197,6 +316,9 @@ adapter("adapter_missing_tensor", None, {k: v for k, v in lora.items() if "value
 adapter("adapter_head_mismatch", None, {**lora, "base_model.model.classifier.weight": ("F32", [2, 5], b"\0" * 40),
                                         "base_model.model.classifier.bias": ("F32", [2], b"\0" * 8)})
 adapter("adapter_no_weights", None, False)
+adapter("adapter_nan", None, {**lora, "base_model.model.vit.encoder.layer.0.attention.attention.query.lora_B.weight":
+                               ("F32", [D, 2], struct.pack(f"<{2 * D}f", *([float("nan")] * 2 * D)))} | cls)
+adapter("adapter_repeated_key", json.dumps(acfg)[:-1] + ', "r": 8}')
 # ---- datasets ----
 os.makedirs("data_empty", exist_ok=True)
 w("data_empty/.keep", "")
