@@ -5,6 +5,8 @@
 #include "../tensor/fileio.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <omp.h>
@@ -40,7 +42,7 @@ static bool dir_empty(const char *p) {
     struct dirent *e;
     bool empty = true;
     while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, APP_LOCK_FILE)) empty = false;
     closedir(d);
     return empty;
 }
@@ -148,10 +150,113 @@ int app_output_file(const char *flag, const char *path, bool overwrite, const ch
 int app_make_output_dir(const char *dir, char *err, size_t errn) {
     if (dir_exists(dir)) return 0;
     if (mkdir(dir, 0755) != 0) {
-        snprintf(err, errn, "--output: cannot create %s", dir);
+        snprintf(err, errn, "--output: cannot create %s: %s", dir, strerror(errno));
+        file_note_write_failure(errno);
         return -1;
     }
     return 0;
+}
+
+int app_stage_begin(const char *out, char *stage, size_t n, char *err, size_t errn) {
+    char parent[4096], base[4096];
+    snprintf(parent, sizeof parent, "%s", out);
+    size_t L = strlen(parent);
+    while (L > 1 && parent[L - 1] == '/') parent[--L] = 0;
+    char *slash = strrchr(parent, '/');
+    snprintf(base, sizeof base, "%s", slash ? slash + 1 : parent);
+    if (!slash) snprintf(parent, sizeof parent, ".");
+    else if (slash == parent) parent[1] = 0;
+    else *slash = 0;
+    if (snprintf(stage, n, "%s/.%s.tmp-%ld", parent, base, (long)getpid()) >= (int)n) {
+        snprintf(err, errn, "%s: path too long", out);
+        return -1;
+    }
+    app_stage_abort(stage); // a leftover of an earlier process with this id
+    if (mkdir(stage, 0755) != 0) {
+        snprintf(err, errn, "%s: cannot create %s: %s", out, stage, strerror(errno));
+        file_note_write_failure(errno);
+        return -1;
+    }
+    return 0;
+}
+
+int app_stage_commit(const char *stage, const char *out, char *err, size_t errn) {
+    if (!dir_exists(out)) {
+        if (rename(stage, out) != 0) {
+            snprintf(err, errn, "%s: cannot move the finished output into place: %s", out, strerror(errno));
+            file_note_write_failure(errno);
+            app_stage_abort(stage);
+            return -1;
+        }
+        fsync_dir_of(out);
+        return 0;
+    }
+    DIR *d = opendir(stage);
+    struct dirent *e;
+    int rc = 0;
+    while (d && rc == 0 && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char a[8192], b[8192];
+        snprintf(a, sizeof a, "%s/%s", stage, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", out, e->d_name);
+        if (rename(a, b) != 0) {
+            snprintf(err, errn, "%s: cannot move into place: %s", b, strerror(errno));
+            file_note_write_failure(errno);
+            rc = -1;
+        }
+    }
+    if (d) closedir(d);
+    app_stage_abort(stage);
+    if (rc == 0) fsync_dir_of(out);
+    return rc;
+}
+
+void app_stage_abort(const char *stage) {
+    DIR *d = opendir(stage);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char a[8192];
+        snprintf(a, sizeof a, "%s/%s", stage, e->d_name);
+        unlink(a);
+    }
+    closedir(d);
+    rmdir(stage);
+}
+
+int app_exit_status(int rc) { return rc != 0 && file_write_failure() ? FILE_EXIT_WRITE : rc; }
+
+static int lock_fd = -1;
+static char lock_path[4200];
+
+int app_lock_output(const char *dir, char *err, size_t errn) {
+    path_join(lock_path, sizeof lock_path, dir, APP_LOCK_FILE);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errn, "--output: cannot create the lock %s: %s", lock_path, strerror(errno));
+        return -1;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : -1;
+        snprintf(err, errn, "--output: %s is in use by another deit_lora run (process %ld holds %s)", dir, pid, APP_LOCK_FILE);
+        close(fd);
+        return -1;
+    }
+    char b[32];
+    int n = snprintf(b, sizeof b, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, b, (size_t)n, 0) != n) { /* the lock holds without the note */ }
+    lock_fd = fd;
+    return 0;
+}
+
+void app_unlock_output(void) {
+    if (lock_fd < 0) return;
+    unlink(lock_path);
+    close(lock_fd);
+    lock_fd = -1;
 }
 
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn) {

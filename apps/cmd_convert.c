@@ -25,8 +25,13 @@ int cmd_convert_adapter(int argc, char **argv) {
     PeftGen to = strcmp(to_s, "v4") ? PEFT_V5 : PEFT_V4;
     char err[2048];
     if (app_output_dir("OUT_DIR", pos[1], overwrite, false, (const char *[]){pos[0], NULL}, err, sizeof err) != 0) return app_fail("convert-adapter", err);
-    int n = adapter_convert(pos[0], pos[1], to, err, sizeof err);
-    if (n < 0) return app_fail("convert-adapter", err);
+    char stage[4200];
+    if (app_stage_begin(pos[1], stage, sizeof stage, err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
+    int n = adapter_convert(pos[0], stage, to, err, sizeof err);
+    if (n < 0 || app_stage_commit(stage, pos[1], err, sizeof err) != 0) {
+        app_stage_abort(stage);
+        return app_exit_status(app_fail("convert-adapter", err));
+    }
     printf("converted %s (%d tensors) to %s spelling in %s\n", pos[0], n, to == PEFT_V4 ? "transformers-4 / peft 0.17" : "transformers-5 / peft 0.21", pos[1]);
     return 0;
 }

@@ -27,10 +27,16 @@ int cmd_merge(int argc, char **argv) {
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);
     vit_merge_lora(&m); // the classifier already is the adapter's (modules_to_save)
-    int rc = app_make_output_dir(output, err, sizeof err) != 0 || vit_save_pretrained(&m, output, err, sizeof err) != 0 ||
-             image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0;
+    char stage[4200];
+    int rc = app_stage_begin(output, stage, sizeof stage, err, sizeof err) != 0;
+    if (!rc) {
+        rc = vit_save_pretrained(&m, stage, err, sizeof err) != 0 ||
+             image_processor_save(&ip, path_join(p, sizeof p, stage, "preprocessor_config.json"), err, sizeof err) != 0 ||
+             app_stage_commit(stage, output, err, sizeof err) != 0;
+        if (rc) app_stage_abort(stage);
+    }
     vit_free(&m);
-    if (rc) return app_fail("merge", err);
+    if (rc) return app_exit_status(app_fail("merge", err));
     printf("merged %s into %s (%s)\n", adapter, model, output);
     return 0;
 }

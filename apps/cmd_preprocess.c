@@ -31,6 +31,8 @@ int cmd_preprocess(int argc, char **argv) {
     char err[1024];
     float *pix = NULL;
     VitConfig cfg = {0};
+    char stage[4200];
+    bool staged = false;
     if (np < 0) goto done;
     if (!model || !out || np == 0) {
         fprintf(stderr, "deit_lora preprocess: needs --model, --out and at least one IMAGE (usage: %s)\n", usage);
@@ -68,9 +70,18 @@ int cmd_preprocess(int argc, char **argv) {
         image_processor_tensor(&ip, &g, pix + per * (size_t)i);
         image_free(&g);
     }
-    if (png && !dir_exists(png) && mkdir(png, 0755) != 0) {
-        snprintf(err, sizeof err, "--png: cannot create the folder %s", png);
-        goto bad;
+    // the PNGs go to a staged folder, moved into place once the tensor file is written too
+    if (png && app_stage_begin(png, stage, sizeof stage, err, sizeof err) != 0) goto bad;
+    staged = png != NULL;
+    for (int i = 0; png && i < np; i++) {
+        Image v;
+        image_processor_denormalize(&ip, pix + per * (size_t)i, H, W, &v);
+        char name[4096], q[8192];
+        snprintf(name, sizeof name, "%s", pos[i]);
+        snprintf(q, sizeof q, "%s/%03d_%s.png", stage, i, basename(name));
+        int r = image_save_png(&v, q, err, sizeof err);
+        image_free(&v);
+        if (r != 0) goto bad;
     }
     Ctx *c = ctx_new(1 << 16);
     Tensor *t = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){np, 3, H, W}, pix);
@@ -78,21 +89,15 @@ int cmd_preprocess(int argc, char **argv) {
     int w = safetensors_save(out, &item, 1, NULL, err, sizeof err);
     ctx_free(c);
     if (w != 0) goto bad;
-    for (int i = 0; png && i < np; i++) {
-        Image v;
-        image_processor_denormalize(&ip, pix + per * (size_t)i, H, W, &v);
-        char name[4096], q[8192];
-        snprintf(name, sizeof name, "%s", pos[i]);
-        snprintf(q, sizeof q, "%s/%03d_%s.png", png, i, basename(name));
-        int r = image_save_png(&v, q, err, sizeof err);
-        image_free(&v);
-        if (r != 0) goto bad;
-    }
+    staged = false;
+    if (png && app_stage_commit(stage, png, err, sizeof err) != 0) goto bad;
     printf("wrote pixel_values [%d, 3, %d, %d] to %s (%s)\n", np, H, W, out, ip.kind);
     rc = 0;
     goto done;
 bad:
     fprintf(stderr, "deit_lora preprocess: %s\n", err);
+    if (staged) app_stage_abort(stage);
+    rc = app_exit_status(rc);
 done:
     vit_config_free(&cfg);
     free(pix);

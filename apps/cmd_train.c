@@ -6,12 +6,26 @@
 
 #include "../tensor/fileio.h"
 
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 static void print_metrics(const Metrics *mt, const char *label) {
     printf("avg_loss:  %.4f  (n = %lld, target '%s': tp %lld fp %lld fn %lld tn %lld)\n", mt->avg_loss, (long long)mt->n, label,
            (long long)mt->tp, (long long)mt->fp, (long long)mt->fn, (long long)mt->tn);
     printf("Accuracy:  %.4f\nPrecision: %.4f\nRecall:    %.4f\nF1:        %.4f\n", mt->accuracy, mt->precision, mt->recall, mt->f1);
+}
+
+// the same LoRA targets (as sets, or the same regex)
+static bool same_targets(const VitLoraSpec *a, const VitLoraSpec *b) {
+    if (a->target_regex[0] || b->target_regex[0]) return !strcmp(a->target_regex, b->target_regex);
+    if (a->ntargets != b->ntargets) return false;
+    for (int i = 0; i < a->ntargets; i++) {
+        bool found = false;
+        for (int j = 0; j < b->ntargets && !found; j++) found = !strcmp(a->targets[i], b->targets[j]);
+        if (!found) return false;
+    }
+    return true;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -54,6 +68,7 @@ int cmd_train(int argc, char **argv) {
         {"--quiet", OPT_FLAG, &quiet, 0, 0, "no progress bar"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
+    r = alpha = dropout = -1; // "not given": the defaults below, or the --init-adapter's
     const char *usage = "deit_lora train --model MODEL_DIR --data DATA_DIR [--label NAME] --output OUT_DIR [options]";
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage, "Fine-tunes the model with LoRA on a folder of images, as the seed notebook does.", opts, NO);
@@ -67,6 +82,11 @@ int cmd_train(int argc, char **argv) {
     if (schedule_parse(sched, &sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
     if (strcmp(peft, "v4") && strcmp(peft, "v5")) return app_fail("train", "--peft-format: must be v4 or v5");
     VitLoraSpec spec = {.r = (int)r, .alpha = alpha, .dropout = dropout, .save_classifier = true};
+    bool r_given = r > 0, alpha_given = alpha > 0, dropout_given = dropout >= 0;
+    if (!r_given) r = 4;
+    if (!alpha_given) alpha = 8;
+    if (!dropout_given) dropout = 0.2;
+    spec.r = (int)r, spec.alpha = alpha, spec.dropout = dropout;
     if (target && target_regex) return app_fail("train", "--target and --target-regex exclude each other");
     if (target_regex) {
         if (!*target_regex || strlen(target_regex) >= sizeof spec.target_regex) {
@@ -87,6 +107,7 @@ int cmd_train(int argc, char **argv) {
     int64_t *tr = NULL, *te = NULL;
     int ntr = 0, nte = 0;
     TrainState st = {0};
+    bool made_output = false;
     if (app_load_model(&m, &ip, model, init_adapter, err, sizeof err) != 0) return app_fail("train", err);
     if (dataset_from_folder(&d, data, label, err, sizeof err) != 0) goto bad;
     // every label of the data that the model lacks gets a new head row (the seed's recipe)
@@ -94,6 +115,15 @@ int cmd_train(int argc, char **argv) {
     for (int c = 0; c < d.nclasses; c++)
         if (vit_add_label(&m, d.class_names[c], &rng, err, sizeof err) < 0) goto bad;
     if (app_map_labels(&d, &m.cfg, data, err, sizeof err) != 0) goto bad;
+    // with --init-adapter the adapter fixes the structure (r, alpha, targets: a conflicting flag is
+    // refused); dropout is a training setting, so an explicit --lora-dropout wins
+    if (init_adapter && ((r_given && r != m.lora.r) || (alpha_given && alpha != m.lora.alpha) ||
+                         ((target || target_regex) && !same_targets(&spec, &m.lora)))) {
+        snprintf(err, sizeof err, "--init-adapter %s has r %d, alpha %g%s; --lora-r, --lora-alpha, --target and --target-regex "
+                 "must agree with it or be left out", init_adapter, m.lora.r, m.lora.alpha, m.lora.target_regex[0] ? " and a target regex" : "");
+        goto bad;
+    }
+    if (init_adapter && dropout_given) vit_set_lora_dropout(&m, dropout);
     if (!init_adapter) {
         vit_freeze_all(&m);
         if (vit_attach_lora(&m, &spec, &rng, err, sizeof err) != 0) goto bad;
@@ -106,8 +136,12 @@ int cmd_train(int argc, char **argv) {
         goto bad;
     }
     printf("%d images: %d for training, %d held out; %d classes, %d labels in the model\n", d.n, ntr, nte, d.nclasses, m.cfg.num_labels);
-    if (app_make_output_dir(output, err, sizeof err) != 0) goto bad;
     loader_init(&L, &d, image_processor_prep, &ip, m.cfg.image_size, m.cfg.image_size, !no_cache);
+    // every image is decoded once before the first step (into the cache when it is on): a bad
+    // file stops the run before anything is trained or written
+    if (loader_check_all(&L, err, sizeof err) != 0) goto bad;
+    made_output = !dir_exists(output);
+    if (app_make_output_dir(output, err, sizeof err) != 0 || app_lock_output(output, err, sizeof err) != 0) goto bad;
     TrainArgs a;
     train_args_default(&a);
     a.batch_size = (int)batch, a.grad_accum = (int)accum, a.epochs = (int)epochs, a.lr = lr, a.weight_decay = wd;
@@ -115,6 +149,22 @@ int cmd_train(int argc, char **argv) {
     a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
     a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume, a.peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
     a.progress = !quiet;
+    // what --resume must find unchanged: the data (folder, files, labels), the split, the order and
+    // the optimisation (refused rather than applied midway: the result would match no single run)
+    char data_abs[PATH_MAX], settings[8192];
+    if (!realpath(data, data_abs)) snprintf(data_abs, sizeof data_abs, "%s", data);
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the files' names (below --data) and labels
+    for (int i = 0; i < d.n; i++) {
+        for (const char *q = d.paths[i] + strlen(data); *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+        h = (h ^ (uint64_t)d.labels[i]) * 1099511628211ull;
+    }
+    snprintf(settings, sizeof settings,
+             "--data %s\nimages %d (names %016llx)\n--label %s\n--seed %ld\n--test-size %.17g\n--no-shuffle %d\n"
+             "--batch-size %ld\n--grad-accum %ld\n--epochs %ld\n--lr %.17g\n--weight-decay %.17g\n--max-grad-norm %.17g\n"
+             "--scheduler %s\n--warmup-steps %ld\n--warmup-ratio %.17g",
+             data_abs, d.n, (unsigned long long)h, label ? label : "(class folders)", seed, test_size, no_shuffle, batch, accum,
+             epochs, lr, wd, max_norm, sched, warmup, warmup_ratio);
+    a.run_settings = settings;
     app_catch_signals();
     int t = trainer_train(&m, &L, tr, ntr, &a, &st, err, sizeof err);
     if (t == 130) {
@@ -154,6 +204,9 @@ bad:
 bad_rc:
     fprintf(stderr, "deit_lora train: %s\n", err);
 out:
+    app_unlock_output();
+    if (rc != 0 && made_output) rmdir(output); // a folder this run made and left empty goes again
+    rc = app_exit_status(rc);
     train_state_free(&st);
     loader_free(&L);
     free(tr), free(te);

@@ -36,6 +36,21 @@ int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resum
 // An output file given by FLAG: the same rules; an existing file needs --overwrite.
 int app_output_file(const char *flag, const char *path, bool overwrite, const char *const *inputs, char *err, size_t errn);
 int app_make_output_dir(const char *dir, char *err, size_t errn); // after every input is checked
+// Locks the output folder for this process (DIR/.deit_lora.lock, an fcntl lock the kernel drops
+// when the process dies, so kill -9 leaves no stale lock); refuses, naming the holder's process
+// id, when another run holds it. app_unlock_output removes the lock file at the end.
+int app_lock_output(const char *dir, char *err, size_t errn);
+void app_unlock_output(void);
+#define APP_LOCK_FILE ".deit_lora.lock"
+// An output folder appears complete or not at all: app_stage_begin makes a hidden folder beside
+// OUT (.OUT.tmp-PID) to write into; app_stage_commit moves it into place, in one rename when OUT
+// does not exist, else file by file (each rename atomic) into the existing OUT (--overwrite);
+// app_stage_abort removes it. Failures to write are noted for exit status 3.
+int app_stage_begin(const char *out, char *stage, size_t n, char *err, size_t errn);
+int app_stage_commit(const char *stage, const char *out, char *err, size_t errn);
+void app_stage_abort(const char *stage);
+// 3 when writing an output failed (disk full, I/O error), else the given status
+int app_exit_status(int rc);
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);

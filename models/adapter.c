@@ -72,6 +72,17 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
         goto out;
     }
     if (cJSON_IsTrue(dora)) { snprintf(err, errn, "%s: use_dora is not supported", path); goto out; }
+    // fields with which peft gives some modules another rank, alpha or no LoRA at all: refused
+    // unless empty (peft writes {} and null), rather than silently applied to every module alike
+    static const char *const PER_MODULE[] = {"alpha_pattern", "rank_pattern", "layers_to_transform", "layers_pattern", "exclude_modules"};
+    for (size_t k = 0; k < sizeof PER_MODULE / sizeof *PER_MODULE; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, PER_MODULE[k]);
+        if (v && !cJSON_IsNull(v) && !((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child)) {
+            snprintf(err, errn, "%s: \"%s\" is not supported (it would change the LoRA of some modules); it must be empty or null",
+                     path, PER_MODULE[k]);
+            goto out;
+        }
+    }
     if (cJSON_IsTrue(fifo)) { snprintf(err, errn, "%s: fan_in_fan_out is not supported for ViT linears", path); goto out; }
     if (cJSON_IsString(tm)) { // a regex, full-matched against module names
         if (!tm->valuestring[0] || strlen(tm->valuestring) >= sizeof ac->spec.target_regex) {

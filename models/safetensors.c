@@ -296,6 +296,7 @@ int safetensors_save(const char *path, const StItem *items0, int n, const char *
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         snprintf(err, errn, "%s: cannot write: %s", tmp, strerror(errno));
+        file_note_write_failure(errno);
         goto out;
     }
     unsigned char lenb[8];
@@ -314,11 +315,13 @@ int safetensors_save(const char *path, const StItem *items0, int n, const char *
     if (fclose(fp) != 0) ok = false;
     if (!ok) {
         snprintf(err, errn, "%s: write failed: %s", tmp, strerror(errno ? errno : EIO));
+        file_note_write_failure(errno);
         unlink(tmp);
         goto out;
     }
     if (rename(tmp, path) != 0) {
         snprintf(err, errn, "%s: cannot rename into place: %s", path, strerror(errno));
+        file_note_write_failure(errno);
         unlink(tmp);
         goto out;
     }

@@ -302,6 +302,36 @@ static bool target_matches(const char *module_v4, const char *target) {
     return false;
 }
 
+// The size of the automaton the regex engine builds grows with the product of nested counted
+// repetitions ((a{1,100}){1,100} is 10^4 copies): counted here, in atoms after expansion, so a
+// pattern of a few characters cannot take gigabytes and seconds.
+#define REGEX_MAX_ATOMS 4096
+typedef struct {
+    double group[130]; // atoms in each open group (0: the whole pattern)
+    double last;       // atoms of the last atom or group, which a bound repeats
+    int sp;
+} RegexSize;
+
+// c0: the character just handled; p: where the handler left off (the end of a bound or escape)
+static int grow_size(RegexSize *z, char c0, const char *p, bool in_class) {
+    if (in_class && c0 != '[') return 0; // a class counts as one atom, where it opens
+    if (c0 == '(' && z->sp < 128) z->group[++z->sp] = 0;
+    else if (c0 == ')' && z->sp > 0) z->last = z->group[z->sp--], z->group[z->sp] += z->last;
+    else if (c0 == '+') z->group[z->sp] += z->last, z->last *= 2; // a+ is aa*
+    else if (c0 == '{') {
+        const char *b = p; // at the closing }: find the bound's numbers back to its {
+        while (*b != '{') b--;
+        double m = strtod(b + 1, NULL), n = m;
+        const char *comma = memchr(b, ',', (size_t)(p - b));
+        if (comma) n = comma[1] == '}' ? m + 1 : strtod(comma + 1, NULL);
+        double k = n > m ? n : m;
+        z->group[z->sp] += z->last * (k - 1), z->last *= k;
+    } else if (c0 != '*' && c0 != '?' && c0 != '|') z->group[z->sp] += 1, z->last = 1;
+    for (int i = 0; i <= z->sp; i++)
+        if (z->group[i] > REGEX_MAX_ATOMS) return -1;
+    return 0;
+}
+
 // peft's string target_modules is re.fullmatch(pattern, module name). Python's syntax is rewritten
 // to POSIX ERE where the two agree on what matches in full: \d and \D become classes, lazy
 // quantifiers become greedy ones (the same full matches); what has no ERE form is refused.
@@ -312,6 +342,7 @@ static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
     bool in_class = false;
     int depth = 0; // Python refuses unbalanced groups that the wrapping ^( )$ would otherwise balance
     int quant = 3; // what was just emitted: 0 an atom, 1 a quantifier, 2 a quantifier made lazy, 3 nothing to repeat
+    RegexSize sz = {0};
     for (const char *p = pat; *p; p++) {
         const char *add = NULL;
         char one[4] = {0}, c0 = *p; // the branches below may step p past an escape or a bound
@@ -351,6 +382,10 @@ static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
             depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
             if (depth < 0) { snprintf(err, errn, "target_modules regex '%s': unbalanced parenthesis", pat); return -1; }
             one[0] = *p, add = one;
+        }
+        if (grow_size(&sz, c0, p, in_class) != 0) {
+            snprintf(err, errn, "target_modules regex '%s': its repetitions expand past %d atoms", pat, REGEX_MAX_ATOMS);
+            return -1;
         }
         quant = is_quant ? (c0 == '?' && quant == 1 ? 2 : 1) : !in_class && (c0 == '(' || c0 == '|') ? 3 : 0;
         if (!add) continue;
@@ -470,6 +505,16 @@ void vit_merge_lora(VitModel *m) {
         VitLayer *L = &m->layers[i];
         NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (int k = 0; k < 6; k++) nn_lora_merge(lins[k]);
+    }
+}
+
+void vit_set_lora_dropout(VitModel *m, double p) {
+    m->lora.dropout = p;
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
+        VitLayer *L = &m->layers[i];
+        NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+        for (int k = 0; k < 6; k++)
+            if (lins[k]->lora) lins[k]->lora->dropout = p;
     }
 }
 

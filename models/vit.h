@@ -63,6 +63,7 @@ void vit_freeze_all(VitModel *m);
 // the classifier becomes trainable when spec->save_classifier. Error if a target matches nothing.
 int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn);
 void vit_merge_lora(VitModel *m);
+void vit_set_lora_dropout(VitModel *m, double p); // a training setting: every LoRA branch's dropout
 // peft's counts: all includes the frozen base, the LoRA tensors and modules_to_save's copy.
 void vit_param_counts(const VitModel *m, int64_t *trainable, int64_t *all);
 void vit_print_trainable_parameters(const VitModel *m, FILE *f);

@@ -131,6 +131,7 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
             goto fail;
         }
         if (cfg->id2label[id]) { snprintf(err, errn, "%s: id2label has id %ld twice", path, id); goto fail; }
+        if (!text_is_utf8(it->valuestring)) { snprintf(err, errn, "%s: label %ld is not valid UTF-8", path, id); goto fail; }
         cfg->id2label[id] = strdup(it->valuestring);
     }
     for (int i = 0; i < nl; i++)

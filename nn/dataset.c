@@ -83,6 +83,10 @@ int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *er
         snprintf(err, errn, "%s: not a folder", dir);
         return -1;
     }
+    if (label && !text_is_utf8(label)) { // labels go into config.json, which Python must read
+        snprintf(err, errn, "--label: not valid UTF-8");
+        return -1;
+    }
     if (label) {
         d->nclasses = 1;
         d->class_names = malloc(sizeof *d->class_names);
@@ -103,7 +107,14 @@ int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *er
         snprintf(err, errn, "%s: no class subfolders (give --label NAME for a folder of images of one class)", dir);
         goto fail;
     }
-    d->class_names = calloc((size_t)ns, sizeof *d->class_names);
+    for (int c = 0; c < ns; c++)
+        if (!text_is_utf8(subs[c])) {
+            snprintf(err, errn, "%s: a class folder's name is not valid UTF-8 (labels go into config.json)", dir);
+            for (int k = 0; k < ns; k++) free(subs[k]);
+            free(subs);
+            goto fail;
+        }
+    d->class_names = calloc((size_t)(ns > 0 ? ns : 1), sizeof *d->class_names);
     d->nclasses = ns;
     int rc = 0;
     for (int c = 0; c < ns; c++) {
@@ -267,6 +278,25 @@ void loader_init(Loader *L, const Dataset *ds, PrepFn prep, void *ud, int H, int
 void loader_free(Loader *L) {
     free(L->cached), free(L->have);
     memset(L, 0, sizeof *L);
+}
+
+int loader_check_all(Loader *L, char *err, size_t errn) {
+    enum { CHUNK = 32 };
+    size_t per = 3 * (size_t)L->H * (size_t)L->W;
+    float *px = malloc(sizeof(float) * per * CHUNK);
+    int64_t idx[CHUNK], lab[CHUNK];
+    if (!px) {
+        snprintf(err, errn, "out of memory checking the images");
+        return -1;
+    }
+    int rc = 0;
+    for (int i0 = 0; i0 < L->ds->n && rc == 0; i0 += CHUNK) {
+        int nb = L->ds->n - i0 < CHUNK ? L->ds->n - i0 : CHUNK;
+        for (int b = 0; b < nb; b++) idx[b] = i0 + b;
+        rc = loader_batch(L, idx, nb, px, lab, err, errn);
+    }
+    free(px);
+    return rc;
 }
 
 int loader_batch(Loader *L, const int64_t *idx, int nb, float *pixels, int64_t *labels, char *err, size_t errn) {

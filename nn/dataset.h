@@ -53,6 +53,9 @@ typedef struct {
 void loader_init(Loader *L, const Dataset *ds, PrepFn prep, void *ud, int H, int W, bool cache);
 // pixels [nb, 3, H, W], labels [nb] for dataset items idx[0..nb); decoding runs in parallel.
 int loader_batch(Loader *L, const int64_t *idx, int nb, float *pixels, int64_t *labels, char *err, size_t errn);
+// Decodes and preprocesses every item once (in parallel, filling the cache when it is on), so that
+// a bad file is found before anything is trained or written; 0, or -1 naming the first bad item.
+int loader_check_all(Loader *L, char *err, size_t errn);
 void loader_free(Loader *L);
 
 #endif

@@ -81,7 +81,9 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     je.pub.emit_message = jpeg_warn;
     je.msg[0] = 0;
     if (setjmp(je.jb)) {
-        snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg);
+        if (!je.msg[0] || je.pub.msg_code == JERR_OUT_OF_MEMORY)
+            snprintf(err, errn, "%s: out of memory decoding the JPEG (%s)", what, je.msg[0] ? je.msg : "pixels");
+        else snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg);
         jpeg_destroy_decompress(&ci);
         free((void *)row);
         image_free(im);
@@ -105,8 +107,8 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     }
     jpeg_start_decompress(&ci);
     int w = (int)ci.output_width, h = (int)ci.output_height, oc = ci.output_components;
-    if (image_alloc(im, w, h) != 0) longjmp(je.jb, 1);
     row = malloc((size_t)w * (size_t)oc);
+    if (!row || image_alloc(im, w, h) != 0) longjmp(je.jb, 1); // je.msg empty: out of memory
     while (ci.output_scanline < ci.output_height) {
         int y = (int)ci.output_scanline;
         JSAMPROW rp = (JSAMPROW)row;
@@ -171,7 +173,9 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
         return -1;
     }
     if (setjmp(png_jmpbuf(p))) {
-        snprintf(err, errn, "%s: corrupt or truncated PNG (%s)", what, src.msg);
+        if (!strcmp(src.msg, "out of memory") || strstr(src.msg, "Out of memory") || strstr(src.msg, "out of memory"))
+            snprintf(err, errn, "%s: out of memory decoding the PNG", what);
+        else snprintf(err, errn, "%s: corrupt or truncated PNG (%s)", what, src.msg);
         png_destroy_read_struct(&p, &info, NULL);
         free((void *)buf);
         free((void *)rows);
@@ -199,6 +203,7 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     size_t rb = png_get_rowbytes(p, info);
     buf = malloc(rb * h);
     rows = malloc(sizeof(png_bytep) * h);
+    if (!buf || !rows) png_error(p, "out of memory");
     for (png_uint_32 y = 0; y < h; y++) rows[y] = buf + rb * y;
     png_read_image(p, rows);
     png_read_end(p, NULL);

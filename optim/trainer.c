@@ -140,7 +140,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             snprintf(err, errn, "%s: no checkpoint to resume from", a->output_dir);
             goto out;
         }
-        if (ckpt_load(ck, m, o, st, err, errn) != 0) goto out;
+        if (ckpt_load(ck, a, m, o, st, err, errn) != 0) goto out;
         if (a->log) fprintf(a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)st->global_step, (long long)st->max_steps);
     }
     Progress pg = {isatty(fileno(stderr)), a->progress, now_s(), 0, st->global_step};

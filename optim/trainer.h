@@ -29,6 +29,10 @@ typedef struct {
     const int64_t *fixed_order;   // tests: epochs x n positions, replacing the shuffle
     FILE *log;                    // HF's log lines (stdout by default; NULL: quiet)
     bool progress;                // a progress bar on stderr (plain lines when not a terminal)
+    // what the run's data, split and order depend on, as "name=value" lines (the caller's words;
+    // the trainer only compares them): kept in each checkpoint, and a resume whose lines differ
+    // is refused, naming the first that does
+    const char *run_settings;
     // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
     void (*on_step)(void *ud, const VitModel *m, int64_t step, double loss, double grad_norm, double lr);
     void *on_step_ud;

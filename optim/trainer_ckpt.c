@@ -227,6 +227,7 @@ int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState 
     cJSON_AddNumberToObject(j, "runtime_s", st->runtime_s);
     cJSON_AddNumberToObject(j, "samples", (double)st->samples);
     cJSON_AddNumberToObject(j, "max_steps", (double)st->max_steps);
+    cJSON_AddStringToObject(j, "run_settings", a->run_settings ? a->run_settings : "");
     if (write_json(path_join(p, sizeof p, tmp, "cgrad_state.json"), j, err, errn) != 0) goto fail;
     cJSON_Delete(j);
     j = trainer_state_json(a, st);
@@ -276,11 +277,38 @@ static double num_field(const cJSON *o, const char *k, bool *ok) {
     return v->valuedouble;
 }
 
-int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn) {
+// the first "name=value" line of want that got lacks or has otherwise; NULL when they agree
+static const char *first_difference(const char *got, const char *want, char *line, size_t n) {
+    for (const char *w = want; *w;) {
+        size_t L = strcspn(w, "\n");
+        snprintf(line, n, "%.*s", (int)L, w);
+        bool found = false;
+        for (const char *g = got; *g && !found;) {
+            size_t M = strcspn(g, "\n");
+            found = M == L && !strncmp(g, w, L);
+            g += M + (g[M] == '\n');
+        }
+        if (!found) return line;
+        w += L + (w[L] == '\n');
+    }
+    return NULL;
+}
+
+int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn) {
     char p[4200];
     int rc = -1;
     cJSON *cs = NULL, *ts = NULL, *rs = NULL;
     WFile of = {0}, tf = {0};
+    // the settings that fix the data, its split and order: a change would train on held-out
+    // images or in another order, so it is refused before anything is loaded
+    if (!(cs = read_json(path_join(p, sizeof p, dir, "cgrad_state.json"), err, errn))) goto out;
+    const cJSON *rset = cJSON_GetObjectItemCaseSensitive(cs, "run_settings");
+    char line[512];
+    const char *diff = cJSON_IsString(rset) && a->run_settings ? first_difference(rset->valuestring, a->run_settings, line, sizeof line) : NULL;
+    if (diff) {
+        snprintf(err, errn, "%s: made with other settings than %s: resume with the checkpoint's (its cgrad_state.json lists them)", dir, diff);
+        goto out;
+    }
     // trainable tensors
     bool lora = m->has_lora;
     if (lora) { // LoRA's hyperparameters leave no trace in tensor shapes except r: compare them
@@ -345,7 +373,6 @@ int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err,
     }
     m->rng.offset = strtoull(off->valuestring, NULL, 10);
     if (!(ts = read_json(path_join(p, sizeof p, dir, "trainer_state.json"), err, errn))) goto out;
-    if (!(cs = read_json(path_join(p, sizeof p, dir, "cgrad_state.json"), err, errn))) goto out;
     bool ok = true;
     int64_t gs = (int64_t)num_field(ts, "global_step", &ok), ms = (int64_t)num_field(cs, "max_steps", &ok);
     st->epoch = num_field(ts, "epoch", &ok);

@@ -6,7 +6,7 @@
 
 struct cJSON;
 int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState *st, char *err, size_t errn);
-int ckpt_load(const char *dir, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn);
+int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn);
 struct cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st);
 int rmtree(const char *path);
 

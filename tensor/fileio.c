@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,13 @@ char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, 
     return buf;
 }
 
+static _Atomic int write_failure;
+void file_note_write_failure(int errnum) {
+    int zero = 0;
+    atomic_compare_exchange_strong(&write_failure, &zero, errnum ? errnum : EIO);
+}
+int file_write_failure(void) { return write_failure; }
+
 int fsync_dir_of(const char *path) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -82,6 +90,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, char *err,
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         snprintf(err, errn, "%s: cannot write: %s", tmp, strerror(errno));
+        file_note_write_failure(errno);
         return -1;
     }
     const char *p = data;
@@ -91,6 +100,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, char *err,
         if (w < 0) {
             if (errno == EINTR) continue;
             snprintf(err, errn, "%s: write failed: %s", tmp, strerror(errno));
+            file_note_write_failure(errno);
             close(fd);
             unlink(tmp);
             return -1;
@@ -99,16 +109,35 @@ int file_write_atomic(const char *path, const void *data, size_t len, char *err,
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         snprintf(err, errn, "%s: write failed: %s", tmp, strerror(errno));
+        file_note_write_failure(errno);
         unlink(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
         snprintf(err, errn, "%s: cannot rename into place: %s", path, strerror(errno));
+        file_note_write_failure(errno);
         unlink(tmp);
         return -1;
     }
     fsync_dir_of(path);
     return 0;
+}
+
+bool text_is_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4)) return false;
+        unsigned cp = n ? c & (0x3f >> n) : c;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return false;
+        p += n + 1;
+    }
+    return true;
 }
 
 bool file_exists(const char *path) {

@@ -12,7 +12,13 @@ int file_open_regular(const char *path, char *err, size_t errn);
 char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn); // NUL-terminated
 int file_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errn);
 int fsync_dir_of(const char *path);
+// Writers note why an output could not be written (errno: ENOSPC, EDQUOT, EIO, EACCES...), so that
+// a command can tell a failed write (exit 3) from bad input (exit 2); 0 while no write has failed.
+#define FILE_EXIT_WRITE 3
+void file_note_write_failure(int errnum);
+int file_write_failure(void);
 bool file_exists(const char *path);
+bool text_is_utf8(const char *s); // well-formed UTF-8 (no overlong forms, surrogates or bytes past U+10FFFF)
 bool dir_exists(const char *path);
 char *path_join(char *buf, size_t n, const char *dir, const char *name);
 

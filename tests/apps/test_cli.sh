@@ -69,6 +69,31 @@ expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --lab
 expect 2 "resume with the same settings" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume --target query
 expect 2 "made with LoRA r 4, alpha 8, dropout 0.2, these settings give r 4, alpha 16" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume --lora-alpha 16
 expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume
+# --resume refuses what changes the data, its split and order, or the optimisation
+rs=(--model "$tiny" --data "$img" --label newthing --output "$tmp/rs" --epochs 1 --test-size 2 --quiet --save-steps 1 --resume)
+expect 2 "made with other settings than --seed 7" -- "$bin" train "${rs[@]}" --seed 7
+expect 2 "made with other settings than --test-size 3" -- "$bin" train "${rs[@]}" --test-size 3
+expect 2 "made with other settings than --label other" -- "$bin" train "${rs[@]}" --label other
+expect 2 "made with other settings than --no-shuffle 1" -- "$bin" train "${rs[@]}" --no-shuffle
+expect 2 "made with other settings than --lr 0.001" -- "$bin" train "${rs[@]}" --lr 1e-3
+expect 2 "made with other settings than --scheduler cosine" -- "$bin" train "${rs[@]}" --scheduler cosine
+mkdir -p "$tmp/img2" && cp "$img"/*.jpg "$img"/*.png "$tmp/img2/" && rm "$(ls "$tmp"/img2/*.jpg | head -1)"
+expect 2 "made with other settings than --data $tmp/img2" -- "$bin" train "${rs[@]}" --data "$tmp/img2"
+expect 0 "resuming from" -- "$bin" train "${rs[@]}" --threads 1 --save-total-limit 3 --logging-steps 1
+# --init-adapter: an explicit --lora-dropout (a training setting) wins; r, alpha and targets must agree
+ia=(--model "$tiny" --data "$img" --label newthing --epochs 1 --test-size 2 --quiet --init-adapter "$tmp/v4")
+expect 0 "saved the adapter" -- "$bin" train "${ia[@]}" --output "$tmp/ia" --lora-dropout 0.35
+expect 0 '"lora_dropout":	0.35' -- cat "$tmp/ia/adapter_config.json"
+expect 0 "saved the adapter" -- "$bin" train "${ia[@]}" --output "$tmp/ia2"
+expect 0 '"lora_dropout":	0.2' -- cat "$tmp/ia2/adapter_config.json"
+expect 2 "must agree with it or be left out" -- "$bin" train "${ia[@]}" --output "$tmp/ia3" --lora-r 8
+expect 2 "must agree with it or be left out" -- "$bin" train "${ia[@]}" --output "$tmp/ia3" --target query,key
+expect 0 "saved the adapter" -- "$bin" train "${ia[@]}" --output "$tmp/ia3" --lora-r 4 --lora-alpha 8 --target value,query
+# a label or class folder that is not UTF-8 would make a config.json Python cannot read
+mkdir -p "$tmp/cls/$(printf 'caf\xe9')" && cp "$img/small_20x30.jpg" "$tmp/cls/$(printf 'caf\xe9')/"
+expect 2 "a class folder's name is not valid UTF-8" -- "$bin" train --model "$tiny" --data "$tmp/cls" --output "$tmp/u8" --test-size 0
+expect 2 "--label: not valid UTF-8" -- "$bin" train --model "$tiny" --data "$img" --label "$(printf 'x\xff')" --output "$tmp/u8" --test-size 0
+no_file "$tmp/u8"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

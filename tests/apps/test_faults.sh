@@ -54,6 +54,23 @@ for sig in INT TERM; do
     ok "SIG$sig: the final adapter equals the uninterrupted run's" 'cmp -s "$out/adapter_model.safetensors" "$tmp/ref/adapter_model.safetensors"'
 done
 
+# two runs into one folder: the second is refused, naming the first's process; kill -9 leaves no stale lock
+out="$tmp/lock"
+"$bin" train "${args[@]}" --output "$out" >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 200); do [ -f "$out/.deit_lora.lock" ] && break; sleep 0.02; done
+msg=$("$bin" train "${args[@]}" --output "$out" --overwrite 2>&1 >/dev/null); rc=$?
+if kill -0 $pid 2>/dev/null; then
+    ok "lock: a second run is refused with the holder's process id (exit $rc: $msg)" \
+        '[ $rc -eq 2 ] && [[ "$msg" == *"is in use by another deit_lora run (process $pid holds"* ]]'
+    kill -9 $pid; wait $pid 2>/dev/null
+    ok "lock: kill -9 leaves no stale lock (resumed to the end)" 'finish "$out"'
+    ok "lock: the final adapter equals the uninterrupted run's" 'cmp -s "$out/adapter_model.safetensors" "$tmp/ref/adapter_model.safetensors"'
+    ok "lock: a finished run removes its lock file" '[ ! -e "$out/.deit_lora.lock" ]'
+else
+    wait $pid; echo "skip: the first run ended before the second started"
+fi
+
 # a full disk: about three checkpoints fit; the failure is reported and earlier checkpoints stay usable
 mkdir -p "$tmp/full"
 if mount -t tmpfs -o size=110k tmpfs "$tmp/full" 2>/dev/null; then

@@ -78,7 +78,7 @@ def weights(skip=None, reshape=None, dtype=None):
 
 def model(d, config=None, wbytes=None, pre=None):
     os.makedirs(d, exist_ok=True)
-    w(f"{d}/config.json", config if isinstance(config, str) else json.dumps(config or cfg))
+    w(f"{d}/config.json", config if isinstance(config, (str, bytes)) else json.dumps(config or cfg))
     if wbytes is not None:
         w(f"{d}/model.safetensors", wbytes)
     if pre is not None:
@@ -273,6 +273,7 @@ hdr = json.loads(full[8:8 + hl])
 dup_json = json.dumps(hdr)[:-1] + ', "classifier.bias": ' + json.dumps(hdr["classifier.bias"]) + "}"
 dup_json += " " * ((8 - len(dup_json) % 8) % 8)
 model("ckpt_repeated_name", wbytes=struct.pack("<Q", len(dup_json)) + dup_json.encode() + full[8 + hl:])
+model("cfg_label_not_utf8", config=json.dumps(cfg).encode().replace(b'"dog"', b'"d\xf6g"'), wbytes=full)
 # non-finite weights
 nan_w = weights()
 nan_w["classifier.weight"] = ("F32", [2, D], struct.pack(f"<{2 * D}f", *([float("nan")] + [0.0] * (2 * D - 1))))
@@ -318,6 +319,10 @@ adapter("adapter_head_mismatch", None, {**lora, "base_model.model.classifier.wei
 adapter("adapter_no_weights", None, False)
 adapter("adapter_nan", None, {**lora, "base_model.model.vit.encoder.layer.0.attention.attention.query.lora_B.weight":
                                ("F32", [D, 2], struct.pack(f"<{2 * D}f", *([float("nan")] * 2 * D)))} | cls)
+adapter("adapter_alpha_pattern", {**acfg, "alpha_pattern": {"query": 16}})
+adapter("adapter_rank_pattern", {**acfg, "rank_pattern": {"value": 8}})
+adapter("adapter_layers_to_transform", {**acfg, "layers_to_transform": [0]})
+adapter("adapter_regex_blowup", {**acfg, "target_modules": "((a{1,100}){1,100}){1,100}"})
 adapter("adapter_repeated_key", json.dumps(acfg)[:-1] + ', "r": 8}')
 # ---- datasets ----
 os.makedirs("data_empty", exist_ok=True)
@@ -332,6 +337,11 @@ w("data_classes/dog/notes.txt", "no images here\n")
 os.makedirs("data_only_text", exist_ok=True)
 w("data_only_text/a.txt", "text\n")
 w("data_is_a_file", "not a folder\n")
+# a corrupt image among good ones: found before the first step, nothing written
+os.makedirs("data_corrupt_late", exist_ok=True)
+for i in range(12):
+    w(f"data_corrupt_late/img{i:02d}.png", good_png)
+w("data_corrupt_late/img12.png", good_png[:70])
 os.makedirs("out_not_empty", exist_ok=True)
 w("out_not_empty/something.txt", "keep me\n")
 print("corpus written")
