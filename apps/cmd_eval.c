@@ -1,6 +1,8 @@
 // cmd_eval.c: `deit_lora eval`: the notebook's evaluation loop on a folder of images.
 #include "deit_lora.h"
 
+#include <math.h>
+
 #include <string.h>
 
 int cmd_eval(int argc, char **argv) {
@@ -52,6 +54,12 @@ int cmd_eval(int argc, char **argv) {
     free(items);
     loader_free(&L);
     if (e != 0) goto bad;
+    if (!isfinite(mt.avg_loss)) { // NaN logits compare false everywhere: the counts would look perfect
+        metrics_free(&mt);
+        dataset_free(&d);
+        vit_free(&m);
+        return app_fail("eval", "the model's outputs are not finite (NaN or Inf): no metrics to report");
+    }
     if (json)
         printf("{\"n\": %lld, \"avg_loss\": %.9g, \"accuracy\": %.9g, \"precision\": %.9g, \"recall\": %.9g, \"f1\": %.9g, "
                "\"tp\": %lld, \"fp\": %lld, \"fn\": %lld, \"tn\": %lld}\n",

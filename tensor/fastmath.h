@@ -1,6 +1,7 @@
 // fastmath.h: vectorisable float erf and exp for the float32 kernels (GELU, softmax), within a few
 // ulp of libm: erf 4e-7 absolute (a rational approximation on [-4, 4]), exp 8e-8 relative (range
-// reduction by ln 2 in two parts, a degree-6 polynomial, the exponent set from bits).
+// reduction by ln 2 in two parts, a degree-6 polynomial, the exponent set from bits). Branch-free
+// (selects, no early return, no library call), so that loops over them vectorise under omp simd.
 #ifndef CGRAD_FASTMATH_H
 #define CGRAD_FASTMATH_H
 
@@ -9,7 +10,8 @@
 #include <string.h>
 
 static inline float erf_fast(float x) {
-    x = x < -4.f ? -4.f : x > 4.f ? 4.f : x;
+    x = x < -4.f ? -4.f : x; // a NaN stays NaN (both comparisons are false)
+    x = x > 4.f ? 4.f : x;
     float x2 = x * x;
     float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
     p = x2 * p - 2.10102402082508e-06f;
@@ -24,10 +26,11 @@ static inline float erf_fast(float x) {
     return x * p / q;
 }
 
-static inline float exp_fast(float x) {
-    if (x != x) return x; // NaN stays NaN
-    x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
-    float n = nearbyintf(x * 1.44269504088896341f);
+static inline float exp_fast(float x0) {
+    float x = x0 > -87.3f ? x0 : -87.3f; // a NaN becomes -87.3 here and is given back at the end
+    x = x < 88.7f ? x : 88.7f;
+    float t = x * 1.44269504088896341f;
+    float n = (t + 12582912.f) - 12582912.f; // nearbyintf(t) for |t| < 2^22: adding 1.5 2^23 rounds to even
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -40,7 +43,7 @@ static inline float exp_fast(float x) {
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, 4);
-    return p * s;
+    return x0 != x0 ? x0 : p * s;
 }
 
 #endif

@@ -84,6 +84,16 @@ if mount -t tmpfs -o size=110k tmpfs "$tmp/full" 2>/dev/null; then
     rm -rf "$tmp/after_full"/.checkpoint-*.tmp
     ok "full disk: resumed elsewhere to the end" '"$bin" train "${args[@]}" --output "$tmp/after_full" --resume >/dev/null 2>&1'
     ok "full disk: the final adapter equals the uninterrupted run's" 'cmp -s "$tmp/after_full/adapter_model.safetensors" "$tmp/ref/adapter_model.safetensors"'
+    # merge and convert-adapter on a full disk: exit 3, and no half-written output folder
+    mount -t tmpfs -o size=40k tmpfs "$tmp/full"
+    "$bin" merge --model "$data/golden/tiny" --adapter "$tmp/ref" --output "$tmp/full/merged" >/dev/null 2>"$tmp/merge.log"; rc=$?
+    ok "full disk: merge exits 3 (got $rc)" '[ $rc -eq 3 ] && grep -q "No space left on device" "$tmp/merge.log"'
+    ok "full disk: merge leaves no output folder" '[ ! -e "$tmp/full/merged" ] && [ -z "$(ls -A "$tmp/full")" ]'
+    dd if=/dev/zero of="$tmp/full/filler" bs=1k count=36 2>/dev/null
+    "$bin" convert-adapter "$tmp/ref" "$tmp/full/v5" --to v5 >/dev/null 2>"$tmp/conv.log"; rc=$?
+    ok "full disk: convert-adapter exits 3 (got $rc)" '[ $rc -eq 3 ]'
+    ok "full disk: convert-adapter leaves no output folder" '[ ! -e "$tmp/full/v5" ] && [ "$(ls -A "$tmp/full")" = filler ]'
+    umount "$tmp/full"
 else
     echo "skip: cannot mount a tmpfs here (not root?); the full-disk case was not run"
 fi

@@ -281,6 +281,9 @@ model("ckpt_nan", wbytes=st(nan_w))
 inf_w = weights()
 inf_w["vit.layernorm.weight"] = ("F32", [D], struct.pack(f"<{D}f", *([float("inf")] * D)))
 model("ckpt_inf", wbytes=st(inf_w))
+# finite weights whose activations overflow: the outputs are NaN, which no command reports as a result
+big_w = {k: (dt, s, struct.pack(f"<{numel(s)}f", *([3e38] * numel(s)))) for k, (dt, s, b) in weights().items()}
+model("ckpt_overflow", wbytes=st(big_w))
 sharded_dups = {"weight_map": {k: "model.safetensors" for k in shapes}}
 model("shard_repeated_key")
 w("shard_repeated_key/model.safetensors.index.json", json.dumps(sharded_dups)[:-2] + ', "classifier.bias": "other.safetensors"}}')
