@@ -51,6 +51,10 @@ int cmd_preprocess(int argc, char **argv) {
         snprintf(err, sizeof err, "%s: the image processor gives no fixed output size", model);
         goto bad;
     }
+    if (H > VIT_MAX_IMAGE || W > VIT_MAX_IMAGE) {
+        snprintf(err, sizeof err, "%s: the image processor's output %dx%d is above %dx%d", model, W, H, VIT_MAX_IMAGE, VIT_MAX_IMAGE);
+        goto bad;
+    }
     size_t per = 3 * (size_t)H * (size_t)W;
     pix = malloc(sizeof(float) * per * (size_t)np);
     if (!pix) {

@@ -179,6 +179,8 @@ int image_processor_geometry(const ImageProcessor *p, const Image *in, Image *ou
             if (in->w <= in->h) w = S, h = Li;
             else h = S, w = Li;
         }
+        // the decompression-bomb bound holds for what a resize makes too (shortest_edge on a thin image)
+        if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (long long)w * h > IMAGE_MAX_PIXELS) return -1;
         if (image_resize(&r, in, w, h, p->resample) != 0) return -1;
         cur = &r;
     }
