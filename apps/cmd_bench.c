@@ -99,9 +99,9 @@ int cmd_bench(int argc, char **argv) {
     rng_fill_normal(&rng, x, 0, 1);
     for (int i = 0; i < B; i++) ((int64_t *)y->data)[i] = (int64_t)rng_below(&rng, (uint64_t)m.cfg.num_labels);
     OptimGroup groups[2];
-    optim_hf_groups(&m.params, 0.01, groups);
-    Optim *o = optim_adamw(groups, 2, 0.9, 0.999, 1e-8);
-    free(groups[0].params), free(groups[1].params);
+    int ng = optim_hf_groups(&m.params, 0.01, groups);
+    Optim *o = optim_adamw(groups, ng, 0.9, 0.999, 1e-8);
+    optim_groups_free(groups, ng);
     int np = optim_nparams(o);
     Tensor **ps = malloc(sizeof *ps * (size_t)np);
     for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);

@@ -58,6 +58,33 @@ Tensor *ag_tanh(Ctx *c, Tensor *x);
 Tensor *ag_gelu(Ctx *c, Tensor *x);               // exact: x Phi(x) with erf
 Tensor *ag_relu(Ctx *c, Tensor *x);
 Tensor *ag_dropout(Ctx *c, Tensor *x, double p, Rng *rng, bool training); // identity when !training
+Tensor *ag_sigmoid(Ctx *c, Tensor *x);
+Tensor *ag_silu(Ctx *c, Tensor *x);               // x sigmoid(x)
+Tensor *ag_softplus(Ctx *c, Tensor *x, double beta, double threshold); // log(1 + e^(beta x)) / beta; x past threshold / beta
+Tensor *ag_leaky_relu(Ctx *c, Tensor *x, double slope);                // PyTorch's default slope: 0.01
+Tensor *ag_gelu_tanh(Ctx *c, Tensor *x);          // GELU with the tanh approximation (approximate='tanh')
+Tensor *ag_pow_scalar(Ctx *c, Tensor *x, double p); // x^p (gradient p x^(p-1); 0 for p = 0)
+Tensor *ag_abs(Ctx *c, Tensor *x);                // gradient sign(x), 0 at 0
+Tensor *ag_clamp(Ctx *c, Tensor *x, double lo, double hi); // -INFINITY / INFINITY: no bound; gradient inside [lo, hi]
+Tensor *ag_minimum(Ctx *c, Tensor *a, Tensor *b); // elementwise, broadcast; a tie splits the gradient in halves
+Tensor *ag_maximum(Ctx *c, Tensor *a, Tensor *b);
+// comparisons, broadcast: 1 where true, 0 where false, in a's dtype; no gradient
+Tensor *ag_eq(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_ne(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_lt(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_le(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_gt(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_ge(Ctx *c, Tensor *a, Tensor *b);
+Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b);   // cond != 0 ? a : b, the three broadcast
+Tensor *ag_masked_fill(Ctx *c, Tensor *x, Tensor *mask, double value); // mask != 0 ? value : x
+
+// ---- built from the ops above (ops_compose.c) ----
+Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim);
+Tensor *ag_var(Ctx *c, Tensor *x, int dim, double correction, bool keepdim); // correction 1: unbiased (PyTorch's default)
+Tensor *ag_std(Ctx *c, Tensor *x, int dim, double correction, bool keepdim);
+Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target);         // mean of squared differences
+Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target); // mean, stable for any logit
+Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels);          // logp [N, C], int64 labels [N] -> mean
 
 // ---- reductions and normalisation (ops_reduce.c) ----
 Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim);

@@ -84,7 +84,7 @@ static void residual_bw(Tensor *res, Tensor *g) {
     Tensor *gr = ag_grad_fresh(res, &fr);
     if (!gr) return;
     if (fr) memcpy(gr->data, g->data, (size_t)tensor_numel(gr) * dtype_size(gr->dtype));
-    else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0);
+    else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0, 0.0);
 }
 
 static void linres_bw(AgNode *n) {

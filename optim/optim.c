@@ -148,7 +148,14 @@ int optim_hf_groups(const NnParams *ps, double wd, OptimGroup out[2]) {
         int g = optim_decays(ps->p[i].name) ? 0 : 1;
         out[g].params[out[g].n++] = ps->p[i].t;
     }
-    return out[0].n + out[1].n;
+    return 2;
+}
+
+void optim_groups_free(OptimGroup *groups, int n) {
+    for (int g = 0; g < n; g++) {
+        free(groups[g].params);
+        groups[g].params = NULL, groups[g].n = 0;
+    }
 }
 
 double schedule_factor(const Schedule *s, int64_t t) {

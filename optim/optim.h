@@ -28,6 +28,7 @@ typedef struct {
 
 // AdamW (torch.optim.AdamW): p -= lr * wd * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+// Copies the groups' parameter lists: the caller keeps (and frees) its groups.
 Optim *optim_adamw(const OptimGroup *groups, int ngroups, double beta1, double beta2, double eps);
 // SGD (torch.optim.SGD): g += wd p; b = momentum b + (1 - dampening) g (b = g at the first
 // step); g = nesterov ? g + momentum b : b; p -= lr g.
@@ -44,8 +45,11 @@ double optim_clip_grad_norm(Tensor *const *params, int n, double max_norm);
 // HF's decay rule: no decay for biases and normalisation weights (names with "bias",
 // "layernorm", "rmsnorm" or a "norm" component).
 bool optim_decays(const char *name);
-// Two groups from the trainable parameters of a registry: decaying (wd) and not (0).
+// Two groups from the trainable parameters of a registry: decaying (wd) and not (0). Returns the
+// number of groups (2), to pass to optim_adamw / optim_sgd with out (which copy what they need);
+// the groups' arrays are then freed with optim_groups_free(out, 2). Either group may be empty.
 int optim_hf_groups(const NnParams *ps, double wd, OptimGroup out[2]);
+void optim_groups_free(OptimGroup *groups, int n);
 
 typedef enum { SCHED_LINEAR, SCHED_COSINE, SCHED_CONSTANT } SchedKind;
 typedef struct {

@@ -110,13 +110,14 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
     st->steps_per_epoch = (st->micro_per_epoch + a->grad_accum - 1) / a->grad_accum;
     st->max_steps = (int64_t)a->epochs * st->steps_per_epoch;
     OptimGroup groups[2];
-    if (optim_hf_groups(&m->params, a->weight_decay, groups) == 0) {
-        free(groups[0].params), free(groups[1].params);
+    int ng = optim_hf_groups(&m->params, a->weight_decay, groups);
+    if (groups[0].n + groups[1].n == 0) {
+        optim_groups_free(groups, ng);
         snprintf(err, errn, "trainer: the model has no trainable parameters");
         return -1;
     }
-    Optim *o = optim_adamw(groups, 2, a->adam_beta1, a->adam_beta2, a->adam_eps);
-    free(groups[0].params), free(groups[1].params);
+    Optim *o = optim_adamw(groups, ng, a->adam_beta1, a->adam_beta2, a->adam_eps);
+    optim_groups_free(groups, ng);
     int np = optim_nparams(o);
     Tensor **ps = malloc(sizeof *ps * (size_t)np);
     for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);

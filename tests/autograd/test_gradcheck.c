@@ -64,6 +64,29 @@ static Tensor *fn_lora_linear(Ctx *c, Tensor **in, void *ud) {
     return ag_lora_linear(c, in[0], in[1], in[2], in[3], in[4], 1.75, *(double *)ud, &r, true);
 }
 GC_CASE(expand, ag_expand(c, in[0], SHAPE(4, 3, -1)))
+GC_CASE(sigmoid, ag_sigmoid(c, in[0]))
+GC_CASE(silu, ag_silu(c, in[0]))
+GC_CASE(softplus, ag_softplus(c, in[0], 1.5, 4.0))
+GC_CASE(leaky_relu, ag_leaky_relu(c, in[0], 0.07))
+GC_CASE(gelu_tanh, ag_gelu_tanh(c, in[0]))
+GC_CASE(pow_scalar, ag_pow_scalar(c, in[0], 2.5))
+GC_CASE(abs, ag_abs(c, in[0]))
+GC_CASE(clamp, ag_clamp(c, in[0], -0.5, 0.25))
+GC_CASE(minimum, ag_minimum(c, in[0], in[1]))
+GC_CASE(maximum, ag_maximum(c, in[0], in[1]))
+GC_CASE(where, ag_where(c, ag_gt(c, in[2], ag_mul_scalar(c, in[2], 0)), in[0], in[1]))
+GC_CASE(masked_fill, ag_mul(c, ag_masked_fill(c, in[0], ag_lt(c, in[0], ag_mul_scalar(c, in[0], 0)), -3.0), in[1]))
+GC_CASE(logsumexp, ag_logsumexp(c, in[0], 1, false))
+GC_CASE(logsumexp_keepdim, ag_logsumexp(c, in[0], -1, true))
+GC_CASE(var, ag_var(c, in[0], 1, 1.0, false))
+GC_CASE(std, ag_std(c, in[0], 0, 0.0, true))
+GC_CASE(mse_loss, ag_mse_loss(c, in[0], in[1]))
+GC_CASE(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
+static Tensor *fn_nll_loss(Ctx *c, Tensor **in, void *ud) {
+    int64_t lab[] = {2, 0, 4};
+    return ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), lab));
+}
+
 
 START_TEST(test_gradcheck_add) { gc(fn_add, (Tensor *[]){rnd(1, SHAPE(3, 4), -1, 1), rnd(2, SHAPE(4), -1, 1)}, 2, NULL); }
 END_TEST
@@ -177,6 +200,66 @@ END_TEST
 START_TEST(test_gradcheck_expand) { gc(fn_expand, (Tensor *[]){rnd(53, SHAPE(3, 1), -1, 1)}, 1, NULL); }
 END_TEST
 
+// x with no element within gap of any of the points (kinks: relu, abs, clamp, leaky_relu)
+static Tensor *away(Tensor *x, const double *pts, int np, double gap) {
+    for (int64_t i = 0; i < tensor_numel(x); i++)
+        for (int k = 0; k < np; k++) {
+            double v = tensor_get_flat(x, i);
+            if (fabs(v - pts[k]) < gap) tensor_set_flat(x, i, v < pts[k] ? pts[k] - 2 * gap : pts[k] + 2 * gap);
+        }
+    return x;
+}
+START_TEST(test_gradcheck_sigmoid) { gc(fn_sigmoid, (Tensor *[]){rnd(80, SHAPE(3, 5), -6, 6)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_silu) { gc(fn_silu, (Tensor *[]){rnd(81, SHAPE(3, 5), -6, 6)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_softplus) { // both sides of the threshold (beta x > 4 gives x)
+    gc(fn_softplus, (Tensor *[]){away(rnd(82, SHAPE(4, 5), -4, 6), (double[]){4.0 / 1.5}, 1, 0.01)}, 1, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_leaky_relu) { gc(fn_leaky_relu, (Tensor *[]){away(rnd(83, SHAPE(4, 5), -2, 2), (double[]){0}, 1, 0.01)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_gelu_tanh) { gc(fn_gelu_tanh, (Tensor *[]){rnd(84, SHAPE(3, 5), -4, 4)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_pow_scalar) { gc(fn_pow_scalar, (Tensor *[]){rnd(85, SHAPE(3, 4), 0.2, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_abs) { gc(fn_abs, (Tensor *[]){away(rnd(86, SHAPE(4, 5), -2, 2), (double[]){0}, 1, 0.01)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_clamp) {
+    gc(fn_clamp, (Tensor *[]){away(rnd(87, SHAPE(4, 6), -1, 1), (double[]){-0.5, 0.25}, 2, 0.01)}, 1, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_minimum) { gc(fn_minimum, (Tensor *[]){rnd(88, SHAPE(3, 4), -1, 1), rnd(89, SHAPE(4), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_maximum) { gc(fn_maximum, (Tensor *[]){rnd(90, SHAPE(2, 1, 3), -1, 1), rnd(91, SHAPE(4, 1), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_where) { // a [3, 4], b broadcast [4], the condition from a third tensor [3, 1]
+    Tensor *cnd = away(rnd(94, SHAPE(3, 1), -1, 1), (double[]){0}, 1, 0.01);
+    ag_set_requires_grad(cnd, false);
+    gc(fn_where, (Tensor *[]){rnd(92, SHAPE(3, 4), -1, 1), rnd(93, SHAPE(4), -1, 1), cnd}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_masked_fill) {
+    gc(fn_masked_fill, (Tensor *[]){away(rnd(95, SHAPE(3, 4), -1, 1), (double[]){0}, 1, 0.01), rnd(96, SHAPE(3, 4), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_logsumexp) { gc(fn_logsumexp, (Tensor *[]){rnd(97, SHAPE(2, 5, 3), -3, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_logsumexp_keepdim) { gc(fn_logsumexp_keepdim, (Tensor *[]){rnd(98, SHAPE(3, 6), -3, 3)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_var) { gc(fn_var, (Tensor *[]){rnd(99, SHAPE(2, 5, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_std) { gc(fn_std, (Tensor *[]){rnd(100, SHAPE(4, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_mse_loss) { gc(fn_mse_loss, (Tensor *[]){rnd(101, SHAPE(3, 4), -1, 1), rnd(102, SHAPE(3, 4), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_bce_with_logits) {
+    gc(fn_bce_with_logits, (Tensor *[]){away(rnd(103, SHAPE(3, 4), -5, 5), (double[]){0}, 1, 0.01), rnd(104, SHAPE(3, 4), 0, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_nll_loss) { gc(fn_nll_loss, (Tensor *[]){rnd(105, SHAPE(3, 5), -2, 2)}, 1, NULL); }
+END_TEST
+
 START_TEST(test_gradcheck_attention) {
     gc(fn_attention, (Tensor *[]){rnd(55, SHAPE(2, 3, 4), -1, 1), rnd(56, SHAPE(2, 3, 4), -1, 1), rnd(57, SHAPE(2, 3, 4), -1, 1)}, 3, NULL);
     // one tensor as query, key and value (aliased gradients accumulate)
@@ -269,6 +352,25 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_lora_linear);
     tcase_add_test(tc, test_gradcheck_linear_residual);
     tcase_add_test(tc, test_gradcheck_mlp_residual);
+    tcase_add_test(tc, test_gradcheck_sigmoid);
+    tcase_add_test(tc, test_gradcheck_silu);
+    tcase_add_test(tc, test_gradcheck_softplus);
+    tcase_add_test(tc, test_gradcheck_leaky_relu);
+    tcase_add_test(tc, test_gradcheck_gelu_tanh);
+    tcase_add_test(tc, test_gradcheck_pow_scalar);
+    tcase_add_test(tc, test_gradcheck_abs);
+    tcase_add_test(tc, test_gradcheck_clamp);
+    tcase_add_test(tc, test_gradcheck_minimum);
+    tcase_add_test(tc, test_gradcheck_maximum);
+    tcase_add_test(tc, test_gradcheck_where);
+    tcase_add_test(tc, test_gradcheck_masked_fill);
+    tcase_add_test(tc, test_gradcheck_logsumexp);
+    tcase_add_test(tc, test_gradcheck_logsumexp_keepdim);
+    tcase_add_test(tc, test_gradcheck_var);
+    tcase_add_test(tc, test_gradcheck_std);
+    tcase_add_test(tc, test_gradcheck_mse_loss);
+    tcase_add_test(tc, test_gradcheck_bce_with_logits);
+    tcase_add_test(tc, test_gradcheck_nll_loss);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
     return check_run(s);

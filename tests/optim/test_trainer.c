@@ -84,6 +84,36 @@ START_TEST(test_schedules_and_decay_groups) {
 }
 END_TEST
 
+// optim_hf_groups returns the group count that optim_adamw takes (it returned the parameter count,
+// which crashed optim_adamw), and its groups are freed with optim_groups_free
+START_TEST(test_hf_groups_feed_the_optimizer) {
+    Ctx *pc = ctx_new(1 << 16);
+    NnParams ps = {0};
+    const char *names[] = {"fc.weight", "fc.bias", "norm.weight", "frozen.weight", "out.weight"};
+    for (int i = 0; i < 5; i++) {
+        Tensor *t = tensor_ones(pc, DT_F32, SHAPE(3));
+        if (i != 3) ag_set_requires_grad(t, true);
+        nn_params_add(&ps, names[i], t);
+    }
+    OptimGroup g[2];
+    int ng = optim_hf_groups(&ps, 0.1, g);
+    ck_assert_int_eq(ng, 2);
+    ck_assert_int_eq(g[0].n, 2); // fc.weight, out.weight decay
+    ck_assert_int_eq(g[1].n, 2); // fc.bias, norm.weight do not; frozen.weight is left out
+    Optim *o = optim_adamw(g, ng, 0.9, 0.999, 1e-8);
+    optim_groups_free(g, ng);
+    ck_assert_ptr_null(g[0].params);
+    ck_assert_int_eq(optim_nparams(o), 4);
+    for (int i = 0; i < 4; i++) tensor_fill(optim_param(o, i)->grad, 1.0);
+    optim_step(o, 0.01);
+    ck_assert(tensor_get_flat(nn_params_get(&ps, "fc.weight"), 0) < tensor_get_flat(nn_params_get(&ps, "fc.bias"), 0)); // decayed more
+    ck_assert(tensor_get_flat(nn_params_get(&ps, "frozen.weight"), 0) == 1.0);
+    optim_free(o);
+    nn_params_free(&ps);
+    ctx_free(pc);
+}
+END_TEST
+
 START_TEST(test_metrics_by_hand) {
     Metrics mt = {.nclasses = 3};
     int64_t conf[9] = {5, 1, 0, /* true 1: */ 2, 3, 1, /* true 2: */ 0, 0, 4};
@@ -458,6 +488,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_adamw_and_sgd_by_hand);
     tcase_add_test(tc, test_schedules_and_decay_groups);
+    tcase_add_test(tc, test_hf_groups_feed_the_optimizer);
     tcase_add_test(tc, test_metrics_by_hand);
     tcase_add_test(tc, test_tiny_train_golden);
     tcase_add_test(tc, test_hf_trainer_partial_windows);

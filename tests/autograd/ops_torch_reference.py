@@ -1,0 +1,71 @@
+"""PyTorch's values for cgrad's ops (tests/autograd/test_ops_torch.c compares): for each op, its
+float64 inputs, its output and the gradients of sum(output * R) for a fixed random R.
+Usage: ops_torch_reference.py OUT.safetensors (needs python3-torch)."""
+import json, struct, sys
+
+import torch
+import torch.nn.functional as F
+
+g = torch.Generator().manual_seed(7)
+
+
+def rnd(*shape, lo=-1.0, hi=1.0, grad=True):
+    t = torch.rand(*shape, generator=g, dtype=torch.float64) * (hi - lo) + lo
+    return t.requires_grad_(grad)
+
+
+def away(t, pts, gap=0.01):  # no element near a kink
+    with torch.no_grad():
+        for p in pts:
+            near = (t - p).abs() < gap
+            t[near] = torch.where(t[near] < p, torch.tensor(p - 2 * gap, dtype=t.dtype), torch.tensor(p + 2 * gap, dtype=t.dtype))
+    return t
+
+
+cases = {
+    "sigmoid": (lambda x: torch.sigmoid(x), [rnd(3, 5, lo=-30, hi=30)]),
+    "silu": (lambda x: F.silu(x), [rnd(3, 5, lo=-8, hi=8)]),
+    "softplus": (lambda x: F.softplus(x, beta=1.5, threshold=4.0), [away(rnd(4, 5, lo=-4, hi=6), [4.0 / 1.5])]),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.07), [away(rnd(4, 5, lo=-2, hi=2), [0.0])]),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [rnd(3, 5, lo=-5, hi=5)]),
+    "pow_scalar": (lambda x: torch.pow(x, 2.5), [rnd(3, 4, lo=0.2, hi=3)]),
+    "abs": (lambda x: torch.abs(x), [away(rnd(4, 5, lo=-2, hi=2), [0.0])]),
+    "clamp": (lambda x: torch.clamp(x, -0.5, 0.25), [away(rnd(4, 6), [-0.5, 0.25])]),
+    "minimum": (lambda x, y: torch.minimum(x, y), [rnd(3, 4), rnd(4)]),
+    "maximum": (lambda x, y: torch.maximum(x, y), [rnd(2, 1, 3), rnd(4, 1)]),
+    "where": (lambda x, y, z: torch.where(z > 0, x, y), [rnd(3, 4), rnd(4), away(rnd(3, 1, grad=False), [0.0])]),
+    "masked_fill": (lambda x: x.masked_fill(x < 0, -3.0), [away(rnd(3, 4), [0.0])]),
+    "logsumexp": (lambda x: torch.logsumexp(x, 1), [rnd(2, 5, 3, lo=-3, hi=3)]),
+    "var": (lambda x: torch.var(x, 1, correction=1), [rnd(2, 5, 3, lo=-2, hi=2)]),
+    "std": (lambda x: torch.std(x, 0, correction=0, keepdim=True), [rnd(4, 3, lo=-2, hi=2)]),
+    "mse_loss": (lambda x, y: F.mse_loss(x, y), [rnd(3, 4), rnd(3, 4)]),
+    "bce_with_logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y), [rnd(3, 4, lo=-40, hi=40), rnd(3, 4, lo=0, hi=1)]),
+    "nll_loss": (lambda x: F.nll_loss(F.log_softmax(x, 1), torch.tensor([2, 0, 4])), [rnd(3, 5, lo=-2, hi=2)]),
+    "eq": (lambda x, y: (x == y).double(), [torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)]),
+    "lt": (lambda x, y: (x < y).double(), [rnd(3, 4, grad=False), rnd(4, grad=False)]),
+    "ge": (lambda x, y: (x >= y).double(), [rnd(3, 4, grad=False), rnd(3, 1, grad=False)]),
+}
+
+out = {}
+for name, (fn, ins) in cases.items():
+    y = fn(*ins)
+    R = torch.rand(y.shape, generator=g, dtype=torch.float64)
+    if any(t.requires_grad for t in ins):
+        (y * R).sum().backward()
+    out[f"{name}.out"] = y.detach()
+    out[f"{name}.R"] = R
+    for i, t in enumerate(ins):
+        out[f"{name}.in{i}"] = t.detach()
+        if t.grad is not None:
+            out[f"{name}.grad{i}"] = t.grad
+
+hdr, blobs, off = {}, [], 0
+for k in sorted(out):
+    b = out[k].contiguous().numpy().tobytes()
+    hdr[k] = {"dtype": "F64", "shape": list(out[k].shape), "data_offsets": [off, off + len(b)]}
+    off += len(b)
+    blobs.append(b)
+h = json.dumps(hdr).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+print(f"{len(cases)} ops written")

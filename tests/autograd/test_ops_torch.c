@@ -1,0 +1,109 @@
+// test_ops_torch.c: cgrad's ops against PyTorch's values (ops_torch_reference.py writes them): for
+// each op, the output and the gradients of sum(output * R) in float64, within 1e-10 relative.
+// Usage: test_ops_torch REFERENCE.safetensors; prints "N passed, N failed".
+#include "../../autograd/autograd.h"
+#include "../../models/weights.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef Tensor *(*OpFn)(Ctx *c, Tensor **in);
+#define OP(name, expr) static Tensor *op_##name(Ctx *c, Tensor **in) { return expr; }
+OP(sigmoid, ag_sigmoid(c, in[0]))
+OP(silu, ag_silu(c, in[0]))
+OP(softplus, ag_softplus(c, in[0], 1.5, 4.0))
+OP(leaky_relu, ag_leaky_relu(c, in[0], 0.07))
+OP(gelu_tanh, ag_gelu_tanh(c, in[0]))
+OP(pow_scalar, ag_pow_scalar(c, in[0], 2.5))
+OP(abs, ag_abs(c, in[0]))
+OP(clamp, ag_clamp(c, in[0], -0.5, 0.25))
+OP(minimum, ag_minimum(c, in[0], in[1]))
+OP(maximum, ag_maximum(c, in[0], in[1]))
+OP(where, ag_where(c, ag_gt(c, in[2], ag_mul_scalar(c, in[2], 0)), in[0], in[1]))
+OP(masked_fill, ag_masked_fill(c, in[0], ag_lt(c, in[0], ag_mul_scalar(c, in[0], 0)), -3.0))
+OP(logsumexp, ag_logsumexp(c, in[0], 1, false))
+OP(var, ag_var(c, in[0], 1, 1.0, false))
+OP(std, ag_std(c, in[0], 0, 0.0, true))
+OP(mse_loss, ag_mse_loss(c, in[0], in[1]))
+OP(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
+OP(nll_loss, ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4})))
+OP(eq, ag_eq(c, in[0], in[1]))
+OP(lt, ag_lt(c, in[0], in[1]))
+OP(ge, ag_ge(c, in[0], in[1]))
+
+static const struct {
+    const char *name;
+    OpFn fn;
+} OPS[] = {{"sigmoid", op_sigmoid}, {"silu", op_silu}, {"softplus", op_softplus}, {"leaky_relu", op_leaky_relu},
+           {"gelu_tanh", op_gelu_tanh}, {"pow_scalar", op_pow_scalar}, {"abs", op_abs}, {"clamp", op_clamp},
+           {"minimum", op_minimum}, {"maximum", op_maximum}, {"where", op_where}, {"masked_fill", op_masked_fill},
+           {"logsumexp", op_logsumexp}, {"var", op_var}, {"std", op_std}, {"mse_loss", op_mse_loss},
+           {"bce_with_logits", op_bce_with_logits}, {"nll_loss", op_nll_loss}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
+
+static Tensor *load(Ctx *c, const WFile *f, const char *op, const char *what) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", op, what);
+    const WEntry *e = wfile_find(f, k);
+    if (!e || e->dtype != WD_F64) return NULL;
+    return tensor_from_data(c, DT_F64, e->ndim, e->shape, e->data);
+}
+
+// worst |a - b| / (1e-300 + max |b|) over the elements; INFINITY when the shapes differ
+static double rel_diff(const Tensor *a, const Tensor *b) {
+    if (!a || !b || tensor_numel(a) != tensor_numel(b)) return INFINITY;
+    double worst = 0, scale = 1e-300;
+    for (int64_t i = 0; i < tensor_numel(b); i++) scale = fmax(scale, fabs(tensor_get_flat(b, i)));
+    for (int64_t i = 0; i < tensor_numel(b); i++) worst = fmax(worst, fabs(tensor_get_flat(a, i) - tensor_get_flat(b, i)) / scale);
+    return worst;
+}
+
+int main(int argc, char **argv) {
+    char err[512];
+    WFile f;
+    if (argc != 2 || safetensors_open(&f, argv[1], err, sizeof err) != 0) {
+        fprintf(stderr, "usage: test_ops_torch REFERENCE.safetensors (%s)\n", argc == 2 ? err : "no file");
+        return 2;
+    }
+    int pass = 0, fail = 0;
+    for (size_t k = 0; k < sizeof OPS / sizeof *OPS; k++) {
+        Ctx *c = ctx_new(1 << 20);
+        const char *op = OPS[k].name;
+        Tensor *in[3] = {0};
+        int nin = 0;
+        for (; nin < 3; nin++) {
+            char w[16];
+            snprintf(w, sizeof w, "in%d", nin);
+            if (!(in[nin] = load(c, &f, op, w))) break;
+            char gname[16];
+            snprintf(gname, sizeof gname, "grad%d", nin);
+            if (load(c, &f, op, gname)) ag_set_requires_grad(in[nin], true); // PyTorch gave it a gradient
+        }
+        Tensor *want = load(c, &f, op, "out"), *R = load(c, &f, op, "R");
+        Tensor *y = nin ? OPS[k].fn(c, in) : NULL;
+        double worst = rel_diff(y, want);
+        bool ok = y && worst <= 1e-10;
+        if (ok && y->requires_grad) {
+            Tensor *Rv = tensor_from_buffer(c, DT_F64, y->ndim, y->shape, R->data);
+            ok = ag_backward(c, ag_sum_all(c, ag_mul(c, y, Rv))) == 0;
+            for (int i = 0; ok && i < nin; i++) {
+                char gname[16];
+                snprintf(gname, sizeof gname, "grad%d", i);
+                Tensor *gw = load(c, &f, op, gname);
+                if (!gw) continue;
+                double d = rel_diff(in[i]->grad, gw);
+                worst = fmax(worst, d);
+                ok = d <= 1e-10;
+            }
+        }
+        if (ok) pass++;
+        else {
+            fail++;
+            printf("FAIL %s: worst relative difference %.3g %s\n", op, worst, ctx_ok(c) ? "" : ctx_error(c));
+        }
+        ctx_free(c);
+    }
+    wfile_close(&f);
+    printf("ops against PyTorch: %d passed, %d failed\n", pass, fail);
+    return fail ? 1 : 0;
+}

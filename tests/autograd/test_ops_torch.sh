@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs ops_torch_reference.py (PyTorch's values) and test_ops_torch against them; skips (77)
+# without Debian's python3-torch. The float64 gradchecks in test_gradcheck run everywhere.
+set -euo pipefail
+exe=$1 here=$(dirname "$0")
+py=/usr/bin/python3
+$py -c "import torch" 2>/dev/null || { echo "skip: python3-torch is not installed"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+$py "$here/ops_torch_reference.py" "$tmp/ops.safetensors" >/dev/null
+"$exe" "$tmp/ops.safetensors"
