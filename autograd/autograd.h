@@ -2,7 +2,9 @@
 // (in ctx) and, when an input requires a gradient and no-grad mode is off, records a node on
 // ctx's tape. ag_backward(ctx, loss) runs the tape backwards, accumulating (+=) into .grad.
 // Ops return NULL on bad input and leave a message naming the op and the shapes in ctx
-// (ctx_error); a NULL input makes the next op return NULL too, so checks can wait for the end.
+// (ctx_error); a NULL input after a failed op makes the next op return NULL too (the first message
+// stays), so checks can wait for the end; a NULL that no failed op explains sets
+// "op: argument NAME is NULL".
 #ifndef CGRAD_AUTOGRAD_H
 #define CGRAD_AUTOGRAD_H
 
