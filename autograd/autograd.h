@@ -12,6 +12,10 @@
 #include "../tensor/rng.h"
 #include "../tensor/tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AG_MAX_IN 6
 
 typedef struct AgNode {
@@ -152,5 +156,9 @@ bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, 
 bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
 AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
 #define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,7 +1,7 @@
 // fuzz_image.c: the JPEG and PNG decoders (libjpeg's and libpng's errors must come back as values).
 #include "fuzz_common.h"
 
-#include "../nn/image.h"
+#include "../data/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     char err[512];

@@ -6,6 +6,10 @@
 
 #include "vit.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { PEFT_V4 = 4, PEFT_V5 = 5 } PeftGen;
 
 typedef struct {
@@ -28,5 +32,9 @@ int adapter_spell_targets(char in[][32], int n, PeftGen to, char out[][32], int 
 int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size_t errn);
 // Writes DIR/adapter_config.json and DIR/adapter_model.safetensors in generation gen.
 int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *base_model, char *err, size_t errn);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 
 #include "weights.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct Checkpoint {
     WFile *files;
     int nfiles;
@@ -27,5 +31,9 @@ void checkpoint_close(Checkpoint *ck);
 char *vit_canonical_name(const char *in, char *out, size_t n);
 // canonical v4 -> transformers-5 in-memory name (vit.layers.N.attention.q_proj...)
 char *vit_v5_name(const char *in, char *out, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

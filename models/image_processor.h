@@ -4,8 +4,12 @@
 #ifndef CGRAD_IMAGE_PROCESSOR_H
 #define CGRAD_IMAGE_PROCESSOR_H
 
-#include "../nn/image.h"
+#include "../data/image.h"
 #include "../tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 // HF: a short-side resize truncates the long side (int(S * long / short)) and crops at
 // (h - ch) // 2. timm: the long side is rounded (ResizeKeepRatio) and the crop is torchvision's,
@@ -44,7 +48,11 @@ void image_processor_denormalize(const ImageProcessor *p, const float *src, int 
 
 // MODEL_DIR/preprocessor_config.json when present, else ViTImageProcessor's defaults.
 int image_processor_for_model(ImageProcessor *p, const char *model_dir, int image_size, char *err, size_t errn);
-// A PrepFn for the loader (nn/dataset.h): ud is the ImageProcessor; output [3, H, W].
+// A PrepFn for the loader (data/dataset.h): ud is the ImageProcessor; output [3, H, W].
 int image_processor_prep(void *ud, const Image *im, float *dst);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

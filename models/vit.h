@@ -7,6 +7,10 @@
 #include "checkpoint.h"
 #include "vit_config.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     NnLayerNorm ln_before, ln_after;
     NnLinear q, k, v, o, fc1, fc2;
@@ -69,5 +73,9 @@ void vit_param_counts(const VitModel *m, int64_t *trainable, int64_t *all);
 void vit_print_trainable_parameters(const VitModel *m, FILE *f);
 // An HF model directory: config.json + model.safetensors (base weights; merge LoRA first to keep it).
 int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t errn);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

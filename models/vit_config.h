@@ -5,6 +5,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct cJSON;
 
 typedef struct {
@@ -44,5 +48,9 @@ char *vit_config_to_json(const VitConfig *cfg);   // malloc'd, HF layout (id2lab
 int vit_config_save(const VitConfig *cfg, const char *path, char *err, size_t errn);
 int vit_config_copy(VitConfig *dst, const VitConfig *src);
 void vit_config_free(VitConfig *cfg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

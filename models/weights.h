@@ -7,6 +7,10 @@
 
 #include "../tensor/tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SAFETENSORS_MAX_HEADER (100u << 20) // 100 MiB, as the reference implementation
 
 typedef enum { WD_F32, WD_F16, WD_BF16, WD_F64, WD_I64, WD_I32, WD_I16, WD_I8, WD_U8, WD_BOOL } WDtype;
@@ -48,5 +52,9 @@ typedef struct {
     const Tensor *t; // float32, float64, int64 or uint8; any strides
 } StItem;
 int safetensors_save(const char *path, const StItem *items, int n, const char *metadata_json, char *err, size_t errn);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 
 #include "../autograd/autograd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // ---- named parameters ----
 typedef struct {
     char *name;
@@ -62,5 +66,9 @@ Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k,
 NnLora *nn_lora_attach(Ctx *pc, NnLinear *l, int r, double alpha, double dropout, Rng *rng);
 void nn_lora_merge(NnLinear *l);   // W += scale B A (W must be writable)
 void nn_lora_unmerge(NnLinear *l); // W -= scale B A
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

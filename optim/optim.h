@@ -5,6 +5,10 @@
 
 #include "../nn/nn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { OPTIM_ADAMW, OPTIM_SGD } OptimKind;
 
 typedef struct {
@@ -62,5 +66,9 @@ double schedule_factor(const Schedule *s, int64_t t);
 int64_t schedule_warmup_steps(int64_t total, int64_t warmup_steps, double warmup_ratio); // HF: steps, else ceil(ratio * total)
 const char *schedule_name(SchedKind k);
 int schedule_parse(const char *s, SchedKind *k);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

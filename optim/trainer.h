@@ -9,8 +9,12 @@
 #include <signal.h>
 
 #include "../models/adapter.h"
-#include "../nn/dataset.h"
+#include "../data/dataset.h"
 #include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct {
     int batch_size, grad_accum, epochs;
@@ -84,5 +88,9 @@ void metrics_free(Metrics *mt);
 
 // The training loss and learning rate against steps, as a PNG.
 int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // opens PATH for reading only if it is a regular file: a FIFO, a device or a directory is refused
 // without blocking (opened non-blocking, checked, then made blocking); the fd, or -1 with a message
 int file_open_regular(const char *path, char *err, size_t errn);
@@ -21,5 +25,9 @@ bool file_exists(const char *path);
 bool text_is_utf8(const char *s); // well-formed UTF-8 (no overlong forms, surrogates or bytes past U+10FFFF)
 bool dir_exists(const char *path);
 char *path_join(char *buf, size_t n, const char *dir, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Sets OpenBLAS to one thread, once: cgrad parallelises with OpenMP around it.
 void kernels_blas_init(void);
 
@@ -37,5 +41,9 @@ typedef enum {
 #include "kernels_decl.inc"
 #undef real
 #undef K
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,6 +17,10 @@
 #include <math.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     uint64_t seed;
     uint64_t offset; // draws consumed so far
@@ -48,5 +52,9 @@ void rng_fill_normal(Rng *r, Tensor *t, double mean, double std);
 void rng_dropout_mask(Rng *r, float *mask, int64_t n, double p);
 // Fisher-Yates shuffle of idx[0..n) (draw k picks position among the first n-k).
 void rng_shuffle(Rng *r, int64_t *idx, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

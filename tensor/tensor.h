@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define TENSOR_MAX_DIMS 8
 
 typedef enum { DT_F32, DT_F64, DT_I64, DT_U8 } DType;
@@ -102,5 +106,9 @@ void tensor_print(const Tensor *t);
 
 // Broadcast the shapes of a and b (NumPy rules) into out_shape; returns ndim or -1.
 int broadcast_shapes(const Tensor *a, const Tensor *b, int64_t *out_shape);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,3 +14,14 @@ flags=$(pkg-config --define-variable=prefix="$tmp$prefix" --cflags --libs cgrad)
 cc -std=c11 "$src/examples/xor_mlp.c" $flags -o "$tmp/xor_mlp"
 libdir=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=libdir cgrad)
 LD_LIBRARY_PATH="$libdir" "$tmp/xor_mlp"
+# only public headers are installed, and they are C++-clean (extern "C")
+inc=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=includedir cgrad)/cgrad
+for internal in tensor/fastmath.h tensor/sgemm.h tensor/sgemm_isa.h models/json_strict.h optim/trainer_ckpt.h; do
+    [ ! -e "$inc/$internal" ] || { echo "internal header $internal was installed"; exit 1; }
+done
+[ -e "$inc/nn/nn.h" ] && [ -e "$inc/optim/optim.h" ] && [ -e "$inc/data/dataset.h" ] || { echo "a public header is missing"; exit 1; }
+if command -v g++ >/dev/null; then
+    printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); bool ok = ctx_ok(c); ctx_free(c); return ok ? 0 : 1; }\n' > "$tmp/use.cpp"
+    g++ "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++"; exit 1; }
+fi
+echo "installed headers: public only, usable from C and C++"

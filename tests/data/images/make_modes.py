@@ -1,5 +1,5 @@
 """Writes small images in unusual but valid modes and Pillow's convert("RGB") of each into
-expected.safetensors (the test data for tests/nn/test_image.c). Run with Debian's python3-pil
+expected.safetensors (the test data for tests/pipeline/test_image.c). Run with Debian's python3-pil
 and python3-numpy: python3 make_modes.py (from this folder)."""
 import json, struct
 import numpy as np

@@ -1,7 +1,7 @@
 // test_dataset.c: folder datasets, Fashion-MNIST, seeded splits, and a loader whose batches do
 // not depend on the thread count.
 #include "../../models/image_processor.h"
-#include "../../nn/dataset.h"
+#include "../../data/dataset.h"
 #include "../../tensor/fileio.h"
 
 #include "../check_util.h"

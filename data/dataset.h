@@ -7,6 +7,10 @@
 #include "../tensor/rng.h"
 #include "image.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int n;
     char **paths;        // image files, or NULL for in-memory items
@@ -57,5 +61,9 @@ int loader_batch(Loader *L, const int64_t *idx, int nb, float *pixels, int64_t *
 // a bad file is found before anything is trained or written; 0, or -1 naming the first bad item.
 int loader_check_all(Loader *L, char *err, size_t errn);
 void loader_free(Loader *L);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Decompression-bomb limit: Pillow's MAX_IMAGE_PIXELS (it warns above it; cgrad refuses).
 #define IMAGE_MAX_PIXELS 89478485ll
 #define IMAGE_MAX_SIDE 65535
@@ -37,5 +41,9 @@ int image_center_crop_tv(Image *out, const Image *in, int cw, int ch);
 
 // Writes an RGB PNG atomically (PATH.tmp, fsync, rename).
 int image_save_png(const Image *im, const char *path, char *err, size_t errn);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
