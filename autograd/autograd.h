@@ -4,35 +4,16 @@
 // Ops return NULL on bad input and leave a message naming the op and the shapes in ctx
 // (ctx_error); a NULL input after a failed op makes the next op return NULL too (the first message
 // stays), so checks can wait for the end; a NULL that no failed op explains sets
-// "op: argument NAME is NULL".
+// "op: argument NAME is NULL". Writing an op of one's own: autograd/extend.h.
 #ifndef CGRAD_AUTOGRAD_H
 #define CGRAD_AUTOGRAD_H
 
-#include "../tensor/kernels.h"
 #include "../tensor/rng.h"
 #include "../tensor/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define AG_MAX_IN 6
-
-typedef struct AgNode {
-    struct AgNode *prev;          // the op recorded before this one
-    const char *op;
-    Tensor *out;
-    Tensor *in[AG_MAX_IN];
-    int nin;
-    void (*backward)(struct AgNode *n);
-    Tensor *saved[3];             // what the backward needs (contiguous inputs, statistics)
-    void *aux;                    // op-specific arrays in the arena
-    double f[2];
-    int64_t i[TENSOR_MAX_DIMS + 2];
-    uint64_t seq;                 // recording order across all contexts: inputs' nodes are older
-    uint64_t visit;               // the backward pass that last reached it
-    bool consumed;                // walked by a backward without retain: walking it again is refused
-} AgNode;
 
 // ---- the engine (tape.c) ----
 void ag_set_requires_grad(Tensor *t, bool on);   // a leaf: allocates its zeroed .grad in t->ctx
@@ -46,8 +27,6 @@ int ag_backward(Ctx *c, Tensor *loss);
 int ag_backward_retain(Ctx *c, Tensor *loss);     // the same, leaving the walked ops usable again
 void ag_zero_grad(Tensor *const *ts, int n);
 Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
-Tensor *ag_grad_buf(Tensor *t);                   // t's gradient (allocated on demand, zeroed) or NULL
-Tensor *ag_grad_fresh(Tensor *t, bool *fresh);    // the same, not zeroed when new (*fresh): write, don't add
 
 // ---- elementwise, NumPy broadcasting (ops_elementwise.c) ----
 Tensor *ag_add(Ctx *c, Tensor *a, Tensor *b);
@@ -148,14 +127,6 @@ typedef struct {
     uint64_t seed;
 } AgGradcheckOpts;
 bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts *opts, char *msg, size_t msgn);
-
-// ---- internal helpers shared by the op files ----
-bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, float, same dtype
-// false when t is NULL: a NULL after a failed op passes on quietly (the message is already in c),
-// any other NULL sets "op: argument NAME is NULL"
-bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
-AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
-#define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 // gradcheck.c: analytic gradients against central finite differences (see autograd.h).
-#include "autograd.h"
+#include "extend.h"
 
 #include <math.h>
 #include <string.h>

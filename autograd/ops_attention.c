@@ -1,5 +1,5 @@
 // ops_attention.c: fused multi-head self-attention, softmax(q k^T / sqrt(hs)) v per head.
-#include "autograd.h"
+#include "extend.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
 // ops_compose.c: ops built from other ops; their gradients come from those ops' backward kernels.
 // PyTorch's semantics: logsumexp, var / std with a correction, and the mean losses mse,
 // binary cross-entropy with logits and nll.
-#include "autograd.h"
+#include "extend.h"
 
 Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim) {
     if (!ag_arg(c, "logsumexp", "x", x)) return NULL;

@@ -1,5 +1,5 @@
 // ops_elementwise.c: broadcast binary ops, unary ops, scalar forms, dropout.
-#include "autograd.h"
+#include "extend.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 // ops_fused.c: fused layers for the ViT's hot path. Each keeps only what its backward needs:
 // LoRA linear ([N, r] and the generator's position instead of a dropout mask), linear with a
 // residual (no separate sum), MLP with a residual (the pre-activation, not the GELU output).
-#include "autograd.h"
+#include "extend.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 // ops_matmul.c: matmul (2-d, batched, vectors, transposed views without copies), linear, patch
 // convolution (im2col + GEMM).
-#include "autograd.h"
+#include "extend.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 // ops_reduce.c: sum / mean / max over a dimension, softmax, log-softmax, layer norm, cross-entropy.
-#include "autograd.h"
+#include "extend.h"
 
 // x viewed as [O, N, I] around dimension d
 static void split3(const Tensor *x, int d, int64_t *O, int64_t *N, int64_t *I) {

@@ -1,7 +1,7 @@
 // ops_shape.c: recorded views (reshape, permute, transpose, narrow, expand), contiguous, concat,
 // index_select and gather. A view's backward applies the same view to the input's gradient and
 // adds the output's gradient into it: expand's stride-0 dimensions make that a sum.
-#include "autograd.h"
+#include "extend.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 // tape.c: the engine. Ops are recorded in execution order, so walking the tape from the newest
 // node back is a reverse topological order (micrograd's sort, for free in define-by-run).
-#include "autograd.h"
+#include "extend.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

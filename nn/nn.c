@@ -1,6 +1,8 @@
 // nn.c: the parameter registry and the layers.
 #include "nn.h"
 
+#include "../autograd/extend.h"
+
 #include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>

@@ -25,3 +25,6 @@ if command -v g++ >/dev/null; then
     g++ "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++"; exit 1; }
 fi
 echo "installed headers: public only, usable from C and C++"
+# an op of one's own, through the extender header (docs/ops.md)
+cc -std=c11 "$src/examples/custom_op.c" $flags -o "$tmp/custom_op"
+LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"

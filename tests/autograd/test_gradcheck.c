@@ -1,5 +1,5 @@
 // test_gradcheck.c: one gradient check per differentiable op, in float64.
-#include "../../autograd/autograd.h"
+#include "../../autograd/extend.h"
 
 #include "../check_util.h"
 #include <math.h>

@@ -1,0 +1,58 @@
+// extend.h: the machinery for writing an op (docs/ops.md walks through one). An op is a pair of
+// kernels (forward, and a backward that accumulates into the input gradients) and an ag_
+// constructor that checks its arguments, computes the forward at once into a new tensor of the
+// context, and records a node whose backward callback the engine calls in reverse order.
+#ifndef CGRAD_AUTOGRAD_EXTEND_H
+#define CGRAD_AUTOGRAD_EXTEND_H
+
+#include "../tensor/kernels.h"
+#include "autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AG_MAX_IN 6
+
+// One recorded op. The engine owns prev, seq, visit and consumed; the op fills the rest.
+typedef struct AgNode {
+    struct AgNode *prev;          // the op recorded before this one (the context's tape)
+    const char *op;               // the op's name, for messages
+    Tensor *out;                  // the op's result; out->grad holds its gradient when backward runs
+    Tensor *in[AG_MAX_IN];        // the inputs (their gradients come from ag_grad_buf / ag_grad_fresh)
+    int nin;
+    void (*backward)(struct AgNode *n);
+    Tensor *saved[3];             // what the backward needs (contiguous inputs, statistics)
+    void *aux;                    // op-specific arrays in the arena
+    double f[2];                  // op-specific scalars
+    int64_t i[TENSOR_MAX_DIMS + 2]; // op-specific integers (dimensions, sizes, kinds)
+    uint64_t seq;                 // recording order across all contexts: inputs' nodes are older
+    uint64_t visit;               // the backward pass that last reached it
+    bool consumed;                // walked by a backward without retain: walking it again is refused
+} AgNode;
+
+// Records an op whose result is out, computed from in[0..nin): returns the node to fill with what
+// the backward needs, or NULL when nothing needs a gradient (no input requires one, or no-grad
+// mode): then there is nothing to save either. Marks out as requiring a gradient.
+AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
+
+// In a backward callback: the gradient buffer of an input, allocated on demand (zeroed), or NULL
+// when that input needs none; ag_grad_fresh leaves a new buffer unzeroed and sets *fresh, so the
+// first contribution can be written instead of added.
+Tensor *ag_grad_buf(Tensor *t);
+Tensor *ag_grad_fresh(Tensor *t, bool *fresh);
+
+// Argument checks that leave the message a caller sees in ctx_error:
+bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, float, same dtype
+// false when t is NULL: a NULL after a failed op passes on quietly (the message is already in c),
+// any other NULL sets "op: argument NAME is NULL"
+bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
+
+// Calls fn_f32 or fn_f64 (kernels.h) by dtype.
+#define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
