@@ -87,6 +87,19 @@ static int check_overlap(const char *flag, const char *out, const char *const *i
     return 0;
 }
 
+// the folder an output will be made in exists
+static int parent_exists(const char *flag, const char *path, char *err, size_t errn) {
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    if (slash && parent[0] && !dir_exists(parent)) {
+        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
+        return -1;
+    }
+    return 0;
+}
+
 int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err,
                    size_t errn) {
     struct stat st;
@@ -111,15 +124,7 @@ int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resum
         snprintf(err, errn, "--resume: %s does not exist", dir);
         return -1;
     }
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = 0;
-    if (slash && parent[0] && !dir_exists(parent)) {
-        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
-        return -1;
-    }
-    return 0; // created by app_make_output_dir once every input has been checked
+    return parent_exists(flag, dir, err, errn); // created by app_make_output_dir once every input has been checked
 }
 
 int app_output_file(const char *flag, const char *path, bool overwrite, const char *const *inputs, char *err, size_t errn) {
@@ -136,15 +141,7 @@ int app_output_file(const char *flag, const char *path, bool overwrite, const ch
         }
         return 0;
     }
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = 0;
-    if (slash && parent[0] && !dir_exists(parent)) {
-        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
-        return -1;
-    }
-    return 0;
+    return parent_exists(flag, path, err, errn);
 }
 
 int app_make_output_dir(const char *dir, char *err, size_t errn) {

@@ -72,6 +72,24 @@ static float *slot_for(const SgemmIsa *k, int slot, int64_t N, int64_t K) {
     return slot_buf[slot];
 }
 
+// C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels
+static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *bp, float beta, float *C, int64_t ldc) {
+    int64_t Npad = npanels(k, N) * k->nr;
+    for (int64_t k0 = 0; k0 < K; k0 += k->kc) {
+        int64_t kc = K - k0 < k->kc ? K - k0 : k->kc;
+        bool load_c = k0 > 0 || beta != 0.0f;
+        float bt = k0 > 0 ? 1.0f : beta; // later K blocks add to what the first wrote
+        const float *bk = bp + k0 * Npad;
+        for (int64_t i0 = 0; i0 < M; i0 += k->mr) {
+            int mr = M - i0 < k->mr ? (int)(M - i0) : k->mr;
+            const float *a = ta ? A + k0 * lda + i0 : A + i0 * lda + k0;
+            for (int64_t j0 = 0; j0 < N; j0 += k->nr)
+                k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c);
+        }
+    }
+}
+
 static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
     for (int64_t kb = 0; kb < nkblocks(k, K); kb++)
         for (int64_t p = 0; p < npanels(k, N); p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
@@ -89,7 +107,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
     if (nt == 1) {
         pack_all(k, bp, B, ldb, tb, N, K);
-        k->packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
         return true;
     }
 #pragma omp parallel num_threads(nt)
@@ -101,7 +119,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
         if (hi > M) hi = M;
-        if (lo < hi) k->packed(ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+        if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
     }
     return true;
 }
@@ -116,5 +134,5 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
 
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
                   float beta, float *C, int64_t ldc) {
-    isa()->packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+    run_packed(isa(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
 }

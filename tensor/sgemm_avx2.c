@@ -44,7 +44,8 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (nr == NR) {
-        for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 6
+        for (int i = 0; i < MR && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
             float *cr = c + i * ldc;
             __m256 r0 = _mm256_mul_ps(c0[i], va), r1 = _mm256_mul_ps(c1[i], va);
             if (load_c) {
@@ -57,7 +58,8 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
         return;
     }
     __m256i m0 = lanes(nr), m1 = lanes(nr - 8);
-    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
         float *cr = c + i * ldc;
         __m256 r0 = _mm256_mul_ps(c0[i], va), r1 = _mm256_mul_ps(c1[i], va);
         if (load_c) {
@@ -118,29 +120,16 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
     }
 }
 
-static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                   float beta, float *C, int64_t ldc) {
-    int64_t Npad = npanels(N) * NR;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
-        bool load_c = k0 > 0 || beta != 0.0f;
-        float bt = k0 > 0 ? 1.0f : beta;
-        const float *bk = bp + k0 * Npad;
-        for (int64_t i0 = 0; i0 < M; i0 += MR) {
-            int mr = M - i0 < MR ? (int)(M - i0) : MR;
-            for (int64_t j0 = 0; j0 < N; j0 += NR) {
-                int64_t nr = N - j0 < NR ? N - j0 : NR;
-                float *c = C + i0 * ldc + j0;
-                if (ta) micro(kc, A + k0 * lda + i0, 1, lda, bk + j0 * kc, c, ldc, mr, nr, alpha, bt, load_c);
-                else micro(kc, A + i0 * lda + k0, lda, 1, bk + j0 * kc, c, ldc, mr, nr, alpha, bt, load_c);
-            }
-        }
-    }
+// one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
+static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
+                 float alpha, float beta, bool load_c) {
+    if (ta) micro(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c); // a(i, k) = a[k lda + i]
+    else micro(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
-static const SgemmIsa AVX2 = {"avx2", MR, NR, KC, cpu_has, pack_panel, packed};
+static const SgemmIsa AVX2 = {"avx2", MR, NR, KC, cpu_has, pack_panel, tile};
 const SgemmIsa *sgemm_isa_avx2(void) { return &AVX2; }
 #else
 const SgemmIsa *sgemm_isa_avx2(void) { return NULL; }

@@ -39,7 +39,8 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
         float *cr = c + i * ldc;
         __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
         if (load_c) {
@@ -107,29 +108,16 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
     }
 }
 
-static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                  float beta, float *C, int64_t ldc) {
-    int64_t Npad = npanels(N) * NR;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
-        bool load_c = k0 > 0 || beta != 0.0f;
-        float bt = k0 > 0 ? 1.0f : beta;
-        const float *bk = bp + k0 * Npad;
-        for (int64_t i0 = 0; i0 < M; i0 += MR) {
-            int mr = M - i0 < MR ? (int)(M - i0) : MR;
-            for (int64_t j0 = 0; j0 < N; j0 += NR) {
-                int64_t nr = N - j0 < NR ? N - j0 : NR;
-                float *c = C + i0 * ldc + j0;
-                if (ta) micro(kc, A + k0 * lda + i0, 1, lda, bk + j0 * kc, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, bt, load_c);
-                else micro(kc, A + i0 * lda + k0, lda, 1, bk + j0 * kc, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, bt, load_c);
-            }
-        }
-    }
+// one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
+static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
+                 float alpha, float beta, bool load_c) {
+    if (ta) micro(kc, a, 1, lda, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c); // a(i, k) = a[k lda + i]
+    else micro(kc, a, lda, 1, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx512f"); }
 
-static const SgemmIsa AVX512 = {"avx512", MR, NR, KC, cpu_has, pack_panel, packed};
+static const SgemmIsa AVX512 = {"avx512", MR, NR, KC, cpu_has, pack_panel, tile};
 const SgemmIsa *sgemm_isa_avx512(void) { return &AVX512; }
 #else
 const SgemmIsa *sgemm_isa_avx512(void) { return NULL; }

@@ -14,9 +14,11 @@ typedef struct {
     bool (*cpu_has)(void);
     // panel p of K block kb of op(B) [K, N] into bp
     void (*pack_panel)(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p);
-    // C = alpha op(A) op(B) + beta C on one thread, op(B) packed whole
-    void (*packed)(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                   float beta, float *C, int64_t ldc);
+    // one tile of C (mr <= MR rows, nr <= NR columns) += or = alpha op(A) panel, over kc rows of K:
+    // a points at op(A)'s element (row 0, k 0) of this block, bp at the packed panel; beta scales C
+    // when load_c (else C is written)
+    void (*tile)(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
+                 float alpha, float beta, bool load_c);
 } SgemmIsa;
 
 // NULL where the build left the kernel out
