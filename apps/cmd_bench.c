@@ -2,6 +2,7 @@
 // query/value, a trainable 1001-class head: forward, cross-entropy, backward, clipping, AdamW)
 // and inference (forward only, no tape) on random input, timed after warm-up.
 #include "deit_lora.h"
+#include "../tensor/kernels.h"
 #include "../tensor/sgemm.h"
 
 #include <math.h>

@@ -30,6 +30,50 @@ static int *ranked(const float *p, int n) {
     return id;
 }
 
+// one image's probabilities into p[0..K): 0, 1 when it cannot be read or preprocessed (message in
+// err), 2 when the output is not finite
+static int predict_one(Ctx *c, VitModel *m, ImageProcessor *ip, const char *path, float *pix, float *p, char *err, size_t errn) {
+    Image im;
+    if (image_load(&im, path, err, errn) != 0 || image_processor_prep(ip, &im, pix) != 0) {
+        if (im.px) snprintf(err, errn, "%s: preprocessing failed", path);
+        image_free(&im);
+        return 1;
+    }
+    image_free(&im);
+    int S = m->cfg.image_size, K = m->cfg.num_labels;
+    ctx_reset(c);
+    ag_no_grad(c, true);
+    Tensor *pr = ag_softmax(c, vit_forward(c, m, tensor_from_buffer(c, DT_F32, 4, (int64_t[]){1, 3, S, S}, pix), NULL));
+    if (!pr) {
+        snprintf(err, errn, "%s", ctx_error(c));
+        return 1;
+    }
+    for (int j = 0; j < K; j++) {
+        p[j] = ((const float *)pr->data)[j];
+        if (!isfinite(p[j])) return 2;
+    }
+    return 0;
+}
+
+static void print_result(const char *path, const float *p, int K, int top, bool json, const VitConfig *cfg) {
+    int *best = ranked(p, K);
+    if (json) {
+        printf("{\"image\": ");
+        json_str(path);
+        printf(", \"top\": [");
+        for (int k = 0; k < top; k++) {
+            printf("%s{\"label\": ", k ? ", " : "");
+            json_str(cfg->id2label[best[k]]);
+            printf(", \"id\": %d, \"prob\": %.9g}", best[k], p[best[k]]);
+        }
+        printf("]}\n");
+    } else {
+        printf("%s\n", path);
+        for (int k = 0; k < top; k++) printf("  %s  %.4f\n", cfg->id2label[best[k]], p[best[k]]);
+    }
+    free(best);
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL;
     long top = 5, threads = 0;
@@ -60,48 +104,38 @@ int cmd_predict(int argc, char **argv) {
     if (top > K) top = K;
     float *pix = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);
     Ctx *c = ctx_new(16u << 20);
-    for (int i = 0; i < np && rc == 0; i++) {
-        Image im;
-        if (image_load(&im, pos[i], err, sizeof err) != 0 || image_processor_prep(&ip, &im, pix) != 0) {
-            if (im.px) snprintf(err, sizeof err, "%s: preprocessing failed", pos[i]);
-            image_free(&im);
+    // over MPI, image r0 + rank on each process in rounds of `size`; rank 0 gathers the
+    // probabilities and prints every image's result in input order (alone: rounds of one)
+    const Dist *d = dist_world();
+    int R = d->size > 1 ? d->size : 1;
+    size_t rec = (size_t)K + 1; // status (0 ok, 1 unreadable, 2 not finite, 3 none), then K probabilities
+    float *mine = malloc(sizeof(float) * rec), *all = malloc(sizeof(float) * rec * (size_t)R);
+    for (int r0 = 0; r0 < np && rc == 0; r0 += R) {
+        int i = r0 + d->rank;
+        mine[0] = 3;
+        if (i < np) mine[0] = (float)predict_one(c, &m, &ip, pos[i], pix, mine + 1, err, sizeof err);
+        if (dist_gather(d, mine, sizeof(float) * rec, all, err, sizeof err) != 0) {
             rc = app_fail("predict", err);
             break;
         }
-        image_free(&im);
-        ctx_reset(c);
-        ag_no_grad(c, true);
-        Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){1, 3, S, S}, pix);
-        Tensor *pr = ag_softmax(c, vit_forward(c, &m, x, NULL));
-        if (!pr) {
-            rc = app_fail("predict", ctx_error(c));
-            break;
-        }
-        const float *p = pr->data;
-        for (int j = 0; j < K; j++)
-            if (!isfinite(p[j])) {
-                snprintf(err, sizeof err, "%s: the model's output is not finite (NaN or Inf in its weights or activations)", pos[i]);
+        for (int j = 0; dist_root(d) && j < R && r0 + j < np && rc == 0; j++) {
+            const float *q = all + (size_t)j * rec;
+            int ii = r0 + j;
+            // another process could not read it: the message from here (or which rank, if it reads here)
+            if (q[0] == 1 && j != d->rank && predict_one(c, &m, &ip, pos[ii], pix, mine + 1, err, sizeof err) == 0)
+                snprintf(err, sizeof err, "%s: unreadable on MPI rank %d", pos[ii], j);
+            if (q[0] == 2) snprintf(err, sizeof err, "%s: the model's output is not finite (NaN or Inf in its weights or activations)", pos[ii]);
+            if (q[0] != 0) {
                 rc = app_fail("predict", err);
                 break;
             }
-        if (rc) break;
-        int *best = ranked(p, K);
-        if (json) {
-            printf("{\"image\": ");
-            json_str(pos[i]);
-            printf(", \"top\": [");
-            for (int k = 0; k < top; k++) {
-                printf("%s{\"label\": ", k ? ", " : "");
-                json_str(m.cfg.id2label[best[k]]);
-                printf(", \"id\": %d, \"prob\": %.9g}", best[k], p[best[k]]);
-            }
-            printf("]}\n");
-        } else {
-            printf("%s\n", pos[i]);
-            for (int k = 0; k < top; k++) printf("  %s  %.4f\n", m.cfg.id2label[best[k]], p[best[k]]);
+            print_result(pos[ii], q + 1, K, (int)top, json, &m.cfg);
         }
-        free(best);
+        double stop = rc; // rank 0 decides: every process stops with it
+        if (d->size > 1 && dist_broadcast(d, &stop, sizeof stop, err, sizeof err) != 0) stop = 2;
+        rc = (int)stop;
     }
+    free(mine), free(all);
     ctx_free(c);
     free(pix);
     free(pos);

@@ -140,15 +140,26 @@ int cmd_train(int argc, char **argv) {
     // every image is decoded once before the first step (into the cache when it is on): a bad
     // file stops the run before anything is trained or written
     if (loader_check_all(&L, err, sizeof err) != 0) goto bad;
-    made_output = !dir_exists(output);
-    if (app_make_output_dir(output, err, sizeof err) != 0 || app_lock_output(output, err, sizeof err) != 0) goto bad;
+    const Dist *dist = dist_world();
+    made_output = !dir_exists(output) && dist_root(dist);
+    // rank 0 alone makes, locks and writes the output folder; the others wait for it
+    double made = 1;
+    if (dist_root(dist) && (app_make_output_dir(output, err, sizeof err) != 0 || app_lock_output(output, err, sizeof err) != 0))
+        made = 0;
+    if (dist->size > 1 && dist_allreduce_sum(dist, &made, 1, err, sizeof err) != 0) goto bad;
+    if (made < dist->size) {
+        if (!dist_root(dist)) snprintf(err, sizeof err, "rank 0 could not prepare --output %s", output);
+        goto bad;
+    }
     TrainArgs a;
     train_args_default(&a);
     a.batch_size = (int)batch, a.grad_accum = (int)accum, a.epochs = (int)epochs, a.lr = lr, a.weight_decay = wd;
     a.max_grad_norm = max_norm, a.logging_steps = (int)logging, a.save_steps = (int)save_steps, a.save_total_limit = (int)save_limit;
     a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
     a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume, a.peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
-    a.progress = !quiet;
+    a.progress = !quiet && dist_root(dist_world());
+    a.dist = dist_world();
+    if (!dist_root(a.dist)) a.log = NULL;
     // what --resume must find unchanged: the data (folder, files, labels), the split, the order and
     // the optimisation (refused rather than applied midway: the result would match no single run)
     char data_abs[PATH_MAX], settings[8192];
@@ -175,6 +186,13 @@ int cmd_train(int argc, char **argv) {
     if (t != 0) {
         rc = strstr(err, "training stopped") ? 1 : 2;
         goto bad_rc;
+    }
+    if (a.dist->size > 1 && dist_root(a.dist) && st.global_step > 0)
+        fprintf(stderr, "MPI: %d ranks, %.3f s in communication over %lld steps (%.2f ms per step)\n", a.dist->size,
+                dist_comm_seconds(), (long long)st.global_step, 1e3 * dist_comm_seconds() / (double)st.global_step);
+    if (!dist_root(a.dist)) { // rank 0 writes the outputs and evaluates
+        rc = 0;
+        goto out;
     }
     // the outputs: adapter (peft), configs, plot
     char p[4200];

@@ -25,14 +25,29 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++) fprintf(f, "  %-10s %s\n", CMDS[i].name, CMDS[i].about);
 }
 
+// the commands that share their work over MPI ranks (mpirun -np N deit_lora COMMAND ...)
+static bool runs_distributed(const char *cmd) { return !strcmp(cmd, "train") || !strcmp(cmd, "predict") || !strcmp(cmd, "eval"); }
+
 int main(int argc, char **argv) {
+    Dist d;
+    dist_init(&argc, &argv, &d);
+    if (!dist_root(&d) && !freopen("/dev/null", "w", stdout)) return 2; // rank 0 alone prints results
+    int rc = 2;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        if (dist_root(&d)) usage(argc < 2 ? stderr : stdout);
+        rc = argc < 2 ? 2 : 0;
+    } else if (d.size > 1 && !runs_distributed(argv[1])) {
+        if (dist_root(&d))
+            fprintf(stderr, "deit_lora %s: does not run over MPI ranks (only train, predict and eval do); run it alone\n", argv[1]);
+    } else {
+        size_t i = 0;
+        while (i < sizeof CMDS / sizeof *CMDS && strcmp(argv[1], CMDS[i].name)) i++;
+        if (i < sizeof CMDS / sizeof *CMDS) rc = CMDS[i].fn(argc, argv);
+        else if (dist_root(&d)) {
+            fprintf(stderr, "deit_lora: unknown command '%s'\n", argv[1]);
+            usage(stderr);
+        }
     }
-    for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++)
-        if (!strcmp(argv[1], CMDS[i].name)) return CMDS[i].fn(argc, argv);
-    fprintf(stderr, "deit_lora: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    dist_finalize(&d, rc);
+    return rc;
 }

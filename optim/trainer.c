@@ -94,6 +94,20 @@ static void epoch_order(const TrainArgs *a, int e, int n, int64_t *ord) {
     }
 }
 
+// LoRA dropout draws per image of a training forward (they grow with the batch): counted on one
+// zero image, the generator put back; 0 without dropout
+static uint64_t dropout_draws_per_item(VitModel *m, Ctx *c) {
+    uint64_t off0 = m->rng.offset;
+    ctx_reset(c);
+    bool prev = ag_no_grad(c, true);
+    vit_forward(c, m, tensor_zeros(c, DT_F32, 4, (int64_t[]){1, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}), NULL);
+    ag_no_grad(c, prev);
+    uint64_t d = m->rng.offset - off0;
+    m->rng.offset = off0;
+    ctx_reset(c);
+    return d;
+}
+
 static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
     const char *bad = a->batch_size < 1 ? "batch size must be at least 1" : a->grad_accum < 1 ? "gradient accumulation must be at least 1"
                       : a->epochs < 1 ? "epochs must be at least 1" : !(a->lr > 0) ? "learning rate must be positive"
@@ -144,6 +158,8 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
         if (ckpt_load(ck, a, m, o, st, err, errn) != 0) goto out;
         if (a->log) fprintf(a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)st->global_step, (long long)st->max_steps);
     }
+    const Dist *dist = a->dist && a->dist->size > 1 ? a->dist : NULL;
+    uint64_t draws = dist ? dropout_draws_per_item(m, c) : 0;
     Progress pg = {isatty(fileno(stderr)), a->progress, now_s(), 0, st->global_step};
     double t0 = now_s();
     int64_t start_step = st->global_step;
@@ -154,9 +170,14 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             if (mb1 > st->micro_per_epoch) mb1 = st->micro_per_epoch;
             int64_t hi_w = mb1 * a->batch_size < n ? mb1 * a->batch_size : n;
             double Nw = (double)(hi_w - mb0 * a->batch_size), window_loss = 0; // samples in the window
+            uint64_t win_off = m->rng.offset;
             for (int64_t mb = mb0; mb < mb1; mb++) {
                 int64_t lo = mb * a->batch_size, hi = lo + a->batch_size < n ? lo + a->batch_size : n;
                 int nb = (int)(hi - lo);
+                if (dist) { // this process's micro-batches, with the draws one process would give them
+                    if ((mb - mb0) % dist->size != dist->rank) continue;
+                    m->rng.offset = win_off + draws * (uint64_t)(lo - mb0 * a->batch_size);
+                }
                 for (int k = 0; k < nb; k++) idx[k] = items[ord[lo + k]];
                 if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) goto out;
                 ctx_reset(c);
@@ -168,7 +189,15 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
                     goto out;
                 }
                 window_loss += tensor_get_flat(loss, 0);
-                st->samples += nb;
+                if (!dist) st->samples += nb;
+            }
+            if (dist) { // the window's gradients and loss summed over the processes; a stop seen by any
+                double v[2] = {window_loss, trainer_stop ? 1.0 : 0.0};
+                if (dist_allreduce_grads(dist, ps, np, false, err, errn) != 0 || dist_allreduce_sum(dist, v, 2, err, errn) != 0) goto out;
+                window_loss = v[0];
+                if (v[1] > 0) trainer_stop = 1;
+                m->rng.offset = win_off + draws * (uint64_t)Nw;
+                st->samples += (int64_t)Nw;
             }
             double norm = a->max_grad_norm > 0 ? optim_clip_grad_norm(ps, np, a->max_grad_norm) : 0;
             if (!isfinite(window_loss) || !isfinite(norm)) {
@@ -199,7 +228,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             bool last = st->global_step == st->max_steps, stop = trainer_stop;
             st->runtime_s += now_s() - t0;
             t0 = now_s();
-            if (a->output_dir && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
+            if (a->output_dir && dist_root(dist) && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
                 if (ckpt_save(a, m, o, st, err, errn) != 0) goto out;
             }
             if (stop && !last) {
@@ -256,6 +285,12 @@ void metrics_finish(Metrics *mt, int target) {
 }
 
 int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err, size_t errn) {
+    return trainer_evaluate_dist(m, L, items, n, batch, target, NULL, out, err, errn);
+}
+
+int trainer_evaluate_dist(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, const Dist *dist, Metrics *out,
+                          char *err, size_t errn) {
+    if (dist && dist->size <= 1) dist = NULL;
     memset(out, 0, sizeof *out);
     int K = m->cfg.num_labels;
     out->nclasses = K;
@@ -269,6 +304,7 @@ int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int ba
     double loss = 0;
     int rc = 0;
     for (int lo = 0; lo < n && rc == 0; lo += batch) {
+        if (dist && (lo / batch) % dist->size != dist->rank) continue; // batches dealt round-robin
         int nb = n - lo < batch ? n - lo : batch;
         memcpy(idx, items + lo, sizeof *idx * (size_t)nb);
         if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) { rc = -1; break; }
@@ -299,6 +335,23 @@ int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int ba
     m->training = was;
     ctx_free(c);
     free(pix), free(idx), free(lab);
+    if (dist) { // counts and the loss summed over the processes (a failure anywhere fails all)
+        size_t KK = (size_t)K * (size_t)K;
+        double *v = calloc(KK + 2, sizeof *v);
+        for (size_t i = 0; i < KK; i++) v[i] = (double)out->confusion[i];
+        v[KK] = loss, v[KK + 1] = rc != 0;
+        char e2[256];
+        if (dist_allreduce_sum(dist, v, (int)KK + 2, e2, sizeof e2) != 0) {
+            if (rc == 0) snprintf(err, errn, "%s", e2);
+            rc = -1;
+        } else if (v[KK + 1] > 0 && rc == 0) {
+            snprintf(err, errn, "evaluate: another process failed");
+            rc = -1;
+        }
+        for (size_t i = 0; i < KK; i++) out->confusion[i] = (int64_t)v[i];
+        loss = v[KK];
+        free(v);
+    }
     if (rc != 0) {
         metrics_free(out);
         return -1;

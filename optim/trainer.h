@@ -10,6 +10,7 @@
 
 #include "../models/adapter.h"
 #include "../data/dataset.h"
+#include "dist.h"
 #include "optim.h"
 
 #ifdef __cplusplus
@@ -37,6 +38,12 @@ typedef struct {
     // the trainer only compares them): kept in each checkpoint, and a resume whose lines differ
     // is refused, naming the first that does
     const char *run_settings;
+    // data parallelism (NULL or one process: none): each process takes its share of every
+    // accumulation window (micro-batches dealt round-robin, each with the dropout draws one process
+    // would give it), the gradients are summed over the processes before clipping, and every
+    // process takes the same step; rank 0 alone writes checkpoints. The caller silences logging on
+    // the other ranks.
+    const Dist *dist;
     // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
     void (*on_step)(void *ud, const VitModel *m, int64_t step, double loss, double grad_norm, double lr);
     void *on_step_ud;
@@ -80,6 +87,10 @@ typedef struct {
     int64_t *confusion;       // nclasses x nclasses, [true][pred]
 } Metrics;
 
+// The same with the batches dealt over the processes of dist (NULL: this one), the counts and the
+// loss summed: every process gets the metrics of the whole set.
+int trainer_evaluate_dist(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, const Dist *dist,
+                          Metrics *out, char *err, size_t errn);
 int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err,
                      size_t errn);
 // the metrics from counts (exposed for tests): fills accuracy..f1 and tp..tn from the matrix

@@ -1,0 +1,177 @@
+// dist.c: see dist.h. With CGRAD_MPI (meson's mpi feature) the collectives are MPI's; without,
+// a single process where every collective is the identity.
+#include "dist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef CGRAD_MPI
+#include <mpi.h>
+#endif
+
+static Dist world = {0, 1, false};
+static double comm_s;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+const Dist *dist_world(void) { return &world; }
+bool dist_root(const Dist *d) { return !d || d->rank == 0; }
+double dist_comm_seconds(void) { return comm_s; }
+
+void dist_init(int *argc, char ***argv, Dist *d) {
+    *d = (Dist){0, 1, false};
+#ifdef CGRAD_MPI
+    // launched by Open MPI's mpirun (or another launcher that sets the PMI variables)
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
+        MPI_Init(argc, argv);
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+        MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+        d->mpi = true;
+    }
+#else
+    (void)argc, (void)argv;
+#endif
+    world = *d;
+}
+
+void dist_finalize(Dist *d, int status) {
+#ifdef CGRAD_MPI
+    if (d->mpi && status != 0 && d->size > 1) {
+        fflush(stdout), fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    }
+    if (d->mpi) MPI_Finalize();
+#else
+    (void)status;
+#endif
+    d->mpi = false;
+    world = *d;
+}
+
+#ifdef CGRAD_MPI
+static int mpi_fail(int rc, const char *what, char *err, size_t errn) {
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, s, &len);
+    snprintf(err, errn, "%s failed: %s", what, s);
+    return -1;
+}
+#endif
+
+#ifdef CGRAD_MPI
+typedef struct {
+    float *g;          // a gradient's data, or NULL (zeros go out, nothing comes back)
+    size_t at, len;    // where in the bucket
+} Seg;
+
+// reduces bucket[0..used) on rank 0, broadcasts it, and puts the pieces back (scaled)
+static int flush(float *bucket, size_t used, Seg *seg, int nseg, float scale, char *err, size_t errn) {
+    int e = MPI_Reduce(world.rank == 0 ? MPI_IN_PLACE : bucket, bucket, (int)used, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (e == MPI_SUCCESS) e = MPI_Bcast(bucket, (int)used, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    if (e != MPI_SUCCESS) return mpi_fail(e, "gradient all-reduce", err, errn);
+    for (int s = 0; s < nseg; s++)
+        if (seg[s].g)
+            for (size_t k = 0; k < seg[s].len; k++) seg[s].g[k] = bucket[seg[s].at + k] * scale;
+    return 0;
+}
+#endif
+
+int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool average, char *err, size_t errn) {
+    if (!d || d->size <= 1) return 0;
+#ifdef CGRAD_MPI
+    double t0 = now_s();
+    size_t cap = DIST_BUCKET_BYTES / sizeof(float), total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)tensor_numel(params[i]);
+    int maxseg = n + (int)(total / cap) + 2;
+    float *bucket = malloc(cap * sizeof(float));
+    Seg *seg = malloc(sizeof *seg * (size_t)maxseg);
+    if (!bucket || !seg) {
+        free(bucket), free(seg);
+        snprintf(err, errn, "out of memory for the gradient bucket");
+        return -1;
+    }
+    float scale = average ? 1.0f / (float)d->size : 1.0f;
+    size_t used = 0;
+    int nseg = 0, rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) { // the gradients back to back, cut where a bucket fills
+        size_t m = (size_t)tensor_numel(params[i]);
+        float *g = params[i]->grad ? params[i]->grad->data : NULL;
+        for (size_t off = 0; off < m && rc == 0;) {
+            size_t take = m - off < cap - used ? m - off : cap - used;
+            if (g) memcpy(bucket + used, g + off, take * sizeof(float));
+            else memset(bucket + used, 0, take * sizeof(float));
+            seg[nseg++] = (Seg){g ? g + off : NULL, used, take};
+            used += take, off += take;
+            if (used == cap) {
+                rc = flush(bucket, used, seg, nseg, scale, err, errn);
+                used = 0, nseg = 0;
+            }
+        }
+    }
+    if (rc == 0 && used) rc = flush(bucket, used, seg, nseg, scale, err, errn);
+    free(bucket), free(seg);
+    comm_s += now_s() - t0;
+    return rc;
+#else
+    (void)params, (void)n, (void)average, (void)err, (void)errn;
+    return 0;
+#endif
+}
+
+int dist_allreduce_sum(const Dist *d, double *v, int n, char *err, size_t errn) {
+    if (!d || d->size <= 1) return 0;
+#ifdef CGRAD_MPI
+    double t0 = now_s();
+    int e = MPI_Reduce(d->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (e == MPI_SUCCESS) e = MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    comm_s += now_s() - t0;
+    return e == MPI_SUCCESS ? 0 : mpi_fail(e, "all-reduce", err, errn);
+#else
+    (void)v, (void)n, (void)err, (void)errn;
+    return 0;
+#endif
+}
+
+int dist_broadcast(const Dist *d, void *buf, size_t n, char *err, size_t errn) {
+    if (!d || d->size <= 1) return 0;
+#ifdef CGRAD_MPI
+    double t0 = now_s();
+    int e = MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    comm_s += now_s() - t0;
+    return e == MPI_SUCCESS ? 0 : mpi_fail(e, "broadcast", err, errn);
+#else
+    (void)buf, (void)n, (void)err, (void)errn;
+    return 0;
+#endif
+}
+
+int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err, size_t errn) {
+    if (!d || d->size <= 1) {
+        memcpy(recv, send, n);
+        return 0;
+    }
+#ifdef CGRAD_MPI
+    double t0 = now_s();
+    int e = MPI_Gather(send, (int)n, MPI_BYTE, recv, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    comm_s += now_s() - t0;
+    return e == MPI_SUCCESS ? 0 : mpi_fail(e, "gather", err, errn);
+#else
+    (void)err, (void)errn;
+    return 0;
+#endif
+}
+
+void dist_barrier(const Dist *d) {
+#ifdef CGRAD_MPI
+    if (d && d->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+#else
+    (void)d;
+#endif
+}
