@@ -14,11 +14,13 @@
 static Dist world = {0, 1, false};
 static double comm_s;
 
+#ifdef CGRAD_MPI
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+#endif
 
 const Dist *dist_world(void) { return &world; }
 bool dist_root(const Dist *d) { return !d || d->rank == 0; }
