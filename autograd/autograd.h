@@ -63,6 +63,17 @@ Tensor *ag_ge(Ctx *c, Tensor *a, Tensor *b);
 Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b);   // cond != 0 ? a : b, the three broadcast
 Tensor *ag_masked_fill(Ctx *c, Tensor *x, Tensor *mask, double value); // mask != 0 ? value : x
 
+// ---- convolution and pooling, x [B, C, H, W] (ops_conv.c) ----
+// PyTorch's F.conv2d: w [OC, C / groups, KH, KW], b [OC] or NULL; stride, padding, dilation as
+// {height, width} (NULL: 1, 0, 1) -> [B, OC, OH, OW], OH = (H + 2 pad - dil (KH - 1) - 1) / stride + 1
+Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], const int padding[2], const int dilation[2],
+                  int groups);
+// F.max_pool2d / F.avg_pool2d (count_include_pad): kernel {KH, KW}; stride NULL: the kernel; padding
+// NULL: 0, at most half the kernel (max pooling pads with -inf); a tie goes to the first maximum
+Tensor *ag_max_pool2d(Ctx *c, Tensor *x, const int kernel[2], const int stride[2], const int padding[2]);
+Tensor *ag_avg_pool2d(Ctx *c, Tensor *x, const int kernel[2], const int stride[2], const int padding[2]);
+Tensor *ag_global_avg_pool2d(Ctx *c, Tensor *x);  // F.adaptive_avg_pool2d(x, 1): [B, C, 1, 1]
+
 // ---- built from the ops above (ops_compose.c) ----
 Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim);
 Tensor *ag_var(Ctx *c, Tensor *x, int dim, double correction, bool keepdim); // correction 1: unbiased (PyTorch's default)
@@ -70,6 +81,22 @@ Tensor *ag_std(Ctx *c, Tensor *x, int dim, double correction, bool keepdim);
 Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target);         // mean of squared differences
 Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target); // mean, stable for any logit
 Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels);          // logp [N, C], int64 labels [N] -> mean
+Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);     // over any dimension
+Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
+// cross-entropy over logits [N, C, d...] and int64 labels [N, d...], the mean over labels that are
+// not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default)
+Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index);
+// normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance
+Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);
+// training: batch statistics, and running_mean / running_var (if given) updated in place as
+// PyTorch does (momentum 0.1: r = 0.9 r + 0.1 stat, the variance unbiased); eval: the running ones
+Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training,
+                      double momentum, double eps);
+Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps);   // over the last dimension, w [D] or NULL
+Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx);       // weight [V, D], int64 idx of any shape -> [idx..., D]
+Tensor *ag_flip(Ctx *c, Tensor *x, int dim);
+Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double value); // constant padding of one dimension
+Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim); // k <= 6 tensors of one shape along a new dimension
 
 // ---- reductions and normalisation (ops_reduce.c) ----
 Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim);

@@ -1,7 +1,9 @@
 // ops_compose.c: ops built from other ops; their gradients come from those ops' backward kernels.
-// PyTorch's semantics: logsumexp, var / std with a correction, and the mean losses mse,
-// binary cross-entropy with logits and nll.
+// PyTorch's semantics: logsumexp, var / std, the losses, softmax over any dimension, the
+// normalisations (group, batch, RMS), embedding, flip, pad and stack.
 #include "extend.h"
+
+#include <string.h>
 
 Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim) {
     if (!ag_arg(c, "logsumexp", "x", x)) return NULL;
@@ -55,4 +57,212 @@ Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels) {
     }
     Tensor *idx = tensor_reshape_view(c, tensor_contiguous(c, labels), 2, (int64_t[]){labels->shape[0], 1});
     return ag_neg(c, ag_mean_all(c, ag_gather(c, logp, 1, idx)));
+}
+
+// x with dimension d moved last (perm), and the permutation back (inv)
+static Tensor *dim_last(Ctx *c, Tensor *x, int d, int *inv) {
+    int perm[TENSOR_MAX_DIMS], k = 0;
+    for (int i = 0; i < x->ndim; i++)
+        if (i != d) perm[k++] = i;
+    perm[k] = d;
+    for (int i = 0; i < x->ndim; i++) inv[perm[i]] = i;
+    return ag_contiguous(c, ag_permute(c, x, perm));
+}
+
+static Tensor *over_dim(Ctx *c, const char *op, Tensor *x, int dim, Tensor *(*f)(Ctx *, Tensor *)) {
+    if (!ag_arg(c, op, "x", x)) return NULL;
+    int d = tensor_dim(x, dim), inv[TENSOR_MAX_DIMS];
+    if (d < 0) {
+        ctx_fail(c, "%s: dimension %d out of range for %d-d tensor", op, dim, x->ndim);
+        return NULL;
+    }
+    if (d == x->ndim - 1) return f(c, x);
+    return ag_contiguous(c, ag_permute(c, f(c, dim_last(c, x, d, inv)), inv));
+}
+
+Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim) { return over_dim(c, "softmax", x, dim, ag_softmax); }
+Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim) { return over_dim(c, "log_softmax", x, dim, ag_log_softmax); }
+
+// (x - mean) / sqrt(var + eps) over dimension d of x (biased variance, as the norms use)
+static Tensor *standardize(Ctx *c, Tensor *x, int d, double eps) {
+    Tensor *dev = ag_sub(c, x, ag_mean(c, x, d, true));
+    return ag_mul(c, dev, ag_pow_scalar(c, ag_add_scalar(c, ag_mean(c, ag_mul(c, dev, dev), d, true), eps), -0.5));
+}
+
+// a per-channel vector [C] shaped to broadcast over x [N, C, ...]
+static Tensor *per_channel(Ctx *c, Tensor *v, int ndim) {
+    int64_t shape[TENSOR_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) shape[i] = 1;
+    shape[1] = v->shape[0];
+    return ag_reshape(c, v, ndim, shape);
+}
+
+static bool channel_params(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
+    char s1[96];
+    if (!ag_arg(c, op, "x", x) || x->ndim < 2) {
+        if (x) ctx_fail(c, "%s: input %s needs [N, C, ...]", op, shape_str(x, s1, sizeof s1));
+        return false;
+    }
+    for (Tensor *v = w, *end = NULL; v != end; v = v == w ? b : end)
+        if (v && (v->ndim != 1 || v->shape[0] != x->shape[1])) {
+            ctx_fail(c, "%s: weight and bias must be [%lld], got %s", op, (long long)x->shape[1], shape_str(v, s1, sizeof s1));
+            return false;
+        }
+    return true;
+}
+
+static Tensor *affine(Ctx *c, Tensor *y, Tensor *w, Tensor *b) {
+    if (w) y = ag_mul(c, y, per_channel(c, w, y->ndim));
+    if (b) y = ag_add(c, y, per_channel(c, b, y->ndim));
+    return y;
+}
+
+Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps) {
+    if (!channel_params(c, "group_norm", x, w, b)) return NULL;
+    if (groups < 1 || x->shape[1] % groups) {
+        ctx_fail(c, "group_norm: %d groups do not divide %lld channels", groups, (long long)x->shape[1]);
+        return NULL;
+    }
+    Tensor *g = ag_reshape(c, x, 3, (int64_t[]){x->shape[0], groups, -1});
+    return affine(c, ag_reshape(c, standardize(c, g, 2, eps), x->ndim, x->shape), w, b);
+}
+
+Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training,
+                      double momentum, double eps) {
+    if (!channel_params(c, "batch_norm", x, w, b)) return NULL;
+    int64_t C = x->shape[1], n = tensor_numel(x) / C;
+    if ((running_mean && tensor_numel(running_mean) != C) || (running_var && tensor_numel(running_var) != C) ||
+        (!training && (!running_mean || !running_var)) || (training && n < 2)) {
+        ctx_fail(c, "batch_norm: %s", training ? "running statistics must be [C], and training needs more than one value per channel"
+                                               : "eval mode needs running_mean and running_var [C]");
+        return NULL;
+    }
+    int inv[TENSOR_MAX_DIMS];
+    Tensor *xt = ag_reshape(c, dim_last(c, x, 1, inv), 2, (int64_t[]){n, C}); // [n, C]
+    Tensor *y;
+    if (training) {
+        Tensor *mu = ag_mean(c, xt, 0, true), *dev = ag_sub(c, xt, mu), *var = ag_mean(c, ag_mul(c, dev, dev), 0, true);
+        y = ag_mul(c, dev, ag_pow_scalar(c, ag_add_scalar(c, var, eps), -0.5));
+        for (int64_t k = 0; var && k < C && running_mean && running_var; k++) { // PyTorch's update, unbiased variance
+            double rm = tensor_get_flat(running_mean, k), rv = tensor_get_flat(running_var, k);
+            tensor_set_flat(running_mean, k, (1 - momentum) * rm + momentum * tensor_get_flat(mu, k));
+            tensor_set_flat(running_var, k, (1 - momentum) * rv + momentum * tensor_get_flat(var, k) * (double)n / (double)(n - 1));
+        }
+    } else {
+        Tensor *rm = ag_detach(c, ag_reshape(c, running_mean, 2, (int64_t[]){1, C}));
+        Tensor *rv = ag_detach(c, ag_reshape(c, running_var, 2, (int64_t[]){1, C}));
+        y = ag_mul(c, ag_sub(c, xt, rm), ag_pow_scalar(c, ag_add_scalar(c, rv, eps), -0.5));
+    }
+    int64_t shape[TENSOR_MAX_DIMS]; // back to x's layout
+    for (int i = 0; i < x->ndim; i++) shape[inv[i]] = x->shape[i];
+    Tensor *back = y ? ag_contiguous(c, ag_permute(c, ag_reshape(c, y, x->ndim, shape), inv)) : NULL;
+    return back ? affine(c, back, w, b) : NULL;
+}
+
+Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps) {
+    if (!ag_arg(c, "rms_norm", "x", x)) return NULL;
+    Tensor *r = ag_pow_scalar(c, ag_add_scalar(c, ag_mean(c, ag_mul(c, x, x), -1, true), eps), -0.5);
+    Tensor *y = ag_mul(c, x, r);
+    return w ? ag_mul(c, y, w) : y;
+}
+
+Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx) {
+    char s1[96], s2[96];
+    if (!ag_arg(c, "embedding", "weight", weight) || !ag_arg(c, "embedding", "idx", idx)) return NULL;
+    if (weight->ndim != 2 || idx->dtype != DT_I64 || idx->ndim + 1 > TENSOR_MAX_DIMS) {
+        ctx_fail(c, "embedding: needs a weight [V, D] and int64 indices, got %s and %s %s", shape_str(weight, s1, sizeof s1),
+                 dtype_name(idx->dtype), shape_str(idx, s2, sizeof s2));
+        return NULL;
+    }
+    int64_t n = tensor_numel(idx), shape[TENSOR_MAX_DIMS];
+    Tensor *flat = tensor_reshape_view(c, tensor_contiguous(c, idx), 1, &n);
+    for (int i = 0; i < idx->ndim; i++) shape[i] = idx->shape[i];
+    shape[idx->ndim] = weight->shape[1];
+    return ag_reshape(c, ag_index_select(c, weight, 0, flat), idx->ndim + 1, shape);
+}
+
+Tensor *ag_flip(Ctx *c, Tensor *x, int dim) {
+    if (!ag_arg(c, "flip", "x", x)) return NULL;
+    int d = tensor_dim(x, dim);
+    if (d < 0) {
+        ctx_fail(c, "flip: dimension %d out of range for %d-d tensor", dim, x->ndim);
+        return NULL;
+    }
+    int64_t L = x->shape[d];
+    Tensor *idx = tensor_new(c, DT_I64, 1, &L);
+    for (int64_t i = 0; i < L; i++) ((int64_t *)idx->data)[i] = L - 1 - i;
+    return ag_index_select(c, x, d, idx);
+}
+
+Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double value) {
+    if (!ag_arg(c, "pad", "x", x) || !ag_check_float(c, "pad", x, NULL)) return NULL;
+    int d = tensor_dim(x, dim);
+    if (d < 0 || before < 0 || after < 0) {
+        ctx_fail(c, "pad: dimension %d of a %d-d tensor, %lld before and %lld after (not negative)", dim, x->ndim,
+                 (long long)before, (long long)after);
+        return NULL;
+    }
+    Tensor *parts[3];
+    int k = 0;
+    int64_t shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    if (before) shape[d] = before, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value);
+    parts[k++] = x;
+    if (after) shape[d] = after, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value);
+    return k == 1 ? x : ag_concat(c, parts, k, d);
+}
+
+Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim) {
+    if (k < 1 || k > AG_MAX_IN) {
+        ctx_fail(c, "stack: %d parts (1 to %d)", k, AG_MAX_IN);
+        return NULL;
+    }
+    Tensor *u[AG_MAX_IN];
+    for (int j = 0; j < k; j++) {
+        if (!parts[j] && !c->failed) ctx_fail(c, "stack: argument parts[%d] is NULL", j);
+        if (!parts[j]) return NULL;
+        int nd = parts[j]->ndim, d = dim < 0 ? dim + nd + 1 : dim;
+        if (d < 0 || d > nd || nd + 1 > TENSOR_MAX_DIMS) {
+            ctx_fail(c, "stack: dimension %d out of range for %d-d parts", dim, nd);
+            return NULL;
+        }
+        int64_t shape[TENSOR_MAX_DIMS];
+        for (int i = 0, o = 0; i <= nd; i++) shape[i] = i == d ? 1 : parts[j]->shape[o++];
+        u[j] = ag_reshape(c, parts[j], nd + 1, shape);
+    }
+    return ag_concat(c, u, k, dim < 0 ? dim + parts[0]->ndim + 1 : dim);
+}
+
+Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index) {
+    char s1[96], s2[96];
+    if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels)) return NULL;
+    bool ok = logits->ndim >= 2 && labels->dtype == DT_I64 && labels->ndim == logits->ndim - 1 && labels->shape[0] == logits->shape[0];
+    for (int i = 2; ok && i < logits->ndim; i++) ok = labels->shape[i - 1] == logits->shape[i];
+    if (!ok) {
+        ctx_fail(c, "cross_entropy: needs logits [N, C, d...] and int64 labels [N, d...], got %s and %s %s",
+                 shape_str(logits, s1, sizeof s1), dtype_name(labels->dtype), shape_str(labels, s2, sizeof s2));
+        return NULL;
+    }
+    int64_t C = logits->shape[1], M = tensor_numel(labels), kept = 0;
+    int inv[TENSOR_MAX_DIMS];
+    Tensor *z = ag_reshape(c, dim_last(c, logits, 1, inv), 2, (int64_t[]){M, C});
+    Tensor *lab = tensor_new(c, DT_I64, 2, (int64_t[]){M, 1}), *mask = tensor_new(c, logits->dtype, 2, (int64_t[]){M, 1});
+    Tensor *lc = tensor_contiguous(c, labels);
+    for (int64_t i = 0; i < M; i++) {
+        int64_t t = ((const int64_t *)lc->data)[i];
+        bool keep = t != ignore_index;
+        if (keep && (t < 0 || t >= C)) {
+            ctx_fail(c, "cross_entropy: label %lld outside [0, %lld) (ignore_index %lld)", (long long)t, (long long)C, (long long)ignore_index);
+            return NULL;
+        }
+        ((int64_t *)lab->data)[i] = keep ? t : 0;
+        tensor_set_flat(mask, i, keep);
+        kept += keep;
+    }
+    if (!kept) { // PyTorch gives NaN (0 / 0); here the caller hears why
+        ctx_fail(c, "cross_entropy: every label is ignore_index %lld", (long long)ignore_index);
+        return NULL;
+    }
+    Tensor *picked = ag_gather(c, ag_log_softmax(c, z), 1, lab); // [M, 1]
+    return ag_mul_scalar(c, ag_sum_all(c, ag_mul(c, picked, mask)), -1.0 / (double)kept);
 }

@@ -28,6 +28,12 @@ typedef enum {
     UN_SIGMOID, UN_SILU, UN_SOFTPLUS, UN_LEAKY_RELU, UN_GELU_TANH, UN_POW, UN_ABS, UN_CLAMP
 } UnaryOp;
 
+// the geometry of a 2-d convolution or pooling (kernels_decl.inc); C and OC are per image, groups
+// divide both (pooling: groups = 1, OC = C)
+typedef struct {
+    int64_t B, C, H, W, OC, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, groups;
+} Conv2dGeom;
+
 // Strided broadcast iteration: `shape` is the output's (nd dims); sa/sb are the element strides
 // of a and b against that shape (0 on broadcast dimensions). Gradient buffers use the strides
 // sga/sgb (contiguous strides of a/b placed on the output shape, 0 where broadcast).

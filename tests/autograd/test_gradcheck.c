@@ -82,6 +82,33 @@ GC_CASE(var, ag_var(c, in[0], 1, 1.0, false))
 GC_CASE(std, ag_std(c, in[0], 0, 0.0, true))
 GC_CASE(mse_loss, ag_mse_loss(c, in[0], in[1]))
 GC_CASE(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
+GC_CASE(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, (int[]){1, 2}, 1))
+GC_CASE(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
+GC_CASE(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
+GC_CASE(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
+GC_CASE(global_avg_pool2d, ag_global_avg_pool2d(c, in[0]))
+GC_CASE(softmax_dim, ag_softmax_dim(c, in[0], 1))
+GC_CASE(log_softmax_dim, ag_log_softmax_dim(c, in[0], 0))
+GC_CASE(group_norm, ag_group_norm(c, in[0], 2, in[1], in[2], 1e-5))
+GC_CASE(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
+GC_CASE(flip, ag_mul(c, ag_flip(c, in[0], 1), in[1]))
+GC_CASE(pad, ag_pad(c, in[0], 0, 1, 2, 0.5))
+GC_CASE(stack, ag_stack(c, (Tensor *[]){in[0], in[1], in[0]}, 3, 1))
+static Tensor *fn_batch_norm(Ctx *c, Tensor **in, void *ud) {
+    return ag_batch_norm(c, in[0], in[1], in[2], NULL, NULL, true, 0.1, 1e-5);
+}
+static Tensor *fn_batch_norm_eval(Ctx *c, Tensor **in, void *ud) {
+    Tensor *rm = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.1, -0.2, 0.3});
+    Tensor *rv = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.5, 1.5, 2.0});
+    return ag_batch_norm(c, in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5);
+}
+static Tensor *fn_embedding(Ctx *c, Tensor **in, void *ud) {
+    return ag_embedding(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){4, 0, 2, 2, 1, 4}));
+}
+static Tensor *fn_cross_entropy_nd(Ctx *c, Tensor **in, void *ud) {
+    int64_t lab[] = {2, -100, 0, 1, 3, -100}; // [N=2, d=3], two ignored
+    return ag_cross_entropy_nd(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), lab), -100);
+}
 static Tensor *fn_nll_loss(Ctx *c, Tensor **in, void *ud) {
     int64_t lab[] = {2, 0, 4};
     return ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), lab));
@@ -257,6 +284,48 @@ START_TEST(test_gradcheck_bce_with_logits) {
     gc(fn_bce_with_logits, (Tensor *[]){away(rnd(103, SHAPE(3, 4), -5, 5), (double[]){0}, 1, 0.01), rnd(104, SHAPE(3, 4), 0, 1)}, 2, NULL);
 }
 END_TEST
+START_TEST(test_gradcheck_conv2d) { // stride 2x1, padding 1x2, dilation 1x2, with bias
+    gc(fn_conv2d, (Tensor *[]){rnd(110, SHAPE(2, 3, 5, 6), -1, 1), rnd(111, SHAPE(4, 3, 3, 2), -1, 1), rnd(112, SHAPE(4), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_conv2d_groups) { // 2 groups: 4 channels in, 6 out
+    gc(fn_conv2d_groups, (Tensor *[]){rnd(113, SHAPE(2, 4, 4, 4), -1, 1), rnd(114, SHAPE(6, 2, 3, 3), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_max_pool2d) { gc(fn_max_pool2d, (Tensor *[]){rnd(115, SHAPE(2, 2, 5, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_avg_pool2d) { gc(fn_avg_pool2d, (Tensor *[]){rnd(116, SHAPE(2, 2, 5, 6), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_global_avg_pool2d) { gc(fn_global_avg_pool2d, (Tensor *[]){rnd(117, SHAPE(2, 3, 4, 5), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_softmax_dim) { gc(fn_softmax_dim, (Tensor *[]){rnd(118, SHAPE(2, 4, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_log_softmax_dim) { gc(fn_log_softmax_dim, (Tensor *[]){rnd(119, SHAPE(4, 3), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_group_norm) {
+    gc(fn_group_norm, (Tensor *[]){rnd(120, SHAPE(2, 4, 3, 2), -2, 2), rnd(121, SHAPE(4), 0.5, 1.5), rnd(122, SHAPE(4), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_batch_norm) {
+    gc(fn_batch_norm, (Tensor *[]){rnd(123, SHAPE(4, 3, 2, 2), -2, 2), rnd(124, SHAPE(3), 0.5, 1.5), rnd(125, SHAPE(3), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_batch_norm_eval) {
+    gc(fn_batch_norm_eval, (Tensor *[]){rnd(126, SHAPE(2, 3, 4), -2, 2), rnd(127, SHAPE(3), 0.5, 1.5), rnd(128, SHAPE(3), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_rms_norm) { gc(fn_rms_norm, (Tensor *[]){rnd(129, SHAPE(3, 5), -2, 2), rnd(130, SHAPE(5), 0.5, 1.5)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_embedding) { gc(fn_embedding, (Tensor *[]){rnd(131, SHAPE(5, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_flip) { gc(fn_flip, (Tensor *[]){rnd(132, SHAPE(2, 4), -1, 1), rnd(133, SHAPE(2, 4), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_pad) { gc(fn_pad, (Tensor *[]){rnd(134, SHAPE(2, 3), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_stack) { gc(fn_stack, (Tensor *[]){rnd(135, SHAPE(2, 3), -1, 1), rnd(136, SHAPE(2, 3), -1, 1)}, 2, NULL); }
+END_TEST
+START_TEST(test_gradcheck_cross_entropy_nd) { gc(fn_cross_entropy_nd, (Tensor *[]){rnd(137, SHAPE(2, 4, 3), -2, 2)}, 1, NULL); }
+END_TEST
 START_TEST(test_gradcheck_nll_loss) { gc(fn_nll_loss, (Tensor *[]){rnd(105, SHAPE(3, 5), -2, 2)}, 1, NULL); }
 END_TEST
 
@@ -371,6 +440,22 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_mse_loss);
     tcase_add_test(tc, test_gradcheck_bce_with_logits);
     tcase_add_test(tc, test_gradcheck_nll_loss);
+    tcase_add_test(tc, test_gradcheck_conv2d);
+    tcase_add_test(tc, test_gradcheck_conv2d_groups);
+    tcase_add_test(tc, test_gradcheck_max_pool2d);
+    tcase_add_test(tc, test_gradcheck_avg_pool2d);
+    tcase_add_test(tc, test_gradcheck_global_avg_pool2d);
+    tcase_add_test(tc, test_gradcheck_softmax_dim);
+    tcase_add_test(tc, test_gradcheck_log_softmax_dim);
+    tcase_add_test(tc, test_gradcheck_group_norm);
+    tcase_add_test(tc, test_gradcheck_batch_norm);
+    tcase_add_test(tc, test_gradcheck_batch_norm_eval);
+    tcase_add_test(tc, test_gradcheck_rms_norm);
+    tcase_add_test(tc, test_gradcheck_embedding);
+    tcase_add_test(tc, test_gradcheck_flip);
+    tcase_add_test(tc, test_gradcheck_pad);
+    tcase_add_test(tc, test_gradcheck_stack);
+    tcase_add_test(tc, test_gradcheck_cross_entropy_nd);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -28,6 +28,31 @@ OP(std, ag_std(c, in[0], 0, 0.0, true))
 OP(mse_loss, ag_mse_loss(c, in[0], in[1]))
 OP(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
 OP(nll_loss, ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4})))
+OP(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, (int[]){1, 2}, 1))
+OP(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
+OP(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
+OP(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
+OP(global_avg_pool2d, ag_global_avg_pool2d(c, in[0]))
+OP(softmax_dim, ag_softmax_dim(c, in[0], 1))
+OP(group_norm, ag_group_norm(c, in[0], 2, in[1], in[2], 1e-5))
+OP(batch_norm, ag_batch_norm(c, in[0], in[1], in[2], NULL, NULL, true, 0.1, 1e-5))
+static Tensor *op_batch_norm_running(Ctx *c, Tensor **in) { // the running statistics after one training step
+    Tensor *rm = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.1, -0.2, 0.3});
+    Tensor *rv = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.5, 1.5, 2.0});
+    if (!ag_batch_norm(c, in[0], NULL, NULL, rm, rv, true, 0.1, 1e-5)) return NULL;
+    return ag_concat(c, (Tensor *[]){rm, rv}, 2, 0);
+}
+static Tensor *op_batch_norm_eval(Ctx *c, Tensor **in) {
+    Tensor *rm = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.1, -0.2, 0.3});
+    Tensor *rv = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.5, 1.5, 2.0});
+    return ag_batch_norm(c, in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5);
+}
+OP(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
+OP(embedding, ag_embedding(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){4, 0, 2, 2, 1, 4})))
+OP(flip, ag_flip(c, in[0], 1))
+OP(pad, ag_pad(c, in[0], 0, 1, 2, 0.5))
+OP(stack, ag_stack(c, (Tensor *[]){in[0], in[1], in[0]}, 3, 1))
+OP(cross_entropy_nd, ag_cross_entropy_nd(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){2, -100, 0, 1, 3, -100}), -100))
 OP(eq, ag_eq(c, in[0], in[1]))
 OP(lt, ag_lt(c, in[0], in[1]))
 OP(ge, ag_ge(c, in[0], in[1]))
@@ -39,7 +64,11 @@ static const struct {
            {"gelu_tanh", op_gelu_tanh}, {"pow_scalar", op_pow_scalar}, {"abs", op_abs}, {"clamp", op_clamp},
            {"minimum", op_minimum}, {"maximum", op_maximum}, {"where", op_where}, {"masked_fill", op_masked_fill},
            {"logsumexp", op_logsumexp}, {"var", op_var}, {"std", op_std}, {"mse_loss", op_mse_loss},
-           {"bce_with_logits", op_bce_with_logits}, {"nll_loss", op_nll_loss}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
+           {"bce_with_logits", op_bce_with_logits}, {"nll_loss", op_nll_loss}, {"conv2d", op_conv2d}, {"conv2d_groups", op_conv2d_groups}, {"max_pool2d", op_max_pool2d}, {"avg_pool2d", op_avg_pool2d},
+           {"global_avg_pool2d", op_global_avg_pool2d}, {"softmax_dim", op_softmax_dim}, {"group_norm", op_group_norm},
+           {"batch_norm", op_batch_norm}, {"batch_norm_running", op_batch_norm_running}, {"batch_norm_eval", op_batch_norm_eval},
+           {"rms_norm", op_rms_norm}, {"embedding", op_embedding}, {"flip", op_flip}, {"pad", op_pad}, {"stack", op_stack},
+           {"cross_entropy_nd", op_cross_entropy_nd}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
 
 static Tensor *load(Ctx *c, const WFile *f, const char *op, const char *what) {
     char k[128];
