@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The CNN of examples/cnn_fashion.c: cgrad's training step against the same CNN in eager PyTorch
+# (Debian's python3-torch, and a current one when TORCH_MODERN is set, as for compare.sh), batch 64,
+# in alternating rounds; prints the best round of each and the ratio against the faster PyTorch.
+#   bench/cnn_compare.sh [THREADS] [STEPS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-2} S=${2:-50} R=${3:-3}
+[ -f build/libcgrad.a ] || { echo "build first (meson setup build && ninja -C build)" >&2; exit 2; }
+exe=$(mktemp)
+trap 'rm -f "$exe"' EXIT
+cc -std=c11 -O2 -I. examples/cnn_fashion.c build/libcgrad.a $(pkg-config --libs openblas libpng libjpeg zlib libcjson) \
+   $(pkg-config --libs ompi-c 2>/dev/null || true) -fopenmp -lm -o "$exe"
+torches=()
+/usr/bin/python3 -c "import torch" 2>/dev/null && torches+=("/usr/bin/python3")
+[ -n "${TORCH_MODERN:-}" ] && torches+=("$TORCH_MODERN")
+[ ${#torches[@]} -gt 0 ] || { echo "needs python3-torch or TORCH_MODERN" >&2; exit 2; }
+best_c=1e9
+declare -A best_t
+for r in $(seq "$R"); do
+  c=$(OMP_NUM_THREADS=$T CNN_BENCH=$S "$exe" | sed 's/.*"step_ms": \([0-9.]*\).*/\1/')
+  best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b < a) ? b : a }')
+  for py in "${torches[@]}"; do
+    out=$(OPENBLAS_NUM_THREADS=1 $py bench/cnn_torch.py --threads "$T" --steps "$S" --json)
+    v=$(echo "$out" | sed 's/.*"step_ms": \([0-9.]*\).*/\1/'); ver=$(echo "$out" | sed 's/.*"torch": "\([^"]*\)".*/\1/')
+    best_t[$ver]=$(awk -v a="${best_t[$ver]:-1e9}" -v b="$v" 'BEGIN { print (b < a) ? b : a }')
+  done
+done
+faster=1e9
+for ver in "${!best_t[@]}"; do
+  printf 'PyTorch %-14s %8.2f ms per step\n' "$ver" "${best_t[$ver]}"
+  faster=$(awk -v a="$faster" -v b="${best_t[$ver]}" 'BEGIN { print (b < a) ? b : a }')
+done
+printf 'cgrad                  %8.2f ms per step (batch 64, %s threads; CPU %s)\n' "$best_c" "$T" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+awk -v t="$faster" -v c="$best_c" 'BEGIN { printf "cgrad against the faster PyTorch: %.2fx\n", t / c }'
