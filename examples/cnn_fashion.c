@@ -4,6 +4,8 @@
 // conv 3x3 (1 -> 32) ReLU, max-pool 2 -> conv 3x3 (32 -> 64) ReLU, max-pool 2 -> linear 3136 -> 128
 // ReLU -> linear 128 -> 10; Adam (lr 1e-3), batch 64; PyTorch's default initialisation. Prints the
 // test accuracy over the 10,000 test images; exits 1 below the accuracy asked for (env MIN_ACC).
+// Data-parallel under MPI (mpirun -np N ./cnn_fashion, N dividing 64): each rank takes 64 / N images
+// of every batch, the gradients are averaged (optim/dist.h), and every rank takes the same step.
 #define _POSIX_C_SOURCE 200809L // clock_gettime under -std=c11
 #include <cgrad.h>
 
@@ -45,6 +47,8 @@ static Tensor *batch(Ctx *c, const Dataset *d, const int64_t *order, int64_t i0,
     return x;
 }
 
+static int run(int argc, char **argv, const Dist *d);
+
 // CNN_BENCH=N: N timed training steps on random images (after 5 untimed), one JSON line, for
 // bench/cnn_compare.sh against the same CNN in PyTorch
 static int bench(Ctx *c, const Cnn *m, Optim *o, int steps) {
@@ -68,6 +72,14 @@ static int bench(Ctx *c, const Cnn *m, Optim *o, int steps) {
 }
 
 int main(int argc, char **argv) {
+    Dist d;
+    dist_init(&argc, &argv, &d);
+    int rc = run(argc, argv, &d);
+    dist_finalize(&d, rc);
+    return rc;
+}
+
+static int run(int argc, char **argv, const Dist *d) {
     int epochs = argc > 1 ? atoi(argv[1]) : 3;
     int64_t ntrain = argc > 2 ? atoll(argv[2]) : 60000;
     const char *dir = argc > 3 ? argv[3] : "/usr/share/datasets/fashion-mnist";
@@ -90,7 +102,11 @@ int main(int argc, char **argv) {
     Optim *o = optim_adamw(&g, 1, 0.9, 0.999, 1e-8); // weight decay 0: Adam
     if (getenv("CNN_BENCH")) return bench(c, &m, o, atoi(getenv("CNN_BENCH")));
     int64_t *order = malloc(sizeof *order * (size_t)ntrain);
-    const int B = 64;
+    const int B = 64, Bl = B / d->size; // this rank's share of every batch
+    if (B % d->size) {
+        fprintf(stderr, "cnn_fashion: %d ranks do not divide the batch of %d\n", d->size, B);
+        return 2;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int e = 0; e < epochs; e++) {
@@ -101,17 +117,22 @@ int main(int argc, char **argv) {
         int nb = 0;
         for (int64_t i0 = 0; i0 + B <= ntrain; i0 += B, nb++) {
             ctx_reset(c);
-            Tensor *y, *x = batch(c, &train, order, i0, B, &y);
+            Tensor *y, *x = batch(c, &train, order, i0 + d->rank * Bl, Bl, &y);
             Tensor *loss = ag_cross_entropy(c, forward(c, &m, x), y);
             if (!loss || ag_backward(c, loss) != 0) {
                 fprintf(stderr, "cnn_fashion: %s\n", ctx_error(c));
                 return 1;
             }
+            double lv = tensor_get_flat(loss, 0); // the batch's mean loss and gradient: averaged over the ranks
+            if (dist_allreduce_grads(d, ps, 8, true, err, sizeof err) != 0 || dist_allreduce_sum(d, &lv, 1, err, sizeof err) != 0) {
+                fprintf(stderr, "cnn_fashion: %s\n", err);
+                return 1;
+            }
             optim_step(o, 1e-3);
             optim_zero_grad(o);
-            sum += tensor_get_flat(loss, 0);
+            sum += lv / d->size;
         }
-        printf("epoch %d: mean training loss %.4f\n", e + 1, sum / (nb ? nb : 1));
+        if (dist_root(d)) printf("epoch %d: mean training loss %.4f\n", e + 1, sum / (nb ? nb : 1));
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -131,7 +152,9 @@ int main(int argc, char **argv) {
         }
     }
     double acc = (double)correct / (double)test.n;
-    printf("test accuracy %.2f%% after %d epochs on %lld images (training %.1f s)\n", 100 * acc, epochs, (long long)ntrain, secs);
+    if (dist_root(d))
+        printf("test accuracy %.2f%% after %d epochs on %lld images (training %.1f s%s)\n", 100 * acc, epochs, (long long)ntrain, secs,
+               d->size > 1 ? ", data-parallel" : "");
     optim_free(o);
     free(order);
     ctx_free(c), ctx_free(pc);

@@ -32,6 +32,11 @@ LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
 if [ -d /usr/share/datasets/fashion-mnist ]; then
     cc -std=c11 -O2 "$src/examples/cnn_fashion.c" $flags -lm -o "$tmp/cnn_fashion"
     MIN_ACC=0.70 LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400
+    # and data-parallel over 2 MPI ranks (with an MPI build and mpirun)
+    if command -v mpirun >/dev/null && pkg-config --exists ompi-c; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 \
+            -x MIN_ACC=0.70 -x LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400 | grep "data-parallel"
+    fi
 else
     echo "skip: the CNN example needs dataset-fashion-mnist"
 fi
