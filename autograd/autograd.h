@@ -81,6 +81,13 @@ Tensor *ag_std(Ctx *c, Tensor *x, int dim, double correction, bool keepdim);
 Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target);         // mean of squared differences
 Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target); // mean, stable for any logit
 Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels);          // logp [N, C], int64 labels [N] -> mean
+Tensor *ag_sum_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim);  // over several dimensions
+Tensor *ag_mean_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim);
+// views of x cut along dim: sizes[0..n) (summing to the dimension) into out; 0 or -1
+int ag_split(Ctx *c, Tensor *x, int dim, const int64_t *sizes, int n, Tensor **out);
+// torch.chunk: ceil(L / n) each, the last smaller; returns how many (<= n), -1 on error
+int ag_chunk(Ctx *c, Tensor *x, int dim, int n, Tensor **out);
+Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, double eps); // over any dimension
 Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);     // over any dimension
 Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
 // cross-entropy over logits [N, C, d...] and int64 labels [N, d...], the mean over labels that are
@@ -113,7 +120,7 @@ Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double s
 Tensor *ag_cross_entropy_smoothed(Ctx *c, Tensor *logits, Tensor *labels, double scale, double eps);
 
 // ---- products (ops_matmul.c) ----
-Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);  // [.., M, K] @ [.., K, N]; 1-d operands as vectors;
+Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);  // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;
                                                    // transposed views are used without a copy
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);   // x [.., IC], w [OC, IC], b [OC] or NULL
 Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
@@ -123,6 +130,11 @@ Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = ke
 // q [B, Tq, C], k, v [B, Tk, C] -> [B, Tq, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.
 // probs (optional) receives the attention probabilities [B, NH, Tq, Tk].
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
+// the same with an additive mask (added to the scores before the softmax: [Tq, Tk] for every batch
+// item or [B, Tq, Tk]; -INFINITY hides a key; no gradient) and/or causal (query i sees keys up to
+// i + Tk - Tq), as F.scaled_dot_product_attention's attn_mask and is_causal. The probabilities
+// are kept for the backward ([B, NH, Tq, Tk]).
+Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs);
 
 // ---- fused layers (ops_fused.c) ----
 // LoRA: x w^T + b + scale * (dropout_p(x) A^T) B^T; A [r, IC], B [OC, r]; the dropout mask comes from

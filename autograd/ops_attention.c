@@ -19,6 +19,10 @@ static void attention_bw(AgNode *n) {
 }
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {
+    return ag_attention_masked(c, q, k, v, NH, NULL, false, probs);
+}
+
+Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs) {
     char s1[96], s2[96], s3[96];
     if (!ag_arg(c, "attention", "q", q) || !ag_arg(c, "attention", "k", k) || !ag_arg(c, "attention", "v", v) || !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v)) return NULL;
     if (q->ndim != 3 || k->ndim != 3 || !tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
@@ -28,11 +32,21 @@ Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **p
         return NULL;
     }
     int64_t B = q->shape[0], T = q->shape[1], Tk = k->shape[1], C = q->shape[2];
+    bool mask_ok = !mask || (mask->dtype == q->dtype && ((mask->ndim == 2 && mask->shape[0] == T && mask->shape[1] == Tk) ||
+                                                         (mask->ndim == 3 && mask->shape[0] == B && mask->shape[1] == T && mask->shape[2] == Tk)));
+    if (!mask_ok || (causal && Tk < T)) {
+        ctx_fail(c, "attention: the mask %s is not an additive [%lld, %lld] or [%lld, %lld, %lld] of q's dtype%s",
+                 mask ? shape_str(mask, s1, sizeof s1) : "[]", (long long)T, (long long)Tk, (long long)B, (long long)T, (long long)Tk,
+                 causal && Tk < T ? ", or causal with fewer keys than queries" : "");
+        return NULL;
+    }
+    Tensor *mc = mask ? tensor_contiguous(c, mask) : NULL; // a constant: no gradient flows to it
     double scale = 1.0 / sqrt((double)(C / NH));
     Tensor *qc = tensor_contiguous(c, q), *kc = tensor_contiguous(c, k), *vc = tensor_contiguous(c, v);
     Tensor *y = tensor_new(c, q->dtype, 3, q->shape);
     Tensor *att = tensor_new(c, q->dtype, 4, (int64_t[]){B, NH, T, Tk});
-    AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, B, T, Tk, C, NH, scale);
+    AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
+                mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale);
     AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_bw);
     if (n) {
         n->saved[0] = qc, n->saved[1] = kc, n->saved[2] = vc;

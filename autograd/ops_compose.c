@@ -266,3 +266,80 @@ Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t igno
     Tensor *picked = ag_gather(c, ag_log_softmax(c, z), 1, lab); // [M, 1]
     return ag_mul_scalar(c, ag_sum_all(c, ag_mul(c, picked, mask)), -1.0 / (double)kept);
 }
+
+// sum or mean over several dimensions, one at a time from the last (the indices stay valid)
+static Tensor *reduce_dims(Ctx *c, const char *op, Tensor *x, const int *dims, int n, bool keepdim, bool mean) {
+    if (!ag_arg(c, op, "x", x)) return NULL;
+    int d[TENSOR_MAX_DIMS];
+    if (n < 1 || n > x->ndim) {
+        ctx_fail(c, "%s: %d dimensions for a %d-d tensor", op, n, x->ndim);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        d[i] = tensor_dim(x, dims[i]);
+        for (int j = 0; j < i; j++)
+            if (d[j] == d[i]) d[i] = -1;
+        if (d[i] < 0) {
+            ctx_fail(c, "%s: dimension %d is out of range or repeated for a %d-d tensor", op, dims[i], x->ndim);
+            return NULL;
+        }
+    }
+    for (int i = 1; i < n; i++) // descending
+        for (int j = i; j > 0 && d[j] > d[j - 1]; j--) {
+            int t = d[j];
+            d[j] = d[j - 1], d[j - 1] = t;
+        }
+    Tensor *y = x;
+    for (int i = 0; i < n; i++) y = mean ? ag_mean(c, y, d[i], keepdim) : ag_sum(c, y, d[i], keepdim);
+    return y;
+}
+
+Tensor *ag_sum_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim) { return reduce_dims(c, "sum", x, dims, n, keepdim, false); }
+Tensor *ag_mean_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim) { return reduce_dims(c, "mean", x, dims, n, keepdim, true); }
+
+int ag_split(Ctx *c, Tensor *x, int dim, const int64_t *sizes, int n, Tensor **out) {
+    if (!ag_arg(c, "split", "x", x)) return -1;
+    int d = tensor_dim(x, dim);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i] >= 0 ? sizes[i] : -1;
+    if (d < 0 || n < 1 || total != x->shape[d]) {
+        ctx_fail(c, "split: %d sizes summing to %lld do not cover dimension %d of a %d-d tensor", n, (long long)total, dim, x->ndim);
+        return -1;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = ag_narrow(c, x, d, at, sizes[i]);
+        if (!out[i]) return -1;
+        at += sizes[i];
+    }
+    return 0;
+}
+
+int ag_chunk(Ctx *c, Tensor *x, int dim, int n, Tensor **out) {
+    if (!ag_arg(c, "chunk", "x", x)) return -1;
+    int d = tensor_dim(x, dim);
+    if (d < 0 || n < 1 || n > x->shape[d]) {
+        ctx_fail(c, "chunk: %d chunks of dimension %d of %s", n, dim, x->ndim ? "the tensor" : "a 0-d tensor");
+        return -1;
+    }
+    int64_t L = x->shape[d], each = (L + n - 1) / n, sizes[TENSOR_MAX_DIMS * 8];
+    if (n > (int)(sizeof sizes / sizeof *sizes)) {
+        ctx_fail(c, "chunk: at most %d chunks", (int)(sizeof sizes / sizeof *sizes));
+        return -1;
+    }
+    int k = 0; // PyTorch's chunks: ceil(L / n) each, the last smaller, fewer when they run out
+    for (int64_t at = 0; at < L; at += each) sizes[k++] = at + each <= L ? each : L - at;
+    for (int i = k; i < n; i++) out[i] = NULL;
+    return ag_split(c, x, d, sizes, k, out) == 0 ? k : -1;
+}
+
+Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, double eps) {
+    if (!ag_arg(c, "layernorm", "x", x)) return NULL;
+    int d = tensor_dim(x, dim), inv[TENSOR_MAX_DIMS];
+    if (d < 0) {
+        ctx_fail(c, "layernorm: dimension %d out of range for %d-d tensor", dim, x->ndim);
+        return NULL;
+    }
+    if (d == x->ndim - 1) return ag_layernorm(c, x, w, b, eps);
+    return ag_contiguous(c, ag_permute(c, ag_layernorm(c, dim_last(c, x, d, inv), w, b, eps), inv));
+}

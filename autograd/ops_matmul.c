@@ -37,6 +37,22 @@ Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
         ctx_fail(c, "matmul: 0-d operand (%s and %s)", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
         return NULL;
     }
+    // batch dimensions that differ broadcast (NumPy's rule): both operands expanded to them first
+    if (a0->ndim >= 3 && b0->ndim >= 3 &&
+        (a0->ndim != b0->ndim || memcmp(a0->shape, b0->shape, sizeof(int64_t) * (size_t)(a0->ndim - 2)))) {
+        Tensor ba = {.ndim = a0->ndim - 2}, bb = {.ndim = b0->ndim - 2};
+        memcpy(ba.shape, a0->shape, sizeof(int64_t) * (size_t)ba.ndim), memcpy(bb.shape, b0->shape, sizeof(int64_t) * (size_t)bb.ndim);
+        int64_t bs[TENSOR_MAX_DIMS], sa[TENSOR_MAX_DIMS], sb[TENSOR_MAX_DIMS];
+        int nb = broadcast_shapes(&ba, &bb, bs);
+        if (nb < 0 || nb + 2 > TENSOR_MAX_DIMS) {
+            ctx_fail(c, "matmul: batch dimensions of %s and %s do not broadcast", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
+            return NULL;
+        }
+        memcpy(sa, bs, sizeof(int64_t) * (size_t)nb), memcpy(sb, bs, sizeof(int64_t) * (size_t)nb);
+        sa[nb] = a0->shape[a0->ndim - 2], sa[nb + 1] = a0->shape[a0->ndim - 1];
+        sb[nb] = b0->shape[b0->ndim - 2], sb[nb + 1] = b0->shape[b0->ndim - 1];
+        return ag_matmul(c, ag_contiguous(c, ag_expand(c, a0, nb + 2, sa)), ag_contiguous(c, ag_expand(c, b0, nb + 2, sb)));
+    }
     // vectors: [K] as [1, K] on the left, [K, 1] on the right; the extra dim is dropped after
     Tensor *a = a0, *b = b0;
     if (a->ndim == 1) a = tensor_reshape_view(c, tensor_contiguous(c, a0), 2, (int64_t[]){1, a0->shape[0]});

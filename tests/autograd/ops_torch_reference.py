@@ -22,6 +22,17 @@ def away(t, pts, gap=0.01):  # no element near a kink
     return t
 
 
+def attn(q, k, v, nh, mask, causal):  # per head softmax(q k^T / sqrt(hs) + mask) v, written out (1.13 has no SDPA)
+    B, Tq, C = q.shape; Tk = k.shape[1]; hs = C // nh
+    qh, kh, vh = (t.view(B, -1, nh, hs).transpose(1, 2) for t in (q, k, v))
+    s = qh @ kh.transpose(-1, -2) / hs ** 0.5
+    if mask is not None:
+        s = s + mask
+    if causal:
+        s = s.masked_fill(torch.ones(Tq, Tk, dtype=torch.bool).triu(Tk - Tq + 1), float("-inf"))
+    return (torch.softmax(s, -1) @ vh).transpose(1, 2).reshape(B, Tq, C)
+
+
 cases = {
     "sigmoid": (lambda x: torch.sigmoid(x), [rnd(3, 5, lo=-30, hi=30)]),
     "silu": (lambda x: F.silu(x), [rnd(3, 5, lo=-8, hi=8)]),
@@ -59,6 +70,14 @@ cases = {
     "pad": (lambda x: F.pad(x, (0, 0, 1, 2), value=0.5), [rnd(2, 3)]),
     "stack": (lambda x, y: torch.stack([x, y, x], 1), [rnd(2, 3), rnd(2, 3)]),
     "cross_entropy_nd": (lambda x: F.cross_entropy(x, torch.tensor([[2, -100, 0], [1, 3, -100]]), ignore_index=-100), [rnd(2, 4, 3, lo=-2, hi=2)]),
+    "attention_masked": (lambda q, k, v: attn(q, k, v, 2, torch.tensor([[0, -1.5, 0.5, float("-inf")], [0, 2, 0.25, -0.5],
+                                                                         [0, 1, float("-inf"), 0]], dtype=torch.float64), False),
+                         [rnd(2, 3, 4), rnd(2, 4, 4), rnd(2, 4, 4)]),
+    "attention_causal": (lambda q, k, v: attn(q, k, v, 2, None, True), [rnd(2, 3, 4), rnd(2, 4, 4), rnd(2, 4, 4)]),
+    "matmul_broadcast": (lambda x, y: torch.matmul(x, y), [rnd(2, 1, 3, 4), rnd(3, 4, 5)]),
+    "sum_dims": (lambda x: x.sum((0, 2)), [rnd(2, 3, 4)]),
+    "mean_dims": (lambda x: x.mean((-1, 1), keepdim=True), [rnd(2, 3, 4)]),
+    "layernorm_dim": (lambda x, w, b: F.layer_norm(x.transpose(1, 2), (4,), w, b, 1e-5).transpose(1, 2), [rnd(2, 4, 3, lo=-2, hi=2), rnd(4, lo=0.5, hi=1.5), rnd(4)]),
     "eq": (lambda x, y: (x == y).double(), [torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)]),
     "lt": (lambda x, y: (x < y).double(), [rnd(3, 4, grad=False), rnd(4, grad=False)]),
     "ge": (lambda x, y: (x >= y).double(), [rnd(3, 4, grad=False), rnd(3, 1, grad=False)]),

@@ -109,6 +109,25 @@ static Tensor *fn_cross_entropy_nd(Ctx *c, Tensor **in, void *ud) {
     int64_t lab[] = {2, -100, 0, 1, 3, -100}; // [N=2, d=3], two ignored
     return ag_cross_entropy_nd(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), lab), -100);
 }
+static Tensor *fn_attention_masked(Ctx *c, Tensor **in, void *ud) {
+    double m[] = {0, -1.5, 0.5, -INFINITY, 0, 2, 0.25, -0.5, 0, 1, -INFINITY, 0}; // [Tq 3, Tk 4]
+    return ag_attention_masked(c, in[0], in[1], in[2], 2, tensor_from_data(c, DT_F64, SHAPE(3, 4), m), false, NULL);
+}
+GC_CASE(attention_causal, ag_attention_masked(c, in[0], in[1], in[2], 2, NULL, true, NULL))
+GC_CASE(matmul_broadcast, ag_matmul(c, in[0], in[1]))
+GC_CASE(sum_dims, ag_sum_dims(c, in[0], (int[]){0, 2}, 2, false))
+GC_CASE(mean_dims, ag_mean_dims(c, in[0], (int[]){-1, 1}, 2, true))
+static Tensor *fn_split(Ctx *c, Tensor **in, void *ud) {
+    Tensor *p[3];
+    if (ag_split(c, in[0], 1, (int64_t[]){1, 3, 1}, 3, p) != 0) return NULL;
+    return ag_concat(c, (Tensor *[]){ag_mul_scalar(c, p[2], 3), p[0], ag_exp(c, p[1])}, 3, 1);
+}
+static Tensor *fn_chunk(Ctx *c, Tensor **in, void *ud) {
+    Tensor *p[3];
+    if (ag_chunk(c, in[0], 0, 3, p) != 3) return NULL; // 5 rows: 2, 2, 1
+    return ag_concat(c, (Tensor *[]){p[2], ag_tanh(c, p[0]), p[1]}, 3, 0);
+}
+GC_CASE(layernorm_dim, ag_layernorm_dim(c, in[0], 1, in[1], in[2], 1e-5))
 static Tensor *fn_nll_loss(Ctx *c, Tensor **in, void *ud) {
     int64_t lab[] = {2, 0, 4};
     return ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), lab));
@@ -326,6 +345,30 @@ START_TEST(test_gradcheck_stack) { gc(fn_stack, (Tensor *[]){rnd(135, SHAPE(2, 3
 END_TEST
 START_TEST(test_gradcheck_cross_entropy_nd) { gc(fn_cross_entropy_nd, (Tensor *[]){rnd(137, SHAPE(2, 4, 3), -2, 2)}, 1, NULL); }
 END_TEST
+START_TEST(test_gradcheck_attention_masked) {
+    gc(fn_attention_masked, (Tensor *[]){rnd(140, SHAPE(2, 3, 4), -1, 1), rnd(141, SHAPE(2, 4, 4), -1, 1), rnd(142, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_attention_causal) { // 3 queries over 4 keys: query i sees keys 0..i+1
+    gc(fn_attention_causal, (Tensor *[]){rnd(143, SHAPE(2, 3, 4), -1, 1), rnd(144, SHAPE(2, 4, 4), -1, 1), rnd(145, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_matmul_broadcast) { // [2, 1, 3, 4] @ [3, 4, 5] -> [2, 3, 3, 5]
+    gc(fn_matmul_broadcast, (Tensor *[]){rnd(146, SHAPE(2, 1, 3, 4), -1, 1), rnd(147, SHAPE(3, 4, 5), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_sum_dims) { gc(fn_sum_dims, (Tensor *[]){rnd(148, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_mean_dims) { gc(fn_mean_dims, (Tensor *[]){rnd(149, SHAPE(2, 3, 4), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_split) { gc(fn_split, (Tensor *[]){rnd(150, SHAPE(2, 5), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_chunk) { gc(fn_chunk, (Tensor *[]){rnd(151, SHAPE(5, 2), -1, 1)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_layernorm_dim) {
+    gc(fn_layernorm_dim, (Tensor *[]){rnd(152, SHAPE(2, 4, 3), -2, 2), rnd(153, SHAPE(4), 0.5, 1.5), rnd(154, SHAPE(4), -1, 1)}, 3, NULL);
+}
+END_TEST
 START_TEST(test_gradcheck_nll_loss) { gc(fn_nll_loss, (Tensor *[]){rnd(105, SHAPE(3, 5), -2, 2)}, 1, NULL); }
 END_TEST
 
@@ -456,6 +499,14 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_pad);
     tcase_add_test(tc, test_gradcheck_stack);
     tcase_add_test(tc, test_gradcheck_cross_entropy_nd);
+    tcase_add_test(tc, test_gradcheck_attention_masked);
+    tcase_add_test(tc, test_gradcheck_attention_causal);
+    tcase_add_test(tc, test_gradcheck_matmul_broadcast);
+    tcase_add_test(tc, test_gradcheck_sum_dims);
+    tcase_add_test(tc, test_gradcheck_mean_dims);
+    tcase_add_test(tc, test_gradcheck_split);
+    tcase_add_test(tc, test_gradcheck_chunk);
+    tcase_add_test(tc, test_gradcheck_layernorm_dim);
     tcase_add_test(tc, test_gradcheck_catches_wrong_gradient);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -53,6 +53,15 @@ OP(flip, ag_flip(c, in[0], 1))
 OP(pad, ag_pad(c, in[0], 0, 1, 2, 0.5))
 OP(stack, ag_stack(c, (Tensor *[]){in[0], in[1], in[0]}, 3, 1))
 OP(cross_entropy_nd, ag_cross_entropy_nd(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){2, -100, 0, 1, 3, -100}), -100))
+static Tensor *op_attention_masked(Ctx *c, Tensor **in) {
+    double m[] = {0, -1.5, 0.5, -INFINITY, 0, 2, 0.25, -0.5, 0, 1, -INFINITY, 0};
+    return ag_attention_masked(c, in[0], in[1], in[2], 2, tensor_from_data(c, DT_F64, SHAPE(3, 4), m), false, NULL);
+}
+OP(attention_causal, ag_attention_masked(c, in[0], in[1], in[2], 2, NULL, true, NULL))
+OP(matmul_broadcast, ag_matmul(c, in[0], in[1]))
+OP(sum_dims, ag_sum_dims(c, in[0], (int[]){0, 2}, 2, false))
+OP(mean_dims, ag_mean_dims(c, in[0], (int[]){-1, 1}, 2, true))
+OP(layernorm_dim, ag_layernorm_dim(c, in[0], 1, in[1], in[2], 1e-5))
 OP(eq, ag_eq(c, in[0], in[1]))
 OP(lt, ag_lt(c, in[0], in[1]))
 OP(ge, ag_ge(c, in[0], in[1]))
@@ -68,7 +77,9 @@ static const struct {
            {"global_avg_pool2d", op_global_avg_pool2d}, {"softmax_dim", op_softmax_dim}, {"group_norm", op_group_norm},
            {"batch_norm", op_batch_norm}, {"batch_norm_running", op_batch_norm_running}, {"batch_norm_eval", op_batch_norm_eval},
            {"rms_norm", op_rms_norm}, {"embedding", op_embedding}, {"flip", op_flip}, {"pad", op_pad}, {"stack", op_stack},
-           {"cross_entropy_nd", op_cross_entropy_nd}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
+           {"cross_entropy_nd", op_cross_entropy_nd}, {"attention_masked", op_attention_masked},
+           {"attention_causal", op_attention_causal}, {"matmul_broadcast", op_matmul_broadcast}, {"sum_dims", op_sum_dims},
+           {"mean_dims", op_mean_dims}, {"layernorm_dim", op_layernorm_dim}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
 
 static Tensor *load(Ctx *c, const WFile *f, const char *op, const char *what) {
     char k[128];
