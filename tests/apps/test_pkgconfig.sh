@@ -28,8 +28,11 @@ echo "installed headers: public only, usable from C and C++"
 # an op of one's own, through the extender header (docs/ops.md)
 cc -std=c11 "$src/examples/custom_op.c" $flags -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
-# the CNN example, shortened (1 epoch of 6,400 images; the full run is in the README)
+# the MLP example (1 epoch of all 60,000 images) and the CNN example, shortened (1 epoch of 6,400
+# images; the full runs are in the README)
 if [ -d /usr/share/datasets/fashion-mnist ]; then
+    cc -std=c11 -O2 "$src/examples/mlp_fashion.c" $flags -lm -o "$tmp/mlp_fashion"
+    MIN_ACC=0.80 LD_LIBRARY_PATH="$libdir" "$tmp/mlp_fashion" 1
     cc -std=c11 -O2 "$src/examples/cnn_fashion.c" $flags -lm -o "$tmp/cnn_fashion"
     MIN_ACC=0.70 LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400
     # and data-parallel over 2 MPI ranks (with an MPI build and mpirun)
