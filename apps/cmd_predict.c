@@ -15,18 +15,20 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
-static const float *rank_p;
-static int by_prob(const void *a, const void *b) { // descending; ties keep the lower id (torch.topk's order)
-    int x = *(const int *)a, y = *(const int *)b;
-    return rank_p[x] > rank_p[y] ? -1 : rank_p[x] < rank_p[y] ? 1 : x - y;
+// pointers into the probabilities, descending; ties keep the lower id (torch.topk's order)
+static int by_prob(const void *a, const void *b) {
+    const float *x = *(const float *const *)a, *y = *(const float *const *)b;
+    return *x > *y ? -1 : *x < *y ? 1 : (x > y) - (x < y);
 }
 
 // the ids of p[0..n) from the largest down, in O(n log n)
 static int *ranked(const float *p, int n) {
     int *id = malloc(sizeof *id * (size_t)n);
-    for (int j = 0; j < n; j++) id[j] = j;
-    rank_p = p;
-    qsort(id, (size_t)n, sizeof *id, by_prob);
+    const float **ptr = malloc(sizeof *ptr * (size_t)n);
+    for (int j = 0; j < n; j++) ptr[j] = p + j;
+    qsort(ptr, (size_t)n, sizeof *ptr, by_prob);
+    for (int j = 0; j < n; j++) id[j] = (int)(ptr[j] - p);
+    free(ptr);
     return id;
 }
 

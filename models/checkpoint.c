@@ -94,10 +94,11 @@ char *vit_v5_name(const char *in, char *out, size_t n) {
     return out;
 }
 
-static const Checkpoint *sorting;
+// pointers into ck->canon by name, then by position (the first of equal names first); no shared state
 static int canon_cmp(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b, c = strcmp(sorting->canon[x], sorting->canon[y]);
-    return c ? c : x - y;
+    char *const *x = *(char *const *const *)a, *const *y = *(char *const *const *)b;
+    int c = strcmp(*x, *y);
+    return c ? c : (x > y) - (x < y);
 }
 
 static void index_entries(Checkpoint *ck) {
@@ -112,9 +113,11 @@ static void index_entries(Checkpoint *ck) {
             ck->entries[ck->n++] = &ck->files[f].e[i];
         }
     ck->order = malloc(sizeof *ck->order * (size_t)(total ? total : 1));
-    for (int i = 0; i < ck->n; i++) ck->order[i] = i;
-    sorting = ck;
-    qsort(ck->order, (size_t)ck->n, sizeof *ck->order, canon_cmp);
+    char ***ptr = malloc(sizeof *ptr * (size_t)(total ? total : 1));
+    for (int i = 0; i < ck->n; i++) ptr[i] = &ck->canon[i];
+    qsort(ptr, (size_t)ck->n, sizeof *ptr, canon_cmp);
+    for (int i = 0; i < ck->n; i++) ck->order[i] = (int)(ptr[i] - ck->canon);
+    free(ptr);
 }
 
 const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical) {

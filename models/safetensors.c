@@ -37,21 +37,24 @@ void wfile_close(WFile *f) {
     memset(f, 0, sizeof *f);
 }
 
-static const WFile *sorting;
+// entries compared by name through pointers into f->e (no shared state: reentrant)
 static int entry_name_cmp(const void *a, const void *b) {
-    return strcmp(sorting->e[*(const int *)a].name, sorting->e[*(const int *)b].name);
+    return strcmp((*(const WEntry *const *)a)->name, (*(const WEntry *const *)b)->name);
 }
 
 int wfile_index(WFile *f, char *err, size_t errn) {
     free(f->by_name);
     f->by_name = malloc(sizeof *f->by_name * (size_t)(f->n ? f->n : 1));
-    if (!f->by_name) {
+    const WEntry **ptr = malloc(sizeof *ptr * (size_t)(f->n ? f->n : 1));
+    if (!f->by_name || !ptr) {
+        free(ptr);
         snprintf(err, errn, "%s: out of memory indexing %d tensors", f->path, f->n);
         return -1;
     }
-    for (int i = 0; i < f->n; i++) f->by_name[i] = i;
-    sorting = f;
-    qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, entry_name_cmp);
+    for (int i = 0; i < f->n; i++) ptr[i] = &f->e[i];
+    qsort(ptr, (size_t)f->n, sizeof *ptr, entry_name_cmp);
+    for (int i = 0; i < f->n; i++) f->by_name[i] = (int)(ptr[i] - f->e);
+    free(ptr);
     for (int i = 1; i < f->n; i++)
         if (!strcmp(f->e[f->by_name[i - 1]].name, f->e[f->by_name[i]].name)) {
             snprintf(err, errn, "%s: tensor '%.200s' appears twice", f->path, f->e[f->by_name[i]].name);
