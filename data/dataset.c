@@ -45,7 +45,7 @@ static int list_dir(const char *dir, char kind, char ***out, int *n, char *err, 
 
 static bool is_image_file(const char *path) {
     char err[64];
-    int fd = file_open_regular(path, err, sizeof err); // a FIFO is skipped, not waited on
+    int fd = file_open_regular(path, NULL, err, sizeof err); // a FIFO is skipped, not waited on
     if (fd < 0) return false;
     uint8_t head[8] = {0};
     ssize_t n = read(fd, head, sizeof head);
@@ -135,7 +135,7 @@ fail:
 // ---- IDX (gzip): magic 0x00000803 images [n, rows, cols], 0x00000801 labels [n] ----
 
 static uint8_t *read_gz(const char *path, size_t max, size_t *n, char *err, size_t errn) {
-    int fd = file_open_regular(path, err, errn);
+    int fd = file_open_regular(path, NULL, err, errn);
     if (fd < 0) return NULL;
     gzFile g = gzdopen(fd, "rb");
     if (!g) {

@@ -77,15 +77,10 @@ const WEntry *wfile_find(const WFile *f, const char *name) {
 // maps PATH copy-on-write; shared with the torch reader
 int wfile_map(WFile *f, const char *path, char *err, size_t errn) {
     memset(f, 0, sizeof *f);
-    int fd = file_open_regular(path, err, errn);
+    uint64_t bytes;
+    int fd = file_open_regular(path, &bytes, err, errn);
     if (fd < 0) return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errn, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    f->size = (size_t)st.st_size;
+    f->size = (size_t)bytes;
     if (f->size > 0) {
         f->map = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (f->map == MAP_FAILED) {

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int file_open_regular(const char *path, char *err, size_t errn) {
+int file_open_regular(const char *path, uint64_t *size, char *err, size_t errn) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
@@ -26,24 +26,20 @@ int file_open_regular(const char *path, char *err, size_t errn) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (uint64_t)st.st_size;
     return fd;
 }
 
 char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn) {
-    int fd = file_open_regular(path, err, errn);
+    uint64_t bytes;
+    int fd = file_open_regular(path, &bytes, err, errn);
     if (fd < 0) return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errn, "%s: cannot stat: %s", path, strerror(errno));
+    if (bytes > max_bytes) {
+        snprintf(err, errn, "%s: %llu bytes, above the limit of %zu", path, (unsigned long long)bytes, max_bytes);
         close(fd);
         return NULL;
     }
-    if ((uint64_t)st.st_size > max_bytes) {
-        snprintf(err, errn, "%s: %lld bytes, above the limit of %zu", path, (long long)st.st_size, max_bytes);
-        close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size, n = 0;
+    size_t size = (size_t)bytes, n = 0;
     char *buf = malloc(size + 1);
     if (!buf) {
         snprintf(err, errn, "%s: out of memory reading %zu bytes", path, size);

@@ -5,14 +5,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 // opens PATH for reading only if it is a regular file: a FIFO, a device or a directory is refused
-// without blocking (opened non-blocking, checked, then made blocking); the fd, or -1 with a message
-int file_open_regular(const char *path, char *err, size_t errn);
+// without blocking (opened non-blocking, checked, then made blocking); the fd and (size not NULL)
+// its size in bytes, or -1 with a message
+int file_open_regular(const char *path, uint64_t *size, char *err, size_t errn);
 char *file_read_all(const char *path, size_t max_bytes, size_t *len, char *err, size_t errn); // NUL-terminated
 int file_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errn);
 int fsync_dir_of(const char *path);
