@@ -47,22 +47,28 @@ static bool dir_empty(const char *p) {
     return empty;
 }
 
+// p's folder and last name, trailing slashes ignored: "a/b/" -> "a" and "b", "b" -> "." and "b",
+// "/b" -> "/" and "b"
+static void split_path(const char *p, char *dir, size_t dn, char *base, size_t bn) {
+    snprintf(dir, dn, "%s", p);
+    char *slash = strrchr(dir, '/');
+    while (slash && slash > dir && slash[1] == 0) *slash = 0, slash = strrchr(dir, '/');
+    if (!slash) {
+        snprintf(base, bn, "%s", dir);
+        snprintf(dir, dn, ".");
+        return;
+    }
+    snprintf(base, bn, "%s", slash + 1);
+    if (slash == dir) slash[1] = 0; // the root
+    else *slash = 0;
+}
+
 // the absolute path of p, which need not exist yet (its parent must); false if it cannot be told
 static bool abs_path(const char *p, char *out, size_t n) {
     char buf[PATH_MAX];
     if (realpath(p, buf)) return snprintf(out, n, "%s", buf) < (int)n;
     char dir[PATH_MAX], base[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", p);
-    char *slash = strrchr(dir, '/');
-    while (slash && slash > dir && slash[1] == 0) *slash = 0, slash = strrchr(dir, '/'); // trailing slashes
-    if (slash) {
-        snprintf(base, sizeof base, "%s", slash + 1);
-        if (slash == dir) snprintf(dir, sizeof dir, "/");
-        else *slash = 0;
-    } else {
-        snprintf(base, sizeof base, "%s", dir);
-        snprintf(dir, sizeof dir, ".");
-    }
+    split_path(p, dir, sizeof dir, base, sizeof base);
     if (!realpath(dir, buf)) return false;
     return snprintf(out, n, "%s/%s", strcmp(buf, "/") ? buf : "", base) < (int)n;
 }
@@ -156,14 +162,7 @@ int app_make_output_dir(const char *dir, char *err, size_t errn) {
 
 int app_stage_begin(const char *out, char *stage, size_t n, char *err, size_t errn) {
     char parent[4096], base[4096];
-    snprintf(parent, sizeof parent, "%s", out);
-    size_t L = strlen(parent);
-    while (L > 1 && parent[L - 1] == '/') parent[--L] = 0;
-    char *slash = strrchr(parent, '/');
-    snprintf(base, sizeof base, "%s", slash ? slash + 1 : parent);
-    if (!slash) snprintf(parent, sizeof parent, ".");
-    else if (slash == parent) parent[1] = 0;
-    else *slash = 0;
+    split_path(out, parent, sizeof parent, base, sizeof base);
     if (snprintf(stage, n, "%s/.%s.tmp-%ld", parent, base, (long)getpid()) >= (int)n) {
         snprintf(err, errn, "%s: path too long", out);
         return -1;
