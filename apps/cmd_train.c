@@ -157,9 +157,9 @@ int cmd_train(int argc, char **argv) {
     a.max_grad_norm = max_norm, a.logging_steps = (int)logging, a.save_steps = (int)save_steps, a.save_total_limit = (int)save_limit;
     a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
     a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume, a.peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
-    a.progress = !quiet && dist_root(dist_world());
-    a.dist = dist_world();
-    if (!dist_root(a.dist)) a.log = NULL;
+    a.progress = !quiet && dist_root(dist);
+    a.dist = dist;
+    if (!dist_root(dist)) a.log = NULL;
     // what --resume must find unchanged: the data (folder, files, labels), the split, the order and
     // the optimisation (refused rather than applied midway: the result would match no single run)
     char data_abs[PATH_MAX], settings[8192];
@@ -187,10 +187,10 @@ int cmd_train(int argc, char **argv) {
         rc = strstr(err, "training stopped") ? 1 : 2;
         goto bad_rc;
     }
-    if (a.dist->size > 1 && dist_root(a.dist) && st.global_step > 0)
-        fprintf(stderr, "MPI: %d ranks, %.3f s in communication over %lld steps (%.2f ms per step)\n", a.dist->size,
+    if (dist->size > 1 && dist_root(dist) && st.global_step > 0)
+        fprintf(stderr, "MPI: %d ranks, %.3f s in communication over %lld steps (%.2f ms per step)\n", dist->size,
                 dist_comm_seconds(), (long long)st.global_step, 1e3 * dist_comm_seconds() / (double)st.global_step);
-    if (!dist_root(a.dist)) { // rank 0 writes the outputs and evaluates
+    if (!dist_root(dist)) { // rank 0 writes the outputs and evaluates
         rc = 0;
         goto out;
     }

@@ -1,5 +1,6 @@
-// tape.c: the engine. Ops are recorded in execution order, so walking the tape from the newest
-// node back is a reverse topological order (micrograd's sort, for free in define-by-run).
+// tape.c: the engine. Ops are numbered as they are recorded (in any context), so an op's inputs
+// always have lower numbers: backward collects the ops its loss reaches and runs them from the
+// highest number down, a reverse topological order (micrograd's sort, nearly free in define-by-run).
 #include "extend.h"
 
 #include <stdatomic.h>
