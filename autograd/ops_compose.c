@@ -103,11 +103,14 @@ static bool channel_params(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor 
         if (x) ctx_fail(c, "%s: input %s needs [N, C, ...]", op, shape_str(x, s1, sizeof s1));
         return false;
     }
-    for (Tensor *v = w, *end = NULL; v != end; v = v == w ? b : end)
+    const Tensor *params[2] = {w, b};
+    for (int i = 0; i < 2; i++) {
+        const Tensor *v = params[i];
         if (v && (v->ndim != 1 || v->shape[0] != x->shape[1])) {
             ctx_fail(c, "%s: weight and bias must be [%lld], got %s", op, (long long)x->shape[1], shape_str(v, s1, sizeof s1));
             return false;
         }
+    }
     return true;
 }
 

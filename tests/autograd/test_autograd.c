@@ -223,6 +223,19 @@ START_TEST(test_null_arguments_are_named) {
 }
 END_TEST
 
+START_TEST(test_norm_parameters_are_checked) {
+    // a bias of the wrong size is refused with or without a weight beside it
+    Tensor *x = tensor_ones(c, DT_F32, SHAPE(2, 4, 3)), *w = tensor_ones(c, DT_F32, SHAPE(4)), *bad = tensor_ones(c, DT_F32, SHAPE(3));
+    ck_assert_ptr_null(ag_group_norm(c, x, 2, NULL, bad, 1e-5));
+    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be [4], got [3]");
+    ctx_clear_error(c);
+    ck_assert_ptr_null(ag_group_norm(c, x, 2, w, bad, 1e-5));
+    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be [4], got [3]");
+    ctx_clear_error(c);
+    ck_assert_ptr_nonnull(ag_group_norm(c, x, 2, NULL, w, 1e-5));
+}
+END_TEST
+
 START_TEST(test_cross_entropy_gradient_is_softmax_minus_onehot) {
     Tensor *z = param(SHAPE(1, 3), (float[]){0, 0, 0});
     Tensor *y = tensor_from_data(c, DT_I64, SHAPE(1), (int64_t[]){1});
@@ -264,6 +277,7 @@ int main(void) {
     tcase_add_test(tc, test_consumed_graph_is_refused);
     tcase_add_test(tc, test_op_recorded_in_another_context);
     tcase_add_test(tc, test_null_arguments_are_named);
+    tcase_add_test(tc, test_norm_parameters_are_checked);
     tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
     suite_add_tcase(s, tc);
