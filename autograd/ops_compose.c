@@ -135,9 +135,10 @@ Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_m
     if (!channel_params(c, "batch_norm", x, w, b)) return NULL;
     int64_t C = x->shape[1], n = tensor_numel(x) / C;
     if ((running_mean && tensor_numel(running_mean) != C) || (running_var && tensor_numel(running_var) != C) ||
-        (!training && (!running_mean || !running_var)) || (training && n < 2)) {
-        ctx_fail(c, "batch_norm: %s", training ? "running statistics must be [C], and training needs more than one value per channel"
-                                               : "eval mode needs running_mean and running_var [C]");
+        (!running_mean != !running_var) || (!training && !running_mean) || (training && n < 2)) {
+        ctx_fail(c, "batch_norm: %s", !running_mean != !running_var ? "running_mean and running_var go together (both or neither)"
+                                      : training ? "running statistics must be [C], and training needs more than one value per channel"
+                                                 : "eval mode needs running_mean and running_var [C]");
         return NULL;
     }
     int inv[TENSOR_MAX_DIMS];
@@ -146,7 +147,7 @@ Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_m
     if (training) {
         Tensor *mu = ag_mean(c, xt, 0, true), *dev = ag_sub(c, xt, mu), *var = ag_mean(c, ag_mul(c, dev, dev), 0, true);
         y = ag_mul(c, dev, ag_pow_scalar(c, ag_add_scalar(c, var, eps), -0.5));
-        for (int64_t k = 0; var && k < C && running_mean && running_var; k++) { // PyTorch's update, unbiased variance
+        for (int64_t k = 0; var && running_mean && k < C; k++) { // PyTorch's update, unbiased variance
             double rm = tensor_get_flat(running_mean, k), rv = tensor_get_flat(running_var, k);
             tensor_set_flat(running_mean, k, (1 - momentum) * rm + momentum * tensor_get_flat(mu, k));
             tensor_set_flat(running_var, k, (1 - momentum) * rv + momentum * tensor_get_flat(var, k) * (double)n / (double)(n - 1));

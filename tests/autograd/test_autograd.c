@@ -233,6 +233,9 @@ START_TEST(test_norm_parameters_are_checked) {
     ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be [4], got [3]");
     ctx_clear_error(c);
     ck_assert_ptr_nonnull(ag_group_norm(c, x, 2, NULL, w, 1e-5));
+    // one running statistic without the other would be left un-updated: refused
+    ck_assert_ptr_null(ag_batch_norm(c, x, NULL, NULL, w, NULL, true, 0.1, 1e-5));
+    ck_assert_str_eq(ctx_error(c), "batch_norm: running_mean and running_var go together (both or neither)");
 }
 END_TEST
 
