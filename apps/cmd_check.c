@@ -103,7 +103,7 @@ int cmd_check(int argc, char **argv) {
     snprintf(k, sizeof k, "%spixel_values.grad", pre);
     if (wfile_find(&io, k)) ag_set_requires_grad(x, true);
     int L = m.cfg.num_hidden_layers;
-    VitOutputs out = {ctx_alloc(c, sizeof(Tensor *) * (size_t)(L + 1)), ctx_alloc(c, sizeof(Tensor *) * (size_t)L)};
+    VitOutputs out = {.hidden_states = ctx_alloc(c, sizeof(Tensor *) * (size_t)(L + 1)), .attentions = ctx_alloc(c, sizeof(Tensor *) * (size_t)L)};
     Tensor *logits = vit_forward(c, &m, x, &out);
     Tensor *loss = labels ? ag_cross_entropy(c, logits, labels) : NULL;
     if (loss) ag_backward(c, loss); // a failure leaves its message in c

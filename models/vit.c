@@ -211,6 +211,24 @@ void vit_free(VitModel *m) {
 
 // ---- forward ----
 
+// Attention computed op by op, its probabilities multiplied by gate (ones), so that a backward
+// leaves attention * gradient in gate->grad: the explanations' path (the fused op keeps neither).
+static Tensor *gated_attention_residual(Ctx *c, VitModel *m, VitLayer *L, Tensor *y, Tensor *res, Tensor *gate, Tensor **probs) {
+    int64_t B = y->shape[0], T = y->shape[1], D = y->shape[2];
+    int NH = m->cfg.num_attention_heads;
+    int64_t hd = D / NH;
+    const int split[] = {0, 2, 1, 3};
+    Tensor *hq[3];
+    const NnLinear *proj[3] = {&L->q, &L->k, &L->v};
+    for (int i = 0; i < 3; i++)
+        hq[i] = ag_permute(c, ag_reshape(c, nn_linear(c, proj[i], y, &m->rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
+    Tensor *scores = ag_mul_scalar(c, ag_matmul(c, hq[0], ag_transpose(c, hq[1], 2, 3)), 1.0 / sqrt((double)hd));
+    Tensor *a = ag_softmax(c, scores);
+    *probs = a;
+    Tensor *ctx = ag_permute(c, ag_matmul(c, ag_mul(c, a, gate), hq[2]), split);
+    return nn_linear_residual(c, &L->o, ag_reshape(c, ctx, 3, (int64_t[]){B, T, D}), res, &m->rng, false);
+}
+
 Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     const VitConfig *cf = &m->cfg;
     char s[96];
@@ -229,7 +247,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     if (out && out->hidden_states) out->hidden_states[0] = h;
     // The logits read only the [CLS] token after the last layer: unless intermediates are asked for,
     // the last layer computes keys and values for all tokens, and everything else for [CLS] alone.
-    bool prune = !(out && (out->hidden_states || out->attentions));
+    bool prune = !(out && (out->hidden_states || out->attentions || out->attention_gates));
     for (int i = 0; i < cf->num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
         Tensor *probs = NULL;
@@ -238,7 +256,10 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
             yq = ag_narrow(c, y, 1, 0, 1);
             h = ag_narrow(c, h, 1, 0, 1);
         }
-        h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
+        if (out && out->attention_gates)
+            h = gated_attention_residual(c, m, L, y, h, out->attention_gates[i], &probs);
+        else
+            h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
         y = nn_layernorm(c, &L->ln_after, h);
         h = nn_mlp_residual(c, &L->fc1, &L->fc2, y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;

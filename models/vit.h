@@ -47,6 +47,10 @@ typedef struct {
 typedef struct {
     Tensor **hidden_states; // num_hidden_layers + 1: embeddings, then each layer (before the final norm)
     Tensor **attentions;    // num_hidden_layers: [B, NH, T, T]
+    // Optional, for explanations (vit_explain.h): num_hidden_layers leaves of ones [B, NH, T, T]
+    // that multiply each layer's attention probabilities (computed unfused); after a backward,
+    // gate->grad holds attention * its gradient.
+    Tensor **attention_gates;
 } VitOutputs;
 
 // Load config.json and the weights of a model directory (base weights are views of the mapping).

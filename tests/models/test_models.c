@@ -54,7 +54,7 @@ START_TEST(test_tiny_forward_backward_parity) {
     Tensor *x = ref(c, &io, "pixel_values");
     ag_set_requires_grad(x, true);
     Tensor *hs[3], *att[2];
-    VitOutputs out = {hs, att};
+    VitOutputs out = {.hidden_states = hs, .attentions = att};
     Tensor *logits = vit_forward(c, &m, x, &out);
     Tensor *loss = ag_cross_entropy(c, logits, ref(c, &io, "labels"));
     ck_assert_int_eq(ag_backward(c, loss), 0);
@@ -148,7 +148,7 @@ START_TEST(test_cls_only_last_layer_is_exact) {
     Tensor *x = ref(c, &io, "pixel_values"), *y = ref(c, &io, "labels"), *res[2][3];
     for (int k = 0; k < 2; k++) {
         Tensor *hs[3];
-        VitOutputs out = {hs, NULL};
+        VitOutputs out = {.hidden_states = hs};
         Tensor *logits = vit_forward(c, &m, x, k ? &out : NULL);
         ck_assert_int_eq(ag_backward(c, ag_cross_entropy(c, logits, y)), 0);
         res[k][0] = tensor_clone(c, logits);
@@ -208,7 +208,7 @@ START_TEST(test_deit_tiny_random_sharded) {
     Ctx *c = ctx_new(1 << 24);
     ag_no_grad(c, true);
     Tensor *hs[13];
-    VitOutputs out = {hs, NULL};
+    VitOutputs out = {.hidden_states = hs};
     Tensor *logits = vit_forward(c, &m, ref(c, &io, "pixel_values"), &out);
     ck_assert(max_diff(logits, ref(c, &io, "logits")) < 1e-4);
     ck_assert(max_diff(hs[12], ref(c, &io, "hidden_states.12")) < 1e-4);
