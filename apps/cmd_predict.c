@@ -1,36 +1,9 @@
 // cmd_predict.c: `deit_lora predict`: the notebook's get_top5 for each image.
 #include "deit_lora.h"
+#include "results.h"
 
 #include <math.h>
 #include <string.h>
-
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
-
-// pointers into the probabilities, descending; ties keep the lower id (torch.topk's order)
-static int by_prob(const void *a, const void *b) {
-    const float *x = *(const float *const *)a, *y = *(const float *const *)b;
-    return *x > *y ? -1 : *x < *y ? 1 : (x > y) - (x < y);
-}
-
-// the ids of p[0..n) from the largest down, in O(n log n)
-static int *ranked(const float *p, int n) {
-    int *id = malloc(sizeof *id * (size_t)n);
-    const float **ptr = malloc(sizeof *ptr * (size_t)n);
-    for (int j = 0; j < n; j++) ptr[j] = p + j;
-    qsort(ptr, (size_t)n, sizeof *ptr, by_prob);
-    for (int j = 0; j < n; j++) id[j] = (int)(ptr[j] - p);
-    free(ptr);
-    return id;
-}
 
 // one image's probabilities into p[0..K): 0, 1 when it cannot be read or preprocessed (message in
 // err), 2 when the output is not finite
@@ -57,23 +30,11 @@ static int predict_one(Ctx *c, VitModel *m, ImageProcessor *ip, const char *path
     return 0;
 }
 
-static void print_result(const char *path, const float *p, int K, int top, bool json, const VitConfig *cfg) {
-    int *best = ranked(p, K);
-    if (json) {
-        printf("{\"image\": ");
-        json_str(path);
-        printf(", \"top\": [");
-        for (int k = 0; k < top; k++) {
-            printf("%s{\"label\": ", k ? ", " : "");
-            json_str(cfg->id2label[best[k]]);
-            printf(", \"id\": %d, \"prob\": %.9g}", best[k], p[best[k]]);
-        }
-        printf("]}\n");
-    } else {
-        printf("%s\n", path);
-        for (int k = 0; k < top; k++) printf("  %s  %.4f\n", cfg->id2label[best[k]], p[best[k]]);
-    }
-    free(best);
+static void print_result(const char *path, const float *p, int top, bool json, const VitConfig *cfg) {
+    StrBuf b = {0};
+    results_predict(&b, path, p, top, json, cfg);
+    if (b.s) fputs(b.s, stdout);
+    sb_free(&b);
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -131,7 +92,7 @@ int cmd_predict(int argc, char **argv) {
                 rc = app_fail("predict", err);
                 break;
             }
-            print_result(pos[ii], q + 1, K, (int)top, json, &m.cfg);
+            print_result(pos[ii], q + 1, (int)top, json, &m.cfg);
         }
         double stop = rc; // rank 0 decides: every process stops with it
         if (d->size > 1 && dist_broadcast(d, &stop, sizeof stop, err, sizeof err) != 0) stop = 2;

@@ -12,6 +12,7 @@ static const struct {
     {"train", cmd_train, "fine-tune with LoRA on a folder of images (the notebook, end to end)"},
     {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
     {"predict", cmd_predict, "top-K labels with probabilities for images"},
+    {"explain", cmd_explain, "where the model looks: attention rollout or relevance maps over images"},
     {"merge", cmd_merge, "fold an adapter into the model: an HF model directory"},
     {"info", cmd_info, "what a model or adapter directory holds"},
     {"convert-adapter", cmd_convert_adapter, "rewrite an adapter for transformers 4 (v4) or 5 (v5)"},

@@ -22,6 +22,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert_adapter(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 // prints "deit_lora CMD: MESSAGE" and returns 2 (bad input)
 int app_fail(const char *cmd, const char *msg);

@@ -39,6 +39,8 @@ int image_center_crop_hf(Image *out, const Image *in, int cw, int ch);
 // torchvision's CenterCrop: top = round((h - ch) / 2) (half to even), zero padding as torchvision.
 int image_center_crop_tv(Image *out, const Image *in, int cw, int ch);
 
+// An RGB PNG in memory: *out (malloc'd, the caller frees) of *n bytes.
+int image_encode_png(const Image *im, uint8_t **out, size_t *n, char *err, size_t errn);
 // Writes an RGB PNG atomically (PATH.tmp, fsync, rename).
 int image_save_png(const Image *im, const char *path, char *err, size_t errn);
 

@@ -272,13 +272,13 @@ static void png_write_mem(png_structp p, png_bytep data, png_size_t len) {
 
 static void png_flush_mem(png_structp p) { (void)p; }
 
-int image_save_png(const Image *im, const char *path, char *err, size_t errn) {
+int image_encode_png(const Image *im, uint8_t **out, size_t *n, char *err, size_t errn) {
     MemOut m = {0};
     PngSrc es = {0};
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, &es, png_fail, png_warn);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info || setjmp(png_jmpbuf(p))) {
-        snprintf(err, errn, "%s: PNG encoding failed (%s)", path, es.msg);
+        snprintf(err, errn, "PNG encoding failed (%s)", p ? es.msg : "out of memory");
         png_destroy_write_struct(&p, &info);
         free(m.buf);
         return -1;
@@ -290,7 +290,20 @@ int image_save_png(const Image *im, const char *path, char *err, size_t errn) {
     for (int y = 0; y < im->h; y++) png_write_row(p, im->px + (size_t)y * (size_t)im->w * 3);
     png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
-    int rc = file_write_atomic(path, m.buf, m.n, err, errn);
-    free(m.buf);
+    *out = (uint8_t *)m.buf;
+    *n = m.n;
+    return 0;
+}
+
+int image_save_png(const Image *im, const char *path, char *err, size_t errn) {
+    uint8_t *buf;
+    size_t n;
+    char e[512];
+    if (image_encode_png(im, &buf, &n, e, sizeof e) != 0) {
+        snprintf(err, errn, "%s: %s", path, e);
+        return -1;
+    }
+    int rc = file_write_atomic(path, buf, n, err, errn);
+    free(buf);
     return rc;
 }

@@ -39,6 +39,20 @@ expect 2 "$tmp/nomodel/config.json: cannot open" -- "$bin" preprocess --model "$
 expect 2 "needs MODEL_DIR and IO.safetensors" -- "$bin" check "$data/golden/tiny"
 expect 2 "--labels: 'x,y' must be 3" -- "$bin" check "$data/golden/tiny" "$data/golden/tiny/io.safetensors" --labels x,y
 
+# explain: the map as JSON lines, pictures in --out, each refusal named
+g=$data/golden
+expect 0 '"method": "relevance"' -- "$bin" explain --model "$g/tiny" --method relevance "$img/small_20x30.jpg"
+expect 0 '"grid": [4, 4]' -- "$bin" explain --model "$g/tiny" --adapter "$g/tiny_lora" --out "$tmp/ex" "$img/small_20x30.jpg" "$img/rgba_200x150.png"
+[ -s "$tmp/ex/000_small_20x30.jpg.png" ] && [ -s "$tmp/ex/001_rgba_200x150.png.json" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: explain outputs missing"; }
+expect 0 '"label": "LABEL_3", "id": 3' -- "$bin" explain --model "$g/tiny" --class LABEL_3 "$img/small_20x30.jpg"
+expect 2 "--method: 'gradcam' is not rollout or relevance" -- "$bin" explain --model "$g/tiny" --method gradcam "$img/small_20x30.jpg"
+expect 2 "--class: 'zebra' is not one of the model's labels" -- "$bin" explain --model "$g/tiny" --class zebra "$img/small_20x30.jpg"
+expect 2 "needs --model and at least one IMAGE" -- "$bin" explain --model "$g/tiny"
+expect 2 "$tmp/fake.jpg: not a JPEG or PNG image" -- "$bin" explain --model "$g/tiny" --out "$tmp/ex2" "$img/small_20x30.jpg" "$tmp/fake.jpg"
+no_file "$tmp/ex2"
+expect 2 "is not empty" -- "$bin" explain --model "$g/tiny" --out "$tmp/ex" "$img/small_20x30.jpg"
+expect 2 "--out" -- "$bin" explain --model "$g/tiny" --out "$g/tiny" "$img/small_20x30.jpg"
+
 # a timm-format model directory works with every command
 timm=$data/timm_tiny
 expect 0 "timm layout" -- "$bin" info "$timm"
