@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist libopenmpi-dev openmpi-bin"
+PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist libopenmpi-dev openmpi-bin libmicrohttpd-dev"
 # the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
-# and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks
-TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind libblas-dev"
+# and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks; headless chromium
+# drives the serve page
+TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind libblas-dev chromium chromium-driver"
 
 install_missing() {
     local missing=()

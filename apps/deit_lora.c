@@ -13,6 +13,7 @@ static const struct {
     {"eval", cmd_eval, "loss, accuracy, precision, recall, F1 on a folder of images"},
     {"predict", cmd_predict, "top-K labels with probabilities for images"},
     {"explain", cmd_explain, "where the model looks: attention rollout or relevance maps over images"},
+    {"serve", cmd_serve, "the model over HTTP: a JSON API with batching, metrics and a page"},
     {"merge", cmd_merge, "fold an adapter into the model: an HF model directory"},
     {"info", cmd_info, "what a model or adapter directory holds"},
     {"convert-adapter", cmd_convert_adapter, "rewrite an adapter for transformers 4 (v4) or 5 (v5)"},

@@ -32,6 +32,22 @@ void sb_printf(StrBuf *b, const char *fmt, ...) {
     b->n += (size_t)k;
 }
 
+void sb_append(StrBuf *b, const void *data, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            return;
+        }
+        b->s = s, b->cap = cap;
+    }
+    memcpy(b->s + b->n, data, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
 void sb_json_str(StrBuf *b, const char *s) {
     sb_printf(b, "\"");
     for (; *s; s++) {

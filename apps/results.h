@@ -17,6 +17,7 @@ typedef struct {
 } StrBuf;
 
 void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_append(StrBuf *b, const void *data, size_t n); // bytes (kept 0-terminated)
 void sb_json_str(StrBuf *b, const char *s); // a JSON string literal: quotes, escapes
 void sb_free(StrBuf *b);
 

@@ -9,13 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-// products the BLAS does better: skinny ones (LoRA's rank-r factors), transposed op(B) for few
-// rows (per-head attention: packing is not amortised), and large ones (its cache blocking of the
-// rows; no product of the model is that large)
-#define MIN_ROWS 12
-#define MIN_COLS 16
-#define MIN_ROWS_TB 256
-#define MAX_SIZE 1024
+// With a kernel for this CPU, every float32 product runs on it, whatever its shape: each row of C
+// is then computed by the same instructions in the same order however many rows the product has
+// (the BLAS treats the last rows of a product differently), so an image's outputs are the same bits
+// alone or in any batch. The BLAS takes the products only with CGRAD_GEMM=blas or no kernel.
 
 static const SgemmIsa *isa_named(const char *name) {
     const SgemmIsa *k = NULL;
@@ -98,7 +95,7 @@ static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, 
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     const SgemmIsa *k = isa();
-    if (!k || M < MIN_ROWS || N < MIN_COLS || K < MIN_COLS || (tb && M < MIN_ROWS_TB) || N > MAX_SIZE || K > MAX_SIZE)
+    if (!k)
         return false;
     float *bp = slot_for(k, 2, N, K);
     if (!bp) return false;
@@ -126,7 +123,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
     const SgemmIsa *k = isa();
-    if (!k || slot < 0 || slot > 1 || N < MIN_COLS || K < MIN_COLS) return NULL;
+    if (!k || slot < 0 || slot > 1) return NULL;
     float *bp = slot_for(k, slot, N, K);
     if (bp) pack_all(k, bp, B, ldb, tb, N, K);
     return bp;

@@ -1,0 +1,376 @@
+// cmd_serve.c: `deit_lora serve`: the model over HTTP/1.1 (libmicrohttpd, a thread per
+// connection). POST /predict answers predict --json's line, POST /explain the explain picture (or
+// its JSON), GET /health, GET /metrics (Prometheus), GET / the page. Requests that arrive together
+// run as one batch (serve_batch.c). SIGTERM or SIGINT: stop accepting, finish the requests in
+// flight, exit 0.
+#include "deit_lora.h"
+#include "results.h"
+#include "serve.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifndef CGRAD_HTTP
+
+int cmd_serve(int argc, char **argv) {
+    (void)argc, (void)argv;
+    return app_fail("serve", "this deit_lora was built without libmicrohttpd (install libmicrohttpd-dev and rebuild; "
+                             "meson's 'http' feature)");
+}
+
+#else
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    VitModel model;
+    ImageProcessor ip;
+    ServeBatcher batcher;
+    ServeMetrics *metrics;
+    size_t max_upload;
+    pthread_mutex_t mu;
+    int in_flight;
+    bool draining;
+} Server;
+
+// one request's state, from its first call to its completion
+typedef struct {
+    char path[16];       // the metrics' name for it
+    StrBuf body;
+    bool too_big;
+    int status;
+    double t0;
+} Request;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// ---- answers ----
+
+static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int status, const char *type, void *data, size_t n,
+                              enum MHD_ResponseMemoryMode mode) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, data, mode);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, !strcmp(r->path, "/predict") || !strcmp(r->path, "/explain") ? "POST" : "GET");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
+    r->status = status;
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result answer_text(struct MHD_Connection *conn, Request *r, int status, const char *type, StrBuf *b) {
+    if (b->oom) {
+        sb_free(b);
+        static char oom[] = "{\"error\": \"out of memory\"}\n";
+        return answer(conn, r, 500, "application/json", oom, sizeof oom - 1, MHD_RESPMEM_PERSISTENT);
+    }
+    char *s = b->s ? b->s : strdup("");
+    size_t n = b->s ? b->n : 0;
+    memset(b, 0, sizeof *b);
+    return answer(conn, r, status, type, s, n, MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn, Request *r, int status, const char *msg) {
+    StrBuf b = {0};
+    sb_printf(&b, "{\"error\": ");
+    sb_json_str(&b, msg);
+    sb_printf(&b, "}\n");
+    return answer_text(conn, r, status, "application/json", &b);
+}
+
+// ---- the model's endpoints ----
+
+// the image of a finished upload and its name (multipart file name, ?name=, or "upload"); 0, or
+// 400 with the message in err
+static int upload_of(struct MHD_Connection *conn, Request *r, ServeUpload *up, char *name, size_t namen, char *err, size_t errn) {
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (serve_parse_upload(ct, (const uint8_t *)r->body.s, r->body.n, up, err, errn) != 0) return 400;
+    const char *qn = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "name");
+    if (qn && !serve_utf8_ok(qn)) {
+        snprintf(err, errn, "name: not UTF-8 text");
+        return 400;
+    }
+    snprintf(name, namen, "%s", up->name[0] ? up->name : qn && *qn ? qn : "upload");
+    return 0;
+}
+
+static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Request *r, bool explain) {
+    const VitConfig *cf = &s->model.cfg;
+    int S = cf->image_size, K = cf->num_labels, grid = S / cf->patch_size;
+    char err[512], name[256];
+    long top = 5, method = VIT_EXPLAIN_ROLLOUT;
+    const char *fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+    const char *mname = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "method");
+    if (serve_parse_int("top", MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "top"), 1, 100000, &top, err, sizeof err) != 0)
+        return answer_error(conn, r, 400, err);
+    if (explain && mname && (method = vit_explain_method(mname)) < 0)
+        return answer_error(conn, r, 400, "method: not rollout or relevance");
+    if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
+    float *pix = malloc(sizeof *pix * 3 * (size_t)S * (size_t)S), *probs = malloc(sizeof *probs * (size_t)K);
+    double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
+    Image seen = {0}, over = {0};
+    StrBuf b = {0};
+    enum MHD_Result res;
+    ServeUpload up;
+    int st = pix && probs && map ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
+    if (st == 500) snprintf(err, sizeof err, "out of memory");
+    ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT, .method = (VitExplainMethod)method, .bytes = up.data, .nbytes = up.n,
+                    .name = name, .pixels = pix, .seen = explain ? &seen : NULL, .probs = probs, .map = map};
+    if (st == 0 && serve_batcher_run(&s->batcher, &job) != 0) {
+        st = 503;
+        snprintf(err, sizeof err, "busy: %d requests are waiting already; try again", s->batcher.capacity);
+    } else if (st == 0 && job.status != 0) {
+        st = job.status;
+        snprintf(err, sizeof err, "%s", job.err);
+    }
+    if (st != 0) res = answer_error(conn, r, st, err);
+    else if (!explain) {
+        results_predict(&b, name, probs, (int)top, true, cf);
+        res = answer_text(conn, r, 200, "application/json", &b);
+    } else if (fmt && !strcmp(fmt, "json")) {
+        results_explain_json(&b, name, vit_explain_method_name(job.method), cf, job.label, job.prob, map, grid);
+        res = answer_text(conn, r, 200, "application/json", &b);
+    } else {
+        uint8_t *png = NULL;
+        size_t n = 0;
+        if (results_explain_overlay(&seen, map, grid, &over) != 0 || image_encode_png(&over, &png, &n, err, sizeof err) != 0)
+            res = answer_error(conn, r, 500, "out of memory");
+        else
+            res = answer(conn, r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE);
+    }
+    image_free(&seen), image_free(&over);
+    free(pix), free(probs), free(map);
+    return res;
+}
+
+// ---- routing ----
+
+static const char *route(const char *url) {
+    static const char *const known[] = {"/predict", "/explain", "/health", "/metrics", "/"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(url, known[i])) return known[i];
+    return "other";
+}
+
+static bool is_post_path(const char *p) { return !strcmp(p, "/predict") || !strcmp(p, "/explain"); }
+
+static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
+    if (!strcmp(r->path, "other")) return answer_error(conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
+    bool post = is_post_path(r->path);
+    if (strcmp(method, post ? "POST" : "GET") && !(!post && !strcmp(method, "HEAD")))
+        return answer_error(conn, r, 405, post ? "use POST with the image as the body" : "use GET");
+    if (!post) return MHD_YES;
+    pthread_mutex_lock(&s->mu);
+    bool draining = s->draining;
+    pthread_mutex_unlock(&s->mu);
+    if (draining) return answer_error(conn, r, 503, "the server is stopping");
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > s->max_upload) {
+        char m[128];
+        snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
+        return answer_error(conn, r, 413, m);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
+                              const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    Server *s = cls;
+    Request *r = *con_cls;
+    if (!r) { // the headers are in; the body (if any) follows in later calls
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        *con_cls = r;
+        r->t0 = now_s();
+        snprintf(r->path, sizeof r->path, "%s", route(url));
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        pthread_mutex_unlock(&s->mu);
+        return first_call(s, conn, r, method);
+    }
+    if (r->status) { // answered already (413, 404, ...): the rest of the body is dropped
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (r->body.n + *upload_size > s->max_upload) r->too_big = true;
+        if (!r->too_big) {
+            sb_append(&r->body, upload, *upload_size);
+            r->too_big = r->body.oom;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!strcmp(r->path, "/health")) {
+        pthread_mutex_lock(&s->mu);
+        bool draining = s->draining;
+        pthread_mutex_unlock(&s->mu);
+        StrBuf b = {0};
+        sb_printf(&b, "{\"status\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d}\n", draining ? "stopping" : "ok",
+                  s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch);
+        return answer_text(conn, r, draining ? 503 : 200, "application/json", &b);
+    }
+    if (!strcmp(r->path, "/metrics")) {
+        pthread_mutex_lock(&s->mu);
+        int fl = s->in_flight;
+        pthread_mutex_unlock(&s->mu);
+        char *t = serve_metrics_text(s->metrics, serve_batcher_depth(&s->batcher), fl);
+        if (!t) return answer_error(conn, r, 500, "out of memory");
+        return answer(conn, r, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), MHD_RESPMEM_MUST_FREE);
+    }
+    if (!strcmp(r->path, "/"))
+        return answer(conn, r, 200, "text/html; charset=utf-8", (void *)serve_page_html, strlen(serve_page_html),
+                      MHD_RESPMEM_PERSISTENT);
+    if (r->too_big) {
+        char m[128];
+        snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
+        return answer_error(conn, r, 413, m);
+    }
+    return model_endpoint(s, conn, r, !strcmp(r->path, "/explain"));
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why) {
+    (void)conn, (void)why;
+    Server *s = cls;
+    Request *r = *con_cls;
+    if (!r) return;
+    // a request the client or a timeout cut short counts as 408
+    serve_metrics_request(s->metrics, r->path, r->status ? r->status : 408, now_s() - r->t0);
+    sb_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+// ---- the command ----
+
+typedef struct {
+    const char *model, *adapter, *host;
+    long port, threads, max_batch, max_upload_mb, queue, timeout, connections;
+    double wait_ms;
+} ServeArgs;
+
+static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err, size_t errn) {
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)a->port)};
+    struct sockaddr *addr;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+    if (inet_pton(AF_INET, a->host, &v4.sin_addr) == 1) addr = (struct sockaddr *)&v4;
+    else if (inet_pton(AF_INET6, a->host, &v6.sin6_addr) == 1) {
+        addr = (struct sockaddr *)&v6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", a->host);
+        return NULL;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, addr,
+                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                                            (unsigned)a->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections,
+                                            MHD_OPTION_END);
+    if (!d) snprintf(err, errn, "cannot listen on %s port %ld (in use, or not this machine's address?)", a->host, a->port);
+    return d;
+}
+
+// blocks until SIGTERM or SIGINT; then stops taking connections and waits (up to drain_s) for the
+// requests in flight
+static void wait_and_drain(Server *s, struct MHD_Daemon *d, const sigset_t *sigs, double drain_s) {
+    int sig = 0;
+    sigwait(sigs, &sig);
+    fprintf(stderr, "deit_lora serve: %s: finishing the requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_mutex_lock(&s->mu);
+    s->draining = true;
+    pthread_mutex_unlock(&s->mu);
+    int fd = MHD_quiesce_daemon(d);
+    if (fd >= 0) close(fd);
+    for (double t0 = now_s(); now_s() - t0 < drain_s; usleep(10000)) {
+        pthread_mutex_lock(&s->mu);
+        int n = s->in_flight;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0) break;
+    }
+}
+
+int cmd_serve(int argc, char **argv) {
+    ServeArgs a = {.host = "127.0.0.1", .port = 8080, .max_batch = 16, .max_upload_mb = 20, .queue = 64, .timeout = 10,
+                   .connections = 64, .wait_ms = 2};
+    const CliOpt opts[] = {
+        {"--model", OPT_STR, &a.model, 0, 0, "model directory"},
+        {"--adapter", OPT_STR, &a.adapter, 0, 0, "a peft adapter directory"},
+        {"--host", OPT_STR, &a.host, 0, 0, "address to listen on (127.0.0.1; 0.0.0.0 for every interface)"},
+        {"--port", OPT_INT, &a.port, 0, 65535, "port (8080; 0: any free port, printed at start)"},
+        {"--threads", OPT_INT, &a.threads, 1, 1024, "threads for the model (all cores)"},
+        {"--max-batch", OPT_INT, &a.max_batch, 1, 256, "the most images run together (16)"},
+        {"--batch-wait-ms", OPT_DOUBLE, &a.wait_ms, 0, 10000, "how long a request waits for others to batch with (2)"},
+        {"--max-upload-mb", OPT_INT, &a.max_upload_mb, 1, 1024, "largest body accepted, in MiB (20); larger: 413"},
+        {"--queue", OPT_INT, &a.queue, 1, 100000, "requests that may wait for the model (64); more: 503"},
+        {"--timeout", OPT_INT, &a.timeout, 1, 3600, "seconds a connection may stay idle or stalled (10)"},
+        {"--max-connections", OPT_INT, &a.connections, 1, 10000, "connections at once (64)"},
+    };
+    const int NO = (int)(sizeof opts / sizeof *opts);
+    const char *usage = "deit_lora serve --model MODEL_DIR [--adapter DIR] [--host 127.0.0.1] [--port 8080] [--threads N] "
+                        "[--max-batch 16] [--max-upload-mb 20]";
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, usage,
+                 "The model over HTTP: POST /predict (image bytes or a multipart file; ?top=K&name=NAME) answers\n"
+                 "predict --json's line; POST /explain (?method=rollout|relevance&format=png|json) the map; GET /health,\n"
+                 "GET /metrics (Prometheus), GET / a page to try it. SIGTERM: finish the requests in flight, exit 0.",
+                 opts, NO);
+        return 0;
+    }
+    const char *pos[1];
+    int np = cli_parse("deit_lora serve", argc, argv, 2, opts, NO, pos, 1);
+    if (np < 0) return 2;
+    if (!a.model || np != 0) return app_fail("serve", "needs --model and no other arguments (see --help)");
+    app_threads(a.threads);
+    char err[2048];
+    Server *s = calloc(1, sizeof *s);
+    if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
+    s->max_upload = (size_t)a.max_upload_mb << 20;
+    s->metrics = serve_metrics_new();
+    pthread_mutex_init(&s->mu, NULL);
+    // the signals go to sigwait here, not to the server's threads (which inherit this mask)
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = 2;
+    struct MHD_Daemon *d = NULL;
+    if (serve_batcher_start(&s->batcher, &s->model, &s->ip, s->metrics, (int)a.max_batch, (int)a.queue, a.wait_ms / 1000) != 0)
+        snprintf(err, sizeof err, "cannot start the batching thread");
+    else if ((d = start_daemon(s, &a, err, sizeof err))) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld)\n", a.host, info ? info->port : (unsigned)a.port,
+               s->model.cfg.num_labels, a.max_batch);
+        fflush(stdout);
+        wait_and_drain(s, d, &sigs, (double)a.timeout + 5);
+        MHD_stop_daemon(d);
+        rc = 0;
+    }
+    if (rc != 0) app_fail("serve", err);
+    if (s->batcher.queue) serve_batcher_stop(&s->batcher);
+    if (rc == 0) fprintf(stderr, "deit_lora serve: stopped after %llu images in %llu batches\n", (unsigned long long)s->batcher.images,
+                         (unsigned long long)s->batcher.batches);
+    serve_metrics_free(s->metrics);
+    pthread_mutex_destroy(&s->mu);
+    vit_free(&s->model);
+    free(s);
+    return rc;
+}
+
+#endif

@@ -1,0 +1,174 @@
+// serve_batch.c: dynamic batching. Connection threads queue jobs; one worker takes the first,
+// waits up to wait_s for more (or until max_batch are there), runs the predictions as one batch
+// and wakes their threads. Explanations run one at a time, in queue order, on the same worker: the
+// model is only ever used by this thread.
+#include "serve.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// each job's image decoded and preprocessed into its pixels, the images side by side on the
+// model's threads; a job whose image cannot be read gets 400
+static void prepare(ServeBatcher *b, ServeJob **jobs, int n) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        ServeJob *j = jobs[i];
+        Image im = {0}, g = {0};
+        if (image_decode(&im, j->bytes, j->nbytes, j->name, j->err, sizeof j->err) != 0) j->status = 400;
+        else if (image_processor_geometry(b->ip, &im, &g) != 0) {
+            snprintf(j->err, sizeof j->err, "%.300s: preprocessing failed (out of memory?)", j->name);
+            j->status = 400;
+        } else
+            image_processor_tensor(b->ip, &g, j->pixels);
+        image_free(&im);
+        if (j->seen && j->status == 0) *j->seen = g;
+        else image_free(&g);
+    }
+}
+
+static void run_predictions(ServeBatcher *b, Ctx *c, ServeJob **all, int n_all, float *x, ServeJob **jobs) {
+    VitModel *m = b->model;
+    int S = m->cfg.image_size, K = m->cfg.num_labels, n = 0;
+    size_t per = 3 * (size_t)S * (size_t)S;
+    prepare(b, all, n_all);
+    for (int i = 0; i < n_all; i++)
+        if (all[i]->status == 0) {
+            memcpy(x + per * (size_t)n, all[i]->pixels, sizeof *x * per);
+            jobs[n++] = all[i];
+        }
+    if (n == 0) return;
+    ctx_reset(c);
+    ag_no_grad(c, true);
+    Tensor *p = ag_softmax(c, vit_forward(c, m, tensor_from_buffer(c, DT_F32, 4, (int64_t[]){n, 3, S, S}, x), NULL));
+    for (int i = 0; i < n; i++) {
+        ServeJob *j = jobs[i];
+        if (!p) {
+            j->status = 500;
+            snprintf(j->err, sizeof j->err, "%s", ctx_error(c));
+            continue;
+        }
+        const float *row = (const float *)p->data + (size_t)i * (size_t)K;
+        memcpy(j->probs, row, sizeof *row * (size_t)K);
+        for (int k = 0; k < K; k++)
+            if (!isfinite(row[k])) {
+                j->status = 500;
+                snprintf(j->err, sizeof j->err, "the model's output is not finite");
+            }
+    }
+}
+
+static void run_explanation(ServeBatcher *b, Ctx *c, ServeJob *j) {
+    prepare(b, &j, 1);
+    if (j->status == 0 && vit_explain(c, b->model, j->pixels, j->method, -1, j->map, &j->label, &j->prob, j->err, sizeof j->err) != 0)
+        j->status = 500;
+}
+
+static void *worker(void *arg) {
+    ServeBatcher *b = arg;
+    VitModel *m = b->model;
+    int S = m->cfg.image_size;
+    float *x = malloc(sizeof *x * 3 * (size_t)S * (size_t)S * (size_t)b->max_batch);
+    ServeJob **jobs = malloc(sizeof *jobs * (size_t)b->max_batch), **ok = malloc(sizeof *ok * (size_t)b->max_batch);
+    Ctx *c = ctx_new(16u << 20);
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (b->count == 0 && !b->stop) pthread_cond_wait(&b->more, &b->mu);
+        if (b->count == 0) break; // stopping, and nothing left
+        // the first job waits a little for company, unless the batch is full already
+        double until = now_s() + b->wait_s;
+        while (b->count < b->max_batch && !b->stop && b->queue[b->head]->kind == JOB_PREDICT) {
+            double left = until - now_s();
+            if (left <= 0) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double t = (double)ts.tv_nsec * 1e-9 + left;
+            ts.tv_sec += (time_t)t;
+            ts.tv_nsec = (long)((t - floor(t)) * 1e9);
+            if (pthread_cond_timedwait(&b->more, &b->mu, &ts) == ETIMEDOUT) break;
+        }
+        int n = 0;
+        JobKind kind = b->queue[b->head]->kind;
+        while (b->count > 0 && n < (kind == JOB_PREDICT ? b->max_batch : 1) && b->queue[b->head]->kind == kind) {
+            jobs[n++] = b->queue[b->head];
+            b->head = (b->head + 1) % b->capacity;
+            b->count--;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (kind == JOB_PREDICT) run_predictions(b, c, jobs, n, x, ok);
+        else run_explanation(b, c, jobs[0]);
+        serve_metrics_batch(b->metrics, n);
+        pthread_mutex_lock(&b->mu);
+        b->batches++;
+        b->images += (uint64_t)n;
+        for (int i = 0; i < n; i++) jobs[i]->done = true;
+        pthread_cond_broadcast(&b->done);
+    }
+    pthread_mutex_unlock(&b->mu);
+    ctx_free(c);
+    free(jobs), free(ok);
+    free(x);
+    return NULL;
+}
+
+int serve_batcher_start(ServeBatcher *b, VitModel *m, const ImageProcessor *ip, ServeMetrics *metrics, int max_batch, int capacity,
+                        double wait_s) {
+    memset(b, 0, sizeof *b);
+    b->model = m, b->ip = ip, b->metrics = metrics;
+    b->max_batch = max_batch, b->capacity = capacity, b->wait_s = wait_s;
+    b->queue = calloc((size_t)capacity, sizeof *b->queue);
+    if (!b->queue) return -1;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->more, NULL);
+    pthread_cond_init(&b->done, NULL);
+    if (pthread_create(&b->worker, NULL, worker, b) != 0) {
+        free(b->queue);
+        b->queue = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int serve_batcher_run(ServeBatcher *b, ServeJob *job) {
+    job->done = false;
+    job->status = 0;
+    pthread_mutex_lock(&b->mu);
+    if (b->stop || b->count == b->capacity) {
+        pthread_mutex_unlock(&b->mu);
+        return -1;
+    }
+    b->queue[(b->head + b->count) % b->capacity] = job;
+    b->count++;
+    pthread_cond_signal(&b->more);
+    while (!job->done) pthread_cond_wait(&b->done, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+int serve_batcher_depth(ServeBatcher *b) {
+    pthread_mutex_lock(&b->mu);
+    int n = b->count;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+void serve_batcher_stop(ServeBatcher *b) {
+    pthread_mutex_lock(&b->mu);
+    b->stop = true;
+    pthread_cond_broadcast(&b->more);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->worker, NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->more);
+    pthread_cond_destroy(&b->done);
+    free(b->queue);
+}

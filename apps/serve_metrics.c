@@ -1,0 +1,105 @@
+// serve_metrics.c: the server's counters, as Prometheus' text exposition format (serve.h).
+#include "results.h"
+#include "serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const PATHS[] = {"/predict", "/explain", "/health", "/metrics", "/", "other"};
+#define NPATHS 6
+static const int CODES[] = {200, 400, 404, 405, 408, 413, 415, 500, 503};
+#define NCODES 9
+static const double LAT_LE[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NLAT 11
+static const int BATCH_LE[] = {1, 2, 4, 8, 16, 32, 64, 128};
+#define NBATCH 8
+
+struct ServeMetrics {
+    pthread_mutex_t mu;
+    unsigned long requests[NPATHS][NCODES + 1]; // the last column: any other status
+    unsigned long lat[NLAT + 1], lat_count;     // per bucket (not cumulative); the last: above all
+    double lat_sum;
+    unsigned long batch[NBATCH + 1], batch_count, batch_sum;
+};
+
+ServeMetrics *serve_metrics_new(void) {
+    ServeMetrics *m = calloc(1, sizeof *m);
+    if (m) pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+void serve_metrics_free(ServeMetrics *m) {
+    if (!m) return;
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+void serve_metrics_request(ServeMetrics *m, const char *path, int status, double seconds) {
+    int p = 0, c = 0, b = 0;
+    while (p < NPATHS - 1 && strcmp(PATHS[p], path)) p++;
+    while (c < NCODES && CODES[c] != status) c++;
+    while (b < NLAT && seconds > LAT_LE[b]) b++;
+    pthread_mutex_lock(&m->mu);
+    m->requests[p][c]++;
+    if (p < 2) { // the latency of the model's endpoints
+        m->lat[b]++;
+        m->lat_count++;
+        m->lat_sum += seconds;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_batch(ServeMetrics *m, int size) {
+    int b = 0;
+    while (b < NBATCH && size > BATCH_LE[b]) b++;
+    pthread_mutex_lock(&m->mu);
+    m->batch[b]++;
+    m->batch_count++;
+    m->batch_sum += (unsigned long)size;
+    pthread_mutex_unlock(&m->mu);
+}
+
+char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
+    StrBuf b = {0};
+    pthread_mutex_lock(&m->mu);
+    sb_printf(&b, "# HELP deit_lora_requests_total HTTP requests answered, by path and status code.\n"
+                  "# TYPE deit_lora_requests_total counter\n");
+    for (int p = 0; p < NPATHS; p++)
+        for (int c = 0; c <= NCODES; c++)
+            if (m->requests[p][c]) {
+                char code[8];
+                snprintf(code, sizeof code, "%d", c < NCODES ? CODES[c] : 0);
+                sb_printf(&b, "deit_lora_requests_total{path=\"%s\",code=\"%s\"} %lu\n", PATHS[p], c < NCODES ? code : "other",
+                          m->requests[p][c]);
+            }
+    sb_printf(&b, "# HELP deit_lora_request_duration_seconds Time from a request's first byte to its answer (/predict, /explain).\n"
+                  "# TYPE deit_lora_request_duration_seconds histogram\n");
+    unsigned long cum = 0;
+    for (int i = 0; i < NLAT; i++) {
+        cum += m->lat[i];
+        sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"%g\"} %lu\n", LAT_LE[i], cum);
+    }
+    sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", m->lat_count);
+    sb_printf(&b, "deit_lora_request_duration_seconds_sum %.6f\ndeit_lora_request_duration_seconds_count %lu\n", m->lat_sum,
+              m->lat_count);
+    sb_printf(&b, "# HELP deit_lora_batch_size Images per forward pass of the model.\n# TYPE deit_lora_batch_size histogram\n");
+    cum = 0;
+    for (int i = 0; i < NBATCH; i++) {
+        cum += m->batch[i];
+        sb_printf(&b, "deit_lora_batch_size_bucket{le=\"%d\"} %lu\n", BATCH_LE[i], cum);
+    }
+    sb_printf(&b, "deit_lora_batch_size_bucket{le=\"+Inf\"} %lu\n", m->batch_count);
+    sb_printf(&b, "deit_lora_batch_size_sum %lu\ndeit_lora_batch_size_count %lu\n", m->batch_sum, m->batch_count);
+    pthread_mutex_unlock(&m->mu);
+    sb_printf(&b, "# HELP deit_lora_queue_depth Jobs waiting for the model.\n# TYPE deit_lora_queue_depth gauge\n"
+                  "deit_lora_queue_depth %d\n",
+              queue_depth);
+    sb_printf(&b, "# HELP deit_lora_requests_in_flight Requests being read or answered.\n"
+                  "# TYPE deit_lora_requests_in_flight gauge\ndeit_lora_requests_in_flight %d\n",
+              in_flight);
+    if (b.oom) {
+        sb_free(&b);
+        return NULL;
+    }
+    return b.s;
+}

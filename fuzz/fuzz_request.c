@@ -1,0 +1,34 @@
+// fuzz_request.c: the server's own request parsing (apps/serve_request.c): the input's first line is
+// the Content-Type header, the rest the body. A found image must lie inside the body; it is then
+// decoded as the server would.
+#include "fuzz_common.h"
+
+#include "../apps/serve.h"
+#include "../data/image.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+    const uint8_t *nl = memchr(data, '\n', n < 300 ? n : 300);
+    size_t cl = nl ? (size_t)(nl - data) : 0;
+    char ct[301];
+    memcpy(ct, data, cl);
+    ct[cl] = 0;
+    const uint8_t *body = nl ? nl + 1 : data;
+    size_t bn = n - (size_t)(body - data);
+    // the body in its own allocation, so that reading past it is caught
+    uint8_t *b = malloc(bn ? bn : 1);
+    memcpy(b, body, bn);
+    char err[512];
+    ServeUpload up;
+    if (serve_parse_upload(ct, b, bn, &up, err, sizeof err) == 0) {
+        if (up.data < b || up.data + up.n > b + bn || up.n == 0 || !serve_utf8_ok(up.name)) abort();
+        Image im;
+        if (image_decode(&im, up.data, up.n, up.name, err, sizeof err) == 0) image_free(&im);
+    }
+    long v = 0;
+    serve_parse_int("top", ct, 1, 100000, &v, err, sizeof err);
+    free(b);
+    return 0;
+}
