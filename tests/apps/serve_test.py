@@ -261,8 +261,10 @@ except OSError:
 
 # ---- with an adapter; refusals at start ----
 s = Server("--adapter", ADAPTER)
-st, _, body = s.request("POST", "/predict?name=" + q(p0), raw[p0])
-check("with --adapter: equals predict --adapter --json", st == 200 and body.decode() == predict_line(p0, "--adapter", ADAPTER), body)
+for p in IMAGES:
+    st, _, body = s.request("POST", "/predict?name=" + q(p), raw[p])
+    check("with --adapter, %s: equals predict --adapter --json" % os.path.basename(p),
+          st == 200 and body.decode() == predict_line(p, "--adapter", ADAPTER), body)
 s.stop()
 r = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "example.org"], capture_output=True, text=True, timeout=30)
 check("--host that is not an address: exit 2, named", r.returncode == 2 and "--host" in r.stderr, r.stderr)
