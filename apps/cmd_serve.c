@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef CGRAD_HTTP
 
@@ -155,6 +156,12 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     return res;
 }
 
+static enum MHD_Result answer_too_big(Server *s, struct MHD_Connection *conn, Request *r) {
+    char m[128];
+    snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
+    return answer_error(conn, r, 413, m);
+}
+
 // ---- routing ----
 
 static const char *route(const char *url) {
@@ -176,11 +183,15 @@ static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Reques
     bool draining = s->draining;
     pthread_mutex_unlock(&s->mu);
     if (draining) return answer_error(conn, r, 503, "the server is stopping");
+    // A body announced over the limit: answered at once when the client waits for "100 Continue" or
+    // the body is absurd; otherwise read and dropped, then answered, so that the client, still
+    // sending, gets its 413 instead of a reset connection. Nothing of it is kept either way.
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->max_upload) {
-        char m[128];
-        snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
-        return answer_error(conn, r, 413, m);
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    if (n > s->max_upload) {
+        r->too_big = true;
+        if ((expect && !strcasecmp(expect, "100-continue")) || n / 16 > s->max_upload) return answer_too_big(s, conn, r);
     }
     return MHD_YES;
 }
@@ -233,11 +244,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (!strcmp(r->path, "/"))
         return answer(conn, r, 200, "text/html; charset=utf-8", (void *)serve_page_html, strlen(serve_page_html),
                       MHD_RESPMEM_PERSISTENT);
-    if (r->too_big) {
-        char m[128];
-        snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
-        return answer_error(conn, r, 413, m);
-    }
+    if (r->too_big) return answer_too_big(s, conn, r);
     return model_endpoint(s, conn, r, !strcmp(r->path, "/explain"));
 }
 

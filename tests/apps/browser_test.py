@@ -6,6 +6,9 @@ Usage: browser_test.py DEIT_LORA MODEL_DIR IMAGE SCREENSHOT.png [ADAPTER_DIR]
 Prints "N passed, N failed"; exit 77 (skip) without chromium and chromedriver."""
 import base64, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tally import check, done  # noqa: E402
+
 BIN, MODEL, IMAGE, SHOT = sys.argv[1:5]
 ADAPTER = sys.argv[5] if len(sys.argv) > 5 else None
 chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -13,16 +16,6 @@ driver = shutil.which("chromedriver")
 if not chromium or not driver:
     print("skip: chromium and chromedriver are not installed (Debian: chromium chromium-driver)")
     sys.exit(77)
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", name, str(detail)[:500])
 
 
 def free_port():
@@ -98,5 +91,4 @@ finally:
     chrome.wait(timeout=20)
     server.wait(timeout=30)
     shutil.rmtree(profile, ignore_errors=True)
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()

@@ -11,20 +11,13 @@ import glob, json, os, struct, subprocess, sys
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tally import check, done  # noqa: E402
+
 BIN, MODEL = sys.argv[1], sys.argv[2]
 rest = sys.argv[3:]
 ADAPTER = rest.pop(0) if rest and os.path.isdir(rest[0]) and os.path.exists(os.path.join(rest[0], "adapter_config.json")) else None
 WORK, IMAGES = rest[0], rest[1:]
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", name, detail)
 
 
 def load_st(path):
@@ -154,5 +147,4 @@ for method, fn in (("rollout", rollout), ("relevance", relevance)):
         prob = float(torch.softmax(logits[0].double(), -1)[best])
         check("%s %s: probability" % (method, os.path.basename(img)), abs(got["prob"] - prob) < 1e-5, (got["prob"], prob))
 print("largest map errors: " + ", ".join("%s %.2g" % kv for kv in worst.items()))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()

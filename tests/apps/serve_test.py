@@ -6,19 +6,12 @@ SIGTERM finishes the request in flight and exits 0; /metrics counts what happene
 Usage: serve_test.py DEIT_LORA DATA_DIR. Standard library only. Prints "N passed, N failed"."""
 import concurrent.futures, glob, http.client, json, os, signal, socket, subprocess, sys, threading, time, urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tally import check, done  # noqa: E402
+
 BIN, DATA = sys.argv[1], sys.argv[2]
 MODEL, ADAPTER = os.path.join(DATA, "golden", "tiny"), os.path.join(DATA, "golden", "tiny_lora")
 IMAGES = sorted(glob.glob(os.path.join(DATA, "golden", "images", "*.jpg")) + glob.glob(os.path.join(DATA, "golden", "images", "*.png")))
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", name, str(detail)[:400])
 
 
 class Server:
@@ -153,6 +146,26 @@ def chunked_over_limit():
 st, body = chunked_over_limit()
 check("chunked body over the limit -> 413", is_error(st, body, 413), (st, body[:200]))
 
+
+# a client that waits for "100 Continue" gets its 413 before sending the body
+def expect_continue():
+    k = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    k.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n")
+    got = b""
+    try:
+        while b"\r\n\r\n" not in got:
+            part = k.recv(4096)
+            if not part:
+                break
+            got += part
+    finally:
+        k.close()
+    return got
+
+
+head = expect_continue()
+check("Expect: 100-continue over the limit -> 413 at once", head.startswith(b"HTTP/1.1 413"), head[:100])
+
 # ---- a stalled client is cut off (--timeout 2), and others are served meanwhile ----
 def stalled(data):
     k = socket.create_connection(("127.0.0.1", s.port))
@@ -234,8 +247,18 @@ check("SIGTERM: exit 0", code == 0, code)
 
 # ---- a full queue answers 503: one waiting slot, and its job waits for company ----
 s = Server("--queue", "1", "--max-batch", "2", "--batch-wait-ms", "1500")
+def wait_queued(server):
+    """until a request waits in the queue (from /metrics), at most 10 s"""
+    for _ in range(200):
+        m = server.request("GET", "/metrics")[2].decode()
+        if "\ndeit_lora_queue_depth 1\n" in m:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 first = concurrent.futures.ThreadPoolExecutor(1).submit(s.request, "POST", "/predict?name=" + q(p0), raw[p0])
-time.sleep(0.5)
+check("a request waits in the queue", wait_queued(s))
 st, h, body = s.request("POST", "/predict", raw[p0])
 check("queue full -> 503 with Retry-After", is_error(st, body, 503) and "Retry-After" in h, (st, body))
 st, _, body = first.result()
@@ -243,7 +266,7 @@ check("the queued request is answered", st == 200 and body.decode() == expected[
 
 # ---- SIGTERM drains: a request in flight finishes, then exit 0 ----
 inflight = concurrent.futures.ThreadPoolExecutor(1).submit(s.request, "POST", "/predict?name=" + q(p0), raw[p0])
-time.sleep(0.5)
+check("a request in flight", wait_queued(s))
 s.p.send_signal(signal.SIGTERM)
 st, _, body = inflight.result()
 check("SIGTERM: the request in flight gets its answer", st == 200 and body.decode() == expected[p0], st)
@@ -276,5 +299,4 @@ busy.listen(1)
 r = subprocess.run([BIN, "serve", "--model", MODEL, "--port", str(busy.getsockname()[1])], capture_output=True, text=True, timeout=30)
 check("a port in use: exit 2, named", r.returncode == 2 and "cannot listen" in r.stderr, r.stderr)
 busy.close()
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()
