@@ -1,4 +1,4 @@
-// fastmath.h: vectorisable float erf and exp for the float32 kernels (GELU, softmax), within a few
+// fastmath.h: vectorisable float erf, exp and tanh for the float32 kernels (GELU, softmax), within a few
 // ulp of libm: erf 4e-7 absolute (a rational approximation on [-4, 4]), exp 8e-8 relative (range
 // reduction by ln 2 in two parts, a degree-6 polynomial, the exponent set from bits). Branch-free
 // (selects, no early return, no library call), so that loops over them vectorise under omp simd.
@@ -44,6 +44,13 @@ static inline float exp_fast(float x0) {
     float s;
     memcpy(&s, &e, 4);
     return x0 != x0 ? x0 : p * s;
+}
+
+// tanh from exp_fast: sign(x) (1 - e) / (1 + e), e = exp(-2 |x|); 2e-7 absolute (the relative error
+// grows near 0, where 1 - e cancels: for GELU's 1 + tanh, not for tanh itself)
+static inline float tanh_fast(float x) {
+    float e = exp_fast(-2.f * fabsf(x));
+    return copysignf((1.f - e) / (1.f + e), x);
 }
 
 #endif

@@ -20,4 +20,5 @@
 #define GEMM_PACKED sgemm_packed
 #define K_ERF erf_fast
 #define K_EXP exp_fast
+#define K_TANH tanh_fast
 #include "kernels.inc"

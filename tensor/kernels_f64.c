@@ -15,4 +15,5 @@
 #define GEMM_FN cblas_dgemm
 #define K_ERF erf
 #define K_EXP exp
+#define K_TANH tanh
 #include "kernels.inc"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the build into a scratch prefix, then compiles and runs examples/xor_mlp.c the way a
-# user would: with `pkg-config --cflags --libs cgrad`, against the installed headers and library.
+# Installs the build into a scratch prefix, then compiles and runs the examples the way a user
+# would: with `pkg-config --cflags --libs cgrad`, against the installed headers and library
+# (xor_mlp, custom_op, and shortened runs of mlp_fashion, cnn_fashion and char_gpt).
 set -euo pipefail
 build=$1 src=$2
 tmp=$(mktemp -d)
@@ -42,4 +43,9 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
     fi
 else
     echo "skip: the CNN example needs dataset-fashion-mnist"
+fi
+# the character-level GPT on the GPL's text (base-files), shortened: 120 of its 500 steps
+if [ -r /usr/share/common-licenses/GPL-3 ]; then
+    cc -std=c11 -O2 "$src/examples/char_gpt.c" $flags -lm -o "$tmp/char_gpt"
+    MAX_LOSS=2.6 LD_LIBRARY_PATH="$libdir" "$tmp/char_gpt" 120 | grep -E "training loss|sample"
 fi
