@@ -132,8 +132,10 @@ Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = ke
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
 // the same with an additive mask (added to the scores before the softmax: [Tq, Tk] for every batch
 // item or [B, Tq, Tk]; -INFINITY hides a key; no gradient) and/or causal (query i sees keys up to
-// i + Tk - Tq), as F.scaled_dot_product_attention's attn_mask and is_causal. The probabilities
-// are kept for the backward ([B, NH, Tq, Tk]).
+// i + Tk - Tq), as F.scaled_dot_product_attention's attn_mask and is_causal. With probs, the
+// probabilities [B, NH, Tq, Tk] are kept for the backward and given back; without (NULL), only
+// each query's log-sum-exp is kept ([B, NH, Tq]) and the backward recomputes the probabilities in
+// blocks of 64 queries (a causal block computes only the keys it sees): memory O(B NH Tq), not Tq Tk.
 Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs);
 
 // ---- fused layers (ops_fused.c) ----

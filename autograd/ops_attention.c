@@ -1,4 +1,5 @@
-// ops_attention.c: fused multi-head self-attention, softmax(q k^T / sqrt(hs)) v per head.
+// ops_attention.c: fused multi-head self-attention, softmax(q k^T / sqrt(hs)) v per head: with the
+// probabilities kept (asked for, or the ViT's path), or without them (recomputed in the backward).
 #include "extend.h"
 
 #include <math.h>
@@ -16,6 +17,28 @@ static void attention_bw(AgNode *n) {
     AG_DISPATCH(q->dtype, attention_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, datt->data,
                 n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[4], n->i[2], n->i[3], n->f[0],
                 fq ? 0.0 : 1.0, fk ? 0.0 : 1.0, fv ? 0.0 : 1.0);
+}
+
+// the light path's saved state (no probabilities: they are recomputed from lse)
+typedef struct {
+    Tensor *q, *k, *v, *mask, *lse; // contiguous inputs, the mask or NULL, each query row's log-sum-exp
+    int64_t B, Tq, Tk, C, NH;
+    bool causal;
+    double scale;
+} AttnLight;
+
+static void attention_light_bw(AgNode *n) {
+    const AttnLight *a = n->aux;
+    bool fq = false, fk = false, fv = false;
+    Tensor *dq, *dk, *dv;
+    if (n->in[0] == n->in[1] || n->in[1] == n->in[2] || n->in[0] == n->in[2]) {
+        dq = ag_grad_buf(n->in[0]), dk = ag_grad_buf(n->in[1]), dv = ag_grad_buf(n->in[2]);
+    } else {
+        dq = ag_grad_fresh(n->in[0], &fq), dk = ag_grad_fresh(n->in[1], &fk), dv = ag_grad_fresh(n->in[2], &fv);
+    }
+    AG_DISPATCH(a->q->dtype, attention_light_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL,
+                n->out->grad->data, a->q->data, a->k->data, a->v->data, a->lse->data, a->mask ? a->mask->data : NULL,
+                a->mask && a->mask->ndim == 3 ? a->Tq * a->Tk : 0, a->causal, a->B, a->Tq, a->Tk, a->C, a->NH, a->scale, fq, fk, fv);
 }
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {
@@ -44,6 +67,18 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
     double scale = 1.0 / sqrt((double)(C / NH));
     Tensor *qc = tensor_contiguous(c, q), *kc = tensor_contiguous(c, k), *vc = tensor_contiguous(c, v);
     Tensor *y = tensor_new(c, q->dtype, 3, q->shape);
+    if (!probs) { // nobody looks at the probabilities: keep [B, NH, T] log-sum-exps instead of [B, NH, T, Tk]
+        Tensor *lse = tensor_new(c, q->dtype, 3, (int64_t[]){B, NH, T});
+        AG_DISPATCH(q->dtype, attention_light_forward, y->data, lse->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
+                    mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale);
+        AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_light_bw);
+        if (n) {
+            AttnLight *a = ctx_alloc(c, sizeof *a);
+            *a = (AttnLight){qc, kc, vc, mc, lse, B, T, Tk, C, NH, causal, scale};
+            n->aux = a;
+        }
+        return y;
+    }
     Tensor *att = tensor_new(c, q->dtype, 4, (int64_t[]){B, NH, T, Tk});
     AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
                 mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale);
@@ -54,6 +89,6 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
         n->i[0] = B, n->i[1] = T, n->i[2] = C, n->i[3] = NH, n->i[4] = Tk;
         n->f[0] = scale;
     }
-    if (probs) *probs = att;
+    *probs = att;
     return y;
 }

@@ -114,6 +114,17 @@ static Tensor *fn_attention_masked(Ctx *c, Tensor **in, void *ud) {
     return ag_attention_masked(c, in[0], in[1], in[2], 2, tensor_from_data(c, DT_F64, SHAPE(3, 4), m), false, NULL);
 }
 GC_CASE(attention_causal, ag_attention_masked(c, in[0], in[1], in[2], 2, NULL, true, NULL))
+// the path that keeps the probabilities (asked for), with a mask and causal
+static Tensor *fn_attention_probs(Ctx *c, Tensor **in, void *ud) {
+    double m[] = {0, -1.5, 0.5, -0.25, 0, 2, 0.25, -0.5, 0, 1, -0.75, 0}; // [Tq 3, Tk 4]
+    Tensor *probs;
+    return ag_attention_masked(c, in[0], in[1], in[2], 2, tensor_from_data(c, DT_F64, SHAPE(3, 4), m), true, &probs);
+}
+// the light path over several blocks of 64 queries: 67 queries, 69 keys, a [B, Tq, Tk] mask, causal
+static Tensor *fn_attention_blocks(Ctx *c, Tensor **in, void *ud) {
+    Tensor *mask = (Tensor *)ud;
+    return ag_attention_masked(c, in[0], in[1], in[2], 2, mask, true, NULL);
+}
 GC_CASE(matmul_broadcast, ag_matmul(c, in[0], in[1]))
 GC_CASE(sum_dims, ag_sum_dims(c, in[0], (int[]){0, 2}, 2, false))
 GC_CASE(mean_dims, ag_mean_dims(c, in[0], (int[]){-1, 1}, 2, true))
@@ -349,6 +360,27 @@ START_TEST(test_gradcheck_attention_masked) {
     gc(fn_attention_masked, (Tensor *[]){rnd(140, SHAPE(2, 3, 4), -1, 1), rnd(141, SHAPE(2, 4, 4), -1, 1), rnd(142, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
 }
 END_TEST
+START_TEST(test_gradcheck_attention_probs) {
+    gc(fn_attention_probs, (Tensor *[]){rnd(146, SHAPE(2, 3, 4), -1, 1), rnd(147, SHAPE(2, 4, 4), -1, 1), rnd(148, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+}
+END_TEST
+
+START_TEST(test_gradcheck_attention_blocks) {
+    Tensor *mask = tensor_new(P, DT_F64, 3, (int64_t[]){1, 67, 69});
+    Rng r = rng_new(149);
+    rng_fill_uniform(&r, mask, -1, 1);
+    gc(fn_attention_blocks, (Tensor *[]){rnd(150, SHAPE(1, 67, 4), -1, 1), rnd(151, SHAPE(1, 69, 4), -1, 1), rnd(152, SHAPE(1, 69, 4), -1, 1)},
+       3, mask);
+    // the same values as the path that keeps the probabilities
+    Ctx *c = ctx_new(1 << 20);
+    Tensor *in[3] = {rnd(150, SHAPE(1, 67, 4), -1, 1), rnd(151, SHAPE(1, 69, 4), -1, 1), rnd(152, SHAPE(1, 69, 4), -1, 1)}, *probs;
+    Tensor *a = ag_attention_masked(c, in[0], in[1], in[2], 2, mask, true, NULL);
+    Tensor *b = ag_attention_masked(c, in[0], in[1], in[2], 2, mask, true, &probs);
+    for (int64_t i = 0; i < tensor_numel(a); i++) ck_assert_double_eq_tol(tensor_get_flat(a, i), tensor_get_flat(b, i), 1e-12);
+    ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_gradcheck_attention_causal) { // 3 queries over 4 keys: query i sees keys 0..i+1
     gc(fn_attention_causal, (Tensor *[]){rnd(143, SHAPE(2, 3, 4), -1, 1), rnd(144, SHAPE(2, 4, 4), -1, 1), rnd(145, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
 }
@@ -501,6 +533,8 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_cross_entropy_nd);
     tcase_add_test(tc, test_gradcheck_attention_masked);
     tcase_add_test(tc, test_gradcheck_attention_causal);
+    tcase_add_test(tc, test_gradcheck_attention_probs);
+    tcase_add_test(tc, test_gradcheck_attention_blocks);
     tcase_add_test(tc, test_gradcheck_matmul_broadcast);
     tcase_add_test(tc, test_gradcheck_sum_dims);
     tcase_add_test(tc, test_gradcheck_mean_dims);
