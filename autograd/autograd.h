@@ -135,7 +135,7 @@ Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **p
 // i + Tk - Tq), as F.scaled_dot_product_attention's attn_mask and is_causal. With probs, the
 // probabilities [B, NH, Tq, Tk] are kept for the backward and given back; without (NULL), only
 // each query's log-sum-exp is kept ([B, NH, Tq]) and the backward recomputes the probabilities in
-// blocks of 64 queries (a causal block computes only the keys it sees): memory O(B NH Tq), not Tq Tk.
+// blocks of 256 queries (a causal block computes only the keys it sees): memory O(B NH Tq), not Tq Tk.
 Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs);
 
 // ---- fused layers (ops_fused.c) ----

@@ -259,7 +259,8 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
         if (out && out->attention_gates)
             h = gated_attention_residual(c, m, L, y, h, out->attention_gates[i], &probs);
         else
-            h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr, &probs);
+            h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr,
+                                            out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
         y = nn_layernorm(c, &L->ln_after, h);
         h = nn_mlp_residual(c, &L->fc1, &L->fc2, y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
