@@ -109,6 +109,9 @@ Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim); // k <= 6 tensor
 Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim);
 Tensor *ag_mean(Ctx *c, Tensor *x, int dim, bool keepdim);
 Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax); // argmax: int64, optional
+// torch.topk: the k largest (or smallest) values along dim, sorted, and their int64 indices
+// (optional); ties keep the lower index first, NaN counts as the largest. No gradient (a constant).
+Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indices);
 Tensor *ag_sum_all(Ctx *c, Tensor *x);            // 0-d
 Tensor *ag_mean_all(Ctx *c, Tensor *x);           // 0-d
 Tensor *ag_softmax(Ctx *c, Tensor *x);            // over the last dimension

@@ -1,6 +1,9 @@
 // ops_reduce.c: sum / mean / max over a dimension, softmax, log-softmax, layer norm, cross-entropy.
 #include "extend.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 // x viewed as [O, N, I] around dimension d
 static void split3(const Tensor *x, int d, int64_t *O, int64_t *N, int64_t *I) {
     *O = 1;
@@ -106,6 +109,62 @@ Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax) {
         n->i[0] = O, n->i[1] = N, n->i[2] = I;
     }
     if (argmax) *argmax = arg;
+    return y;
+}
+
+// ---- top-k (no gradient) ----
+
+typedef struct {
+    double v;
+    int64_t i;
+} Ranked;
+
+// larger first; NaN above everything (as torch.topk); ties: the lower index first
+static int by_value_desc(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    bool nx = x->v != x->v, ny = y->v != y->v;
+    if (nx != ny) return nx ? -1 : 1;
+    if (!nx && x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+static int by_value_asc(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    bool nx = x->v != x->v, ny = y->v != y->v;
+    if (nx != ny) return nx ? 1 : -1;
+    if (!nx && x->v != y->v) return x->v < y->v ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indices) {
+    if (!ag_arg(c, "topk", "x", x) || !ag_check_float(c, "topk", x, NULL)) return NULL;
+    int d = check_dim(c, "topk", x, dim);
+    if (d < 0) return NULL;
+    char s[96];
+    if (k < 0 || k > x->shape[d]) {
+        ctx_fail(c, "topk: k %d is not in [0, %lld] for dimension %d of %s", k, (long long)x->shape[d], dim, shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    int64_t O, N, I, shape[TENSOR_MAX_DIMS];
+    split3(x, d, &O, &N, &I);
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    shape[d] = k;
+    Tensor *y = tensor_new(c, x->dtype, x->ndim, shape), *ix = tensor_new(c, DT_I64, x->ndim, shape);
+    Ranked *r = malloc(sizeof *r * (size_t)(N ? N : 1));
+    if (!r) {
+        ctx_fail(c, "topk: out of memory for %lld values", (long long)N);
+        return NULL;
+    }
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < I; i++) {
+            for (int64_t j = 0; j < N; j++) r[j] = (Ranked){tensor_get_flat(x, (o * N + j) * I + i), j};
+            qsort(r, (size_t)N, sizeof *r, largest ? by_value_desc : by_value_asc);
+            for (int64_t j = 0; j < k; j++) {
+                tensor_set_flat(y, (o * k + j) * I + i, r[j].v);
+                ((int64_t *)ix->data)[(o * k + j) * I + i] = r[j].i;
+            }
+        }
+    free(r);
+    if (indices) *indices = ix;
     return y;
 }
 

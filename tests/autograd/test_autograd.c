@@ -239,6 +239,38 @@ START_TEST(test_norm_parameters_are_checked) {
 }
 END_TEST
 
+// torch.topk's answers: sorted, ties by the lower index, NaN the largest, along any dimension
+START_TEST(test_topk) {
+    Ctx *c = ctx_new(1 << 16);
+    Tensor *x = tensor_from_data(c, DT_F32, SHAPE(2, 5), (float[]){3, 1, 4, 1, 5, 9, 2, 6, NAN, 6});
+    ag_set_requires_grad(x, true);
+    Tensor *idx, *v = ag_topk(c, x, 3, 1, true, &idx);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(!v->requires_grad); // no gradient: a constant
+    const float want_v[] = {5, 4, 3, NAN, 9, 6};
+    const int64_t want_i[] = {4, 2, 0, 3, 0, 2};
+    for (int j = 0; j < 6; j++) {
+        double got = tensor_get_flat(v, j);
+        ck_assert_msg(isnan(want_v[j]) ? isnan(got) : got == want_v[j], "value %d: %g", j, got);
+        ck_assert_int_eq(((int64_t *)idx->data)[j], want_i[j]);
+    }
+    v = ag_topk(c, x, 2, 1, false, &idx); // the smallest: 1 at 1 and 3 (the lower index first); 2, then 6 at 2 before 4
+    const int64_t want_s[] = {1, 3, 1, 2};
+    for (int j = 0; j < 4; j++) ck_assert_int_eq(((int64_t *)idx->data)[j], want_s[j]);
+    v = ag_topk(c, x, 1, 0, true, &idx); // along dimension 0: [1, 5]
+    ck_assert_int_eq(v->ndim, 2);
+    ck_assert_int_eq(v->shape[0], 1);
+    ck_assert_int_eq(v->shape[1], 5);
+    ck_assert_int_eq(((int64_t *)idx->data)[0], 1);
+    ck_assert_int_eq(((int64_t *)idx->data)[1], 1);
+    ck_assert(isnan(tensor_get_flat(v, 3)));
+    ck_assert_int_eq(ag_topk(c, x, 0, 1, true, NULL)->shape[1], 0);
+    ck_assert_ptr_null(ag_topk(c, x, 6, 1, true, NULL));
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "topk: k 6 is not in [0, 5]"));
+    ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_cross_entropy_gradient_is_softmax_minus_onehot) {
     Tensor *z = param(SHAPE(1, 3), (float[]){0, 0, 0});
     Tensor *y = tensor_from_data(c, DT_I64, SHAPE(1), (int64_t[]){1});
@@ -282,6 +314,7 @@ int main(void) {
     tcase_add_test(tc, test_null_arguments_are_named);
     tcase_add_test(tc, test_norm_parameters_are_checked);
     tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
+    tcase_add_test(tc, test_topk);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
     suite_add_tcase(s, tc);
     return check_run(s);
