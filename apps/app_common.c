@@ -94,12 +94,11 @@ static int check_overlap(const char *flag, const char *out, const char *const *i
 }
 
 // the folder an output will be made in exists
+// the folder an output goes into exists ("out/" names out, in the current folder)
 static int parent_exists(const char *flag, const char *path, char *err, size_t errn) {
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = 0;
-    if (slash && parent[0] && !dir_exists(parent)) {
+    char parent[4096], base[1024];
+    split_path(path, parent, sizeof parent, base, sizeof base);
+    if (!dir_exists(parent)) {
         snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
         return -1;
     }
