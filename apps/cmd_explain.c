@@ -16,8 +16,8 @@ typedef struct {
 } ExplainArgs;
 
 // One image: its map (stdout: one JSON line) and, with a stage folder, IDX_NAME.png and .json in it.
-static int explain_one(Ctx *c, VitModel *m, const ImageProcessor *ip, VitExplainMethod method, int target, const char *path,
-                       int idx, const char *stage, char *err, size_t errn) {
+static int explain_one(Ctx *c, VitModel *m, const ImageProcessor *ip, VitExplainMethod method, int target, const char *path, int idx,
+                       const char *stage, char *err, size_t errn) {
     int S = m->cfg.image_size, grid = S / m->cfg.patch_size, label, rc = -1;
     double prob, *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
     float *pix = malloc(sizeof *pix * 3 * (size_t)S * (size_t)S);

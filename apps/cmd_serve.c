@@ -41,7 +41,7 @@ typedef struct {
 
 // one request's state, from its first call to its completion
 typedef struct {
-    char path[16];       // the metrics' name for it
+    char path[16]; // the metrics' name for it
     StrBuf body;
     bool too_big;
     int status;
@@ -116,8 +116,7 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     const char *mname = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "method");
     if (serve_parse_int("top", MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "top"), 1, 100000, &top, err, sizeof err) != 0)
         return answer_error(conn, r, 400, err);
-    if (explain && mname && (method = vit_explain_method(mname)) < 0)
-        return answer_error(conn, r, 400, "method: not rollout or relevance");
+    if (explain && mname && (method = vit_explain_method(mname)) < 0) return answer_error(conn, r, 400, "method: not rollout or relevance");
     if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
     float *pix = malloc(sizeof *pix * 3 * (size_t)S * (size_t)S), *probs = malloc(sizeof *probs * (size_t)K);
     double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
@@ -127,8 +126,15 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     ServeUpload up;
     int st = pix && probs && map ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
     if (st == 500) snprintf(err, sizeof err, "out of memory");
-    ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT, .method = (VitExplainMethod)method, .bytes = up.data, .nbytes = up.n,
-                    .name = name, .pixels = pix, .seen = explain ? &seen : NULL, .probs = probs, .map = map};
+    ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT,
+                    .method = (VitExplainMethod)method,
+                    .bytes = up.data,
+                    .nbytes = up.n,
+                    .name = name,
+                    .pixels = pix,
+                    .seen = explain ? &seen : NULL,
+                    .probs = probs,
+                    .map = map};
     if (st == 0 && serve_batcher_run(&s->batcher, &job) != 0) {
         st = 503;
         snprintf(err, sizeof err, "busy: %d requests are waiting already; try again", s->batcher.capacity);
@@ -136,7 +142,8 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
         st = job.status;
         snprintf(err, sizeof err, "%s", job.err);
     }
-    if (st != 0) res = answer_error(conn, r, st, err);
+    if (st != 0)
+        res = answer_error(conn, r, st, err);
     else if (!explain) {
         results_predict(&b, name, probs, (int)top, true, cf);
         res = answer_text(conn, r, 200, "application/json", &b);
@@ -242,8 +249,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return answer(conn, r, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), MHD_RESPMEM_MUST_FREE);
     }
     if (!strcmp(r->path, "/"))
-        return answer(conn, r, 200, "text/html; charset=utf-8", (void *)serve_page_html, strlen(serve_page_html),
-                      MHD_RESPMEM_PERSISTENT);
+        return answer(conn, r, 200, "text/html; charset=utf-8", (void *)serve_page_html, strlen(serve_page_html), MHD_RESPMEM_PERSISTENT);
     if (r->too_big) return answer_too_big(s, conn, r);
     return model_endpoint(s, conn, r, !strcmp(r->path, "/explain"));
 }
@@ -276,7 +282,8 @@ static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err,
     struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)a->port)};
     struct sockaddr *addr;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
-    if (inet_pton(AF_INET, a->host, &v4.sin_addr) == 1) addr = (struct sockaddr *)&v4;
+    if (inet_pton(AF_INET, a->host, &v4.sin_addr) == 1)
+        addr = (struct sockaddr *)&v4;
     else if (inet_pton(AF_INET6, a->host, &v6.sin6_addr) == 1) {
         addr = (struct sockaddr *)&v6;
         flags |= MHD_USE_IPv6;
@@ -285,9 +292,8 @@ static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err,
         return NULL;
     }
     struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                                            (unsigned)a->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections,
-                                            MHD_OPTION_END);
+                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout,
+                                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections, MHD_OPTION_END);
     if (!d) snprintf(err, errn, "cannot listen on %s port %ld (in use, or not this machine's address?)", a->host, a->port);
     return d;
 }
@@ -312,8 +318,14 @@ static void wait_and_drain(Server *s, struct MHD_Daemon *d, const sigset_t *sigs
 }
 
 int cmd_serve(int argc, char **argv) {
-    ServeArgs a = {.host = "127.0.0.1", .port = 8080, .max_batch = 16, .max_upload_mb = 20, .queue = 64, .timeout = 10,
-                   .connections = 64, .wait_ms = 2};
+    ServeArgs a = {.host = "127.0.0.1",
+                   .port = 8080,
+                   .max_batch = 16,
+                   .max_upload_mb = 20,
+                   .queue = 64,
+                   .timeout = 10,
+                   .connections = 64,
+                   .wait_ms = 2};
     const CliOpt opts[] = {
         {"--model", OPT_STR, &a.model, 0, 0, "model directory"},
         {"--adapter", OPT_STR, &a.adapter, 0, 0, "a peft adapter directory"},
@@ -371,8 +383,9 @@ int cmd_serve(int argc, char **argv) {
     }
     if (rc != 0) app_fail("serve", err);
     if (s->batcher.queue) serve_batcher_stop(&s->batcher);
-    if (rc == 0) fprintf(stderr, "deit_lora serve: stopped after %llu images in %llu batches\n", (unsigned long long)s->batcher.images,
-                         (unsigned long long)s->batcher.batches);
+    if (rc == 0)
+        fprintf(stderr, "deit_lora serve: stopped after %llu images in %llu batches\n", (unsigned long long)s->batcher.images,
+                (unsigned long long)s->batcher.batches);
     serve_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->mu);
     vit_free(&s->model);

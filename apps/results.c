@@ -52,9 +52,12 @@ void sb_json_str(StrBuf *b, const char *s) {
     sb_printf(b, "\"");
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') sb_printf(b, "\\%c", ch);
-        else if (ch < 0x20) sb_printf(b, "\\u%04x", ch);
-        else sb_printf(b, "%c", ch);
+        if (ch == '"' || ch == '\\')
+            sb_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            sb_printf(b, "\\u%04x", ch);
+        else
+            sb_printf(b, "%c", ch);
     }
     sb_printf(b, "\"");
 }
@@ -105,8 +108,8 @@ void results_predict(StrBuf *b, const char *image, const float *p, int top, bool
     free(best);
 }
 
-void results_explain_json(StrBuf *b, const char *image, const char *method, const VitConfig *cfg, int id, double prob,
-                          const double *map, int grid) {
+void results_explain_json(StrBuf *b, const char *image, const char *method, const VitConfig *cfg, int id, double prob, const double *map,
+                          int grid) {
     sb_printf(b, "{\"image\": ");
     sb_json_str(b, image);
     sb_printf(b, ", \"method\": \"%s\", \"label\": ", method);

@@ -35,17 +35,17 @@ typedef enum { JOB_PREDICT, JOB_EXPLAIN } JobKind;
 
 typedef struct ServeJob {
     JobKind kind;
-    VitExplainMethod method;  // JOB_EXPLAIN
-    const uint8_t *bytes;     // the encoded image (JPEG or PNG) and its name for messages
+    VitExplainMethod method; // JOB_EXPLAIN
+    const uint8_t *bytes;    // the encoded image (JPEG or PNG) and its name for messages
     size_t nbytes;
     const char *name;
-    float *pixels;            // [3, S, S], filled by the worker
-    Image *seen;              // JOB_EXPLAIN: the image as the model saw it, filled by the worker
-    float *probs;             // JOB_PREDICT: num_labels, filled by the worker
-    double *map;              // JOB_EXPLAIN: grid * grid
+    float *pixels; // [3, S, S], filled by the worker
+    Image *seen;   // JOB_EXPLAIN: the image as the model saw it, filled by the worker
+    float *probs;  // JOB_PREDICT: num_labels, filled by the worker
+    double *map;   // JOB_EXPLAIN: grid * grid
     int label;
     double prob;
-    int status;               // 0, or an HTTP status (400 a bad image, 500) with the message in err
+    int status; // 0, or an HTTP status (400 a bad image, 500) with the message in err
     char err[512];
     bool done;
 } ServeJob;
@@ -56,11 +56,11 @@ typedef struct {
     VitModel *model;
     const ImageProcessor *ip;
     ServeMetrics *metrics;
-    int max_batch, capacity;  // the largest batch; how many jobs may wait
-    double wait_s;            // how long the first job of a batch waits for others
+    int max_batch, capacity; // the largest batch; how many jobs may wait
+    double wait_s;           // how long the first job of a batch waits for others
     pthread_mutex_t mu;
     pthread_cond_t more, done;
-    ServeJob **queue;         // a ring of capacity
+    ServeJob **queue; // a ring of capacity
     int head, count;
     bool stop;
     pthread_t worker;

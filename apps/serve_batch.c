@@ -24,15 +24,18 @@ static void prepare(ServeBatcher *b, ServeJob **jobs, int n) {
     for (int i = 0; i < n; i++) {
         ServeJob *j = jobs[i];
         Image im = {0}, g = {0};
-        if (image_decode(&im, j->bytes, j->nbytes, j->name, j->err, sizeof j->err) != 0) j->status = 400;
+        if (image_decode(&im, j->bytes, j->nbytes, j->name, j->err, sizeof j->err) != 0)
+            j->status = 400;
         else if (image_processor_geometry(b->ip, &im, &g) != 0) {
             snprintf(j->err, sizeof j->err, "%.300s: preprocessing failed (out of memory?)", j->name);
             j->status = 400;
         } else
             image_processor_tensor(b->ip, &g, j->pixels);
         image_free(&im);
-        if (j->seen && j->status == 0) *j->seen = g;
-        else image_free(&g);
+        if (j->seen && j->status == 0)
+            *j->seen = g;
+        else
+            image_free(&g);
     }
 }
 
@@ -104,8 +107,10 @@ static void *worker(void *arg) {
             b->count--;
         }
         pthread_mutex_unlock(&b->mu);
-        if (kind == JOB_PREDICT) run_predictions(b, c, jobs, n, x, ok);
-        else run_explanation(b, c, jobs[0]);
+        if (kind == JOB_PREDICT)
+            run_predictions(b, c, jobs, n, x, ok);
+        else
+            run_explanation(b, c, jobs[0]);
         serve_metrics_batch(b->metrics, n);
         pthread_mutex_lock(&b->mu);
         b->batches++;

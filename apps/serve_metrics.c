@@ -80,8 +80,7 @@ char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
         sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"%g\"} %lu\n", LAT_LE[i], cum);
     }
     sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", m->lat_count);
-    sb_printf(&b, "deit_lora_request_duration_seconds_sum %.6f\ndeit_lora_request_duration_seconds_count %lu\n", m->lat_sum,
-              m->lat_count);
+    sb_printf(&b, "deit_lora_request_duration_seconds_sum %.6f\ndeit_lora_request_duration_seconds_count %lu\n", m->lat_sum, m->lat_count);
     sb_printf(&b, "# HELP deit_lora_batch_size Images per forward pass of the model.\n# TYPE deit_lora_batch_size histogram\n");
     cum = 0;
     for (int i = 0; i < NBATCH; i++) {
@@ -91,11 +90,13 @@ char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
     sb_printf(&b, "deit_lora_batch_size_bucket{le=\"+Inf\"} %lu\n", m->batch_count);
     sb_printf(&b, "deit_lora_batch_size_sum %lu\ndeit_lora_batch_size_count %lu\n", m->batch_sum, m->batch_count);
     pthread_mutex_unlock(&m->mu);
-    sb_printf(&b, "# HELP deit_lora_queue_depth Jobs waiting for the model.\n# TYPE deit_lora_queue_depth gauge\n"
-                  "deit_lora_queue_depth %d\n",
+    sb_printf(&b,
+              "# HELP deit_lora_queue_depth Jobs waiting for the model.\n# TYPE deit_lora_queue_depth gauge\n"
+              "deit_lora_queue_depth %d\n",
               queue_depth);
-    sb_printf(&b, "# HELP deit_lora_requests_in_flight Requests being read or answered.\n"
-                  "# TYPE deit_lora_requests_in_flight gauge\ndeit_lora_requests_in_flight %d\n",
+    sb_printf(&b,
+              "# HELP deit_lora_requests_in_flight Requests being read or answered.\n"
+              "# TYPE deit_lora_requests_in_flight gauge\ndeit_lora_requests_in_flight %d\n",
               in_flight);
     if (b.oom) {
         sb_free(&b);

@@ -45,8 +45,7 @@ static const uint8_t *find(const uint8_t *hay, size_t n, const char *needle, siz
 static bool header_param(const char *s, size_t n, const char *name, char *out, size_t outn) {
     size_t k = strlen(name);
     for (size_t i = 0; i + k < n; i++) {
-        if ((i > 0 && s[i - 1] != ';' && s[i - 1] != ' ' && s[i - 1] != '\t') || strncasecmp(s + i, name, k) || s[i + k] != '=')
-            continue;
+        if ((i > 0 && s[i - 1] != ';' && s[i - 1] != ' ' && s[i - 1] != '\t') || strncasecmp(s + i, name, k) || s[i + k] != '=') continue;
         const char *v = s + i + k + 1, *e = s + n;
         size_t m = 0;
         if (v < e && *v == '"') {

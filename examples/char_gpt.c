@@ -32,12 +32,16 @@ typedef struct {
 
 static Tensor *make(Gpt *g, Ctx *pc, Rng *r, int ndim, const int64_t *shape, double std, double fill, bool decays) {
     Tensor *t = tensor_new(pc, DT_F32, ndim, shape);
-    if (std > 0) rng_fill_normal(r, t, 0.0, std); // GPT-2's initialisation: N(0, 0.02)
-    else tensor_fill(t, fill);
+    if (std > 0)
+        rng_fill_normal(r, t, 0.0, std); // GPT-2's initialisation: N(0, 0.02)
+    else
+        tensor_fill(t, fill);
     ag_set_requires_grad(t, true);
     g->params[g->np++] = t;
-    if (decays) g->decay[g->nd++] = t;
-    else g->nodecay[g->nn++] = t;
+    if (decays)
+        g->decay[g->nd++] = t;
+    else
+        g->nodecay[g->nn++] = t;
     return t;
 }
 

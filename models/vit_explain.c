@@ -61,8 +61,8 @@ static void combine(const VitConfig *cf, Tensor **attn, Tensor **gates, VitExpla
     free(r), free(a), free(tmp);
 }
 
-int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod method, int target, double *map, int *label,
-                double *prob, char *err, size_t errn) {
+int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod method, int target, double *map, int *label, double *prob,
+                char *err, size_t errn) {
     const VitConfig *cf = &m->cfg;
     int S = cf->image_size, L = cf->num_hidden_layers, K = cf->num_labels;
     int64_t T = (int64_t)(S / cf->patch_size) * (S / cf->patch_size) + 1;

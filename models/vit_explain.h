@@ -24,8 +24,8 @@ const char *vit_explain_method_name(VitExplainMethod m);
 // (row-major over the patch grid, grid = image_size / patch_size), for class target (-1: the
 // predicted class, returned in *label with its probability in *prob). Uses c (reset first).
 // 0, or -1 with a message in err.
-int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod method, int target, double *map, int *label,
-                double *prob, char *err, size_t errn);
+int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod method, int target, double *map, int *label, double *prob,
+                char *err, size_t errn);
 
 #ifdef __cplusplus
 }

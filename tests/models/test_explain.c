@@ -40,8 +40,7 @@ START_TEST(test_gated_path_equals_fused) {
     Tensor *logits = vit_forward(c, &m, x, &out);
     ck_assert_msg(logits != NULL, "%s", ctx_error(c));
     Tensor *want = ref(c, &io, "logits");
-    for (int64_t i = 0; i < tensor_numel(want); i++)
-        ck_assert_double_eq_tol(tensor_get_flat(logits, i), tensor_get_flat(want, i), 1e-4);
+    for (int64_t i = 0; i < tensor_numel(want); i++) ck_assert_double_eq_tol(tensor_get_flat(logits, i), tensor_get_flat(want, i), 1e-4);
     for (int l = 0; l < L; l++) {
         char name[32];
         snprintf(name, sizeof name, "attentions.%d", l);
@@ -88,8 +87,9 @@ START_TEST(test_rollout_matches_golden_attentions) {
     for (int b = 0; b < x->shape[0]; b++) {
         double got[16], want[16], prob, sum = 0;
         int label;
-        ck_assert_msg(vit_explain(c, &m, (const float *)x->data + b * per, VIT_EXPLAIN_ROLLOUT, -1, got, &label, &prob, err,
-                                  sizeof err) == 0, "%s", err);
+        ck_assert_msg(vit_explain(c, &m, (const float *)x->data + b * per, VIT_EXPLAIN_ROLLOUT, -1, got, &label, &prob, err, sizeof err) ==
+                          0,
+                      "%s", err);
         reference_rollout(att, b, L, NH, T, want);
         for (int j = 0; j < N; j++) {
             ck_assert_msg(fabs(got[j] - want[j]) < 1e-5, "image %d patch %d: %g, reference %g", b, j, got[j], want[j]);
