@@ -18,7 +18,7 @@ static int info_adapter(const char *dir) {
     AdapterConfig ac;
     if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, sizeof err) != 0) return app_fail("info", err);
     Checkpoint ck;
-    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), err, sizeof err) != 0) return app_fail("info", err);
+    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), vit_canonical_name, err, sizeof err) != 0) return app_fail("info", err);
     int64_t params = 0, cls_rows = -1;
     bool v5_keys = false;
     for (int i = 0; i < ck.n; i++) {

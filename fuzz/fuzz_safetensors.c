@@ -5,6 +5,7 @@
 
 #include "../models/checkpoint.h"
 #include "../models/vit_config.h"
+#include "../models/vit_names.h"
 
 static const char TIMM_CONFIG[] = "{\"architecture\": \"vit_tiny_patch8_16\", \"model_args\": {\"num_heads\": 2}, "
                                   "\"pretrained_cfg\": {\"input_size\": [3, 16, 16]}}";
@@ -19,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         wfile_close(&f);
     }
     Checkpoint ck;
-    if (checkpoint_open_file(&ck, path, err, sizeof err) == 0) {
+    if (checkpoint_open_file(&ck, path, vit_canonical_name, err, sizeof err) == 0) {
         VitConfig cfg;
         if (vit_config_from_timm(&cfg, TIMM_CONFIG, &ck, "config.json", err, sizeof err) == 0) vit_config_free(&cfg);
         checkpoint_close(&ck);

@@ -134,7 +134,7 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
     }
     if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) return -1;
     Checkpoint ck;
-    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), err, errn) != 0) return -1;
+    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), vit_canonical_name, err, errn) != 0) return -1;
     int rc = -1;
     Rng rng = rng_new(0);
     // a classifier with more rows than the head: extend the head first

@@ -1,4 +1,4 @@
-// checkpoint.c: model directories and name spellings.
+// checkpoint.c: model directories: their weights in any supported layout, by the names a map gives.
 #include "checkpoint.h"
 #include "json_strict.h"
 
@@ -8,92 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// transformers-5 module names under vit.layers.N. and their transformers-4 spelling
-static const char *const V5[][2] = {
-    {"attention.q_proj", "attention.attention.query"}, {"attention.k_proj", "attention.attention.key"},
-    {"attention.v_proj", "attention.attention.value"}, {"attention.o_proj", "attention.output.dense"},
-    {"mlp.fc1", "intermediate.dense"},                 {"mlp.fc2", "output.dense"},
-    {"layernorm_before", "layernorm_before"},          {"layernorm_after", "layernorm_after"},
-};
-
-static void replace_all(char *s, size_t n, const char *from, const char *to) {
-    char tmp[1024];
-    char *p;
-    while ((p = strstr(s, from))) {
-        snprintf(tmp, sizeof tmp, "%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
-        snprintf(s, n, "%s", tmp);
-    }
-}
-
-// timm's ViT/DeiT names; the fused qkv becomes attention.attention.qkv (split when loading)
-static const char *const TIMM_BLOCK[][2] = {
-    {"norm1", "layernorm_before"}, {"norm2", "layernorm_after"},  {"attn.qkv", "attention.attention.qkv"},
-    {"attn.proj", "attention.output.dense"}, {"mlp.fc1", "intermediate.dense"}, {"mlp.fc2", "output.dense"},
-};
-
-static bool timm_name(const char *in, char *out, size_t n) {
-    static const char *const TOP[][2] = {{"cls_token", "vit.embeddings.cls_token"}, {"pos_embed", "vit.embeddings.position_embeddings"},
-                                         {"patch_embed.proj.", "vit.embeddings.patch_embeddings.projection."},
-                                         {"norm.", "vit.layernorm."}, {"head.", "classifier."}};
-    for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++) {
-        size_t L = strlen(TOP[i][0]);
-        if (!strncmp(in, TOP[i][0], L) && (TOP[i][0][L - 1] == '.' || in[L] == 0)) {
-            snprintf(out, n, "%s%s", TOP[i][1], in + L);
-            return true;
-        }
-    }
-    int layer, used = 0;
-    if (sscanf(in, "blocks.%d.%n", &layer, &used) == 1 && used > 0)
-        for (size_t i = 0; i < sizeof TIMM_BLOCK / sizeof *TIMM_BLOCK; i++) {
-            size_t L = strlen(TIMM_BLOCK[i][0]);
-            if (!strncmp(in + used, TIMM_BLOCK[i][0], L) && in[used + L] == '.') {
-                snprintf(out, n, "vit.encoder.layer.%d.%s%s", layer, TIMM_BLOCK[i][1], in + used + L);
-                return true;
-            }
-        }
-    return false;
-}
-
-char *vit_canonical_name(const char *in, char *out, size_t n) {
-    const char *pre = "base_model.model.";
-    if (timm_name(in, out, n)) return out;
-    snprintf(out, n, "%s", strncmp(in, pre, strlen(pre)) ? in : in + strlen(pre));
-    replace_all(out, n, ".lora_A.default.", ".lora_A.");
-    replace_all(out, n, ".lora_B.default.", ".lora_B.");
-    replace_all(out, n, ".modules_to_save.default.", ".");
-    replace_all(out, n, ".original_module.", ".");
-    int layer, used = 0;
-    if (sscanf(out, "vit.layers.%d.%n", &layer, &used) == 1 && used > 0) {
-        const char *rest = out + used;
-        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
-            size_t L = strlen(V5[i][0]);
-            if (!strncmp(rest, V5[i][0], L) && (rest[L] == '.' || rest[L] == 0)) {
-                char tmp[1024];
-                snprintf(tmp, sizeof tmp, "vit.encoder.layer.%d.%s%s", layer, V5[i][1], rest + L);
-                snprintf(out, n, "%s", tmp);
-                break;
-            }
-        }
-    }
-    return out;
-}
-
-char *vit_v5_name(const char *in, char *out, size_t n) {
-    snprintf(out, n, "%s", in);
-    int layer, used = 0;
-    if (sscanf(in, "vit.encoder.layer.%d.%n", &layer, &used) == 1 && used > 0) {
-        const char *rest = in + used;
-        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
-            size_t L = strlen(V5[i][1]);
-            if (!strncmp(rest, V5[i][1], L) && (rest[L] == '.' || rest[L] == 0)) {
-                snprintf(out, n, "vit.layers.%d.%s%s", layer, V5[i][0], rest + L);
-                break;
-            }
-        }
-    }
-    return out;
-}
-
 // pointers into ck->canon by name, then by position (the first of equal names first); no shared state
 static int canon_cmp(const void *a, const void *b) {
     char *const *x = *(char *const *const *)a, *const *y = *(char *const *const *)b;
@@ -101,7 +15,7 @@ static int canon_cmp(const void *a, const void *b) {
     return c ? c : (x > y) - (x < y);
 }
 
-static void index_entries(Checkpoint *ck) {
+static void index_entries(Checkpoint *ck, CheckpointNameMap map) {
     int total = 0;
     for (int f = 0; f < ck->nfiles; f++) total += ck->files[f].n;
     ck->canon = calloc((size_t)(total ? total : 1), sizeof *ck->canon);
@@ -109,7 +23,7 @@ static void index_entries(Checkpoint *ck) {
     for (int f = 0; f < ck->nfiles; f++)
         for (int i = 0; i < ck->files[f].n; i++) {
             char b[1024];
-            ck->canon[ck->n] = strdup(vit_canonical_name(ck->files[f].e[i].name, b, sizeof b));
+            ck->canon[ck->n] = strdup(map ? map(ck->files[f].e[i].name, b, sizeof b) : ck->files[f].e[i].name);
             ck->entries[ck->n++] = &ck->files[f].e[i];
         }
     ck->order = malloc(sizeof *ck->order * (size_t)(total ? total : 1));
@@ -140,7 +54,7 @@ void checkpoint_close(Checkpoint *ck) {
     memset(ck, 0, sizeof *ck);
 }
 
-int checkpoint_open_file(Checkpoint *ck, const char *path, char *err, size_t errn) {
+int checkpoint_open_file(Checkpoint *ck, const char *path, CheckpointNameMap map, char *err, size_t errn) {
     memset(ck, 0, sizeof *ck);
     ck->files = calloc(1, sizeof *ck->files);
     if (safetensors_open(&ck->files[0], path, err, errn) != 0) {
@@ -150,13 +64,13 @@ int checkpoint_open_file(Checkpoint *ck, const char *path, char *err, size_t err
     }
     ck->nfiles = 1;
     snprintf(ck->format, sizeof ck->format, "safetensors");
-    index_entries(ck);
+    index_entries(ck, map);
     return 0;
 }
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int open_sharded(Checkpoint *ck, const char *dir, const char *index, char *err, size_t errn) {
+static int open_sharded(Checkpoint *ck, const char *dir, const char *index, CheckpointNameMap map, char *err, size_t errn) {
     char *txt = file_read_all(index, 64u << 20, NULL, err, errn);
     if (!txt) return -1;
     cJSON *o = cJSON_Parse(txt);
@@ -214,7 +128,7 @@ static int open_sharded(Checkpoint *ck, const char *dir, const char *index, char
     snprintf(ck->format, sizeof ck->format, "sharded safetensors (%d shards)", ns);
     free(shards);
     cJSON_Delete(o);
-    index_entries(ck);
+    index_entries(ck, map);
     return 0;
 fail:
     free(shards);
@@ -223,11 +137,11 @@ fail:
     return -1;
 }
 
-int checkpoint_open_dir(Checkpoint *ck, const char *dir, char *err, size_t errn) {
+int checkpoint_open_dir(Checkpoint *ck, const char *dir, CheckpointNameMap map, char *err, size_t errn) {
     memset(ck, 0, sizeof *ck);
     char p[4096];
-    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors"))) return checkpoint_open_file(ck, p, err, errn);
-    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors.index.json"))) return open_sharded(ck, dir, p, err, errn);
+    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors"))) return checkpoint_open_file(ck, p, map, err, errn);
+    if (file_exists(path_join(p, sizeof p, dir, "model.safetensors.index.json"))) return open_sharded(ck, dir, p, map, err, errn);
     if (file_exists(path_join(p, sizeof p, dir, "pytorch_model.bin"))) {
         ck->files = calloc(1, sizeof *ck->files);
         if (torchbin_open(&ck->files[0], p, err, errn) != 0) {
@@ -237,7 +151,7 @@ int checkpoint_open_dir(Checkpoint *ck, const char *dir, char *err, size_t errn)
         }
         ck->nfiles = 1;
         snprintf(ck->format, sizeof ck->format, "pytorch_model.bin");
-        index_entries(ck);
+        index_entries(ck, map);
         return 0;
     }
     snprintf(err, errn, "%s: no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);

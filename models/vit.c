@@ -141,7 +141,7 @@ int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {
         free(json);
         return -1;
     }
-    if (checkpoint_open_dir(&m->ck, dir, err, errn) != 0) {
+    if (checkpoint_open_dir(&m->ck, dir, vit_canonical_name, err, errn) != 0) {
         free(json);
         vit_config_free(&m->cfg);
         return -1;

@@ -6,6 +6,7 @@
 #include "../nn/nn.h"
 #include "checkpoint.h"
 #include "vit_config.h"
+#include "vit_names.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -165,7 +165,7 @@ END_TEST
 
 START_TEST(test_pytorch_bin_equals_safetensors) {
     Checkpoint st, bin;
-    ck_assert(checkpoint_open_file(&st, GOLD "/tiny/model.safetensors", err, sizeof err) == 0);
+    ck_assert(checkpoint_open_file(&st, GOLD "/tiny/model.safetensors", vit_canonical_name, err, sizeof err) == 0);
     WFile wb;
     ck_assert_msg(torchbin_open(&wb, GOLD "/tiny/pytorch_model.bin", err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(wb.n, st.n);
@@ -176,7 +176,7 @@ START_TEST(test_pytorch_bin_equals_safetensors) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/tiny/pytorch_model.bin' '%s/tiny/config.json' '%s/'", dir, GOLD, GOLD, dir);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert(checkpoint_open_dir(&bin, dir, err, sizeof err) == 0);
+    ck_assert(checkpoint_open_dir(&bin, dir, vit_canonical_name, err, sizeof err) == 0);
     ck_assert_str_eq(bin.format, "pytorch_model.bin");
     Ctx *c = ctx_new(1 << 20);
     for (int i = 0; i < st.n; i++) {

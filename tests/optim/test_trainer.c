@@ -322,8 +322,8 @@ static void hf_run(const char *name, int expect_steps) {
     snprintf(ck, sizeof ck, "%s/trainer_hf/%s/checkpoint-%d/adapter_model.safetensors", GOLD, name, expect_steps);
     snprintf(mine, sizeof mine, "%s/checkpoint-%d/adapter_model.safetensors", dir, expect_steps);
     Checkpoint A, B;
-    ck_assert(checkpoint_open_file(&A, ck, err, sizeof err) == 0);
-    ck_assert_msg(checkpoint_open_file(&B, mine, err, sizeof err) == 0, "%s", err);
+    ck_assert(checkpoint_open_file(&A, ck, vit_canonical_name, err, sizeof err) == 0);
+    ck_assert_msg(checkpoint_open_file(&B, mine, vit_canonical_name, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(A.n, B.n);
     Ctx *c = ctx_new(1 << 16);
     for (int i = 0; i < A.n; i++) {
