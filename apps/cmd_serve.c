@@ -43,7 +43,9 @@ typedef struct {
 typedef struct {
     char path[16]; // the metrics' name for it
     StrBuf body;
-    bool too_big;
+    int refused;         // a refusal answered once the body is read (and dropped)
+    char refusal[160];
+    size_t dropped;      // bytes of body read and dropped
     int status;
     double t0;
 } Request;
@@ -163,10 +165,24 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     return res;
 }
 
-static enum MHD_Result answer_too_big(Server *s, struct MHD_Connection *conn, Request *r) {
-    char m[128];
-    snprintf(m, sizeof m, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
-    return answer_error(conn, r, 413, m);
+// A refusal: answered at once when no body follows, when the client waits for "100 Continue", or
+// when the body announced is absurd; otherwise after the body is read and dropped, so that a client
+// still sending gets its answer instead of a reset connection. Nothing of the body is kept.
+static enum MHD_Result refuse(Server *s, struct MHD_Connection *conn, Request *r, int status, const char *msg) {
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    bool body = n > 0 || (te && strcasecmp(te, "identity"));
+    if (!body || (expect && !strcasecmp(expect, "100-continue")) || n / 16 > s->max_upload) return answer_error(conn, r, status, msg);
+    r->refused = status;
+    snprintf(r->refusal, sizeof r->refusal, "%s", msg);
+    return MHD_YES;
+}
+
+static const char *too_big_msg(Server *s, char *m, size_t n) {
+    snprintf(m, n, "the body is over the limit of %zu bytes (--max-upload-mb)", s->max_upload);
+    return m;
 }
 
 // ---- routing ----
@@ -181,25 +197,18 @@ static const char *route(const char *url) {
 static bool is_post_path(const char *p) { return !strcmp(p, "/predict") || !strcmp(p, "/explain"); }
 
 static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
-    if (!strcmp(r->path, "other")) return answer_error(conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
+    if (!strcmp(r->path, "other")) return refuse(s, conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
     bool post = is_post_path(r->path);
     if (strcmp(method, post ? "POST" : "GET") && !(!post && !strcmp(method, "HEAD")))
-        return answer_error(conn, r, 405, post ? "use POST with the image as the body" : "use GET");
+        return refuse(s, conn, r, 405, post ? "use POST with the image as the body" : "use GET");
     if (!post) return MHD_YES;
     pthread_mutex_lock(&s->mu);
     bool draining = s->draining;
     pthread_mutex_unlock(&s->mu);
-    if (draining) return answer_error(conn, r, 503, "the server is stopping");
-    // A body announced over the limit: answered at once when the client waits for "100 Continue" or
-    // the body is absurd; otherwise read and dropped, then answered, so that the client, still
-    // sending, gets its 413 instead of a reset connection. Nothing of it is kept either way.
+    if (draining) return refuse(s, conn, r, 503, "the server is stopping");
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
-    if (n > s->max_upload) {
-        r->too_big = true;
-        if ((expect && !strcasecmp(expect, "100-continue")) || n / 16 > s->max_upload) return answer_too_big(s, conn, r);
-    }
+    char m[128];
+    if (cl && strtoull(cl, NULL, 10) > s->max_upload) return refuse(s, conn, r, 413, too_big_msg(s, m, sizeof m));
     return MHD_YES;
 }
 
@@ -223,14 +232,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        if (r->body.n + *upload_size > s->max_upload) r->too_big = true;
-        if (!r->too_big) {
-            sb_append(&r->body, upload, *upload_size);
-            r->too_big = r->body.oom;
+        if (!r->refused && r->body.n + *upload_size > s->max_upload) {
+            char m[128];
+            r->refused = 413;
+            snprintf(r->refusal, sizeof r->refusal, "%s", too_big_msg(s, m, sizeof m));
+            sb_free(&r->body);
         }
+        if (!r->refused) {
+            sb_append(&r->body, upload, *upload_size);
+            if (r->body.oom) r->refused = 500, snprintf(r->refusal, sizeof r->refusal, "out of memory for the body");
+        } else if ((r->dropped += *upload_size) / 16 > s->max_upload)
+            return MHD_NO; // an endless body: the connection is closed
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->refused) return answer_error(conn, r, r->refused, r->refusal);
     if (!strcmp(r->path, "/health")) {
         pthread_mutex_lock(&s->mu);
         bool draining = s->draining;
@@ -250,7 +266,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (!strcmp(r->path, "/"))
         return answer(conn, r, 200, "text/html; charset=utf-8", (void *)serve_page_html, strlen(serve_page_html), MHD_RESPMEM_PERSISTENT);
-    if (r->too_big) return answer_too_big(s, conn, r);
     return model_endpoint(s, conn, r, !strcmp(r->path, "/explain"));
 }
 

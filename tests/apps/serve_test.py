@@ -112,6 +112,8 @@ bad = [
     ("explain format", "POST", "/explain?format=bmp", raw[p0], {}, 400),
     ("unknown path", "GET", "/nope", None, {}, 404),
     ("unknown path, POST", "POST", "/predict/extra", raw[p0], {}, 404),
+    ("unknown path, a large body", "POST", "/upload", b"\xff" * (900 * 1024), {}, 404),
+    ("GET /predict with a large body", "GET", "/predict", b"\xff" * (900 * 1024), {}, 405),
     ("GET /predict", "GET", "/predict", None, {}, 405),
     ("POST /health", "POST", "/health", b"x", {}, 405),
     ("DELETE /", "DELETE", "/", None, {}, 405),
