@@ -13,15 +13,14 @@ int vit_explain_method(const char *name) {
 
 const char *vit_explain_method_name(VitExplainMethod m) { return m == VIT_EXPLAIN_ROLLOUT ? "rollout" : "relevance"; }
 
-// r = a r for T x T matrices (r keeps the product so far); tmp holds T x T
-static void left_multiply(const double *a, double *r, double *tmp, int T) {
+// out = a r for T x T matrices (out is neither a nor r)
+static void matmul_tt(const double *a, const double *r, double *out, int T) {
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++) {
             double s = 0;
             for (int k = 0; k < T; k++) s += a[i * T + k] * r[k * T + j];
-            tmp[i * T + j] = s;
+            out[i * T + j] = s;
         }
-    memcpy(r, tmp, sizeof *r * (size_t)T * (size_t)T);
 }
 
 // the layer's matrix, mean over heads of the attention (rollout) or of (grad * attention)^+
@@ -51,11 +50,9 @@ static void combine(const VitConfig *cf, Tensor **attn, Tensor **gates, VitExpla
                 for (int j = 0; j < T; j++) s += a[i * T + j];
                 for (int j = 0; j < T; j++) a[i * T + j] /= s;
             }
-            left_multiply(a, r, tmp, T);
-        } else { // R += A_bar R
-            left_multiply(a, (memcpy(tmp, r, sizeof *r * TT), tmp), a, T);
-            for (size_t e = 0; e < TT; e++) r[e] += tmp[e];
         }
+        matmul_tt(a, r, tmp, T);
+        for (size_t e = 0; e < TT; e++) r[e] = method == VIT_EXPLAIN_ROLLOUT ? tmp[e] : r[e] + tmp[e]; // R = A' R, or R += A_bar R
     }
     for (int j = 1; j < T; j++) map[j - 1] = r[j]; // the [CLS] row, over the patches
     free(r), free(a), free(tmp);

@@ -1,7 +1,8 @@
 // test_explain.c: attention rollout and relevance (models/vit_explain.h) on the golden tiny model:
 // the unfused, gated attention path equals the fused one and the golden attentions; rollout equals
 // a reference computed here from the golden attentions alone; relevance is non-negative, and its
-// gates' gradients are attention times the gradient a finite difference gives.
+// gates' gradients are attention times the gradient a finite difference gives, and the relevance map
+// equals one computed here from those gradients.
 #include "../../models/vit_explain.h"
 #include "../../tensor/fileio.h"
 
@@ -169,6 +170,22 @@ START_TEST(test_relevance_gradients) {
             ck_assert_msg(fabs(g - fd) < 2e-3 + 1e-2 * fabs(fd), "layer %d entry %ld: gradient %g, finite difference %g", l, (long)e, g,
                           fd);
         }
+    // the map from these gradients, computed here as a row vector from the last layer down:
+    // v = e_0, v <- v (I + A_bar_l), A_bar = mean over heads of the positive part
+    double v[17] = {1}, nv[17];
+    for (int l = 1; l >= 0; l--) {
+        const float *gr = (const float *)gates[l]->grad->data;
+        for (int j = 0; j < 17; j++) {
+            nv[j] = v[j];
+            for (int i = 0; i < 17; i++) {
+                double abar = 0;
+                for (int h = 0; h < 3; h++) abar += fmax(gr[(h * 17 + i) * 17 + j], 0) / 3;
+                nv[j] += v[i] * abar;
+            }
+        }
+        memcpy(v, nv, sizeof v);
+    }
+    for (int j = 0; j < 16; j++) ck_assert_msg(fabs(map[j] - v[j + 1]) < 1e-10, "patch %d: %g, from the gradients %g", j, map[j], v[j + 1]);
     // a class the model does not have is refused
     ck_assert_int_eq(vit_explain(c, &m, px, VIT_EXPLAIN_RELEVANCE, 99, map, &label, &prob, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "class 99"));
