@@ -13,7 +13,14 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+double app_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 int app_fail(const char *cmd, const char *msg) {
     fprintf(stderr, "deit_lora %s: %s\n", cmd, msg);

@@ -9,13 +9,6 @@
 #include <omp.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 // the CPU's model name (/proc/cpuinfo) and the vector features the figures depend on
 static void cpu_desc(char *model, size_t n, const char **features) {
@@ -109,25 +102,25 @@ int cmd_bench(int argc, char **argv) {
     m.training = true;
     double t_train = 0;
     for (long i = 0; i < warmup + steps; i++) {
-        double t0 = now();
+        double t0 = app_seconds();
         ctx_reset(c);
         Tensor *loss = ag_cross_entropy(c, vit_forward(c, &m, x, NULL), y);
         if (!loss || ag_backward(c, loss) != 0) return app_fail("bench", ctx_error(c));
         optim_clip_grad_norm(ps, np, 1.0);
         optim_step(o, 6e-4);
         optim_zero_grad(o);
-        if (i >= warmup) t_train += now() - t0;
+        if (i >= warmup) t_train += app_seconds() - t0;
         if (getenv("CGRAD_DEBUG")) fprintf(stderr, "step %ld: arena chunks allocated %d, used %zu MiB, peak %zu MiB\n", i, c->nsys_allocs, c->used_total >> 20, c->peak >> 20);
     }
     m.training = false;
     double t_inf = 0;
     for (long i = 0; i < warmup + steps; i++) {
-        double t0 = now();
+        double t0 = app_seconds();
         ctx_reset(c);
         ag_no_grad(c, true);
         if (!vit_forward(c, &m, x, NULL)) return app_fail("bench", ctx_error(c));
         ag_no_grad(c, false);
-        if (i >= warmup) t_inf += now() - t0;
+        if (i >= warmup) t_inf += app_seconds() - t0;
     }
     double rss = peak_rss_mb(); // before the GEMM probe's matrices
     // the machine's GEMM rate on a large square product: OpenBLAS's cblas_sgemm through cgrad's threaded
@@ -137,9 +130,9 @@ int cmd_bench(int argc, char **argv) {
     Tensor *gc = tensor_new(data, DT_F32, 2, (int64_t[]){G, G});
     rng_fill_uniform(&rng, ga, -1, 1), rng_fill_uniform(&rng, gb, -1, 1);
     gemm_f32(false, false, G, G, G, 1.0, ga->data, G, gb->data, G, 0.0, gc->data, G);
-    double tg = now();
+    double tg = app_seconds();
     for (int i = 0; i < 3; i++) gemm_f32(false, false, G, G, G, 1.0, ga->data, G, gb->data, G, 0.0, gc->data, G);
-    double gemm_gflops = 3 * 2.0 * G * G * G / (now() - tg) * 1e-9;
+    double gemm_gflops = 3 * 2.0 * G * G * G / (app_seconds() - tg) * 1e-9;
     double step_ms = 1e3 * t_train / steps, train_ips = B * steps / t_train, inf_ips = B * steps / t_inf;
     // training FLOPs: the forward, then a backward of about twice the forward (input gradients of
     // every linear, attention's four products) less the frozen weights' gradients, which are skipped

@@ -10,16 +10,9 @@
 
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define NEW_CLASS 9 // "Ankle boot"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 typedef struct {
     double recall, test_recall, precision, acc10, acc9;
@@ -128,7 +121,7 @@ int cmd_demo(int argc, char **argv) {
         dataset_free(&train), dataset_free(&test);
         return app_fail("demo", "--work: cannot create the folder");
     }
-    double t0 = now();
+    double t0 = app_seconds();
     int rc = 1;
     Rng rng = rng_new((uint64_t)seed);
 
@@ -244,7 +237,7 @@ int cmd_demo(int argc, char **argv) {
         }
         vit_free(&m);
     }
-    printf("\n== Summary (%.0f s) ==\n", now() - t0);
+    printf("\n== Summary (%.0f s) ==\n", app_seconds() - t0);
     printf("base model, nine classes:            accuracy %.2f%%\n", 100 * base.acc9);
     for (int k = 0; k < 2; k++)
         printf("%s held-out recall %3.0f%%, test recall %5.1f%%, 10-class accuracy %.2f%%\n",

@@ -7,7 +7,6 @@
 #include "results.h"
 #include "serve.h"
 
-#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,7 +24,6 @@ int cmd_serve(int argc, char **argv) {
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -50,11 +48,16 @@ typedef struct {
     double t0;
 } Request;
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+// ---- routing ----
+
+static const char *route(const char *url) {
+    static const char *const known[] = {"/predict", "/explain", "/health", "/metrics", "/"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(url, known[i])) return known[i];
+    return "other";
 }
+
+static bool is_post_path(const char *p) { return !strcmp(p, "/predict") || !strcmp(p, "/explain"); }
 
 // ---- answers ----
 
@@ -65,7 +68,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, !strcmp(r->path, "/predict") || !strcmp(r->path, "/explain") ? "POST" : "GET");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
     r->status = status;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
@@ -185,17 +188,6 @@ static const char *too_big_msg(Server *s, char *m, size_t n) {
     return m;
 }
 
-// ---- routing ----
-
-static const char *route(const char *url) {
-    static const char *const known[] = {"/predict", "/explain", "/health", "/metrics", "/"};
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (!strcmp(url, known[i])) return known[i];
-    return "other";
-}
-
-static bool is_post_path(const char *p) { return !strcmp(p, "/predict") || !strcmp(p, "/explain"); }
-
 static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
     if (!strcmp(r->path, "other")) return refuse(s, conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
     bool post = is_post_path(r->path);
@@ -220,7 +212,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (!r) { // the headers are in; the body (if any) follows in later calls
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         *con_cls = r;
-        r->t0 = now_s();
+        r->t0 = app_seconds();
         snprintf(r->path, sizeof r->path, "%s", route(url));
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
@@ -275,7 +267,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     Request *r = *con_cls;
     if (!r) return;
     // a request the client or a timeout cut short counts as 408
-    serve_metrics_request(s->metrics, r->path, r->status ? r->status : 408, now_s() - r->t0);
+    serve_metrics_request(s->metrics, r->path, r->status ? r->status : 408, app_seconds() - r->t0);
     sb_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -324,7 +316,7 @@ static void wait_and_drain(Server *s, struct MHD_Daemon *d, const sigset_t *sigs
     pthread_mutex_unlock(&s->mu);
     int fd = MHD_quiesce_daemon(d);
     if (fd >= 0) close(fd);
-    for (double t0 = now_s(); now_s() - t0 < drain_s; usleep(10000)) {
+    for (double t0 = app_seconds(); app_seconds() - t0 < drain_s; usleep(10000)) {
         pthread_mutex_lock(&s->mu);
         int n = s->in_flight;
         pthread_mutex_unlock(&s->mu);

@@ -56,6 +56,7 @@ int app_exit_status(int rc);
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);
+double app_seconds(void); // a monotonic clock, in seconds
 void app_catch_signals(void); // SIGINT/SIGTERM finish the step, checkpoint, exit 130
 int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn);
 

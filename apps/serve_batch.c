@@ -2,6 +2,7 @@
 // waits up to wait_s for more (or until max_batch are there), runs the predictions as one batch
 // and wakes their threads. Explanations run one at a time, in queue order, on the same worker: the
 // model is only ever used by this thread.
+#include "deit_lora.h"
 #include "serve.h"
 
 #include <errno.h>
@@ -10,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 // each job's image decoded and preprocessed into its pixels, the images side by side on the
 // model's threads; a job whose image cannot be read gets 400
@@ -88,9 +83,9 @@ static void *worker(void *arg) {
         while (b->count == 0 && !b->stop) pthread_cond_wait(&b->more, &b->mu);
         if (b->count == 0) break; // stopping, and nothing left
         // the first job waits a little for company, unless the batch is full already
-        double until = now_s() + b->wait_s;
+        double until = app_seconds() + b->wait_s;
         while (b->count < b->max_batch && !b->stop && b->queue[b->head]->kind == JOB_PREDICT) {
-            double left = until - now_s();
+            double left = until - app_seconds();
             if (left <= 0) break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
