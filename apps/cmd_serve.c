@@ -123,20 +123,19 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
         return answer_error(conn, r, 400, err);
     if (explain && mname && (method = vit_explain_method(mname)) < 0) return answer_error(conn, r, 400, "method: not rollout or relevance");
     if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
-    float *pix = malloc(sizeof *pix * 3 * (size_t)S * (size_t)S), *probs = malloc(sizeof *probs * (size_t)K);
+    float *probs = malloc(sizeof *probs * (size_t)K);
     double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
     Image seen = {0}, over = {0};
     StrBuf b = {0};
     enum MHD_Result res;
     ServeUpload up;
-    int st = pix && probs && map ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
+    int st = probs && map ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
     if (st == 500) snprintf(err, sizeof err, "out of memory");
     ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT,
                     .method = (VitExplainMethod)method,
                     .bytes = up.data,
                     .nbytes = up.n,
                     .name = name,
-                    .pixels = pix,
                     .seen = explain ? &seen : NULL,
                     .probs = probs,
                     .map = map};
@@ -164,7 +163,7 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
             res = answer(conn, r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE);
     }
     image_free(&seen), image_free(&over);
-    free(pix), free(probs), free(map);
+    free(probs), free(map);
     return res;
 }
 

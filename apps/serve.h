@@ -39,7 +39,6 @@ typedef struct ServeJob {
     const uint8_t *bytes;    // the encoded image (JPEG or PNG) and its name for messages
     size_t nbytes;
     const char *name;
-    float *pixels; // [3, S, S], filled by the worker
     Image *seen;   // JOB_EXPLAIN: the image as the model saw it, filled by the worker
     float *probs;  // JOB_PREDICT: num_labels, filled by the worker
     double *map;   // JOB_EXPLAIN: grid * grid

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-// each job's image decoded and preprocessed into its pixels, the images side by side on the
-// model's threads; a job whose image cannot be read gets 400
-static void prepare(ServeBatcher *b, ServeJob **jobs, int n) {
+// each job's image decoded and preprocessed into x (job i at image i), the images side by side on
+// the model's threads; a job whose image cannot be read gets 400
+static void prepare(ServeBatcher *b, ServeJob **jobs, int n, float *x) {
+    int S = b->model->cfg.image_size;
+    size_t per = 3 * (size_t)S * (size_t)S;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         ServeJob *j = jobs[i];
@@ -25,7 +27,7 @@ static void prepare(ServeBatcher *b, ServeJob **jobs, int n) {
             snprintf(j->err, sizeof j->err, "%.300s: preprocessing failed (out of memory?)", j->name);
             j->status = 400;
         } else
-            image_processor_tensor(b->ip, &g, j->pixels);
+            image_processor_tensor(b->ip, &g, x + per * (size_t)i);
         image_free(&im);
         if (j->seen && j->status == 0)
             *j->seen = g;
@@ -38,10 +40,10 @@ static void run_predictions(ServeBatcher *b, Ctx *c, ServeJob **all, int n_all, 
     VitModel *m = b->model;
     int S = m->cfg.image_size, K = m->cfg.num_labels, n = 0;
     size_t per = 3 * (size_t)S * (size_t)S;
-    prepare(b, all, n_all);
-    for (int i = 0; i < n_all; i++)
+    prepare(b, all, n_all, x);
+    for (int i = 0; i < n_all; i++) // the readable images together at the front
         if (all[i]->status == 0) {
-            memcpy(x + per * (size_t)n, all[i]->pixels, sizeof *x * per);
+            if (n != i) memmove(x + per * (size_t)n, x + per * (size_t)i, sizeof *x * per);
             jobs[n++] = all[i];
         }
     if (n == 0) return;
@@ -65,9 +67,9 @@ static void run_predictions(ServeBatcher *b, Ctx *c, ServeJob **all, int n_all, 
     }
 }
 
-static void run_explanation(ServeBatcher *b, Ctx *c, ServeJob *j) {
-    prepare(b, &j, 1);
-    if (j->status == 0 && vit_explain(c, b->model, j->pixels, j->method, -1, j->map, &j->label, &j->prob, j->err, sizeof j->err) != 0)
+static void run_explanation(ServeBatcher *b, Ctx *c, ServeJob *j, float *x) {
+    prepare(b, &j, 1, x);
+    if (j->status == 0 && vit_explain(c, b->model, x, j->method, -1, j->map, &j->label, &j->prob, j->err, sizeof j->err) != 0)
         j->status = 500;
 }
 
@@ -105,7 +107,7 @@ static void *worker(void *arg) {
         if (kind == JOB_PREDICT)
             run_predictions(b, c, jobs, n, x, ok);
         else
-            run_explanation(b, c, jobs[0]);
+            run_explanation(b, c, jobs[0], x);
         serve_metrics_batch(b->metrics, n);
         pthread_mutex_lock(&b->mu);
         b->batches++;
