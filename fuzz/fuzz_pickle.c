@@ -1,5 +1,6 @@
 // fuzz_pickle.c: pytorch_model.bin, the zip reader and the pickle machine (nothing may execute).
 #include "fuzz_common.h"
+#include "../models/checkpoint.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

@@ -233,7 +233,7 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
         n++;
     }
     char p[4096];
-    int rc = safetensors_save(path_join(p, sizeof p, dir, "adapter_model.safetensors"), items, n, "{\"format\":\"pt\"}", err, errn);
+    int rc = safetensors_save(path_join(p, sizeof p, dir, "adapter_model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(items);
@@ -343,7 +343,7 @@ int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size
         snprintf(err, errn, "%s: cannot create the directory", out);
         goto done;
     }
-    if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, f.metadata_json, err, errn) != 0) goto done;
+    if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, (const char *const *)f.meta, err, errn) != 0) goto done;
     char *s = cJSON_Print(o);
     int w = file_write_atomic(path_join(cp, sizeof cp, out, "adapter_config.json"), s, strlen(s), err, errn);
     free(s);

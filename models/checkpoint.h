@@ -5,11 +5,14 @@
 #ifndef CGRAD_CHECKPOINT_H
 #define CGRAD_CHECKPOINT_H
 
-#include "weights.h"
+#include "../tensor/weights.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// torch.save's zip format (data.pkl and its storages) as a WFile; the pickle is interpreted, no code runs
+int torchbin_open(WFile *f, const char *path, char *err, size_t errn);
 
 typedef struct Checkpoint {
     WFile *files;

@@ -2,13 +2,11 @@
 // of the state dict) and ARCHIVE/data/KEY (raw little-endian storages, stored uncompressed).
 // The pickle is interpreted by a small stack machine that knows only the opcodes a state dict
 // uses and only the globals that rebuild tensors; anything else is refused. Nothing executes.
-#include "weights.h"
+#include "checkpoint.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-int wfile_map(WFile *f, const char *path, char *err, size_t errn);
 
 // ---------------------------------------------------------------- zip
 

@@ -577,7 +577,7 @@ int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t er
     for (int i = 0; i < m->params.n; i++)
         if (!strstr(m->params.p[i].name, ".lora_")) items[n++] = (StItem){m->params.p[i].name, m->params.p[i].t};
     char p[4096];
-    int rc = safetensors_save(path_join(p, sizeof p, dir, "model.safetensors"), items, n, "{\"format\":\"pt\"}", err, errn);
+    int rc = safetensors_save(path_join(p, sizeof p, dir, "model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
     free(items);
     if (rc == 0) rc = vit_config_save(&m->cfg, path_join(p, sizeof p, dir, "config.json"), err, errn);
     return rc;

@@ -199,9 +199,9 @@ int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState 
         items[2 * i] = (StItem){names[2 * i], o->m[i]};
         items[2 * i + 1] = (StItem){names[2 * i + 1], o->v[i]};
     }
-    char meta[64];
-    snprintf(meta, sizeof meta, "{\"step\":\"%lld\"}", (long long)o->t);
-    int w = safetensors_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), items, 2 * np, meta, err, errn);
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)o->t);
+    int w = safetensors_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), items, 2 * np, (const char *const[]){"step", step, NULL}, err, errn);
     for (int i = 0; i < 2 * np; i++) free(names[i]);
     free(names), free(items);
     if (w != 0) goto fail;
@@ -360,10 +360,8 @@ int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainS
         memcpy(o->m[i]->data, a1->data, nb);
         memcpy(o->v[i]->data, a2->data, nb);
     }
-    cJSON *meta = of.metadata_json ? cJSON_Parse(of.metadata_json) : NULL;
-    const cJSON *stp = meta ? cJSON_GetObjectItemCaseSensitive(meta, "step") : NULL;
-    o->t = cJSON_IsString(stp) ? strtoll(stp->valuestring, NULL, 10) : 0;
-    cJSON_Delete(meta);
+    const char *stp = wfile_metadata(&of, "step");
+    o->t = stp ? strtoll(stp, NULL, 10) : 0;
     // rng, trainer state, our counters
     if (!(rs = read_json(path_join(p, sizeof p, dir, "rng_state.json"), err, errn))) goto out;
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(rs, "dropout_offset");

@@ -581,6 +581,64 @@ START_TEST(test_corrupt_safetensors_refused) {
 }
 END_TEST
 
+// the header parser is as strict as the reference reader (serde_json) and reads what it allows
+START_TEST(test_safetensors_header_grammar) {
+    const char *T = "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]";
+    char h[512];
+    snprintf(h, sizeof h, "{\"a\":{%s},}", T);
+    expect_st_error(h, 8, "expected"); // trailing comma
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.0],\"data_offsets\":[0,8]}}", 8, "bad size in shape");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8e0]}}", 8, "data_offsets must be");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[02],\"data_offsets\":[0,8]}}", 8, "bad size in shape");
+    expect_st_error("{\"\\ud800\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unpaired UTF-16 surrogate");
+    expect_st_error("{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "NUL character");
+    expect_st_error("{\"a\tb\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "control character");
+    expect_st_error("{\"\xc3\x28\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "not UTF-8");
+    expect_st_error("{\"__metadata__\":{\"step\":3}}", 0, "a string expected");
+    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "appears twice");
+    snprintf(h, sizeof h, "{\"a\":{%s}} x", T);
+    expect_st_error(h, 8, "text after the object");
+    // deep nesting in an unknown field is refused, not recursed into without bound
+    char deep[400] = "{\"a\":{\"x\":";
+    for (int i = 0; i < 100; i++) strcat(deep, "[");
+    expect_st_error(deep, 8, "nesting deeper");
+    // what it accepts: escapes decoded (é, a surrogate pair), unknown fields skipped, metadata kept
+    const char *ok = "{\"__metadata__\":{\"format\":\"pt\",\"k\\\"q\":\"v\\n\"},"
+                     "\"caf\\u00e9\\ud83d\\ude00\":{\"dtype\":\"F32\",\"extra\":[{\"n\":-1.5e3},true,null],\"shape\":[2],\"data_offsets\":[0,8]}} ";
+    char p[400];
+    snprintf(p, sizeof p, "%s/ok.safetensors", tmpdir);
+    write_st(p, ok, 8);
+    WFile f;
+    ck_assert_msg(safetensors_open(&f, p, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(f.n, 1);
+    ck_assert_str_eq(f.e[0].name, "caf\xc3\xa9\xf0\x9f\x98\x80");
+    ck_assert_str_eq(wfile_metadata(&f, "format"), "pt");
+    ck_assert_str_eq(wfile_metadata(&f, "k\"q"), "v\n");
+    ck_assert_ptr_null(wfile_metadata(&f, "step"));
+    // written back and read again: the same names, metadata and values
+    Ctx *c = ctx_new(1 << 16);
+    Tensor *t = wentry_tensor(c, &f.e[0], false);
+    char q[400];
+    snprintf(q, sizeof q, "%s/again.safetensors", tmpdir);
+    StItem it = {f.e[0].name, t};
+    ck_assert_msg(safetensors_save(q, &it, 1, (const char *const *)f.meta, err, sizeof err) == 0, "%s", err);
+    WFile g;
+    ck_assert_msg(safetensors_open(&g, q, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(g.e[0].name, f.e[0].name);
+    ck_assert_str_eq(wfile_metadata(&g, "k\"q"), "v\n");
+    ck_assert_int_eq(g.e[0].ndim, 1);
+    ck_assert_int_eq(g.e[0].shape[0], 2);
+    // a name twice, or __metadata__ as a tensor name, is refused when writing
+    StItem two[2] = {{"w", t}, {"w", t}};
+    ck_assert_int_eq(safetensors_save(q, two, 2, NULL, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "given twice"));
+    StItem meta = {"__metadata__", t};
+    ck_assert_int_eq(safetensors_save(q, &meta, 1, NULL, err, sizeof err), -1);
+    wfile_close(&g), wfile_close(&f);
+    ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_half_precision_converts) {
     char p[400];
     snprintf(p, sizeof p, "%s/half.safetensors", tmpdir);
@@ -751,6 +809,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_tiny_forward_backward_parity);
+    tcase_add_test(tc, test_safetensors_header_grammar);
     tcase_add_test(tc, test_tiny_lora_both_spellings);
     tcase_add_test(tc, test_merged_equals_adapter);
     tcase_add_test(tc, test_cls_only_last_layer_is_exact);

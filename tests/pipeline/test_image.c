@@ -1,7 +1,7 @@
 // test_image.c: decoding and resizing equal Pillow's pixel for pixel on the golden images; the
 // processors' crops and normalisation; bad files refused with the documented messages.
 #include "../../models/image_processor.h"
-#include "../../models/weights.h"
+#include "../../tensor/weights.h"
 #include "../../tensor/fileio.h"
 
 #include "../check_util.h"

@@ -1,7 +1,8 @@
-// weights.h: checkpoint files mapped in place. A WFile is one file (safetensors, or torch's zip
-// pickle format) mapped copy-on-write; its entries point into the mapping, so loading never holds
-// the weights twice: float32 tensors become views of the mapping, other dtypes are converted.
-// Every reader validates what it reads and reports "PATH: what is wrong" (errors are values).
+// weights.h: tensor files mapped in place, and the safetensors format. A WFile is one file
+// (safetensors here; models/ adds torch's zip pickle format) mapped copy-on-write; its entries
+// point into the mapping, so loading never holds the weights twice: float32 tensors become views
+// of the mapping, other dtypes are converted. Every reader validates what it reads and reports
+// "PATH: what is wrong" (errors are values). The formats know no model: names are the file's.
 #ifndef CGRAD_WEIGHTS_H
 #define CGRAD_WEIGHTS_H
 
@@ -30,28 +31,35 @@ typedef struct {
     size_t size;
     WEntry *e;
     int n;
-    char *metadata_json; // safetensors "__metadata__" (or NULL)
+    char **meta;         // safetensors "__metadata__": key, value, key, value, ..., NULL (or NULL)
     int *by_name;        // entry indices sorted by name, for wfile_find
 } WFile;
 
+// Opens and validates a safetensors file: the header (strict JSON, as the reference reader), every
+// entry's dtype, shape and span inside the data, no two spans overlapping, no name twice.
 int safetensors_open(WFile *f, const char *path, char *err, size_t errn);
-int torchbin_open(WFile *f, const char *path, char *err, size_t errn); // zip with data.pkl; no code runs
 void wfile_close(WFile *f);
+const char *wfile_metadata(const WFile *f, const char *key); // a "__metadata__" value, or NULL
 int wfile_index(WFile *f, char *err, size_t errn); // sorts by name for wfile_find; a name twice is an error
 const WEntry *wfile_find(const WFile *f, const char *name); // O(log n)
 size_t wdtype_size(WDtype d);
 const char *wdtype_name(WDtype d);
+int wdtype_from_name(const char *s); // "F32" -> WD_F32; -1 when unknown
+// For readers of other formats: maps PATH (a regular file) copy-on-write into f, no entries yet.
+int wfile_map(WFile *f, const char *path, char *err, size_t errn);
 
 // The entry as a tensor in c: a float32 contiguous aligned entry is a view of the mapping
 // (when view is true); F16/BF16/F64 become float32, integer types int64, U8/BOOL uint8.
 Tensor *wentry_tensor(Ctx *c, const WEntry *e, bool view);
 
-// Writing safetensors atomically: PATH.tmp, fsync, rename. Names are written sorted.
+// Writing safetensors atomically: PATH.tmp, fsync, rename. Names are written sorted; a name
+// twice, a name that is not UTF-8, or a dtype other than these is refused with a message.
 typedef struct {
     const char *name;
     const Tensor *t; // float32, float64, int64 or uint8; any strides
 } StItem;
-int safetensors_save(const char *path, const StItem *items, int n, const char *metadata_json, char *err, size_t errn);
+// metadata: NULL, or key, value, key, value, ..., NULL (strings), written as "__metadata__"
+int safetensors_save(const char *path, const StItem *items, int n, const char *const *metadata, char *err, size_t errn);
 
 #ifdef __cplusplus
 }
