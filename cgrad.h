@@ -1,16 +1,11 @@
-// cgrad.h: what a model writer uses: tensors and contexts, autograd ops, layers (nn), optimizers
-// and schedules (optim), data parallelism over MPI (optim/dist.h), images and datasets (data).
-// Compile with `pkg-config --cflags --libs cgrad`. The ViT, the checkpoint formats and the Trainer
-// are under models/ and optim/trainer.h.
+// cgrad.h: what a model writer uses: the framework (cgrad_core.h: tensors, ops, layers, parameter
+// sets, optimizers, MPI), images and datasets (data/), and the Hugging Face Trainer's loop for any
+// model (train/trainer.h). Compile with `pkg-config --cflags --libs cgrad`. The ViT, the checkpoint
+// formats and the image processors are under models/.
 #ifndef CGRAD_H
 #define CGRAD_H
-#include "tensor/tensor.h"
-#include "tensor/rng.h"
-#include "tensor/kernels.h"
-#include "autograd/autograd.h"
-#include "nn/nn.h"
-#include "optim/optim.h"
-#include "optim/dist.h"
+#include "cgrad_core.h"
 #include "data/dataset.h"
+#include "train/trainer.h"
 
 #endif

@@ -22,8 +22,9 @@ typedef struct {
 static int evaluate(VitModel *m, Loader *Lt, const Dataset *test, const int64_t *held, int nheld, Loader *Lh, bool nine_only,
                     Outcome *o, char *err, size_t errn) {
     Metrics mt;
+    VitTask task;
     if (nheld) {
-        if (trainer_evaluate(m, Lh, held, nheld, 64, NEW_CLASS, &mt, err, errn) != 0) return -1;
+        if (trainer_evaluate(vit_task(&task, m, Lh, PEFT_V4), held, nheld, 64, NEW_CLASS, &mt, err, errn) != 0) return -1;
         o->recall = mt.recall;
         metrics_free(&mt);
     }
@@ -31,7 +32,7 @@ static int evaluate(VitModel *m, Loader *Lt, const Dataset *test, const int64_t 
     int ntest = 0;
     for (int i = 0; i < test->n; i++)
         if (!nine_only || test->labels[i] != NEW_CLASS) all[ntest++] = i;
-    int rc = trainer_evaluate(m, Lt, all, ntest, 128, nine_only ? 0 : NEW_CLASS, &mt, err, errn);
+    int rc = trainer_evaluate(vit_task(&task, m, Lt, PEFT_V4), all, ntest, 128, nine_only ? 0 : NEW_CLASS, &mt, err, errn);
     free(all);
     if (rc != 0) return -1;
     o->acc10 = mt.accuracy;
@@ -142,6 +143,7 @@ int cmd_demo(int argc, char **argv) {
     char p[4400];
     Outcome base = {0};
     TrainState st;
+    VitTask task;
     int r;
     if (reuse && dir_exists(base_dir)) {
         if (vit_load(&m, base_dir, err, sizeof err) != 0) goto bad;
@@ -162,7 +164,7 @@ int cmd_demo(int argc, char **argv) {
     a.logging_steps = (int)((pre_epochs * ((n9 + 127) / 128)) / 25 > 0 ? (pre_epochs * ((n9 + 127) / 128)) / 25 : 1), a.seed = a.data_seed = (uint64_t)seed, a.log = NULL, a.progress = true;
     printf("%d images, %d epochs, batch %d, AdamW lr %g (%d parameters)\n", n9, a.epochs, a.batch_size, a.lr,
            (int)nn_params_count(&m.params, false));
-    r = trainer_train(&m, &L, items, n9, &a, &st, err, sizeof err);
+    r = trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, n9, &a, &st, err, sizeof err);
     printf("pretraining: %lld steps in %.0f s, loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
            st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
     train_state_free(&st);
@@ -215,7 +217,7 @@ int cmd_demo(int argc, char **argv) {
         la.output_dir = p, la.save_total_limit = 1;
         printf("%d training images (%d of '%s'), batch %d x accumulation %d, %d epochs, lr %g\n", ntr, 65,
                FASHION_MNIST_CLASSES[NEW_CLASS], la.batch_size, la.grad_accum, la.epochs, la.lr);
-        r = trainer_train(&m, &L, tr, ntr, &la, &st, err, sizeof err);
+        r = trainer_train(vit_task(&task, &m, &L, PEFT_V4), tr, ntr, &la, &st, err, sizeof err);
         if (r == 0) printf("trained %lld steps in %.0f s: loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
                            st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
         train_state_free(&st);

@@ -50,7 +50,8 @@ int cmd_eval(int argc, char **argv) {
     int64_t *items = malloc(sizeof *items * (size_t)d.n);
     for (int i = 0; i < d.n; i++) items[i] = i;
     Metrics mt;
-    int e = trainer_evaluate_dist(&m, &L, items, d.n, (int)batch, tgt, dist_world(), &mt, err, sizeof err);
+    VitTask task;
+    int e = trainer_evaluate_dist(vit_task(&task, &m, &L, PEFT_V4), items, d.n, (int)batch, tgt, dist_world(), &mt, err, sizeof err);
     free(items);
     loader_free(&L);
     if (e != 0) goto bad;

@@ -156,7 +156,10 @@ int cmd_train(int argc, char **argv) {
     a.batch_size = (int)batch, a.grad_accum = (int)accum, a.epochs = (int)epochs, a.lr = lr, a.weight_decay = wd;
     a.max_grad_norm = max_norm, a.logging_steps = (int)logging, a.save_steps = (int)save_steps, a.save_total_limit = (int)save_limit;
     a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
-    a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume, a.peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
+    a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume;
+    PeftGen peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
+    VitTask task;
+    TrainModel *tm = vit_task(&task, &m, &L, peft_gen);
     a.progress = !quiet && dist_root(dist);
     a.dist = dist;
     if (!dist_root(dist)) a.log = NULL;
@@ -177,7 +180,7 @@ int cmd_train(int argc, char **argv) {
              epochs, lr, wd, max_norm, sched, warmup, warmup_ratio);
     a.run_settings = settings;
     app_catch_signals();
-    int t = trainer_train(&m, &L, tr, ntr, &a, &st, err, sizeof err);
+    int t = trainer_train(tm, tr, ntr, &a, &st, err, sizeof err);
     if (t == 130) {
         fprintf(stderr, "deit_lora train: %s\n", err);
         rc = 130;
@@ -196,7 +199,7 @@ int cmd_train(int argc, char **argv) {
     }
     // the outputs: adapter (peft), configs, plot
     char p[4200];
-    if (adapter_save(&m, output, a.peft_gen, model, err, sizeof err) != 0 ||
+    if (adapter_save(&m, output, peft_gen, model, err, sizeof err) != 0 ||
         vit_config_save(&m.cfg, path_join(p, sizeof p, output, "config.json"), err, sizeof err) != 0 ||
         image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0 ||
         trainer_plot(&st, path_join(p, sizeof p, output, "loss.png"), err, sizeof err) != 0) {
@@ -207,7 +210,7 @@ int cmd_train(int argc, char **argv) {
     if (nte > 0) {
         Metrics mt;
         int tgt = label ? vit_config_label_id(&m.cfg, label) : m.cfg.num_labels - 1;
-        if (trainer_evaluate(&m, &L, te, nte, (int)batch, tgt, &mt, err, sizeof err) != 0) {
+        if (trainer_evaluate(tm, te, nte, (int)batch, tgt, &mt, err, sizeof err) != 0) {
             rc = 1;
             goto bad_rc;
         }

@@ -4,7 +4,7 @@
 
 #include "../models/adapter.h"
 #include "../models/image_processor.h"
-#include "../optim/trainer.h"
+#include "../models/vit_train.h"
 #include "../models/vit.h"
 #include "cli.h"
 

@@ -141,15 +141,6 @@ Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **p
 // blocks of 256 queries (a causal block computes only the keys it sees): memory O(B NH Tq), not Tq Tk.
 Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs);
 
-// ---- fused layers (ops_fused.c) ----
-// LoRA: x w^T + b + scale * (dropout_p(x) A^T) B^T; A [r, IC], B [OC, r]; the dropout mask comes from
-// rng (advanced as ag_dropout would) and is regenerated in backward, not stored. !training: no dropout.
-Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
-                       bool training);
-Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res);       // res + x w^T + b
-// res + gelu(x w1^T + b1) w2^T + b2 for frozen weights, computed in row blocks (x, res [.., D])
-Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res);
-
 // ---- shape and indexing (ops_shape.c) ----
 Tensor *ag_reshape(Ctx *c, Tensor *x, int ndim, const int64_t *shape); // copies if not contiguous
 Tensor *ag_permute(Ctx *c, Tensor *x, const int *perm);

@@ -9,7 +9,7 @@
 // last 10% (held out), then samples 300 characters. Exits 1 when the training loss is above the
 // one asked for (env MAX_LOSS).
 #define _POSIX_C_SOURCE 200809L // clock_gettime under -std=c11
-#include <cgrad.h>
+#include <cgrad_core.h>
 
 #include <math.h>
 #include <stdlib.h>

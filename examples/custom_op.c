@@ -1,6 +1,6 @@
 // custom_op.c: an op written outside the library with <cgrad/autograd/extend.h>, checked by
 // ag_gradcheck in float64 (docs/ops.md walks through it). y = x^3, dy/dx = 3 x^2.
-#include <cgrad.h>
+#include <cgrad_core.h>
 #include <cgrad/autograd/extend.h>
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
 //   cc xor_mlp.c $(pkg-config --cflags --libs cgrad) -o xor_mlp && ./xor_mlp
 // A 2-8-2 MLP learns XOR with plain gradient descent; parameters live in one context,
 // each step's tensors in another that is reset every step.
-#include <cgrad.h>
+#include <cgrad_core.h>
 
 int main(void) {
     Ctx *params = ctx_new(1 << 16), *step = ctx_new(1 << 16);

@@ -1,6 +1,8 @@
 // vit.c: the Vision Transformer: structure, loading, forward, head extension, LoRA, saving.
 #include "vit.h"
 
+#include "vit_ops.h"
+
 #include "../tensor/fileio.h"
 
 #include <math.h>
@@ -221,12 +223,12 @@ static Tensor *gated_attention_residual(Ctx *c, VitModel *m, VitLayer *L, Tensor
     Tensor *hq[3];
     const NnLinear *proj[3] = {&L->q, &L->k, &L->v};
     for (int i = 0; i < 3; i++)
-        hq[i] = ag_permute(c, ag_reshape(c, nn_linear(c, proj[i], y, &m->rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
+        hq[i] = ag_permute(c, ag_reshape(c, vit_proj(c, proj[i], L->lora[i], y, &m->rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
     Tensor *scores = ag_mul_scalar(c, ag_matmul(c, hq[0], ag_transpose(c, hq[1], 2, 3)), 1.0 / sqrt((double)hd));
     Tensor *a = ag_softmax(c, scores);
     *probs = a;
     Tensor *ctx = ag_permute(c, ag_matmul(c, ag_mul(c, a, gate), hq[2]), split);
-    return nn_linear_residual(c, &L->o, ag_reshape(c, ctx, 3, (int64_t[]){B, T, D}), res, &m->rng, false);
+    return vit_proj_residual(c, &L->o, L->lora[VIT_O], ag_reshape(c, ctx, 3, (int64_t[]){B, T, D}), res, &m->rng, false);
 }
 
 Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
@@ -259,16 +261,17 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
         if (out && out->attention_gates)
             h = gated_attention_residual(c, m, L, y, h, out->attention_gates[i], &probs);
         else
-            h = nn_self_attention_residual(c, &L->q, &L->k, &L->v, &L->o, yq, y, h, cf->num_attention_heads, &m->rng, tr,
+            h = vit_attention_block(c, (const NnLinear *const[]){&L->q, &L->k, &L->v, &L->o}, (const NnLora *const *)L->lora, yq, y, h,
+                                    cf->num_attention_heads, &m->rng, tr,
                                             out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
         y = nn_layernorm(c, &L->ln_after, h);
-        h = nn_mlp_residual(c, &L->fc1, &L->fc2, y, h, &m->rng, tr);
+        h = vit_mlp_block(c, &L->fc1, L->lora[VIT_FC1], &L->fc2, L->lora[VIT_FC2], y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
         if (out && out->attentions) out->attentions[i] = probs;
     }
     h = nn_layernorm(c, &m->ln_f, h);
     Tensor *first = ag_reshape(c, ag_narrow(c, h, 1, 0, 1), 2, (int64_t[]){B, D}); // the [CLS] token
-    return nn_linear(c, &m->classifier, first, &m->rng, tr);
+    return nn_linear(c, &m->classifier, first);
 }
 
 // ---- head extension, freezing, LoRA ----
@@ -489,14 +492,17 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
             else
                 for (int t = 0; t < spec->ntargets; t++)
                     if (target_matches(name, spec->targets[t])) hit = true, hits[t]++;
-            if (!hit || lins[k]->lora) continue;
-            NnLora *lo = nn_lora_attach(m->pc, lins[k], spec->r, spec->alpha, spec->dropout, rng);
+            if (!hit || L->lora[k]) continue;
+            Rng *own = m->params.rng;
+            m->params.ctx = m->pc, m->params.rng = rng; // A's initial values from the caller's generator
+            NnLora *lo = nn_lora_new(&m->params, name, lins[k], spec->r, spec->alpha, spec->dropout);
+            m->params.rng = own;
+            if (!lo) {
+                snprintf(err, errn, "%s", ctx_error(m->pc));
+                return -1;
+            }
             if (spec->rslora) lo->scale = spec->alpha / sqrt((double)spec->r);
-            char pn[300];
-            snprintf(pn, sizeof pn, "%s.lora_A.weight", name);
-            nn_params_add(&m->params, pn, lo->A);
-            snprintf(pn, sizeof pn, "%s.lora_B.weight", name);
-            nn_params_add(&m->params, pn, lo->B);
+            L->lora[k] = lo;
         }
     }
     if (use_re) {
@@ -525,8 +531,7 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
 void vit_merge_lora(VitModel *m) {
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
-        NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
-        for (int k = 0; k < 6; k++) nn_lora_merge(lins[k]);
+        for (int k = 0; k < VIT_NPROJ; k++) nn_lora_merge(L->lora[k]);
     }
 }
 
@@ -534,9 +539,8 @@ void vit_set_lora_dropout(VitModel *m, double p) {
     m->lora.dropout = p;
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
-        NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
-        for (int k = 0; k < 6; k++)
-            if (lins[k]->lora) lins[k]->lora->dropout = p;
+        for (int k = 0; k < VIT_NPROJ; k++)
+            if (L->lora[k]) L->lora[k]->dropout = p;
     }
 }
 

@@ -12,9 +12,13 @@
 extern "C" {
 #endif
 
+// a layer's linear projections, in the order of VitLayer.lora
+enum { VIT_Q, VIT_K, VIT_V, VIT_O, VIT_FC1, VIT_FC2, VIT_NPROJ };
+
 typedef struct {
     NnLayerNorm ln_before, ln_after;
     NnLinear q, k, v, o, fc1, fc2;
+    NnLora *lora[VIT_NPROJ]; // LoRA wrappers of q, k, v, o, fc1, fc2 (NULL: none)
 } VitLayer;
 
 #define VIT_MAX_TARGETS 8
@@ -38,7 +42,7 @@ typedef struct {
     VitLayer *layers;
     NnLayerNorm ln_f;
     NnLinear classifier;  // [num_labels, D]
-    NnParams params;      // every tensor by canonical name, LoRA included
+    NnParams params;      // every tensor by canonical name, LoRA included (its rng: &rng)
     bool training;        // LoRA dropout on
     Rng rng;              // dropout masks
     bool has_lora;

@@ -1,7 +1,19 @@
-// nn.h: layers as plain structs of tensors, and a registry of named parameters.
-// Names are Hugging Face's (vit.encoder.layer.0.attention.attention.query.weight); a model
-// registers each tensor once, and everything by-name (counting, freezing, loading, saving)
-// goes through the registry. Layers compute with ag_ ops, so they are differentiable.
+// nn.h: layers as plain structs of tensors, registered by name in a parameter set.
+//
+// A parameter set (NnParams) is a model's state_dict: every parameter and buffer under its name
+// ("encoder.0.weight"), the context they live in, the generator that initialises them and draws
+// dropout masks, and the train/eval mode. Constructors (nn_linear_new, nn_conv2d_new, ...) create a
+// layer's tensors in the set with PyTorch's default initialisation and register them as
+// "NAME.weight", "NAME.bias", ...; everything by name (counting, freezing, saving, loading,
+// optimizer groups) goes through the set. Forward functions compute with ag_ ops, so they are
+// differentiable; layers whose behaviour depends on the mode (Dropout, BatchNorm, LoRA's dropout)
+// read it from their set.
+//
+//     NnParams ps;
+//     nn_params_init(&ps, ctx_new(1 << 20), 42);
+//     NnLinear fc = nn_linear_new(&ps, "fc", 784, 10, true);
+//     Tensor *y = nn_linear(c, &fc, x);                 // x [B, 784] -> [B, 10]
+//     nn_params_save(&ps, "model.safetensors", false, err, sizeof err);
 #ifndef CGRAD_NN_H
 #define CGRAD_NN_H
 
@@ -11,61 +23,147 @@
 extern "C" {
 #endif
 
-// ---- named parameters ----
+// ---- the parameter set ----
 typedef struct {
     char *name;
     Tensor *t;
+    bool buffer; // state that is saved and loaded but never trained (BatchNorm's running statistics)
 } NnParam;
 
-typedef struct {
+typedef struct NnParams {
     NnParam *p;
     int n, cap;
+    Ctx *ctx;      // where constructors allocate (the set does not own it)
+    Rng *rng;      // initialisation and dropout draws (points at own_rng unless the model sets it)
+    Rng own_rng;
+    bool training; // train/eval mode: nn_params_train
 } NnParams;
 
-void nn_params_add(NnParams *ps, const char *name, Tensor *t);  // the registry owns a copy of name
+// An empty set allocating in pc, its generator seeded with seed, in training mode. (A set that
+// only registers tensors made elsewhere may also start as {0}.)
+void nn_params_init(NnParams *ps, Ctx *pc, uint64_t seed);
+void nn_params_train(NnParams *ps, bool on); // PyTorch's model.train(on) / model.eval()
+void nn_params_add(NnParams *ps, const char *name, Tensor *t);        // the set owns a copy of name
+void nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t); // saved, loaded, never trained
 Tensor *nn_params_get(const NnParams *ps, const char *name);
 bool nn_params_replace(NnParams *ps, const char *name, Tensor *t);
-int64_t nn_params_count(const NnParams *ps, bool trainable_only);
+int64_t nn_params_count(const NnParams *ps, bool trainable_only); // numbers in parameters (not buffers)
 // Sets requires_grad on every parameter whose name matches the fnmatch(3) pattern (with '*'
-// matching dots too); returns how many matched.
+// matching dots too); returns how many matched. Buffers are never trainable.
 int nn_params_set_trainable(NnParams *ps, const char *pattern, bool on);
-void nn_params_free(NnParams *ps);
+void nn_params_free(NnParams *ps); // the registry; the tensors belong to their context
 
-// ---- LoRA (peft's LoraLayer on a Linear) ----
-// y = x W^T + b + (alpha / r) * B(A(dropout(x))); A [r, in], B [out, r].
-// peft's init: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0.
-typedef struct {
-    Tensor *A, *B;
-    int r;
-    double alpha, scale, dropout;
-    bool enabled; // disable: the base layer alone
-    bool merged;  // W holds W + scale B A; the branch is skipped
-} NnLora;
+// The set as safetensors (names as registered, "format": "pt" metadata, written atomically):
+// every parameter and buffer, or with trainable_only the parameters with requires_grad alone.
+int nn_params_save(const NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn);
+// Reads such a file back into the set's tensors, strictly: every tensor considered (all, or the
+// trainable parameters) must be in the file with its shape and dtype, and the file may hold no
+// tensor the set lacks. Nothing is written unless everything fits.
+int nn_params_load(NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn);
 
+// ---- layers: constructors (PyTorch's default initialisation) and forwards ----
+
+// Linear: y = x W^T + b, W [out, in]; W and b ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5))
 typedef struct {
     Tensor *weight, *bias; // [out, in], [out] or NULL
-    NnLora *lora;
 } NnLinear;
+NnLinear nn_linear_new(NnParams *ps, const char *name, int64_t in, int64_t out, bool bias);
+Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x); // x [.., in] -> [.., out]
 
+// Conv2d: weight [out, in / groups, kh, kw], bias [out]; U(-1/sqrt(fan_in), ..), fan_in = in / groups * kh * kw
+typedef struct {
+    Tensor *weight, *bias;
+    int stride[2], padding[2], dilation[2], groups;
+} NnConv2d;
+NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation,
+                       int groups, bool bias);
+Tensor *nn_conv2d(Ctx *c, const NnConv2d *l, Tensor *x); // x [B, in, H, W]
+
+// Embedding: weight [num, dim] ~ N(0, 1); ids int64 of any shape -> [ids..., dim]
+typedef struct {
+    Tensor *weight;
+} NnEmbedding;
+NnEmbedding nn_embedding_new(NnParams *ps, const char *name, int64_t num, int64_t dim);
+Tensor *nn_embedding(Ctx *c, const NnEmbedding *l, Tensor *ids);
+
+// LayerNorm over the last dimension: weight ones, bias zeros (PyTorch's eps: 1e-5)
 typedef struct {
     Tensor *weight, *bias; // [C]
     double eps;
 } NnLayerNorm;
-
-Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x, Rng *rng, bool training);
-Tensor *nn_linear_residual(Ctx *c, const NnLinear *l, Tensor *x, Tensor *res, Rng *rng, bool training); // res + l(x)
+NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double eps);
 Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x);
-// ViT MLP with its residual: res + fc2(gelu(fc1(x))) (fused when the weights are frozen)
-Tensor *nn_mlp_residual(Ctx *c, const NnLinear *fc1, const NnLinear *fc2, Tensor *x, Tensor *res, Rng *rng, bool training);
-// self-attention with separate q, k, v projections and its residual: res + o(attention); queries
-// from the rows xq (x itself, or a subset of its tokens with res to match), keys and values from x
-Tensor *nn_self_attention_residual(Ctx *c, const NnLinear *q, const NnLinear *k, const NnLinear *v, const NnLinear *o,
-                                   Tensor *xq, Tensor *x, Tensor *res, int NH, Rng *rng, bool training, Tensor **probs);
 
-// Attach LoRA to l (tensors in pc, A initialised from rng); the adapter tensors are trainable.
-NnLora *nn_lora_attach(Ctx *pc, NnLinear *l, int r, double alpha, double dropout, Rng *rng);
-void nn_lora_merge(NnLinear *l);   // W += scale B A (W must be writable)
-void nn_lora_unmerge(NnLinear *l); // W -= scale B A
+// RMSNorm over the last dimension: weight ones (eps <= 0: float32's epsilon, as PyTorch's None)
+typedef struct {
+    Tensor *weight;
+    double eps;
+} NnRMSNorm;
+NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps);
+Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x);
+
+// GroupNorm over x [N, C, ...]: weight ones, bias zeros (eps 1e-5)
+typedef struct {
+    Tensor *weight, *bias;
+    int groups;
+    double eps;
+} NnGroupNorm;
+NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps);
+Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x);
+
+// BatchNorm over x [N, C, ...] (BatchNorm1d/2d): weight ones, bias zeros, buffers running_mean 0,
+// running_var 1, num_batches_tracked 0 (int64). Training mode: batch statistics, the running ones
+// updated (momentum 0.1); eval mode: the running ones.
+typedef struct {
+    Tensor *weight, *bias, *running_mean, *running_var, *num_batches_tracked;
+    double eps, momentum;
+    const NnParams *set; // its mode
+} NnBatchNorm;
+NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum);
+Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x);
+
+// Dropout: in training mode zeroes each element with probability p and scales the rest by
+// 1 / (1 - p), drawing from the set's generator; the identity in eval mode.
+typedef struct {
+    double p;
+    const NnParams *set;
+} NnDropout;
+NnDropout nn_dropout_new(NnParams *ps, double p);
+Tensor *nn_dropout(Ctx *c, const NnDropout *l, Tensor *x);
+
+// MultiheadAttention (batch_first, self-attention): in_proj_weight [3E, E] (xavier_uniform),
+// in_proj_bias [3E] (zeros), out_proj.weight [E, E] (kaiming_uniform), out_proj.bias (zeros) -
+// PyTorch's names and initialisation. causal: each position sees itself and those before it; the
+// causal and unmasked cases never store the [B, heads, T, T] scores.
+typedef struct {
+    Tensor *in_proj_weight, *in_proj_bias;
+    NnLinear out_proj;
+    int num_heads;
+    bool causal;
+} NnMultiheadAttention;
+NnMultiheadAttention nn_mha_new(NnParams *ps, const char *name, int64_t embed_dim, int num_heads, bool causal);
+// x [B, T, E] -> [B, T, E]; mask: NULL or additive [T, T] / [B, T, T] (-INFINITY hides a key)
+Tensor *nn_mha(Ctx *c, const NnMultiheadAttention *l, Tensor *x, Tensor *mask);
+
+// ---- LoRA: a wrapper around any Linear (peft's LoraLayer) ----
+// y = base(x) + scale * B(A(dropout(x))), A [r, in] ~ kaiming_uniform(a = sqrt(5)), B [out, r] = 0,
+// scale = alpha / r. The base layer is not changed (freeze it with nn_params_set_trainable); the
+// adapter's tensors are registered as "NAME.lora_A.weight" and "NAME.lora_B.weight", trainable.
+typedef struct {
+    NnLinear *base;
+    Tensor *A, *B;
+    int r;
+    double alpha, scale, dropout;
+    bool enabled; // false: the base layer alone
+    bool merged;  // base W holds W + scale B A; the branch is skipped
+    const NnParams *set; // its mode and generator (dropout)
+} NnLora;
+// NULL (with a message in the set's context) when r < 1, alpha <= 0 or dropout outside [0, 1)
+NnLora *nn_lora_new(NnParams *ps, const char *name, NnLinear *base, int r, double alpha, double dropout);
+Tensor *nn_lora(Ctx *c, const NnLora *l, Tensor *x);
+bool nn_lora_active(const NnLora *l); // enabled and not merged
+void nn_lora_merge(NnLora *l);   // W += scale B A (W must be writable)
+void nn_lora_unmerge(NnLora *l); // W -= scale B A
 
 #ifdef __cplusplus
 }

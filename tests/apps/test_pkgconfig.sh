@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix, then compiles and runs the examples the way a user
-# would: with `pkg-config --cflags --libs cgrad`, against the installed headers and library
-# (xor_mlp, custom_op, and shortened runs of mlp_fashion, cnn_fashion and char_gpt).
+# would: with `pkg-config --cflags --libs cgrad-core` (the framework alone: xor_mlp, custom_op,
+# char_gpt) or `cgrad` (with the data pipeline: mlp_fashion, cnn_fashion), against the installed
+# headers and libraries; the framework-only programs must not load libpng, libjpeg or cJSON.
 set -euo pipefail
 build=$1 src=$2
 tmp=$(mktemp -d)
@@ -11,23 +12,32 @@ pc=$(find "$tmp" -name cgrad.pc | head -1)
 [ -n "$pc" ] || { echo "cgrad.pc was not installed"; exit 1; }
 prefix=$(sed -n 's/^prefix=//p' "$pc")
 export PKG_CONFIG_PATH=$(dirname "$pc")
+[ -e "$(dirname "$pc")/cgrad-core.pc" ] || { echo "cgrad-core.pc was not installed"; exit 1; }
 flags=$(pkg-config --define-variable=prefix="$tmp$prefix" --cflags --libs cgrad)
-cc -std=c11 "$src/examples/xor_mlp.c" $flags -o "$tmp/xor_mlp"
+core=$(pkg-config --define-variable=prefix="$tmp$prefix" --cflags --libs cgrad-core)
+case "$core" in *png*|*jpeg*|*cjson*) echo "cgrad-core's flags name an image or JSON library: $core"; exit 1;; esac
+cc -std=c11 "$src/examples/xor_mlp.c" $core -o "$tmp/xor_mlp"
 libdir=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=libdir cgrad)
 LD_LIBRARY_PATH="$libdir" "$tmp/xor_mlp"
+# a framework-only program loads no image, JSON or compression library, directly or through cgrad
+loaded=$(LD_LIBRARY_PATH="$libdir" ldd "$tmp/xor_mlp")
+echo "$loaded" | grep -q 'libcgrad-core' || { echo "xor_mlp does not use libcgrad-core"; exit 1; }
+if echo "$loaded" | grep -E 'libpng|libjpeg|libcjson|libcgrad\.so'; then echo "a framework-only program loads the above"; exit 1; fi
+echo "framework only: xor_mlp links libcgrad-core without libpng, libjpeg or cJSON"
 # only public headers are installed, and they are C++-clean (extern "C")
 inc=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=includedir cgrad)/cgrad
-for internal in tensor/fastmath.h tensor/sgemm.h tensor/sgemm_isa.h models/json_strict.h optim/trainer_ckpt.h; do
+for internal in tensor/fastmath.h tensor/sgemm.h tensor/sgemm_isa.h models/json_strict.h models/vit_ops.h train/trainer_ckpt.h; do
     [ ! -e "$inc/$internal" ] || { echo "internal header $internal was installed"; exit 1; }
 done
-[ -e "$inc/nn/nn.h" ] && [ -e "$inc/optim/optim.h" ] && [ -e "$inc/data/dataset.h" ] || { echo "a public header is missing"; exit 1; }
+[ -e "$inc/nn/nn.h" ] && [ -e "$inc/optim/optim.h" ] && [ -e "$inc/data/dataset.h" ] && [ -e "$inc/train/trainer.h" ] &&
+    [ -e "$inc/cgrad_core.h" ] && [ -e "$inc/tensor/weights.h" ] || { echo "a public header is missing"; exit 1; }
 if command -v g++ >/dev/null; then
     printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); bool ok = ctx_ok(c); ctx_free(c); return ok ? 0 : 1; }\n' > "$tmp/use.cpp"
     g++ "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++"; exit 1; }
 fi
 echo "installed headers: public only, usable from C and C++"
 # an op of one's own, through the extender header (docs/ops.md)
-cc -std=c11 "$src/examples/custom_op.c" $flags -o "$tmp/custom_op"
+cc -std=c11 "$src/examples/custom_op.c" $core -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
 # the MLP example (1 epoch of all 60,000 images) and the CNN example, shortened (1 epoch of 6,400
 # images; the full runs are in the README)
@@ -46,6 +56,6 @@ else
 fi
 # the character-level GPT on the GPL's text (base-files), shortened: 120 of its 500 steps
 if [ -r /usr/share/common-licenses/GPL-3 ]; then
-    cc -std=c11 -O2 "$src/examples/char_gpt.c" $flags -lm -o "$tmp/char_gpt"
+    cc -std=c11 -O2 "$src/examples/char_gpt.c" $core -lm -o "$tmp/char_gpt"
     MAX_LOSS=2.6 LD_LIBRARY_PATH="$libdir" "$tmp/char_gpt" 120 | grep -E "training loss|sample"
 fi

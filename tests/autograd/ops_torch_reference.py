@@ -74,6 +74,11 @@ cases = {
                                                                          [0, 1, float("-inf"), 0]], dtype=torch.float64), False),
                          [rnd(2, 3, 4), rnd(2, 4, 4), rnd(2, 4, 4)]),
     "attention_causal": (lambda q, k, v: attn(q, k, v, 2, None, True), [rnd(2, 3, 4), rnd(2, 4, 4), rnd(2, 4, 4)]),
+    # nn.MultiheadAttention (batch_first) with PyTorch's own forward, a causal mask as attn_mask
+    "mha_causal": (lambda x, w, b, ow, ob: F.multi_head_attention_forward(
+        x.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1), 4, 2, w, b, None, None, False, 0.0, ow, ob, training=False,
+        need_weights=False, attn_mask=torch.ones(3, 3, dtype=torch.bool).triu(1))[0].transpose(0, 1),
+        [rnd(2, 3, 4), rnd(12, 4), rnd(12), rnd(4, 4), rnd(4)]),
     "matmul_broadcast": (lambda x, y: torch.matmul(x, y), [rnd(2, 1, 3, 4), rnd(3, 4, 5)]),
     "sum_dims": (lambda x: x.sum((0, 2)), [rnd(2, 3, 4)]),
     "mean_dims": (lambda x: x.mean((-1, 1), keepdim=True), [rnd(2, 3, 4)]),

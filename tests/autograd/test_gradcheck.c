@@ -1,4 +1,5 @@
 // test_gradcheck.c: one gradient check per differentiable op, in float64.
+#include "../../models/vit_ops.h"
 #include "../../autograd/extend.h"
 
 #include "../check_util.h"
@@ -57,11 +58,11 @@ GC_CASE(permute, ag_contiguous(c, ag_permute(c, in[0], (int[]){2, 0, 1})))
 GC_CASE(transpose, ag_mul(c, ag_transpose(c, in[0], 0, 1), in[1]))
 GC_CASE(narrow, ag_narrow(c, in[0], 1, 1, 2))
 GC_CASE(attention, ag_attention(c, in[0], in[1], in[2], 2, NULL))
-GC_CASE(linear_residual, ag_linear_residual(c, in[0], in[1], in[2], in[3]))
-GC_CASE(mlp_residual, ag_mlp_residual(c, in[0], in[1], in[2], in[3], in[4], in[5]))
+GC_CASE(linear_residual, vit_linear_residual(c, in[0], in[1], in[2], in[3]))
+GC_CASE(mlp_residual, vit_mlp_residual(c, in[0], in[1], in[2], in[3], in[4], in[5]))
 static Tensor *fn_lora_linear(Ctx *c, Tensor **in, void *ud) {
     Rng r = rng_new(7); // the same mask at every evaluation
-    return ag_lora_linear(c, in[0], in[1], in[2], in[3], in[4], 1.75, *(double *)ud, &r, true);
+    return vit_lora_linear(c, in[0], in[1], in[2], in[3], in[4], 1.75, *(double *)ud, &r, true);
 }
 GC_CASE(expand, ag_expand(c, in[0], SHAPE(4, 3, -1)))
 GC_CASE(sigmoid, ag_sigmoid(c, in[0]))

@@ -2,6 +2,7 @@
 // each op, the output and the gradients of sum(output * R) in float64, within 1e-10 relative.
 // Usage: test_ops_torch REFERENCE.safetensors; prints "N passed, N failed".
 #include "../../autograd/autograd.h"
+#include "../../nn/nn.h"
 #include "../../tensor/weights.h"
 
 #include <math.h>
@@ -58,6 +59,10 @@ static Tensor *op_attention_masked(Ctx *c, Tensor **in) {
     return ag_attention_masked(c, in[0], in[1], in[2], 2, tensor_from_data(c, DT_F64, SHAPE(3, 4), m), false, NULL);
 }
 OP(attention_causal, ag_attention_masked(c, in[0], in[1], in[2], 2, NULL, true, NULL))
+static Tensor *op_mha_causal(Ctx *c, Tensor **in) { // the layer over the ops, as torch.nn.MultiheadAttention
+    NnMultiheadAttention l = {in[1], in[2], {in[3], in[4]}, 2, true};
+    return nn_mha(c, &l, in[0], NULL);
+}
 OP(matmul_broadcast, ag_matmul(c, in[0], in[1]))
 OP(sum_dims, ag_sum_dims(c, in[0], (int[]){0, 2}, 2, false))
 OP(mean_dims, ag_mean_dims(c, in[0], (int[]){-1, 1}, 2, true))
@@ -78,7 +83,7 @@ static const struct {
            {"batch_norm", op_batch_norm}, {"batch_norm_running", op_batch_norm_running}, {"batch_norm_eval", op_batch_norm_eval},
            {"rms_norm", op_rms_norm}, {"embedding", op_embedding}, {"flip", op_flip}, {"pad", op_pad}, {"stack", op_stack},
            {"cross_entropy_nd", op_cross_entropy_nd}, {"attention_masked", op_attention_masked},
-           {"attention_causal", op_attention_causal}, {"matmul_broadcast", op_matmul_broadcast}, {"sum_dims", op_sum_dims},
+           {"attention_causal", op_attention_causal}, {"mha_causal", op_mha_causal}, {"matmul_broadcast", op_matmul_broadcast}, {"sum_dims", op_sum_dims},
            {"mean_dims", op_mean_dims}, {"layernorm_dim", op_layernorm_dim}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
 
 static Tensor *load(Ctx *c, const WFile *f, const char *op, const char *what) {
@@ -109,9 +114,9 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < sizeof OPS / sizeof *OPS; k++) {
         Ctx *c = ctx_new(1 << 20);
         const char *op = OPS[k].name;
-        Tensor *in[3] = {0};
+        Tensor *in[5] = {0};
         int nin = 0;
-        for (; nin < 3; nin++) {
+        for (; nin < 5; nin++) {
             char w[16];
             snprintf(w, sizeof w, "in%d", nin);
             if (!(in[nin] = load(c, &f, op, w))) break;

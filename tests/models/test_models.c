@@ -126,10 +126,10 @@ START_TEST(test_merged_equals_adapter) {
     vit_merge_lora(&a);
     ck_assert(max_diff(vit_forward(c, &a, x, NULL), lm) < 1e-5);
     ck_assert(max_diff(a.layers[0].q.weight, mg.layers[0].q.weight) < 1e-6);
-    nn_lora_unmerge(&a.layers[0].q);
+    nn_lora_unmerge(a.layers[0].lora[VIT_Q]);
     ck_assert(max_diff(a.layers[0].q.weight, q0) < 1e-6);
     // disabling the adapter gives the base model's logits (with the adapter's classifier)
-    a.layers[0].q.lora->enabled = false;
+    a.layers[0].lora[VIT_Q]->enabled = false;
     ctx_free(c);
     wfile_close(&io);
     vit_free(&a);
@@ -152,7 +152,7 @@ START_TEST(test_cls_only_last_layer_is_exact) {
         Tensor *logits = vit_forward(c, &m, x, k ? &out : NULL);
         ck_assert_int_eq(ag_backward(c, ag_cross_entropy(c, logits, y)), 0);
         res[k][0] = tensor_clone(c, logits);
-        res[k][1] = tensor_clone(c, m.layers[1].q.lora->A->grad);
+        res[k][1] = tensor_clone(c, m.layers[1].lora[VIT_Q]->A->grad);
         res[k][2] = tensor_clone(c, m.classifier.weight->grad);
         for (int i = 0; i < m.params.n; i++) ag_zero_grad(&m.params.p[i].t, 1);
     }
@@ -269,12 +269,12 @@ START_TEST(test_trainable_parameters_line_like_peft) {
     fclose(f);
     ck_assert_str_eq(buf, "trainable params: 2,026 || all params: 50,660 || trainable%: 3.9992\n");
     // peft's init: B = 0 (the adapted model starts equal to the base), A ~ U(-1/sqrt(in), 1/sqrt(in))
-    NnLora *lo = m.layers[1].v.lora;
+    NnLora *lo = m.layers[1].lora[VIT_V];
     for (int64_t i = 0; i < tensor_numel(lo->B); i++) ck_assert(tensor_get_flat(lo->B, i) == 0);
     double amax = 0;
     for (int64_t i = 0; i < tensor_numel(lo->A); i++) amax = fmax(amax, fabs(tensor_get_flat(lo->A, i)));
     ck_assert(amax <= 1 / sqrt(48.0) && amax > 0.8 / sqrt(48.0));
-    ck_assert_ptr_null(m.layers[0].k.lora);
+    ck_assert_ptr_null(m.layers[0].lora[VIT_K]);
     vit_free(&m);
 }
 END_TEST
@@ -289,12 +289,12 @@ START_TEST(test_lora_targets_both_generations) {
     ck_assert(vit_attach_lora(&a, &s4, &r1, err, sizeof err) == 0);
     ck_assert(vit_attach_lora(&b, &s5, &r2, err, sizeof err) == 0);
     ck_assert_int_eq(a.params.n, b.params.n);
-    ck_assert(max_diff(a.layers[1].v.lora->A, b.layers[1].v.lora->A) == 0);
+    ck_assert(max_diff(a.layers[1].lora[VIT_V]->A, b.layers[1].lora[VIT_V]->A) == 0);
     VitModel d;
     load(&d, GOLD "/tiny");
     VitLoraSpec sd = {.r = 2, .alpha = 4, .targets = {"dense"}, .ntargets = 1};
     ck_assert(vit_attach_lora(&d, &sd, &r1, err, sizeof err) == 0);
-    ck_assert(d.layers[0].o.lora && d.layers[0].fc1.lora && d.layers[0].fc2.lora && !d.layers[0].q.lora);
+    ck_assert(d.layers[0].lora[VIT_O] && d.layers[0].lora[VIT_FC1] && d.layers[0].lora[VIT_FC2] && !d.layers[0].lora[VIT_Q]);
     VitModel e;
     load(&e, GOLD "/tiny");
     VitLoraSpec se = {.r = 2, .alpha = 4, .targets = {"qkv"}, .ntargets = 1};
@@ -310,9 +310,8 @@ END_TEST
 // which of a layer's six linears carry LoRA, as a bit mask per layer (q k v o fc1 fc2)
 static unsigned lora_mask(const VitModel *m, int layer) {
     const VitLayer *L = &m->layers[layer];
-    const NnLinear *l[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
     unsigned b = 0;
-    for (int k = 0; k < 6; k++) b |= (l[k]->lora ? 1u : 0u) << k;
+    for (int k = 0; k < VIT_NPROJ; k++) b |= (L->lora[k] ? 1u : 0u) << k;
     return b;
 }
 
@@ -375,7 +374,7 @@ START_TEST(test_regex_adapter_roundtrip) {
     VitLoraSpec s = {.r = 2, .alpha = 4, .save_classifier = true};
     snprintf(s.target_regex, sizeof s.target_regex, "%s", ".*\\.layer\\.0\\..*value");
     ck_assert_msg(vit_attach_lora(&m, &s, &r, err, sizeof err) == 0, "%s", err);
-    rng_fill_normal(&r, m.layers[0].v.lora->B, 0, 1); // peft's B starts at zero: make the round trip see values
+    rng_fill_normal(&r, m.layers[0].lora[VIT_V]->B, 0, 1); // peft's B starts at zero: make the round trip see values
     char d[400], f[500];
     snprintf(d, sizeof d, "%s/rx", tmpdir);
     ck_assert_msg(adapter_save(&m, d, PEFT_V4, "../tiny", err, sizeof err) == 0, "%s", err);
@@ -390,7 +389,7 @@ START_TEST(test_regex_adapter_roundtrip) {
     load(&b, GOLD "/tiny");
     ck_assert_msg(adapter_load(&b, d, err, sizeof err) == 0, "%s", err);
     ck_assert(lora_mask(&b, 0) == 4 && lora_mask(&b, 1) == 0);
-    ck_assert(max_diff(b.layers[0].v.lora->B, m.layers[0].v.lora->B) == 0 && max_diff(b.layers[0].v.lora->A, m.layers[0].v.lora->A) == 0);
+    ck_assert(max_diff(b.layers[0].lora[VIT_V]->B, m.layers[0].lora[VIT_V]->B) == 0 && max_diff(b.layers[0].lora[VIT_V]->A, m.layers[0].lora[VIT_V]->A) == 0);
     char o[400];
     snprintf(o, sizeof o, "%s/rx5", tmpdir);
     ck_assert_int_eq(adapter_convert(d, o, PEFT_V5, err, sizeof err), -1);

@@ -1,7 +1,7 @@
 // test_trainer.c: optimizers, schedules, decay groups and metrics against hand-computed values;
 // the Trainer against golden/tiny_train and the real HF Trainer's runs (golden/trainer_hf);
 // checkpoints: rotation, interrupted saves, bit-exact resume; NaN stops.
-#include "../../optim/trainer.h"
+#include "../../models/vit_train.h"
 #include "../../tensor/fileio.h"
 
 #include "../check_util.h"
@@ -140,12 +140,14 @@ typedef struct {
     int checked, params;
     double worst;
     const char *prefix; // "stepK.param." key prefix
+    const VitModel *m;
 } StepCheck;
 
 static double rel(double a, double b) { return fabs(a - b) / (1e-7 / 1e-5 + fabs(b)); } // 1e-5 rel, 1e-7 abs
 
-static void on_step(void *ud, const VitModel *m, int64_t step, double loss, double gn, double lr) {
+static void on_step(void *ud, int64_t step, double loss, double gn, double lr) {
     StepCheck *sc = ud;
+    const VitModel *m = sc->m;
     char k[600];
     snprintf(k, sizeof k, "step%lld.loss", (long long)step);
     const WEntry *e = wfile_find(&sc->ref, k);
@@ -187,8 +189,8 @@ static void load_lora_model(VitModel *m) {
     ck_assert_msg(vit_load(m, GOLD "/tiny", err, sizeof err) == 0, "%s", err);
     ck_assert_msg(adapter_load(m, GOLD "/tiny_lora", err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) { // golden runs: lora_dropout 0
-        if (m->layers[i].q.lora) m->layers[i].q.lora->dropout = 0;
-        if (m->layers[i].v.lora) m->layers[i].v.lora->dropout = 0;
+        if (m->layers[i].lora[VIT_Q]) m->layers[i].lora[VIT_Q]->dropout = 0;
+        if (m->layers[i].lora[VIT_V]) m->layers[i].lora[VIT_V]->dropout = 0;
     }
 }
 
@@ -246,11 +248,13 @@ START_TEST(test_tiny_train_golden) {
     VitModel m;
     load_lora_model(&m);
     StepCheck sc = {0};
+    sc.m = &m;
     ck_assert(safetensors_open(&sc.ref, GOLD "/tiny_train/steps.safetensors", err, sizeof err) == 0);
     Dataset d;
     data_from(&sc.ref, &d);
     tiny_train_start(&m, &sc.ref, &d);
     Loader L;
+    VitTask task;
     loader_init(&L, &d, NULL, NULL, 32, 32, false);
     int64_t items[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     TrainArgs a;
@@ -258,7 +262,7 @@ START_TEST(test_tiny_train_golden) {
     a.batch_size = 2, a.grad_accum = 2, a.epochs = 2, a.lr = 6e-4, a.weight_decay = 0.01, a.shuffle = false;
     a.logging_steps = 1, a.log = NULL, a.on_step = on_step, a.on_step_ud = &sc;
     TrainState st;
-    ck_assert_msg(trainer_train(&m, &L, items, 8, &a, &st, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, 8, &a, &st, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(sc.checked, 4);
     ck_assert_int_eq(st.global_step, 4);
     printf("tiny_train: 4 steps, worst parameter deviation %.3g (of 1e-5 relative)\n", sc.worst);
@@ -285,11 +289,13 @@ static void hf_run(const char *name, int expect_steps) {
     VitModel m;
     load_lora_model(&m);
     StepCheck sc = {0};
+    sc.m = &m;
     snprintf(p, sizeof p, "%s/trainer_hf/%s/steps.safetensors", GOLD, name);
     ck_assert(safetensors_open(&sc.ref, p, err, sizeof err) == 0);
     Dataset d;
     data_from(&sc.ref, &d);
     Loader L;
+    VitTask task;
     loader_init(&L, &d, NULL, NULL, 32, 32, false);
     int64_t *items = malloc(sizeof *items * (size_t)n);
     for (int i = 0; i < n; i++) items[i] = i;
@@ -300,7 +306,7 @@ static void hf_run(const char *name, int expect_steps) {
     a.logging_steps = cJSON_GetObjectItem(run, "logging_steps")->valueint, a.log = NULL;
     a.on_step = on_step, a.on_step_ud = &sc, a.output_dir = dir, a.save_total_limit = 1;
     TrainState st;
-    ck_assert_msg(trainer_train(&m, &L, items, n, &a, &st, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, n, &a, &st, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(st.global_step, expect_steps);
     ck_assert_int_eq(sc.checked, expect_steps);
     printf("trainer_hf/%s: %d steps, worst parameter deviation %.3g (of 1e-5 relative)\n", name, expect_steps, sc.worst);
@@ -371,6 +377,7 @@ static int run(const char *out, int save_steps, int limit, bool resume, int epoc
     data_from(&f, &d);
     for (int i = 0; i < d.n; i++) d.labels[i] = i % 3 == 0 ? 10 : d.labels[i];
     Loader L;
+    VitTask task;
     loader_init(&L, &d, NULL, NULL, 32, 32, false);
     int64_t items[13];
     for (int i = 0; i < 13; i++) items[i] = i;
@@ -379,7 +386,7 @@ static int run(const char *out, int save_steps, int limit, bool resume, int epoc
     a.batch_size = 2, a.grad_accum = 2, a.epochs = epochs, a.lr = 1e-3, a.weight_decay = 0.01, a.log = NULL;
     a.output_dir = out, a.save_steps = save_steps, a.save_total_limit = limit, a.resume = resume, a.logging_steps = 2;
     TrainState st;
-    int rc = trainer_train(&m, &L, items, 13, &a, &st, err, sizeof err);
+    int rc = trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, 13, &a, &st, err, sizeof err);
     if (final_path) { // the callers' buffers hold 600 bytes
         size_t n = strlen(st.last_checkpoint);
         ck_assert_uint_lt(n, 600);
@@ -463,13 +470,14 @@ START_TEST(test_nan_stops_training) {
     Dataset d;
     data_from(&f, &d);
     Loader L;
+    VitTask task;
     loader_init(&L, &d, NULL, NULL, 32, 32, false);
     int64_t items[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     TrainArgs a;
     train_args_default(&a);
     a.batch_size = 4, a.log = NULL, a.output_dir = dir;
     TrainState st;
-    ck_assert_int_eq(trainer_train(&m, &L, items, 8, &a, &st, err, sizeof err), -1);
+    ck_assert_int_eq(trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, 8, &a, &st, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "training stopped at step 1: the loss is NaN") != NULL, "%s", err);
     char p[600];
     ck_assert_int_eq(trainer_latest_checkpoint(dir, p, sizeof p), -1); // nothing written from a bad step

@@ -4,6 +4,7 @@
 // dimensions, alpha and beta, one thread, two threads and inside a parallel region; the
 // packed-operand API; the fused MLP that uses it against the same layer in float64 (the BLAS); the
 // choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
+#include "../../models/vit_ops.h"
 #include "../../autograd/autograd.h"
 #include "../../tensor/sgemm.h"
 #include "../../tensor/sgemm_isa.h"
@@ -161,8 +162,8 @@ START_TEST(test_mlp_f32_matches_f64) {
         for (int64_t k = 0; k < tensor_numel(t32[i]); k++) tensor_set_flat(t64[i], k, tensor_get_flat(t32[i], k));
     }
     ag_set_requires_grad(t32[0], true), ag_set_requires_grad(t64[0], true);
-    Tensor *y32 = ag_mlp_residual(c, t32[0], t32[1], t32[2], t32[3], t32[4], t32[5]);
-    Tensor *y64 = ag_mlp_residual(c64, t64[0], t64[1], t64[2], t64[3], t64[4], t64[5]);
+    Tensor *y32 = vit_mlp_residual(c, t32[0], t32[1], t32[2], t32[3], t32[4], t32[5]);
+    Tensor *y64 = vit_mlp_residual(c64, t64[0], t64[1], t64[2], t64[3], t64[4], t64[5]);
     ck_assert_ptr_nonnull(y32);
     ck_assert_ptr_nonnull(y64);
     double worst = 0;

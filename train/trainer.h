@@ -1,21 +1,49 @@
-// trainer.h: the Hugging Face Trainer's loop for a ViT (REFERENCE.md "Training"): micro-batches
-// in windows of grad_accum (a partial window at the end of an epoch still steps), each
-// micro-batch's loss = sum(CE) / samples in its window, clipping, AdamW, the linear schedule,
-// HF's log lines and trainer_state.json, atomic checkpoints rotated by save_total_limit, resume
-// that reproduces an uninterrupted run bit for bit, and an evaluation loop with the seed's metrics.
+// trainer.h: the Hugging Face Trainer's loop, for any model: micro-batches in windows of
+// grad_accum (a partial window at the end of an epoch still steps), each micro-batch's loss =
+// sum of its samples' losses / samples in its window, clipping, AdamW with HF's decay groups, the
+// schedules, HF's log lines and trainer_state.json, atomic checkpoints rotated by
+// save_total_limit, resume that reproduces an uninterrupted run bit for bit, data parallelism
+// over MPI, and an evaluation loop with classification metrics.
+//
+// The Trainer knows a model only through a TrainModel: its parameters, the loss of a batch of
+// sample indices, and (optionally) how its checkpoint files are written and read back.
 #ifndef CGRAD_TRAINER_H
 #define CGRAD_TRAINER_H
 
 #include <signal.h>
 
-#include "../models/adapter.h"
-#include "../data/dataset.h"
-#include "dist.h"
-#include "optim.h"
+#include "../nn/nn.h"
+#include "../optim/dist.h"
+#include "../optim/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// What the Trainer needs of a model. Samples are named by index (int64); the model fetches its
+// own data for them, so the Trainer needs no data pipeline.
+typedef struct TrainModel {
+    void *self;        // passed to every function below
+    NnParams *params;  // the parameters with requires_grad are trained; their names key the
+                       // optimizer state and HF's decay groups (no decay for biases and norms)
+    Rng *rng;          // the model's random draws in training (dropout), or NULL: reseeded from
+                       // TrainArgs.seed, its position kept in checkpoints and dealt over processes
+    bool *training;    // set true while training (dropout on), back to false after; or NULL
+    int64_t input_numel; // numbers in one sample's input, for HF's total_flos (6 x it x parameters)
+    // The loss of samples items[0..n): the SUM of their losses times scale, a scalar built in c
+    // (the Trainer runs the backward). label_smoothing: TrainArgs.label_smoothing, for classifiers.
+    // NULL with a message in err on failure (a sample that cannot be read).
+    Tensor *(*loss)(void *self, Ctx *c, const int64_t *items, int n, double scale, double label_smoothing, char *err,
+                    size_t errn);
+    // For trainer_evaluate (NULL: evaluation is refused): class scores [n, nclasses] of items[0..n)
+    // in c, and their true classes into labels[0..n).
+    Tensor *(*logits)(void *self, Ctx *c, const int64_t *items, int n, int64_t *labels, char *err, size_t errn);
+    int nclasses;
+    // The model's part of a checkpoint folder, and reading it back on resume. NULL: the trainable
+    // parameters as model.safetensors under their names (nn_params_save / nn_params_load).
+    int (*save)(void *self, const char *dir, char *err, size_t errn);
+    int (*load)(void *self, const char *dir, char *err, size_t errn);
+} TrainModel;
 
 typedef struct {
     int batch_size, grad_accum, epochs;
@@ -30,7 +58,6 @@ typedef struct {
     bool shuffle;                 // epoch orders from data_seed (else in order)
     const char *output_dir;       // checkpoints and trainer_state.json (NULL: none)
     bool resume;                  // continue from the newest complete checkpoint in output_dir
-    PeftGen peft_gen;             // key spelling of adapters in checkpoints
     const int64_t *fixed_order;   // tests: epochs x n positions, replacing the shuffle
     FILE *log;                    // HF's log lines (stdout by default; NULL: quiet)
     bool progress;                // a progress bar on stderr (plain lines when not a terminal)
@@ -45,7 +72,7 @@ typedef struct {
     // the other ranks.
     const Dist *dist;
     // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
-    void (*on_step)(void *ud, const VitModel *m, int64_t step, double loss, double grad_norm, double lr);
+    void (*on_step)(void *ud, int64_t step, double loss, double grad_norm, double lr);
     void *on_step_ud;
 } TrainArgs;
 
@@ -68,16 +95,16 @@ typedef struct {
 } TrainState;
 
 void train_args_default(TrainArgs *a); // HF's TrainingArguments defaults
-// Trains the model's trainable parameters on dataset items[0..n) through the loader.
+// Trains the model's trainable parameters on its samples items[0..n).
 // Returns 0, -1 on error (message in err; the last good checkpoint stays), or 130 when
 // trainer_stop was raised (the current step finished and a checkpoint was written).
-int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err,
+int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err,
                   size_t errn);
 void train_state_free(TrainState *st);
 extern volatile sig_atomic_t trainer_stop; // set from a signal handler to stop after this step
 int trainer_latest_checkpoint(const char *output_dir, char *path, size_t n); // its step, or -1
 
-// ---- evaluation (the seed's loop) ----
+// ---- evaluation: a classifier's metrics for one target class ----
 typedef struct {
     int64_t n, tp, fp, fn, tn;
     double avg_loss;          // mean of -log(p_true + 1e-8)
@@ -89,9 +116,9 @@ typedef struct {
 
 // The same with the batches dealt over the processes of dist (NULL: this one), the counts and the
 // loss summed: every process gets the metrics of the whole set.
-int trainer_evaluate_dist(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, const Dist *dist,
+int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int batch, int target, const Dist *dist,
                           Metrics *out, char *err, size_t errn);
-int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err,
+int trainer_evaluate(const TrainModel *tm, const int64_t *items, int n, int batch, int target, Metrics *out, char *err,
                      size_t errn);
 // the metrics from counts (exposed for tests): fills accuracy..f1 and tp..tn from the matrix
 void metrics_finish(Metrics *mt, int target);

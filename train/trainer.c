@@ -20,7 +20,6 @@ void train_args_default(TrainArgs *a) {
     a->seed = 42, a->data_seed = 42;
     a->scheduler = SCHED_LINEAR;
     a->shuffle = true;
-    a->peft_gen = PEFT_V4;
     a->log = stdout;
 }
 
@@ -94,18 +93,21 @@ static void epoch_order(const TrainArgs *a, int e, int n, int64_t *ord) {
     }
 }
 
-// LoRA dropout draws per image of a training forward (they grow with the batch): counted on one
-// zero image, the generator put back; 0 without dropout
-static uint64_t dropout_draws_per_item(VitModel *m, Ctx *c) {
-    uint64_t off0 = m->rng.offset;
+// The model's random draws per sample of a training forward (dropout masks grow with the batch):
+// counted on one sample, the generator put back; 0 without a generator. Draws must not depend on
+// the data, only on the batch's size.
+static int draws_per_item(const TrainModel *tm, Ctx *c, int64_t item, uint64_t *d, char *err, size_t errn) {
+    *d = 0;
+    if (!tm->rng) return 0;
+    uint64_t off0 = tm->rng->offset;
     ctx_reset(c);
     bool prev = ag_no_grad(c, true);
-    vit_forward(c, m, tensor_zeros(c, DT_F32, 4, (int64_t[]){1, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}), NULL);
+    Tensor *l = tm->loss(tm->self, c, &item, 1, 1.0, 0.0, err, errn);
     ag_no_grad(c, prev);
-    uint64_t d = m->rng.offset - off0;
-    m->rng.offset = off0;
+    *d = tm->rng->offset - off0;
+    tm->rng->offset = off0;
     ctx_reset(c);
-    return d;
+    return l ? 0 : -1;
 }
 
 static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
@@ -117,14 +119,18 @@ static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
     return bad ? -1 : 0;
 }
 
-int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn) {
+int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn) {
     memset(st, 0, sizeof *st);
     if (check_args(a, n, err, errn) != 0) return -1;
+    if (!tm || !tm->params || !tm->loss) {
+        snprintf(err, errn, "trainer: the model gives no %s", !tm || !tm->params ? "parameters" : "loss function");
+        return -1;
+    }
     st->micro_per_epoch = (n + a->batch_size - 1) / a->batch_size;
     st->steps_per_epoch = (st->micro_per_epoch + a->grad_accum - 1) / a->grad_accum;
     st->max_steps = (int64_t)a->epochs * st->steps_per_epoch;
     OptimGroup groups[2];
-    int ng = optim_hf_groups(&m->params, a->weight_decay, groups);
+    int ng = optim_hf_groups(tm->params, a->weight_decay, groups);
     if (groups[0].n + groups[1].n == 0) {
         optim_groups_free(groups, ng);
         snprintf(err, errn, "trainer: the model has no trainable parameters");
@@ -136,18 +142,14 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
     Tensor **ps = malloc(sizeof *ps * (size_t)np);
     for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);
     Schedule sch = {a->scheduler, st->max_steps, schedule_warmup_steps(st->max_steps, a->warmup_steps, a->warmup_ratio)};
-    int64_t all_params, trainable;
-    vit_param_counts(m, &trainable, &all_params);
-    int64_t sample_numel = (int64_t)m->cfg.num_channels * m->cfg.image_size * m->cfg.image_size;
+    int64_t all_params = nn_params_count(tm->params, false), sample_numel = tm->input_numel;
 
     int rc = -1;
     int64_t *ord = malloc(sizeof *ord * (size_t)n), *idx = malloc(sizeof *idx * (size_t)a->batch_size);
-    int64_t *lab = malloc(sizeof *lab * (size_t)a->batch_size);
-    size_t per = (size_t)sample_numel;
-    float *pix = malloc(sizeof(float) * per * (size_t)a->batch_size);
     Ctx *c = ctx_new(64u << 20);
-    m->training = true;
-    m->rng = rng_new(a->seed); // LoRA dropout masks
+    if (tm->training) *tm->training = true;
+    Rng spare = rng_new(a->seed), *rng = tm->rng ? tm->rng : &spare;
+    *rng = rng_new(a->seed); // dropout masks
 
     if (a->resume) {
         char ck[4096];
@@ -155,11 +157,12 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             snprintf(err, errn, "%s: no checkpoint to resume from", a->output_dir);
             goto out;
         }
-        if (ckpt_load(ck, a, m, o, st, err, errn) != 0) goto out;
+        if (ckpt_load(ck, a, tm, rng, o, st, err, errn) != 0) goto out;
         if (a->log) fprintf(a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)st->global_step, (long long)st->max_steps);
     }
     const Dist *dist = a->dist && a->dist->size > 1 ? a->dist : NULL;
-    uint64_t draws = dist ? dropout_draws_per_item(m, c) : 0;
+    uint64_t draws = 0;
+    if (dist && draws_per_item(tm, c, items[0], &draws, err, errn) != 0) goto out;
     Progress pg = {isatty(fileno(stderr)), a->progress, now_s(), 0, st->global_step};
     double t0 = now_s();
     int64_t start_step = st->global_step;
@@ -170,22 +173,21 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             if (mb1 > st->micro_per_epoch) mb1 = st->micro_per_epoch;
             int64_t hi_w = mb1 * a->batch_size < n ? mb1 * a->batch_size : n;
             double Nw = (double)(hi_w - mb0 * a->batch_size), window_loss = 0; // samples in the window
-            uint64_t win_off = m->rng.offset;
+            uint64_t win_off = rng->offset;
             for (int64_t mb = mb0; mb < mb1; mb++) {
                 int64_t lo = mb * a->batch_size, hi = lo + a->batch_size < n ? lo + a->batch_size : n;
                 int nb = (int)(hi - lo);
                 if (dist) { // this process's micro-batches, with the draws one process would give them
                     if ((mb - mb0) % dist->size != dist->rank) continue;
-                    m->rng.offset = win_off + draws * (uint64_t)(lo - mb0 * a->batch_size);
+                    rng->offset = win_off + draws * (uint64_t)(lo - mb0 * a->batch_size);
                 }
                 for (int k = 0; k < nb; k++) idx[k] = items[ord[lo + k]];
-                if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) goto out;
                 ctx_reset(c);
-                Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){nb, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}, pix);
-                Tensor *y = tensor_from_buffer(c, DT_I64, 1, (int64_t[]){nb}, lab);
-                Tensor *loss = ag_cross_entropy_smoothed(c, vit_forward(c, m, x, NULL), y, 1.0 / Nw, a->label_smoothing); // sum(CE) / N_window
-                if (!loss || ag_backward(c, loss) != 0) {
-                    snprintf(err, errn, "trainer: %s", ctx_error(c));
+                err[0] = 0;
+                Tensor *loss = tm->loss(tm->self, c, idx, nb, 1.0 / Nw, a->label_smoothing, err, errn); // sum / N_window
+                if (!loss || tensor_numel(loss) != 1 || ag_backward(c, loss) != 0) {
+                    if (!loss && err[0]) goto out;
+                    snprintf(err, errn, "trainer: %s", loss && tensor_numel(loss) != 1 ? "the model's loss is not a scalar" : ctx_error(c));
                     goto out;
                 }
                 window_loss += tensor_get_flat(loss, 0);
@@ -196,7 +198,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
                 if (dist_allreduce_grads(dist, ps, np, false, err, errn) != 0 || dist_allreduce_sum(dist, v, 2, err, errn) != 0) goto out;
                 window_loss = v[0];
                 if (v[1] > 0) trainer_stop = 1;
-                m->rng.offset = win_off + draws * (uint64_t)Nw;
+                rng->offset = win_off + draws * (uint64_t)Nw;
                 st->samples += (int64_t)Nw;
             }
             double norm = a->max_grad_norm > 0 ? optim_clip_grad_norm(ps, np, a->max_grad_norm) : 0;
@@ -215,7 +217,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             st->tr_loss_since_log += window_loss;
             st->steps_since_log++;
             st->total_flos += 6.0 * (double)sample_numel * (double)all_params * Nw;
-            if (a->on_step) a->on_step(a->on_step_ud, m, st->global_step, window_loss, norm, lr_t);
+            if (a->on_step) a->on_step(a->on_step_ud, st->global_step, window_loss, norm, lr_t);
             if (a->logging_steps && st->global_step % a->logging_steps == 0) {
                 TrainLog l = {st->tr_loss_since_log / st->steps_since_log, norm, lr_t, st->epoch, st->global_step};
                 st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
@@ -229,7 +231,7 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
             st->runtime_s += now_s() - t0;
             t0 = now_s();
             if (a->output_dir && dist_root(dist) && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
-                if (ckpt_save(a, m, o, st, err, errn) != 0) goto out;
+                if (ckpt_save(a, tm, rng, o, st, err, errn) != 0) goto out;
             }
             if (stop && !last) {
                 snprintf(err, errn, "interrupted after step %lld; checkpoint %s written (continue with --resume)",
@@ -250,10 +252,10 @@ int trainer_train(VitModel *m, Loader *L, const int64_t *items, int n, const Tra
     }
     rc = 0;
 out:
-    m->training = false;
+    if (tm->training) *tm->training = false;
     optim_free(o);
     ctx_free(c);
-    free(ps), free(ord), free(idx), free(lab), free(pix);
+    free(ps), free(ord), free(idx);
     return rc;
 }
 
@@ -284,36 +286,38 @@ void metrics_finish(Metrics *mt, int target) {
     mt->f1 = mt->precision + mt->recall > 0 ? 2 * mt->precision * mt->recall / (mt->precision + mt->recall) : 0.0;
 }
 
-int trainer_evaluate(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, Metrics *out, char *err, size_t errn) {
-    return trainer_evaluate_dist(m, L, items, n, batch, target, NULL, out, err, errn);
+int trainer_evaluate(const TrainModel *tm, const int64_t *items, int n, int batch, int target, Metrics *out, char *err, size_t errn) {
+    return trainer_evaluate_dist(tm, items, n, batch, target, NULL, out, err, errn);
 }
 
-int trainer_evaluate_dist(VitModel *m, Loader *L, const int64_t *items, int n, int batch, int target, const Dist *dist, Metrics *out,
+int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int batch, int target, const Dist *dist, Metrics *out,
                           char *err, size_t errn) {
     if (dist && dist->size <= 1) dist = NULL;
     memset(out, 0, sizeof *out);
-    int K = m->cfg.num_labels;
+    if (!tm || !tm->logits || tm->nclasses < 1 || batch < 1) {
+        snprintf(err, errn, "evaluate: %s", batch < 1 ? "batch size must be at least 1" : "the model gives no class scores");
+        return -1;
+    }
+    int K = tm->nclasses;
     out->nclasses = K;
     out->confusion = calloc((size_t)K * (size_t)K, sizeof *out->confusion);
-    size_t per = (size_t)m->cfg.num_channels * m->cfg.image_size * m->cfg.image_size;
-    float *pix = malloc(sizeof(float) * per * (size_t)batch);
-    int64_t *idx = malloc(sizeof *idx * (size_t)batch), *lab = malloc(sizeof *lab * (size_t)batch);
+    int64_t *lab = malloc(sizeof *lab * (size_t)batch);
     Ctx *c = ctx_new(16u << 20);
-    bool was = m->training;
-    m->training = false; // LoRA dropout off
+    bool was = tm->training ? *tm->training : false;
+    if (tm->training) *tm->training = false; // dropout off
     double loss = 0;
     int rc = 0;
     for (int lo = 0; lo < n && rc == 0; lo += batch) {
         if (dist && (lo / batch) % dist->size != dist->rank) continue; // batches dealt round-robin
         int nb = n - lo < batch ? n - lo : batch;
-        memcpy(idx, items + lo, sizeof *idx * (size_t)nb);
-        if (loader_batch(L, idx, nb, pix, lab, err, errn) != 0) { rc = -1; break; }
         ctx_reset(c);
         ag_no_grad(c, true);
-        Tensor *x = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){nb, m->cfg.num_channels, m->cfg.image_size, m->cfg.image_size}, pix);
-        Tensor *pr = ag_softmax(c, vit_forward(c, m, x, NULL));
-        if (!pr) {
-            snprintf(err, errn, "evaluate: %s", ctx_error(c));
+        err[0] = 0;
+        Tensor *lg = tm->logits(tm->self, c, items + lo, nb, lab, err, errn);
+        if (!lg && err[0]) { rc = -1; break; }
+        Tensor *pr = ag_softmax(c, lg);
+        if (!pr || pr->ndim != 2 || pr->shape[0] != nb || pr->shape[1] != K) {
+            snprintf(err, errn, "evaluate: %s", pr ? "the model's scores are not [batch, classes]" : ctx_error(c));
             rc = -1;
             break;
         }
@@ -332,9 +336,9 @@ int trainer_evaluate_dist(VitModel *m, Loader *L, const int64_t *items, int n, i
             out->confusion[t * K + best]++;
         }
     }
-    m->training = was;
+    if (tm->training) *tm->training = was;
     ctx_free(c);
-    free(pix), free(idx), free(lab);
+    free(lab);
     if (dist) { // counts and the loss summed over the processes (a failure anywhere fails all)
         size_t KK = (size_t)K * (size_t)K;
         double *v = calloc(KK + 2, sizeof *v);

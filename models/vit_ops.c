@@ -1,7 +1,11 @@
-// ops_fused.c: fused layers for the ViT's hot path. Each keeps only what its backward needs:
-// LoRA linear ([N, r] and the generator's position instead of a dropout mask), linear with a
-// residual (no separate sum), MLP with a residual (the pre-activation, not the GELU output).
-#include "extend.h"
+// vit_ops.c: the ViT's private fast paths, recorded on the tape through autograd/extend.h like any
+// op: fused LoRA linear ([N, r] and the generator's position instead of a dropout mask), linear
+// with a residual (no separate sum), MLP with a residual (the pre-activation, not the GELU output),
+// and the blocks built from them. Each has the same results as the composition of public ops it
+// replaces (checked by gradchecks and against the unfused forms in the tests).
+#include "vit_ops.h"
+
+#include "../autograd/extend.h"
 
 #include <string.h>
 
@@ -37,7 +41,7 @@ static void lora_bw(AgNode *n) {
                 t->data, N, IC, OC, r, n->f[0], n->f[1], (uint64_t)n->i[4], (uint64_t)n->i[5]);
 }
 
-Tensor *ag_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
+Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
                        bool training) {
     char s1[96], s2[96];
     if (!fits_linear(c, "lora_linear", x, w, b) || !ag_arg(c, "lora_linear", "A", A) || !ag_arg(c, "lora_linear", "B", B) || !ag_check_float(c, "lora_linear", x, A) ||
@@ -97,7 +101,7 @@ static void linres_bw(AgNode *n) {
     residual_bw(n->in[3], n->out->grad);
 }
 
-Tensor *ag_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
+Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
     char s1[96], s2[96];
     if (!fits_linear(c, "linear_residual", x, w, b) || !ag_arg(c, "linear_residual", "res", res) || !ag_check_float(c, "linear_residual", x, res)) return NULL;
     int64_t IC = w->shape[1], OC = w->shape[0], N = tensor_numel(x) / IC;
@@ -127,7 +131,7 @@ static void mlp_bw(AgNode *n) {
     residual_bw(n->in[1], g);
 }
 
-Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
+Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
     char s1[96];
     if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !ag_arg(c, "mlp", "w2", w2) || !ag_arg(c, "mlp", "b1", b1) || !ag_arg(c, "mlp", "b2", b2) || !ag_arg(c, "mlp", "res", res) ||
         !ag_check_float(c, "mlp", x, w2) || !ag_check_float(c, "mlp", x, res))
@@ -151,4 +155,34 @@ Tensor *ag_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, T
         n->i[0] = N, n->i[1] = D, n->i[2] = F;
     }
     return y;
+}
+
+// ---- the blocks: a projection that may carry LoRA, residual sums, the MLP, self-attention ----
+
+Tensor *vit_proj(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Rng *rng, bool training) {
+    if (!nn_lora_active(lo)) return ag_linear(c, x, l->weight, l->bias);
+    // dropout on the LoRA branch only; fused, the mask is regenerated rather than stored
+    return vit_lora_linear(c, x, l->weight, l->bias, lo->A, lo->B, lo->scale, lo->dropout, rng, training);
+}
+
+Tensor *vit_proj_residual(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Tensor *res, Rng *rng, bool training) {
+    if (nn_lora_active(lo)) return ag_add(c, res, vit_proj(c, l, lo, x, rng, training));
+    return vit_linear_residual(c, x, l->weight, l->bias, res);
+}
+
+Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLinear *fc2, const NnLora *lo2, Tensor *x,
+                      Tensor *res, Rng *rng, bool training) {
+    bool frozen = !fc1->weight->requires_grad && !fc2->weight->requires_grad && fc1->bias && fc2->bias &&
+                  !fc1->bias->requires_grad && !fc2->bias->requires_grad;
+    if (frozen && !nn_lora_active(lo1) && !nn_lora_active(lo2)) // the fused row-blocked MLP
+        return vit_mlp_residual(c, x, fc1->weight, fc1->bias, fc2->weight, fc2->bias, res);
+    return vit_proj_residual(c, fc2, lo2, ag_gelu(c, vit_proj(c, fc1, lo1, x, rng, training)), res, rng, training);
+}
+
+Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x,
+                            Tensor *res, int NH, Rng *rng, bool training, Tensor **probs) {
+    Tensor *q = vit_proj(c, proj[0], lora[0], xq, rng, training);
+    Tensor *k = vit_proj(c, proj[1], lora[1], x, rng, training);
+    Tensor *v = vit_proj(c, proj[2], lora[2], x, rng, training);
+    return vit_proj_residual(c, proj[3], lora[3], ag_attention(c, q, k, v, NH, probs), res, rng, training);
 }

@@ -2,6 +2,8 @@
 // steps, drawn into an RGB image with a 5x7 bitmap font for the labels, written as PNG.
 #include "trainer.h"
 
+#include "../data/image.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-// trainer_ckpt.c: checkpoints. OUT/checkpoint-N holds the trainable tensors (a peft adapter, or
-// model.safetensors + config.json without LoRA), optimizer.safetensors (AdamW's exp_avg and
+// trainer_ckpt.c: checkpoints. OUT/checkpoint-N holds the model's part (what TrainModel.save
+// writes, by default the trainable tensors as model.safetensors), optimizer.safetensors (AdamW's exp_avg and
 // exp_avg_sq per parameter, step in the metadata), scheduler.json, rng_state.json,
 // trainer_state.json (HF's layout) and cgrad_state.json (what resuming needs beyond HF's state).
 // It is written as OUT/.checkpoint-N.tmp, every file fsynced, then renamed into place, so a
@@ -8,6 +8,7 @@
 #include "trainer_ckpt.h"
 
 #include "../tensor/fileio.h"
+#include "../tensor/weights.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -100,9 +101,16 @@ cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st) {
     return o;
 }
 
-static int save_trainables(const char *dir, const TrainArgs *a, const VitModel *m, char *err, size_t errn) {
-    if (m->has_lora) return adapter_save(m, dir, a->peft_gen, "", err, errn);
-    return vit_save_pretrained(m, dir, err, errn);
+static int save_trainables(const char *dir, const TrainModel *tm, char *err, size_t errn) {
+    char p[4200];
+    if (tm->save) return tm->save(tm->self, dir, err, errn);
+    return nn_params_save(tm->params, path_join(p, sizeof p, dir, "model.safetensors"), true, err, errn);
+}
+
+static int load_trainables(const char *dir, const TrainModel *tm, char *err, size_t errn) {
+    char p[4200];
+    if (tm->load) return tm->load(tm->self, dir, err, errn);
+    return nn_params_load(tm->params, path_join(p, sizeof p, dir, "model.safetensors"), true, err, errn);
 }
 
 static int checkpoint_step(const char *name) {
@@ -170,7 +178,7 @@ static void clean_leftovers(const char *out) {
     closedir(d);
 }
 
-int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState *st, char *err, size_t errn) {
+int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Optim *o, TrainState *st, char *err, size_t errn) {
     const char *out = a->output_dir;
     if (!dir_exists(out) && mkdir(out, 0755) != 0) {
         snprintf(err, errn, "%s: cannot create the output folder: %s", out, strerror(errno));
@@ -187,7 +195,7 @@ int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState 
     }
     int rc = -1;
     cJSON *j = NULL;
-    if (save_trainables(tmp, a, m, err, errn) != 0) goto fail;
+    if (save_trainables(tmp, tm, err, errn) != 0) goto fail;
     // optimizer state by parameter name
     int np = optim_nparams(o);
     StItem *items = malloc(sizeof *items * (size_t)(2 * np));
@@ -213,9 +221,9 @@ int ckpt_save(const TrainArgs *a, const VitModel *m, const Optim *o, TrainState 
     cJSON_Delete(j);
     j = cJSON_CreateObject();
     char num[32];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)m->rng.seed);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)rng->seed);
     cJSON_AddStringToObject(j, "dropout_seed", num);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)m->rng.offset);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)rng->offset);
     cJSON_AddStringToObject(j, "dropout_offset", num);
     cJSON_AddStringToObject(j, "generator", "splitmix64-counter");
     if (write_json(path_join(p, sizeof p, tmp, "rng_state.json"), j, err, errn) != 0) goto fail;
@@ -294,11 +302,11 @@ static const char *first_difference(const char *got, const char *want, char *lin
     return NULL;
 }
 
-int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainState *st, char *err, size_t errn) {
+int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rng, Optim *o, TrainState *st, char *err, size_t errn) {
     char p[4200];
     int rc = -1;
     cJSON *cs = NULL, *ts = NULL, *rs = NULL;
-    WFile of = {0}, tf = {0};
+    WFile of = {0};
     // the settings that fix the data, its split and order: a change would train on held-out
     // images or in another order, so it is refused before anything is loaded
     if (!(cs = read_json(path_join(p, sizeof p, dir, "cgrad_state.json"), err, errn))) goto out;
@@ -309,41 +317,7 @@ int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainS
         snprintf(err, errn, "%s: made with other settings than %s: resume with the checkpoint's (its cgrad_state.json lists them)", dir, diff);
         goto out;
     }
-    // trainable tensors
-    bool lora = m->has_lora;
-    if (lora) { // LoRA's hyperparameters leave no trace in tensor shapes except r: compare them
-        AdapterConfig ac;
-        if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) goto out;
-        const VitLoraSpec *s = &m->lora;
-        if (ac.spec.r != s->r || ac.spec.alpha != s->alpha || ac.spec.dropout != s->dropout || // cJSON writes doubles that read back exactly
-            ac.spec.rslora != s->rslora || strcmp(ac.spec.target_regex, s->target_regex)) {
-            snprintf(err, errn, "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the same settings",
-                     p, ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.target_regex[0] ? ", regex " : "", ac.spec.target_regex, s->r, s->alpha,
-                     s->dropout, s->target_regex[0] ? ", regex " : "", s->target_regex);
-            goto out;
-        }
-    }
-    if (safetensors_open(&tf, path_join(p, sizeof p, dir, lora ? "adapter_model.safetensors" : "model.safetensors"), err, errn) != 0) goto out;
-    int found = 0;
-    for (int i = 0; i < m->params.n; i++) {
-        Tensor *t = m->params.p[i].t;
-        if (!t->requires_grad) continue;
-        char want[600], canon[600];
-        const WEntry *e = NULL;
-        for (int k = 0; k < tf.n && !e; k++)
-            if (!strcmp(vit_canonical_name(tf.e[k].name, canon, sizeof canon), m->params.p[i].name)) e = &tf.e[k];
-        snprintf(want, sizeof want, "%s", m->params.p[i].name);
-        if (!e || e->dtype != WD_F32 || e->ndim != t->ndim || memcmp(e->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
-            snprintf(err, errn, "%s: checkpoint lacks tensor '%s' of the right shape (was it made with other settings?)", p, want);
-            goto out;
-        }
-        memcpy(t->data, e->data, (size_t)tensor_numel(t) * 4);
-        found++;
-    }
-    if (found != tf.n) { // e.g. fewer LoRA targets than the checkpoint was trained with
-        snprintf(err, errn, "%s: checkpoint holds %d trainable tensors but these settings train %d: resume with the same settings", p, tf.n, found);
-        goto out;
-    }
+    if (load_trainables(dir, tm, err, errn) != 0) goto out;
     // optimizer
     if (safetensors_open(&of, path_join(p, sizeof p, dir, "optimizer.safetensors"), err, errn) != 0) goto out;
     for (int i = 0; i < optim_nparams(o); i++) {
@@ -369,7 +343,7 @@ int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainS
         snprintf(err, errn, "%s: no dropout_offset", p);
         goto out;
     }
-    m->rng.offset = strtoull(off->valuestring, NULL, 10);
+    rng->offset = strtoull(off->valuestring, NULL, 10);
     if (!(ts = read_json(path_join(p, sizeof p, dir, "trainer_state.json"), err, errn))) goto out;
     bool ok = true;
     int64_t gs = (int64_t)num_field(ts, "global_step", &ok), ms = (int64_t)num_field(cs, "max_steps", &ok);
@@ -402,8 +376,7 @@ int ckpt_load(const char *dir, const TrainArgs *a, VitModel *m, Optim *o, TrainS
     snprintf(st->last_checkpoint, sizeof st->last_checkpoint, "%s", dir);
     rc = 0;
 out:
-    (void)found;
     cJSON_Delete(cs), cJSON_Delete(ts), cJSON_Delete(rs);
-    wfile_close(&of), wfile_close(&tf);
+    wfile_close(&of);
     return rc;
 }

@@ -1,0 +1,145 @@
+// layers.c: the layers' constructors, with PyTorch's default initialisation, and their forwards.
+#include "nn.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+
+// a new tensor of the set, registered as PREFIX.SUFFIX
+static Tensor *param(NnParams *ps, const char *name, const char *suffix, bool buffer, DType dt, int ndim, const int64_t *shape) {
+    char full[512];
+    snprintf(full, sizeof full, "%s%s%s", name, name[0] ? "." : "", suffix);
+    Tensor *t = tensor_zeros(ps->ctx, dt, ndim, shape);
+    if (!t) return NULL;
+    if (buffer) nn_params_add_buffer(ps, full, t);
+    else {
+        nn_params_add(ps, full, t);
+        ag_set_requires_grad(t, true);
+    }
+    return t;
+}
+
+static Tensor *uniform(NnParams *ps, const char *name, const char *suffix, int ndim, const int64_t *shape, double bound) {
+    Tensor *t = param(ps, name, suffix, false, DT_F32, ndim, shape);
+    if (t) rng_fill_uniform(ps->rng, t, -bound, bound);
+    return t;
+}
+
+static Tensor *constant(NnParams *ps, const char *name, const char *suffix, int64_t n, double v) {
+    Tensor *t = param(ps, name, suffix, false, DT_F32, 1, (int64_t[]){n});
+    for (int64_t i = 0; t && i < n; i++) tensor_set_flat(t, i, v);
+    return t;
+}
+
+// ---- Linear, Conv2d, Embedding ----
+
+NnLinear nn_linear_new(NnParams *ps, const char *name, int64_t in, int64_t out, bool bias) {
+    double bound = 1.0 / sqrt((double)in); // kaiming_uniform(a = sqrt(5)): gain sqrt(2 / 6) x sqrt(3 / in)
+    NnLinear l = {uniform(ps, name, "weight", 2, (int64_t[]){out, in}, bound), NULL};
+    if (bias) l.bias = uniform(ps, name, "bias", 1, (int64_t[]){out}, bound);
+    return l;
+}
+
+Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) { return ag_linear(c, x, l->weight, l->bias); }
+
+NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation,
+                       int groups, bool bias) {
+    NnConv2d l = {NULL, NULL, {stride, stride}, {padding, padding}, {dilation, dilation}, groups};
+    if (groups < 1 || in % groups || out % groups || kernel < 1) {
+        ctx_fail(ps->ctx, "conv2d '%s': %d in and %d out channels in %d groups with kernel %d do not fit", name, in, out, groups, kernel);
+        return l;
+    }
+    double bound = 1.0 / sqrt((double)(in / groups) * kernel * kernel);
+    l.weight = uniform(ps, name, "weight", 4, (int64_t[]){out, in / groups, kernel, kernel}, bound);
+    if (bias) l.bias = uniform(ps, name, "bias", 1, (int64_t[]){out}, bound);
+    return l;
+}
+
+Tensor *nn_conv2d(Ctx *c, const NnConv2d *l, Tensor *x) {
+    return ag_conv2d(c, x, l->weight, l->bias, l->stride, l->padding, l->dilation, l->groups);
+}
+
+NnEmbedding nn_embedding_new(NnParams *ps, const char *name, int64_t num, int64_t dim) {
+    NnEmbedding l = {param(ps, name, "weight", false, DT_F32, 2, (int64_t[]){num, dim})};
+    if (l.weight) rng_fill_normal(ps->rng, l.weight, 0.0, 1.0);
+    return l;
+}
+
+Tensor *nn_embedding(Ctx *c, const NnEmbedding *l, Tensor *ids) { return ag_embedding(c, l->weight, ids); }
+
+// ---- normalisations ----
+
+NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+    return (NnLayerNorm){constant(ps, name, "weight", dim, 1.0), constant(ps, name, "bias", dim, 0.0), eps};
+}
+
+Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) { return ag_layernorm(c, x, l->weight, l->bias, l->eps); }
+
+NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+    return (NnRMSNorm){constant(ps, name, "weight", dim, 1.0), eps > 0 ? eps : FLT_EPSILON};
+}
+
+Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x) { return ag_rms_norm(c, x, l->weight, l->eps); }
+
+NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps) {
+    return (NnGroupNorm){constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), groups, eps};
+}
+
+Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) { return ag_group_norm(c, x, l->groups, l->weight, l->bias, l->eps); }
+
+NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
+    NnBatchNorm l = {constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), NULL, NULL, NULL,
+                     eps, momentum, ps};
+    l.running_mean = param(ps, name, "running_mean", true, DT_F32, 1, (int64_t[]){channels});
+    l.running_var = param(ps, name, "running_var", true, DT_F32, 1, (int64_t[]){channels});
+    for (int64_t i = 0; l.running_var && i < channels; i++) tensor_set_flat(l.running_var, i, 1.0);
+    l.num_batches_tracked = param(ps, name, "num_batches_tracked", true, DT_I64, 0, NULL);
+    return l;
+}
+
+Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x) {
+    bool tr = l->set && l->set->training;
+    Tensor *y = ag_batch_norm(c, x, l->weight, l->bias, l->running_mean, l->running_var, tr, l->momentum, l->eps);
+    if (y && tr && l->num_batches_tracked) ((int64_t *)l->num_batches_tracked->data)[0]++;
+    return y;
+}
+
+// ---- dropout ----
+
+NnDropout nn_dropout_new(NnParams *ps, double p) {
+    if (!(p >= 0 && p < 1)) ctx_fail(ps->ctx, "dropout: p %g is outside [0, 1)", p);
+    return (NnDropout){p, ps};
+}
+
+Tensor *nn_dropout(Ctx *c, const NnDropout *l, Tensor *x) {
+    bool tr = l->set && l->set->training && l->p > 0;
+    return ag_dropout(c, x, l->p, tr ? l->set->rng : NULL, tr);
+}
+
+// ---- multi-head self-attention ----
+
+NnMultiheadAttention nn_mha_new(NnParams *ps, const char *name, int64_t E, int num_heads, bool causal) {
+    NnMultiheadAttention l = {0};
+    if (num_heads < 1 || E % num_heads) {
+        ctx_fail(ps->ctx, "multihead attention '%s': embed_dim %lld is not a multiple of %d heads", name, (long long)E, num_heads);
+        return l;
+    }
+    l.in_proj_weight = uniform(ps, name, "in_proj_weight", 2, (int64_t[]){3 * E, E}, sqrt(6.0 / (double)(E + 3 * E))); // xavier_uniform
+    l.in_proj_bias = constant(ps, name, "in_proj_bias", 3 * E, 0.0);
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s%sout_proj", name, name[0] ? "." : "");
+    l.out_proj = nn_linear_new(ps, sub, E, E, true);
+    for (int64_t i = 0; l.out_proj.bias && i < E; i++) tensor_set_flat(l.out_proj.bias, i, 0.0);
+    l.num_heads = num_heads;
+    l.causal = causal;
+    return l;
+}
+
+Tensor *nn_mha(Ctx *c, const NnMultiheadAttention *l, Tensor *x, Tensor *mask) {
+    Tensor *qkv = ag_linear(c, x, l->in_proj_weight, l->in_proj_bias), *part[3];
+    if (!qkv) return NULL;
+    int64_t E = l->in_proj_weight->shape[1];
+    if (ag_split(c, qkv, qkv->ndim - 1, (int64_t[]){E, E, E}, 3, part) != 0) return NULL;
+    Tensor *a = ag_attention_masked(c, part[0], part[1], part[2], l->num_heads, mask, l->causal, NULL);
+    return nn_linear(c, &l->out_proj, a);
+}
