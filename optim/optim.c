@@ -34,6 +34,12 @@ Optim *optim_adamw(const OptimGroup *groups, int ngroups, double beta1, double b
     return o;
 }
 
+Optim *optim_adam(const OptimGroup *groups, int ngroups, double beta1, double beta2, double eps) {
+    Optim *o = optim_adamw(groups, ngroups, beta1, beta2, eps);
+    o->kind = OPTIM_ADAM;
+    return o;
+}
+
 Optim *optim_sgd(const OptimGroup *groups, int ngroups, double momentum, double dampening, bool nesterov) {
     Optim *o = optim_new(OPTIM_SGD, groups, ngroups);
     o->momentum = momentum, o->dampening = dampening, o->nesterov = nesterov;
@@ -66,14 +72,16 @@ void optim_step(Optim *o, double lr) {
             if (!p->grad) continue;
             float *w = p->data, *gr = p->grad->data, *m = o->m[k]->data, *v = o->v[k]->data;
             int64_t n = tensor_numel(p);
-            if (o->kind == OPTIM_ADAMW) {
+            if (o->kind == OPTIM_ADAMW || o->kind == OPTIM_ADAM) {
                 // PyTorch forms 1 - beta in double and applies it as a float scalar
                 float b2 = (float)o->beta2, w1 = (float)(1.0 - o->beta1), w2 = (float)(1.0 - o->beta2);
                 double step_size = glr / bc1, sbc2 = sqrt(bc2);
+                bool decoupled = o->kind == OPTIM_ADAMW;
                 for (int64_t i = 0; i < n; i++) {
-                    float x = w[i] * (float)(1.0 - glr * wd); // decoupled decay
-                    m[i] = m[i] + w1 * (gr[i] - m[i]);        // torch's lerp
-                    v[i] = b2 * v[i] + w2 * gr[i] * gr[i];
+                    float x = decoupled ? w[i] * (float)(1.0 - glr * wd) : w[i]; // decoupled decay
+                    float gi = decoupled ? gr[i] : gr[i] + (float)wd * w[i];   // or L2 in the gradient
+                    m[i] = m[i] + w1 * (gi - m[i]);                            // torch's lerp
+                    v[i] = b2 * v[i] + w2 * gi * gi;
                     double denom = sqrt((double)v[i]) / sbc2 + o->eps;
                     w[i] = (float)(x - step_size * m[i] / denom);
                 }
@@ -103,6 +111,23 @@ void optim_free(Optim *o) {
     free(o->v);
     ctx_free(o->sc);
     free(o);
+}
+
+double optim_clip(Optim *o, double max_norm) {
+    int n = optim_nparams(o);
+    Tensor **ps = malloc(sizeof *ps * (size_t)(n ? n : 1));
+    if (!ps) return NAN;
+    for (int i = 0; i < n; i++) ps[i] = optim_param(o, i);
+    double norm = optim_clip_grad_norm(ps, n, max_norm);
+    free(ps);
+    return norm;
+}
+
+OptimGroup optim_group_all(const NnParams *ps, double wd) {
+    OptimGroup g = {malloc(sizeof(Tensor *) * (size_t)(ps->n ? ps->n : 1)), 0, 1.0, wd};
+    for (int i = 0; g.params && i < ps->n; i++)
+        if (!ps->p[i].buffer && ps->p[i].t->requires_grad) g.params[g.n++] = ps->p[i].t;
+    return g;
 }
 
 double optim_clip_grad_norm(Tensor *const *ps, int n, double max_norm) {

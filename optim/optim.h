@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-typedef enum { OPTIM_ADAMW, OPTIM_SGD } OptimKind;
+typedef enum { OPTIM_ADAMW, OPTIM_SGD, OPTIM_ADAM } OptimKind;
 
 typedef struct {
     Tensor **params;
@@ -20,7 +20,7 @@ typedef struct {
 
 typedef struct {
     OptimKind kind;
-    double beta1, beta2, eps;        // AdamW (0.9, 0.999, 1e-8)
+    double beta1, beta2, eps;        // Adam, AdamW (0.9, 0.999, 1e-8)
     double momentum, dampening;      // SGD
     bool nesterov;
     OptimGroup *groups;
@@ -34,6 +34,9 @@ typedef struct {
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 // Copies the groups' parameter lists: the caller keeps (and frees) its groups.
 Optim *optim_adamw(const OptimGroup *groups, int ngroups, double beta1, double beta2, double eps);
+// Adam (torch.optim.Adam): weight decay as L2 in the gradient (g += wd p), then as AdamW without
+// the decoupled decay. With weight decay 0 the two are the same.
+Optim *optim_adam(const OptimGroup *groups, int ngroups, double beta1, double beta2, double eps);
 // SGD (torch.optim.SGD): g += wd p; b = momentum b + (1 - dampening) g (b = g at the first
 // step); g = nesterov ? g + momentum b : b; p -= lr g.
 Optim *optim_sgd(const OptimGroup *groups, int ngroups, double momentum, double dampening, bool nesterov);
@@ -46,6 +49,11 @@ Tensor *optim_param(const Optim *o, int i); // i-th parameter over all groups
 // Scales all gradients by max_norm / (norm + 1e-6) when the total L2 norm is above max_norm
 // (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
 double optim_clip_grad_norm(Tensor *const *params, int n, double max_norm);
+// The same over every parameter an optimizer steps (all its groups)
+double optim_clip(Optim *o, double max_norm);
+// One group of every trainable parameter of a set, with weight decay wd (PyTorch's
+// optimizer(model.parameters())); its array is freed with optim_groups_free(&g, 1).
+OptimGroup optim_group_all(const NnParams *ps, double wd);
 // HF's decay rule: no decay for biases and normalisation weights (names with "bias",
 // "layernorm", "rmsnorm" or a "norm" component).
 bool optim_decays(const char *name);

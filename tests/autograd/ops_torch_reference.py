@@ -89,6 +89,25 @@ cases = {
 }
 
 out = {}
+# optimizers: five steps from one start with fixed float32 gradients; the parameters after each
+optims = {
+    "adam": lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1),
+    "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1),
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+    "sgd_nesterov": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+}
+for name, make in optims.items():
+    p0 = (torch.rand(3, 4, generator=g) * 2 - 1).float()
+    grads = [(torch.rand(3, 4, generator=g) * 2 - 1).float() for _ in range(5)]
+    p = p0.clone().requires_grad_(True)
+    opt, traj = make([p]), []
+    for gk in grads:
+        p.grad = gk.clone()
+        opt.step()
+        traj.append(p.detach().clone())
+    out[f"optim_{name}.p0"] = p0.double()
+    out[f"optim_{name}.grads"] = torch.stack(grads).double()
+    out[f"optim_{name}.traj"] = torch.stack(traj).double()
 for name, (fn, ins) in cases.items():
     y = fn(*ins)
     R = torch.rand(y.shape, generator=g, dtype=torch.float64)

@@ -3,6 +3,7 @@
 // Usage: test_ops_torch REFERENCE.safetensors; prints "N passed, N failed".
 #include "../../autograd/autograd.h"
 #include "../../nn/nn.h"
+#include "../../optim/optim.h"
 #include "../../tensor/weights.h"
 
 #include <math.h>
@@ -145,6 +146,43 @@ int main(int argc, char **argv) {
         else {
             fail++;
             printf("FAIL %s: worst relative difference %.3g %s\n", op, worst, ctx_ok(c) ? "" : ctx_error(c));
+        }
+        ctx_free(c);
+    }
+    // the optimizers: five steps with PyTorch's gradients, within float32 rounding of its parameters
+    // (relative to the largest parameter: values near zero come from cancellation)
+    const char *opt[] = {"adam", "adamw", "sgd", "sgd_nesterov"};
+    for (int k = 0; k < 4; k++) {
+        Ctx *c = ctx_new(1 << 16);
+        char op[32];
+        snprintf(op, sizeof op, "optim_%s", opt[k]);
+        Tensor *p0 = load(c, &f, op, "p0"), *gs = load(c, &f, op, "grads"), *traj = load(c, &f, op, "traj");
+        double worst = INFINITY;
+        if (p0 && gs && traj) {
+            Tensor *p = tensor_new(c, DT_F32, 2, p0->shape);
+            tensor_copy(p, p0);
+            ag_set_requires_grad(p, true);
+            OptimGroup g = {&p, 1, 1.0, k < 2 ? 0.1 : 0.01};
+            Optim *o = k == 0 ? optim_adam(&g, 1, 0.9, 0.99, 1e-8) : k == 1 ? optim_adamw(&g, 1, 0.9, 0.99, 1e-8)
+                                                                          : optim_sgd(&g, 1, 0.9, k == 2 ? 0.1 : 0.0, k == 3);
+            double lr = k < 2 ? 0.01 : 0.1;
+            worst = 0;
+            double scale = 1e-300;
+            for (int64_t i = 0; i < tensor_numel(traj); i++) scale = fmax(scale, fabs(tensor_get_flat(traj, i)));
+            for (int s = 0; s < 5; s++) {
+                for (int i = 0; i < 12; i++) ((float *)p->grad->data)[i] = (float)tensor_get_flat(gs, s * 12 + i);
+                optim_step(o, lr);
+                for (int i = 0; i < 12; i++) {
+                    double want = tensor_get_flat(traj, s * 12 + i);
+                    worst = fmax(worst, fabs(tensor_get_flat(p, i) - want) / scale);
+                }
+            }
+            optim_free(o);
+        }
+        if (worst <= 1e-6) pass++;
+        else {
+            fail++;
+            printf("FAIL %s: worst relative difference %.3g\n", op, worst);
         }
         ctx_free(c);
     }
