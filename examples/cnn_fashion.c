@@ -2,8 +2,10 @@
 // installed library.   cc cnn_fashion.c $(pkg-config --cflags --libs cgrad) -lm -o cnn_fashion
 //   ./cnn_fashion [EPOCHS] [TRAIN_IMAGES] [DATA_DIR]      (3 epochs of all 60,000 by default)
 // conv 3x3 (1 -> 32) ReLU, max-pool 2 -> conv 3x3 (32 -> 64) ReLU, max-pool 2 -> linear 3136 -> 128
-// ReLU -> linear 128 -> 10; Adam (lr 1e-3), batch 64; PyTorch's default initialisation. Prints the
-// test accuracy over the 10,000 test images; exits 1 below the accuracy asked for (env MIN_ACC).
+// ReLU -> linear 128 -> 10; Adam (lr 1e-3), batch 64; layers from nn.h's constructors (PyTorch's
+// default initialisation, PyTorch's names). Prints the test accuracy over the 10,000 test images;
+// exits 1 below the accuracy asked for (env MIN_ACC); env SAVE=PATH writes the trained parameters
+// as safetensors (loadable by torch's load_state_dict of the same nn.Module).
 // Data-parallel under MPI (mpirun -np N ./cnn_fashion, N dividing 64): each rank takes 64 / N images
 // of every batch, the gradients are averaged (optim/dist.h), and every rank takes the same step.
 #define _POSIX_C_SOURCE 200809L // clock_gettime under -std=c11
@@ -14,24 +16,26 @@
 #include <time.h>
 
 typedef struct {
-    Tensor *c1w, *c1b, *c2w, *c2b, *f1w, *f1b, *f2w, *f2b;
+    NnParams ps; // the parameters by name: conv1.weight, conv1.bias, ..., fc2.bias
+    NnConv2d conv1, conv2;
+    NnLinear fc1, fc2;
 } Cnn;
 
-// PyTorch's default for conv and linear layers: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-static Tensor *param(Ctx *pc, Rng *r, int ndim, const int64_t *shape, int64_t fan_in) {
-    Tensor *t = tensor_new(pc, DT_F32, ndim, shape);
-    double b = 1.0 / sqrt((double)fan_in);
-    rng_fill_uniform(r, t, -b, b);
-    ag_set_requires_grad(t, true);
-    return t;
+static void cnn_new(Cnn *m, Ctx *pc, uint64_t seed) {
+    nn_params_init(&m->ps, pc, seed);
+    //                                    name    in  out kernel stride padding dilation groups bias
+    m->conv1 = nn_conv2d_new(&m->ps, "conv1", 1, 32, 3, 1, 1, 1, 1, true);
+    m->conv2 = nn_conv2d_new(&m->ps, "conv2", 32, 64, 3, 1, 1, 1, 1, true);
+    m->fc1 = nn_linear_new(&m->ps, "fc1", 64 * 7 * 7, 128, true);
+    m->fc2 = nn_linear_new(&m->ps, "fc2", 128, 10, true);
 }
 
 static Tensor *forward(Ctx *c, const Cnn *m, Tensor *x) {
-    const int k2[2] = {2, 2}, pad1[2] = {1, 1};
-    Tensor *h = ag_max_pool2d(c, ag_relu(c, ag_conv2d(c, x, m->c1w, m->c1b, NULL, pad1, NULL, 1)), k2, NULL, NULL); // [B, 32, 14, 14]
-    h = ag_max_pool2d(c, ag_relu(c, ag_conv2d(c, h, m->c2w, m->c2b, NULL, pad1, NULL, 1)), k2, NULL, NULL);         // [B, 64, 7, 7]
+    const int k2[2] = {2, 2};
+    Tensor *h = ag_max_pool2d(c, ag_relu(c, nn_conv2d(c, &m->conv1, x)), k2, NULL, NULL); // [B, 32, 14, 14]
+    h = ag_max_pool2d(c, ag_relu(c, nn_conv2d(c, &m->conv2, h)), k2, NULL, NULL);         // [B, 64, 7, 7]
     h = ag_reshape(c, h, 2, (int64_t[]){x->shape[0], 64 * 7 * 7});
-    return ag_linear(c, ag_relu(c, ag_linear(c, h, m->f1w, m->f1b)), m->f2w, m->f2b);
+    return nn_linear(c, &m->fc2, ag_relu(c, nn_linear(c, &m->fc1, h)));
 }
 
 // images [i0, i0 + n) of the set as normalised pixels [n, 1, 28, 28] in c
@@ -92,14 +96,10 @@ static int run(int argc, char **argv, const Dist *d) {
     }
     if (ntrain > train.n) ntrain = train.n;
     Ctx *pc = ctx_new(1 << 20), *c = ctx_new(64u << 20);
-    Rng r = rng_new(0);
-    Cnn m = {param(pc, &r, 4, (int64_t[]){32, 1, 3, 3}, 9), param(pc, &r, 1, (int64_t[]){32}, 9),
-             param(pc, &r, 4, (int64_t[]){64, 32, 3, 3}, 288), param(pc, &r, 1, (int64_t[]){64}, 288),
-             param(pc, &r, 2, (int64_t[]){128, 3136}, 3136), param(pc, &r, 1, (int64_t[]){128}, 3136),
-             param(pc, &r, 2, (int64_t[]){10, 128}, 128), param(pc, &r, 1, (int64_t[]){10}, 128)};
-    Tensor *ps[] = {m.c1w, m.c1b, m.c2w, m.c2b, m.f1w, m.f1b, m.f2w, m.f2b};
-    OptimGroup g = {ps, 8, 1.0, 0.0};
-    Optim *o = optim_adamw(&g, 1, 0.9, 0.999, 1e-8); // weight decay 0: Adam
+    Cnn m;
+    cnn_new(&m, pc, 0);
+    OptimGroup g = optim_group_all(&m.ps, 0.0); // every trainable parameter, no weight decay
+    Optim *o = optim_adam(&g, 1, 0.9, 0.999, 1e-8);
     if (getenv("CNN_BENCH")) return bench(c, &m, o, atoi(getenv("CNN_BENCH")));
     int64_t *order = malloc(sizeof *order * (size_t)ntrain);
     const int B = 64, Bl = B / d->size; // this rank's share of every batch
@@ -124,7 +124,7 @@ static int run(int argc, char **argv, const Dist *d) {
                 return 1;
             }
             double lv = tensor_get_flat(loss, 0); // the batch's mean loss and gradient: averaged over the ranks
-            if (dist_allreduce_grads(d, ps, 8, true, err, sizeof err) != 0 || dist_allreduce_sum(d, &lv, 1, err, sizeof err) != 0) {
+            if (dist_allreduce_grads(d, g.params, g.n, true, err, sizeof err) != 0 || dist_allreduce_sum(d, &lv, 1, err, sizeof err) != 0) {
                 fprintf(stderr, "cnn_fashion: %s\n", err);
                 return 1;
             }
@@ -155,7 +155,14 @@ static int run(int argc, char **argv, const Dist *d) {
     if (dist_root(d))
         printf("test accuracy %.2f%% after %d epochs on %lld images (training %.1f s%s)\n", 100 * acc, epochs, (long long)ntrain, secs,
                d->size > 1 ? ", data-parallel" : "");
+    const char *save = getenv("SAVE");
+    if (save && dist_root(d) && nn_params_save(&m.ps, save, false, err, sizeof err) != 0) {
+        fprintf(stderr, "cnn_fashion: %s\n", err);
+        acc = -1;
+    }
     optim_free(o);
+    optim_groups_free(&g, 1);
+    nn_params_free(&m.ps);
     free(order);
     ctx_free(c), ctx_free(pc);
     dataset_free(&train), dataset_free(&test);

@@ -45,7 +45,16 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
     cc -std=c11 -O2 "$src/examples/mlp_fashion.c" $flags -lm -o "$tmp/mlp_fashion"
     MIN_ACC=0.80 LD_LIBRARY_PATH="$libdir" "$tmp/mlp_fashion" 1
     cc -std=c11 -O2 "$src/examples/cnn_fashion.c" $flags -lm -o "$tmp/cnn_fashion"
-    MIN_ACC=0.70 LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400
+    out=$(SAVE="$tmp/cnn.safetensors" MIN_ACC=0.70 LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400)
+    echo "$out"
+    # the saved parameter set is PyTorch's state_dict of the same nn.Module: strict load, same accuracy
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+        c_acc=$(echo "$out" | sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p')
+        t_acc=$(/usr/bin/python3 "$src/tests/apps/cnn_state_dict.py" "$tmp/cnn.safetensors" /usr/share/datasets/fashion-mnist | sed -n 's/^torch accuracy //p')
+        /usr/bin/python3 -c "import sys; c, t = float(sys.argv[1]) / 100, float(sys.argv[2]); sys.exit(abs(c - t) > 0.0005)" "$c_acc" "$t_acc" ||
+            { echo "PyTorch's accuracy with the saved parameters is $t_acc, the C program's $c_acc%"; exit 1; }
+        echo "PyTorch loads the saved parameters (strict) and gets the same accuracy: $t_acc"
+    fi
     # and data-parallel over 2 MPI ranks (with an MPI build and mpirun)
     if command -v mpirun >/dev/null && pkg-config --exists ompi-c; then
         OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 \
