@@ -9,7 +9,7 @@ T=${1:-2} S=${2:-50} R=${3:-3}
 [ -f build/libcgrad.a ] || { echo "build first (meson setup build && ninja -C build)" >&2; exit 2; }
 exe=$(mktemp)
 trap 'rm -f "$exe"' EXIT
-cc -std=c11 -O2 -I. examples/cnn_fashion.c build/libcgrad.a $(pkg-config --libs openblas libpng libjpeg zlib libcjson) \
+cc -std=c11 -O2 -I. examples/cnn_fashion.c build/libcgrad.a build/libcgrad-core.a $(pkg-config --libs openblas libpng libjpeg zlib libcjson) \
    $(pkg-config --libs ompi-c 2>/dev/null || true) -fopenmp -lm -o "$exe"
 torches=()
 /usr/bin/python3 -c "import torch" 2>/dev/null && torches+=("/usr/bin/python3")

@@ -77,6 +77,8 @@ void optim_step(Optim *o, double lr) {
                 float b2 = (float)o->beta2, w1 = (float)(1.0 - o->beta1), w2 = (float)(1.0 - o->beta2);
                 double step_size = glr / bc1, sbc2 = sqrt(bc2);
                 bool decoupled = o->kind == OPTIM_ADAMW;
+                // elementwise, so the same bits on any number of threads
+#pragma omp parallel for schedule(static) if (n > 32768)
                 for (int64_t i = 0; i < n; i++) {
                     float x = decoupled ? w[i] * (float)(1.0 - glr * wd) : w[i]; // decoupled decay
                     float gi = decoupled ? gr[i] : gr[i] + (float)wd * w[i];   // or L2 in the gradient
@@ -86,6 +88,7 @@ void optim_step(Optim *o, double lr) {
                     w[i] = (float)(x - step_size * m[i] / denom);
                 }
             } else {
+#pragma omp parallel for schedule(static) if (n > 32768)
                 for (int64_t i = 0; i < n; i++) {
                     float d = gr[i] + (float)wd * w[i];
                     if (o->momentum != 0) {

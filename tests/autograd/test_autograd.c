@@ -240,6 +240,27 @@ START_TEST(test_norm_parameters_are_checked) {
 END_TEST
 
 // torch.topk's answers: sorted, ties by the lower index, NaN the largest, along any dimension
+// max pooling's 2x2 / stride 2 path keeps the general rule: the first maximum of the window
+// (row-major), a NaN wins and stays; odd sizes drop the last row and column
+START_TEST(test_max_pool_2x2_rule) {
+    Ctx *c = ctx_new(1 << 16);
+    const float v[] = {1, 1, 0, 2, 9, // rows of 5: windows (1,1|3,1) tie, (0,2|5,5) tie in row 2
+                       3, 1, 5, 5, 9, NAN, 0, 4, NAN, 9, 7, 7, 7, 4, 9, 8, 8, 8, 8, 8};
+    Tensor *x = tensor_from_data(c, DT_F32, SHAPE(1, 1, 5, 5), v);
+    ag_set_requires_grad(x, true);
+    Tensor *y = ag_max_pool2d(c, x, (int[]){2, 2}, NULL, NULL);
+    ck_assert_msg(ctx_ok(c), "%s", ctx_error(c));
+    ck_assert_int_eq(y->shape[2], 2);
+    ck_assert_int_eq(y->shape[3], 2);
+    const float *o = y->data;
+    ck_assert(o[0] == 3 && o[1] == 5 && isnan(o[2]) && isnan(o[3]));
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, y, tensor_from_data(c, DT_F32, SHAPE(1, 1, 2, 2), (float[]){1, 2, 0, 0})))), 0);
+    const float *g = x->grad->data;
+    ck_assert(g[5] == 1 && g[7] == 2 && g[0] == 0 && g[8] == 0); // the 3 (row 1) and the first 5 of the tie
+    ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_topk) {
     Ctx *c = ctx_new(1 << 16);
     Tensor *x = tensor_from_data(c, DT_F32, SHAPE(2, 5), (float[]){3, 1, 4, 1, 5, 9, 2, 6, NAN, 6});
@@ -314,6 +335,7 @@ int main(void) {
     tcase_add_test(tc, test_null_arguments_are_named);
     tcase_add_test(tc, test_norm_parameters_are_checked);
     tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
+    tcase_add_test(tc, test_max_pool_2x2_rule);
     tcase_add_test(tc, test_topk);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
     suite_add_tcase(s, tc);

@@ -86,6 +86,7 @@ GC_CASE(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
 GC_CASE(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, (int[]){1, 2}, 1))
 GC_CASE(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
 GC_CASE(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
+GC_CASE(max_pool2d_2x2, ag_max_pool2d(c, in[0], (int[]){2, 2}, NULL, NULL)) // the 2x2 / stride 2 path
 GC_CASE(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
 GC_CASE(global_avg_pool2d, ag_global_avg_pool2d(c, in[0]))
 GC_CASE(softmax_dim, ag_softmax_dim(c, in[0], 1))
@@ -324,6 +325,7 @@ START_TEST(test_gradcheck_conv2d_groups) { // 2 groups: 4 channels in, 6 out
 }
 END_TEST
 START_TEST(test_gradcheck_max_pool2d) { gc(fn_max_pool2d, (Tensor *[]){rnd(115, SHAPE(2, 2, 5, 4), -1, 1)}, 1, NULL); }
+START_TEST(test_gradcheck_max_pool2d_2x2) { gc(fn_max_pool2d_2x2, (Tensor *[]){rnd(116, SHAPE(2, 3, 6, 7), -1, 1)}, 1, NULL); }
 END_TEST
 START_TEST(test_gradcheck_avg_pool2d) { gc(fn_avg_pool2d, (Tensor *[]){rnd(116, SHAPE(2, 2, 5, 6), -1, 1)}, 1, NULL); }
 END_TEST
@@ -519,6 +521,7 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_conv2d);
     tcase_add_test(tc, test_gradcheck_conv2d_groups);
     tcase_add_test(tc, test_gradcheck_max_pool2d);
+    tcase_add_test(tc, test_gradcheck_max_pool2d_2x2);
     tcase_add_test(tc, test_gradcheck_avg_pool2d);
     tcase_add_test(tc, test_gradcheck_global_avg_pool2d);
     tcase_add_test(tc, test_gradcheck_softmax_dim);
