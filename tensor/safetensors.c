@@ -88,9 +88,13 @@ static char *str(Hdr *h) {
     char *o = malloc(j - h->i + 1);
     if (!o) return hfail(h, "out of memory"), NULL;
     size_t k = 0;
-    while (h->s[h->i] != '"') {
+    const char *bad = NULL;
+    while (!bad && h->s[h->i] != '"') {
         unsigned char ch = (unsigned char)h->s[h->i++];
-        if (ch < 0x20) goto bad_ctrl;
+        if (ch < 0x20) {
+            bad = "a control character in a string";
+            break;
+        }
         if (ch != '\\') {
             o[k++] = (char)ch;
             continue;
@@ -102,37 +106,24 @@ static char *str(Hdr *h) {
             continue;
         }
         unsigned cp, lo;
-        if (e != 'u' || hex4(h, &cp) != 0) goto bad_escape;
-        if (cp >= 0xDC00 && cp <= 0xDFFF) goto bad_surrogate;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (h->n - h->i < 2 || h->s[h->i] != '\\' || h->s[h->i + 1] != 'u') goto bad_surrogate;
-            h->i += 2;
-            if (hex4(h, &lo) != 0) goto bad_escape;
-            if (lo < 0xDC00 || lo > 0xDFFF) goto bad_surrogate;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        if (e != 'u' || hex4(h, &cp) != 0) bad = "a bad escape";
+        else if (cp >= 0xDC00 && cp <= 0xDFFF) bad = "an unpaired UTF-16 surrogate";
+        else if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (h->n - h->i < 2 || h->s[h->i] != '\\' || h->s[h->i + 1] != 'u') bad = "an unpaired UTF-16 surrogate";
+            else if (h->i += 2, hex4(h, &lo) != 0) bad = "a bad escape";
+            else if (lo < 0xDC00 || lo > 0xDFFF) bad = "an unpaired UTF-16 surrogate";
+            else cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
-        if (cp == 0) goto bad_nul;
-        put_utf8(o, &k, cp);
+        if (!bad && cp == 0) bad = "a NUL character in a string";
+        if (!bad) put_utf8(o, &k, cp);
     }
-    h->i++;
-    o[k] = 0;
-    if (!text_is_utf8(o)) {
-        free(o);
-        return hfail(h, "a string that is not UTF-8"), NULL;
+    if (!bad) {
+        h->i++;
+        o[k] = 0;
+        if (text_is_utf8(o)) return o;
+        bad = "a string that is not UTF-8";
     }
-    return o;
-bad_ctrl:
-    hfail(h, "a control character in a string");
-    goto out;
-bad_escape:
-    hfail(h, "a bad escape");
-    goto out;
-bad_surrogate:
-    hfail(h, "an unpaired UTF-16 surrogate");
-    goto out;
-bad_nul:
-    hfail(h, "a NUL character in a string");
-out:
+    hfail(h, "%s", bad);
     free(o);
     return NULL;
 }

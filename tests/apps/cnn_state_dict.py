@@ -2,25 +2,13 @@
 into the same nn.Module, then the test accuracy over Fashion-MNIST's 10,000 test images, printed
 as "torch accuracy A" (the caller compares it with the C program's).
 Usage: cnn_state_dict.py PARAMS.safetensors DATA_DIR (needs python3-torch)."""
-import gzip, json, struct, sys
+import gzip, sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def load_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    hdr, data = json.loads(raw[8:8 + n]), raw[8 + n:]
-    dt = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
-    out = {}
-    for k, v in hdr.items():
-        if k == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        out[k] = torch.frombuffer(bytearray(data[b:e]), dtype=dt[v["dtype"]]).reshape(v["shape"])
-    return out
+import st_io
 
 
 class Cnn(nn.Module):
@@ -36,7 +24,7 @@ class Cnn(nn.Module):
 
 
 m = Cnn()
-m.load_state_dict(load_safetensors(sys.argv[1]), strict=True)
+m.load_state_dict(st_io.load(sys.argv[1]), strict=True)
 d = sys.argv[2]
 img = gzip.open(f"{d}/t10k-images-idx3-ubyte.gz").read()[16:]
 lab = torch.tensor(list(gzip.open(f"{d}/t10k-labels-idx1-ubyte.gz").read()[8:]))

@@ -11,6 +11,8 @@ import glob, json, os, struct, subprocess, sys
 import numpy as np
 import torch
 
+import st_io
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tally import check, done  # noqa: E402
 
@@ -20,30 +22,15 @@ ADAPTER = rest.pop(0) if rest and os.path.isdir(rest[0]) and os.path.exists(os.p
 WORK, IMAGES = rest[0], rest[1:]
 
 
-def load_st(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        h = json.loads(f.read(n))
-        data = f.read()
-    dt = {"F32": np.float32, "I64": np.int64, "U8": np.uint8}
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=dt[v["dtype"]]).reshape(v["shape"]).copy())
-    return out
-
-
 cfg = json.load(open(os.path.join(MODEL, "config.json")))
 W = {}
 for f in sorted(glob.glob(os.path.join(MODEL, "model*.safetensors"))):
-    W.update(load_st(f))
+    W.update(st_io.load(f))
 D, NH, L, EPS = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"], cfg["layer_norm_eps"]
 P = cfg["patch_size"]
 if ADAPTER:  # merge the LoRA branches (W + alpha/r B A) and take the saved classifier
     acfg = json.load(open(os.path.join(ADAPTER, "adapter_config.json")))
-    A = load_st(os.path.join(ADAPTER, "adapter_model.safetensors"))
+    A = st_io.load(os.path.join(ADAPTER, "adapter_model.safetensors"))
     scale = acfg["lora_alpha"] / acfg["r"]
     v5 = {"q_proj": "attention.attention.query", "k_proj": "attention.attention.key", "v_proj": "attention.attention.value",
           "o_proj": "attention.output.dense", "fc1": "intermediate.dense", "fc2": "output.dense"}
@@ -114,7 +101,7 @@ def relevance(atts):
 # the reference model against the golden Python stack's own attentions and logits
 io_path = os.path.join(MODEL, "io.safetensors")
 if os.path.exists(io_path) and not ADAPTER:
-    io = load_st(io_path)
+    io = st_io.load(io_path)
     logits, atts = forward(io["pixel_values"])
     check("reference logits equal the golden logits", (logits - io["logits"]).abs().max() < 1e-4,
           float((logits - io["logits"]).abs().max()))
@@ -125,7 +112,7 @@ if os.path.exists(io_path) and not ADAPTER:
 # the same pixels for both sides
 pv = os.path.join(WORK, "pixels.safetensors")
 subprocess.run([BIN, "preprocess", "--model", MODEL, "--out", pv, "--overwrite"] + IMAGES, check=True, stdout=subprocess.DEVNULL)
-pixels = load_st(pv)["pixel_values"]
+pixels = st_io.load(pv)["pixel_values"]
 worst = {}
 for method, fn in (("rollout", rollout), ("relevance", relevance)):
     cmd = [BIN, "explain", "--model", MODEL, "--method", method] + (["--adapter", ADAPTER] if ADAPTER else []) + IMAGES

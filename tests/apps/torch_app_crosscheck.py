@@ -7,6 +7,8 @@ Usage: torch_app_crosscheck.py DEIT_LORA WORKDIR. Needs python3-torch, python3-n
 import json, math, os, struct, subprocess, sys
 import numpy as np
 import torch
+
+import st_io
 import torch.nn.functional as F
 from PIL import Image
 
@@ -27,20 +29,6 @@ def save_st(t, path):
     h = json.dumps(hdr).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     open(path, "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def load_st(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        h = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(v["shape"]).copy())
-    return out
 
 
 def rnd(*s, scale=0.3):
@@ -164,7 +152,7 @@ check("eval accuracy", abs(r["accuracy"] - float((pred == Y).float().mean())) < 
 # merge: a plain model directory with the adapter folded in
 merged = os.path.join(WORK, "merged")
 subprocess.run([BIN, "merge", "--model", model_dir, "--adapter", adapter_dir, "--output", merged], check=True, capture_output=True)
-mw = load_st(os.path.join(merged, "model.safetensors"))
+mw = st_io.load(os.path.join(merged, "model.safetensors"))
 with torch.no_grad():
     d = float((forward(X, None, (mw["classifier.weight"], mw["classifier.bias"]), weights=mw) - forward(X, lora, head)).abs().max())
 check("merge logits equal the adapter's", d <= 1e-5, f"max diff {d:.2e}")
@@ -196,7 +184,7 @@ for e in range(epochs):
         opt.step()
         opt.zero_grad()
         step += 1
-got = load_st(os.path.join(out_dir, "adapter_model.safetensors"))
+got = st_io.load(os.path.join(out_dir, "adapter_model.safetensors"))
 worst = 0.0
 for (i, m), (A, B) in params.items():
     v4 = f"base_model.model.vit.encoder.layer.{i}.{m}"
