@@ -5,21 +5,11 @@
 
 #include "../data/image.h"
 #include "../models/vit_config.h"
+#include "../tensor/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-// A growing string; after an allocation failure it stays as it was and oom is set.
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} StrBuf;
-
-void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_append(StrBuf *b, const void *data, size_t n); // bytes (kept 0-terminated)
-void sb_json_str(StrBuf *b, const char *s);            // a JSON string literal: quotes, escapes
-void sb_free(StrBuf *b);
 
 // ids of p[0..n) from the largest down; ties keep the lower id (torch.topk's order). Caller frees.
 int *results_rank(const float *p, int n);

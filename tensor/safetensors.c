@@ -11,6 +11,7 @@
 #include "weights.h"
 
 #include "fileio.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -415,48 +416,6 @@ fail:
 
 // ---------------------------------------------------------------- writing
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} Out;
-
-static void out_add(Out *o, const char *s, size_t n) {
-    if (o->oom) return;
-    if (o->n + n + 1 > o->cap) {
-        size_t cap = (o->n + n + 1) * 2;
-        char *g = realloc(o->s, cap);
-        if (!g) {
-            o->oom = true;
-            return;
-        }
-        o->s = g, o->cap = cap;
-    }
-    memcpy(o->s + o->n, s, n);
-    o->n += n;
-    o->s[o->n] = 0;
-}
-
-static void out_fmt(Out *o, const char *fmt, ...) {
-    char b[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b, sizeof b, fmt, ap);
-    va_end(ap);
-    out_add(o, b, (size_t)k);
-}
-
-static void out_str(Out *o, const char *s) {
-    out_add(o, "\"", 1);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') out_fmt(o, "\\%c", ch);
-        else if (ch < 0x20) out_fmt(o, "\\u%04x", ch);
-        else out_add(o, s, 1);
-    }
-    out_add(o, "\"", 1);
-}
-
 static int item_cmp(const void *a, const void *b) { return strcmp(((const StItem *)a)->name, ((const StItem *)b)->name); }
 
 static const char *st_dtype(const Tensor *t) {
@@ -465,31 +424,31 @@ static const char *st_dtype(const Tensor *t) {
 
 // the header, padded with spaces to a multiple of 8 bytes; NULL with a message
 static char *header_json(const StItem *items, int n, const char *const *metadata, size_t *len, const char *path, char *err, size_t errn) {
-    Out o = {0};
-    out_add(&o, "{", 1);
+    StrBuf o = {0};
+    sb_printf(&o, "{");
     if (metadata && metadata[0]) {
-        out_add(&o, "\"__metadata__\":{", 16);
+        sb_printf(&o, "\"__metadata__\":{");
         for (int i = 0; metadata[i] && metadata[i + 1]; i += 2) {
-            if (i) out_add(&o, ",", 1);
-            out_str(&o, metadata[i]), out_add(&o, ":", 1), out_str(&o, metadata[i + 1]);
+            if (i) sb_printf(&o, ",");
+            sb_json_str(&o, metadata[i]), sb_printf(&o, ":"), sb_json_str(&o, metadata[i + 1]);
         }
-        out_add(&o, "}", 1);
+        sb_printf(&o, "}");
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const Tensor *t = items[i].t;
-        if (o.n > 1) out_add(&o, ",", 1);
-        out_str(&o, items[i].name);
-        out_fmt(&o, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype(t));
-        for (int d = 0; d < t->ndim; d++) out_fmt(&o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        if (o.n > 1) sb_printf(&o, ",");
+        sb_json_str(&o, items[i].name);
+        sb_printf(&o, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype(t));
+        for (int d = 0; d < t->ndim; d++) sb_printf(&o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
         uint64_t nb = (uint64_t)tensor_numel(t) * dtype_size(t->dtype);
-        out_fmt(&o, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + nb));
+        sb_printf(&o, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + nb));
         off += nb;
     }
-    out_add(&o, "}", 1);
-    while (!o.oom && o.n % 8) out_add(&o, " ", 1);
+    sb_printf(&o, "}");
+    while (!o.oom && o.n % 8) sb_printf(&o, " ");
     if (o.oom) {
-        free(o.s);
+        sb_free(&o);
         snprintf(err, errn, "%s: out of memory writing the header", path);
         return NULL;
     }
