@@ -29,16 +29,24 @@ static Tensor *out_like(Ctx *c, Tensor *x, int64_t last) {
 
 // ---- LoRA linear ----
 
+// what the backward needs: contiguous x and w, t = dropout(x) A^T, and where the mask's draws began
+typedef struct {
+    Tensor *x, *w, *t;
+    int64_t N, IC, OC, r;
+    double scale, p;
+    uint64_t seed, offset;
+} LoraSaved;
+
 static void lora_bw(AgNode *n) {
-    Tensor *xc = n->saved[0], *wc = n->saved[1], *t = n->saved[2], *A = n->in[3], *B = n->in[4];
+    const LoraSaved *s = n->aux;
+    Tensor *A = n->in[3], *B = n->in[4];
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
-    int64_t N = n->i[0], IC = n->i[1], OC = n->i[2], r = n->i[3];
-    Tensor *g = tensor_new(n->out->ctx, xc->dtype, 2, (int64_t[]){N, r});
-    AG_DISPATCH(xc->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                gA ? gA->data : NULL, gB ? gB->data : NULL, g->data, n->out->grad->data, xc->data, wc->data, A->data, B->data,
-                t->data, N, IC, OC, r, n->f[0], n->f[1], (uint64_t)n->i[4], (uint64_t)n->i[5]);
+    Tensor *g = tensor_new(n->out->ctx, s->x->dtype, 2, (int64_t[]){s->N, s->r});
+    AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL,
+                gb ? gb->data : NULL, gA ? gA->data : NULL, gB ? gB->data : NULL, g->data, n->out->grad->data, s->x->data,
+                s->w->data, A->data, B->data, s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p, s->seed, s->offset);
 }
 
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
@@ -71,12 +79,9 @@ Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tens
     AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, xc->data, wc->data, bc ? bc->data : NULL, Ac->data, Bc->data,
                 N, IC, OC, r, scale, p, seed, off);
     AgNode *n = ag_record(c, "lora_linear", y, 5, (Tensor *[]){x, w, b, A, B}, lora_bw);
-    if (n) {
-        n->saved[0] = xc, n->saved[1] = wc, n->saved[2] = t;
-        int64_t q[] = {N, IC, OC, r, (int64_t)seed, (int64_t)off};
-        memcpy(n->i, q, sizeof q);
-        n->f[0] = scale, n->f[1] = p;
-    }
+    LoraSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (LoraSaved){xc, wc, t, N, IC, OC, r, scale, p, seed, off};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
 
@@ -91,13 +96,18 @@ static void residual_bw(Tensor *res, Tensor *g) {
     else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0, 0.0);
 }
 
+typedef struct {
+    Tensor *x, *w; // contiguous
+    int64_t N, IC, OC;
+} LinResSaved;
+
 static void linres_bw(AgNode *n) {
-    Tensor *xc = n->saved[0], *wc = n->saved[1];
+    const LinResSaved *s = n->aux;
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
-    if (gx) AG_DISPATCH(xc->dtype, linear_backward_dx, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, wc->data, n->i[0], n->i[1], n->i[2]);
-    AG_DISPATCH(xc->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data,
-                wc->data, n->i[0], n->i[1], n->i[2]);
+    if (gx) AG_DISPATCH(s->x->dtype, linear_backward_dx, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, s->w->data, s->N, s->IC, s->OC);
+    AG_DISPATCH(s->x->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->x->data,
+                s->w->data, s->N, s->IC, s->OC);
     residual_bw(n->in[3], n->out->grad);
 }
 
@@ -114,20 +124,25 @@ Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res
     Tensor *rc = tensor_contiguous(c, res);
     AG_DISPATCH(x->dtype, linear_residual_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
     AgNode *n = ag_record(c, "linear_residual", y, 4, (Tensor *[]){x, w, b, res}, linres_bw);
-    if (n) {
-        n->saved[0] = xc, n->saved[1] = wc;
-        n->i[0] = N, n->i[1] = IC, n->i[2] = OC;
-    }
+    LinResSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (LinResSaved){xc, wc, N, IC, OC};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
 
 // ---- MLP with residual (frozen weights) ----
 
+typedef struct {
+    Tensor *h, *w1, *w2; // the pre-activation [N, F]; the contiguous weights
+    int64_t N, D, F;
+} MlpSaved;
+
 static void mlp_bw(AgNode *n) {
-    Tensor *h = n->saved[0], *w1 = n->saved[1], *w2 = n->saved[2], *g = n->out->grad;
+    const MlpSaved *s = n->aux;
+    Tensor *g = n->out->grad;
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx);
-    if (gx) AG_DISPATCH(h->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, h->data, w1->data, w2->data, n->i[0], n->i[1], n->i[2]);
+    if (gx) AG_DISPATCH(s->h->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->h->data, s->w1->data, s->w2->data, s->N, s->D, s->F);
     residual_bw(n->in[1], g);
 }
 
@@ -150,10 +165,9 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
     AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N, D, F);
     AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
-    if (n) {
-        n->saved[0] = h, n->saved[1] = w1c, n->saved[2] = w2c;
-        n->i[0] = N, n->i[1] = D, n->i[2] = F;
-    }
+    MlpSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (MlpSaved){h, w1c, w2c, N, D, F};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
 
