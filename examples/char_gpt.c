@@ -1,6 +1,6 @@
 // char_gpt.c: a tiny causal GPT, character by character, on a plain-text file Debian ships (the
 // GPL, /usr/share/common-licenses/GPL-3, in base-files), written against the installed library.
-//   cc char_gpt.c $(pkg-config --cflags --libs cgrad) -lm -o char_gpt
+//   cc char_gpt.c $(pkg-config --cflags --libs cgrad-core) -lm -o char_gpt
 //   ./char_gpt [STEPS] [TEXT_FILE]           (500 steps by default)
 // GPT-2's block (pre-LayerNorm, causal self-attention, GELU MLP, residuals), 4 layers, width 128,
 // 4 heads, context 64, token embedding tied to the output layer; AdamW (lr 3e-3, weight decay
