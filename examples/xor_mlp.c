@@ -1,5 +1,5 @@
 // xor_mlp.c: a small model written against the installed library.
-//   cc xor_mlp.c $(pkg-config --cflags --libs cgrad) -o xor_mlp && ./xor_mlp
+//   cc xor_mlp.c $(pkg-config --cflags --libs cgrad-core) -o xor_mlp && ./xor_mlp
 // A 2-8-2 MLP learns XOR with plain gradient descent; parameters live in one context,
 // each step's tensors in another that is reset every step.
 #include <cgrad_core.h>
