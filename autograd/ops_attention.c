@@ -1,5 +1,5 @@
 // ops_attention.c: fused multi-head self-attention, softmax(q k^T / sqrt(hs)) v per head: with the
-// probabilities kept (asked for, or the ViT's path), or without them (recomputed in the backward).
+// probabilities kept (when asked for, as explanations do), or without them (recomputed in the backward).
 #include "extend.h"
 
 #include <math.h>

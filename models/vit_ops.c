@@ -6,6 +6,7 @@
 #include "vit_ops.h"
 
 #include "../autograd/extend.h"
+#include "vit_kernels.h"
 
 #include <string.h>
 

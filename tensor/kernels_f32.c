@@ -1,6 +1,7 @@
 // kernels_f32.c: the kernels in single precision (the computation dtype).
 #include "fastmath.h"
 #include "kernels.h"
+#include "kernels_ext.h"
 #include "rng.h"
 #include "sgemm.h"
 #include "tensor.h"

@@ -1,5 +1,6 @@
 // kernels_f64.c: the kernels in double precision (for gradient checks).
 #include "kernels.h"
+#include "kernels_ext.h"
 #include "rng.h"
 #include "tensor.h"
 
