@@ -5,15 +5,8 @@
 
 #include "../tensor/kernels.h"
 
-#define real float
-#define K(name) name##_f32
-#include "vit_kernels_decl.inc"
-#undef real
-#undef K
-#define real double
-#define K(name) name##_f64
-#include "vit_kernels_decl.inc"
-#undef real
-#undef K
+#define EACH_REAL_INC "../models/vit_kernels_decl.inc"
+#include "../tensor/each_real.inc"
+#undef EACH_REAL_INC
 
 #endif

@@ -37,16 +37,9 @@ typedef struct {
 // Strided broadcast iteration: `shape` is the output's (nd dims); sa/sb are the element strides
 // of a and b against that shape (0 on broadcast dimensions). Gradient buffers use the strides
 // sga/sgb (contiguous strides of a/b placed on the output shape, 0 where broadcast).
-#define real float
-#define K(name) name##_f32
-#include "kernels_decl.inc"
-#undef real
-#undef K
-#define real double
-#define K(name) name##_f64
-#include "kernels_decl.inc"
-#undef real
-#undef K
+#define EACH_REAL_INC "kernels_decl.inc"
+#include "each_real.inc"
+#undef EACH_REAL_INC
 
 #ifdef __cplusplus
 }
