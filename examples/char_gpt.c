@@ -2,8 +2,9 @@
 // GPL, /usr/share/common-licenses/GPL-3, in base-files), written against the installed library.
 //   cc char_gpt.c $(pkg-config --cflags --libs cgrad-core) -lm -o char_gpt
 //   ./char_gpt [STEPS] [TEXT_FILE]           (500 steps by default)
-// GPT-2's block (pre-LayerNorm, causal self-attention, GELU MLP, residuals), 4 layers, width 128,
-// 4 heads, context 64, token embedding tied to the output layer; AdamW (lr 3e-3, weight decay
+// GPT-2's block (pre-LayerNorm, causal self-attention, GELU MLP, residuals) from nn.h's layers
+// (Embedding, LayerNorm, causal MultiheadAttention, Linear) with GPT-2's initialisation, 4 layers,
+// width 128, 4 heads, context 64, token embedding tied to the output layer; AdamW (lr 3e-3, weight decay
 // 0.1 on matrices), linear decay after 50 warm-up steps, clipping at 1.0, batches of 32 windows.
 // Prints the training loss (nats per character, over the last 50 steps) and the loss on the text's
 // last 10% (held out), then samples 300 characters. Exits 1 when the training loss is above the
@@ -19,73 +20,67 @@
 enum { L = 4, D = 128, NH = 4, T = 64, B = 32 };
 
 typedef struct {
-    Tensor *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fc1w, *fc1b, *fc2w, *fc2b;
+    NnLayerNorm ln1, ln2;
+    NnMultiheadAttention attn; // causal
+    NnLinear fc1, fc2;
 } Block;
 
 typedef struct {
     int V;
-    Tensor *tok, *pos, *lnfw, *lnfb; // tok [V, D] also the output layer; pos [T, D]
+    NnParams ps;     // tok.weight, pos, blocks.N.norm1.weight, blocks.N.attn.in_proj_weight, ..., norm.bias
+    NnEmbedding tok; // [V, D], also the output layer (tied)
+    Tensor *pos;     // [T, D]
     Block blk[L];
-    Tensor *params[4 + 12 * L], *decay[2 + 4 * L], *nodecay[3 + 8 * L];
-    int np, nd, nn;
+    NnLayerNorm lnf;
 } Gpt;
 
-static Tensor *make(Gpt *g, Ctx *pc, Rng *r, int ndim, const int64_t *shape, double std, double fill, bool decays) {
-    Tensor *t = tensor_new(pc, DT_F32, ndim, shape);
-    if (std > 0)
-        rng_fill_normal(r, t, 0.0, std); // GPT-2's initialisation: N(0, 0.02)
-    else
-        tensor_fill(t, fill);
-    ag_set_requires_grad(t, true);
-    g->params[g->np++] = t;
-    if (decays)
-        g->decay[g->nd++] = t;
-    else
-        g->nodecay[g->nn++] = t;
-    return t;
+// GPT-2's initialisation instead of PyTorch's defaults: matrices N(0, 0.02), the residual
+// projections N(0, 0.02 / sqrt(2 L)), biases 0 (norms keep ones and zeros)
+static void gpt2_init(Tensor *t, Rng *r, double std) {
+    if (std > 0) rng_fill_normal(r, t, 0.0, std);
+    else tensor_fill(t, 0.0);
 }
 
 static void gpt_init(Gpt *g, Ctx *pc, int V, uint64_t seed) {
     memset(g, 0, sizeof *g);
-    Rng r = rng_new(seed);
     g->V = V;
-    double proj_std = 0.02 / sqrt(2.0 * L); // GPT-2 scales the residual projections
-    g->tok = make(g, pc, &r, 2, (int64_t[]){V, D}, 0.02, 0, true);
-    g->pos = make(g, pc, &r, 2, (int64_t[]){T, D}, 0.02, 0, false);
+    nn_params_init(&g->ps, pc, seed);
+    NnParams *ps = &g->ps;
+    g->tok = nn_embedding_new(ps, "tok", V, D);
+    g->pos = tensor_zeros(pc, DT_F32, 2, (int64_t[]){T, D});
+    nn_params_add(ps, "pos", g->pos);
+    ag_set_requires_grad(g->pos, true);
+    double proj_std = 0.02 / sqrt(2.0 * L);
+    Rng *r = ps->rng;
+    gpt2_init(g->tok.weight, r, 0.02), gpt2_init(g->pos, r, 0.02);
     for (int l = 0; l < L; l++) {
         Block *b = &g->blk[l];
-        b->ln1w = make(g, pc, &r, 1, (int64_t[]){D}, 0, 1, false);
-        b->ln1b = make(g, pc, &r, 1, (int64_t[]){D}, 0, 0, false);
-        b->qkvw = make(g, pc, &r, 2, (int64_t[]){3 * D, D}, 0.02, 0, true);
-        b->qkvb = make(g, pc, &r, 1, (int64_t[]){3 * D}, 0, 0, false);
-        b->projw = make(g, pc, &r, 2, (int64_t[]){D, D}, proj_std, 0, true);
-        b->projb = make(g, pc, &r, 1, (int64_t[]){D}, 0, 0, false);
-        b->ln2w = make(g, pc, &r, 1, (int64_t[]){D}, 0, 1, false);
-        b->ln2b = make(g, pc, &r, 1, (int64_t[]){D}, 0, 0, false);
-        b->fc1w = make(g, pc, &r, 2, (int64_t[]){4 * D, D}, 0.02, 0, true);
-        b->fc1b = make(g, pc, &r, 1, (int64_t[]){4 * D}, 0, 0, false);
-        b->fc2w = make(g, pc, &r, 2, (int64_t[]){D, 4 * D}, proj_std, 0, true);
-        b->fc2b = make(g, pc, &r, 1, (int64_t[]){D}, 0, 0, false);
+        char n[64];
+#define NAME(part) (snprintf(n, sizeof n, "blocks.%d.%s", l, part), n)
+        b->ln1 = nn_layernorm_new(ps, NAME("norm1"), D, 1e-5);
+        b->attn = nn_mha_new(ps, NAME("attn"), D, NH, true);
+        b->ln2 = nn_layernorm_new(ps, NAME("norm2"), D, 1e-5);
+        b->fc1 = nn_linear_new(ps, NAME("fc1"), D, 4 * D, true);
+        b->fc2 = nn_linear_new(ps, NAME("fc2"), 4 * D, D, true);
+#undef NAME
+        gpt2_init(b->attn.in_proj_weight, r, 0.02), gpt2_init(b->attn.out_proj.weight, r, proj_std);
+        gpt2_init(b->fc1.weight, r, 0.02), gpt2_init(b->fc1.bias, r, 0), gpt2_init(b->fc2.weight, r, proj_std), gpt2_init(b->fc2.bias, r, 0);
     }
-    g->lnfw = make(g, pc, &r, 1, (int64_t[]){D}, 0, 1, false);
-    g->lnfb = make(g, pc, &r, 1, (int64_t[]){D}, 0, 0, false);
+    g->lnf = nn_layernorm_new(ps, "norm", D, 1e-5);
 }
 
 // logits [n, t, V] for token ids idx [n, t] (t <= T)
 static Tensor *gpt_forward(Ctx *c, const Gpt *g, Tensor *idx) {
     int64_t n = idx->shape[0], t = idx->shape[1];
-    Tensor *x = ag_add(c, ag_embedding(c, g->tok, idx), ag_narrow(c, g->pos, 0, 0, t));
+    Tensor *x = ag_add(c, nn_embedding(c, &g->tok, idx), ag_narrow(c, g->pos, 0, 0, t));
     for (int l = 0; l < L; l++) {
         const Block *b = &g->blk[l];
-        Tensor *qkv[3];
-        ag_split(c, ag_linear(c, ag_layernorm(c, x, b->ln1w, b->ln1b, 1e-5), b->qkvw, b->qkvb), 2, (int64_t[]){D, D, D}, 3, qkv);
-        Tensor *att = ag_attention_masked(c, qkv[0], qkv[1], qkv[2], NH, NULL, true, NULL);
-        x = ag_add(c, x, ag_linear(c, att, b->projw, b->projb));
-        Tensor *h = ag_gelu_tanh(c, ag_linear(c, ag_layernorm(c, x, b->ln2w, b->ln2b, 1e-5), b->fc1w, b->fc1b));
-        x = ag_add(c, x, ag_linear(c, h, b->fc2w, b->fc2b));
+        x = ag_add(c, x, nn_mha(c, &b->attn, nn_layernorm(c, &b->ln1, x), NULL));
+        Tensor *h = ag_gelu_tanh(c, nn_linear(c, &b->fc1, nn_layernorm(c, &b->ln2, x)));
+        x = ag_add(c, x, nn_linear(c, &b->fc2, h));
     }
-    x = ag_layernorm(c, x, g->lnfw, g->lnfb, 1e-5);
-    return ag_reshape(c, ag_linear(c, x, g->tok, NULL), 3, (int64_t[]){n, t, g->V});
+    x = nn_layernorm(c, &g->lnf, x);
+    return ag_reshape(c, ag_linear(c, x, g->tok.weight, NULL), 3, (int64_t[]){n, t, g->V});
 }
 
 // the mean cross-entropy of next-character prediction over windows starting at starts[0..n)
@@ -162,9 +157,18 @@ int main(int argc, char **argv) {
     Ctx *pc = ctx_new(1 << 22), *c = ctx_new(64u << 20);
     Gpt g;
     gpt_init(&g, pc, V, 1337);
-    OptimGroup groups[2] = {{g.decay, g.nd, 1.0, 0.1}, {g.nodecay, g.nn, 1.0, 0.0}};
-    Optim *o = optim_adamw(groups, 2, 0.9, 0.95, 1e-8);
-    printf("char_gpt: %s, %zu characters (%d distinct), %d parameters tensors\n", path, len, V, g.np);
+    OptimGroup groups[2]; // weight decay on the matrices; none on biases, norms, and here the positions
+    int ng = optim_hf_groups(&g.ps, 0.1, groups);
+    for (int i = 0; i < groups[0].n; i++)
+        if (groups[0].params[i] == g.pos) { // from the decaying group to the other
+            groups[0].params[i] = groups[0].params[--groups[0].n];
+            groups[1].params[groups[1].n++] = g.pos;
+            break;
+        }
+    Optim *o = optim_adamw(groups, ng, 0.9, 0.95, 1e-8);
+    optim_groups_free(groups, ng);
+    printf("char_gpt: %s, %zu characters (%d distinct), %lld parameters in %d tensors\n", path, len, V,
+           (long long)nn_params_count(&g.ps, false), g.ps.n);
     Rng r = rng_new(7);
     int64_t starts[B];
     double recent = 0, t0 = now();
@@ -177,7 +181,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "char_gpt: %s\n", ctx_error(c));
             return 1;
         }
-        optim_clip_grad_norm(g.params, g.np, 1.0);
+        optim_clip(o, 1.0);
         double lr = 3e-3 * (s < 50 ? (s + 1) / 50.0 : 1.0 - (double)(s - 50) / (steps - 50 > 0 ? steps - 50 : 1));
         optim_step(o, lr);
         optim_zero_grad(o);
@@ -203,6 +207,7 @@ int main(int argc, char **argv) {
     printf("sample:\n");
     sample(c, &g, alphabet, id_of, "The GNU General Public License ", 300, 0.8, &r);
     optim_free(o);
+    nn_params_free(&g.ps);
     ctx_free(c), ctx_free(pc);
     free(text), free(raw);
     return train_loss <= max_loss ? 0 : 1;
