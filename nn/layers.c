@@ -9,6 +9,10 @@
 static Tensor *param(NnParams *ps, const char *name, const char *suffix, bool buffer, DType dt, int ndim, const int64_t *shape) {
     char full[512];
     snprintf(full, sizeof full, "%s%s%s", name, name[0] ? "." : "", suffix);
+    if (!ps->ctx || !ps->rng) { // no context to hold a message: said here, and the layer's tensors stay NULL
+        fprintf(stderr, "nn: cannot create '%s': the parameter set has no context (call nn_params_init first)\n", full);
+        return NULL;
+    }
     Tensor *t = tensor_zeros(ps->ctx, dt, ndim, shape);
     if (!t) return NULL;
     if (buffer) nn_params_add_buffer(ps, full, t);

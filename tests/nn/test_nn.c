@@ -89,6 +89,14 @@ START_TEST(test_default_init_and_names) {
     int64_t want = 300 * 401 + 64 * 4 * 9 + 64 + 500 * 64 + 64 * 2 + 64 + 64 * 2 + 64 * 2 + 3 * 64 * 64 + 3 * 64 + 64 * 64 + 64;
     ck_assert_int_eq(nn_params_count(&ps, false), want);
     ck_assert_int_eq(nn_params_set_trainable(&ps, "bn.*", false), 2); // the buffers are not parameters
+    // a set that was never initialised: no tensors, and a forward through the layer says what is missing
+    NnParams raw = {0};
+    NnLinear none = nn_linear_new(&raw, "fc", 4, 2, true);
+    ck_assert(!none.weight && !none.bias && raw.n == 0);
+    Ctx *c = ctx_new(1 << 16);
+    ck_assert_ptr_null(nn_linear(c, &none, tensor_zeros(c, DT_F32, SHAPE(1, 4))));
+    ck_assert_msg(strstr(ctx_error(c), "linear") && strstr(ctx_error(c), "NULL"), "%s", ctx_error(c));
+    ctx_free(c);
     // a layer that cannot be built says why
     nn_conv2d_new(&ps, "bad", 3, 8, 3, 1, 0, 1, 2, true);
     ck_assert(!ctx_ok(pc) && strstr(ctx_error(pc), "conv2d 'bad'"));
