@@ -12,18 +12,18 @@
 #include <tgmath.h>
 #undef I
 
-#define real float
+#define real    float
 #define K(name) name##_f32
-#define K_ERF erf_fast
-#define K_EXP exp_fast
+#define K_ERF   erf_fast
+#define K_EXP   exp_fast
 #include "vit_kernels.inc"
 #undef real
 #undef K
 #undef K_ERF
 #undef K_EXP
 
-#define real double
+#define real    double
 #define K(name) name##_f64
-#define K_ERF erf
-#define K_EXP exp
+#define K_ERF   erf
+#define K_EXP   exp
 #include "vit_kernels.inc"

@@ -49,7 +49,9 @@ static int same_lora(const VitModel *m, const char *path, char *err, size_t errn
     const VitLoraSpec *s = &m->lora;
     if (ac.spec.r != s->r || ac.spec.alpha != s->alpha || ac.spec.dropout != s->dropout || // cJSON writes doubles that read back exactly
         ac.spec.rslora != s->rslora || strcmp(ac.spec.target_regex, s->target_regex)) {
-        snprintf(err, errn, "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the same settings",
+        snprintf(err, errn,
+                 "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the "
+                 "same settings",
                  path, ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.target_regex[0] ? ", regex " : "", ac.spec.target_regex, s->r,
                  s->alpha, s->dropout, s->target_regex[0] ? ", regex " : "", s->target_regex);
         return -1;
@@ -64,7 +66,8 @@ static int vit_ckpt_load(void *self, const char *dir, char *err, size_t errn) {
     bool lora = m->has_lora;
     if (lora && same_lora(m, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) return -1;
     WFile tf;
-    if (safetensors_open(&tf, path_join(p, sizeof p, dir, lora ? "adapter_model.safetensors" : "model.safetensors"), err, errn) != 0) return -1;
+    if (safetensors_open(&tf, path_join(p, sizeof p, dir, lora ? "adapter_model.safetensors" : "model.safetensors"), err, errn) != 0)
+        return -1;
     int found = 0, rc = -1;
     for (int i = 0; i < m->params.n; i++) {
         Tensor *t = m->params.p[i].t;
@@ -74,14 +77,16 @@ static int vit_ckpt_load(void *self, const char *dir, char *err, size_t errn) {
         for (int k = 0; k < tf.n && !e; k++)
             if (!strcmp(vit_canonical_name(tf.e[k].name, canon, sizeof canon), m->params.p[i].name)) e = &tf.e[k];
         if (!e || e->dtype != WD_F32 || e->ndim != t->ndim || memcmp(e->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim)) {
-            snprintf(err, errn, "%s: checkpoint lacks tensor '%s' of the right shape (was it made with other settings?)", p, m->params.p[i].name);
+            snprintf(err, errn, "%s: checkpoint lacks tensor '%s' of the right shape (was it made with other settings?)", p,
+                     m->params.p[i].name);
             goto out;
         }
         memcpy(t->data, e->data, (size_t)tensor_numel(t) * 4);
         found++;
     }
     if (found != tf.n) { // e.g. fewer LoRA targets than the checkpoint was trained with
-        snprintf(err, errn, "%s: checkpoint holds %d trainable tensors but these settings train %d: resume with the same settings", p, tf.n, found);
+        snprintf(err, errn, "%s: checkpoint holds %d trainable tensors but these settings train %d: resume with the same settings", p, tf.n,
+                 found);
         goto out;
     }
     rc = 0;

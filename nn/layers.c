@@ -15,7 +15,8 @@ static Tensor *param(NnParams *ps, const char *name, const char *suffix, bool bu
     }
     Tensor *t = tensor_zeros(ps->ctx, dt, ndim, shape);
     if (!t) return NULL;
-    if (buffer) nn_params_add_buffer(ps, full, t);
+    if (buffer)
+        nn_params_add_buffer(ps, full, t);
     else {
         nn_params_add(ps, full, t);
         ag_set_requires_grad(t, true);
@@ -46,8 +47,8 @@ NnLinear nn_linear_new(NnParams *ps, const char *name, int64_t in, int64_t out, 
 
 Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) { return ag_linear(c, x, l->weight, l->bias); }
 
-NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation,
-                       int groups, bool bias) {
+NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation, int groups,
+                       bool bias) {
     NnConv2d l = {NULL, NULL, {stride, stride}, {padding, padding}, {dilation, dilation}, groups};
     if (groups < 1 || in % groups || out % groups || kernel < 1) {
         ctx_fail(ps->ctx, "conv2d '%s': %d in and %d out channels in %d groups with kernel %d do not fit", name, in, out, groups, kernel);
@@ -92,8 +93,8 @@ NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t
 Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) { return ag_group_norm(c, x, l->groups, l->weight, l->bias, l->eps); }
 
 NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
-    NnBatchNorm l = {constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), NULL, NULL, NULL,
-                     eps, momentum, ps};
+    NnBatchNorm l = {
+        constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), NULL, NULL, NULL, eps, momentum, ps};
     l.running_mean = param(ps, name, "running_mean", true, DT_F32, 1, (int64_t[]){channels});
     l.running_var = param(ps, name, "running_var", true, DT_F32, 1, (int64_t[]){channels});
     for (int64_t i = 0; l.running_var && i < channels; i++) tensor_set_flat(l.running_var, i, 1.0);

@@ -8,8 +8,8 @@
 
 NnLora *nn_lora_new(NnParams *ps, const char *name, NnLinear *base, int r, double alpha, double dropout) {
     if (!base || !base->weight || r < 1 || !(alpha > 0) || !(dropout >= 0 && dropout < 1)) {
-        ctx_fail(ps->ctx, "lora '%s': needs a linear layer, r >= 1, alpha > 0 and dropout in [0, 1) (got r %d, alpha %g, dropout %g)",
-                 name, r, alpha, dropout);
+        ctx_fail(ps->ctx, "lora '%s': needs a linear layer, r >= 1, alpha > 0 and dropout in [0, 1) (got r %d, alpha %g, dropout %g)", name,
+                 r, alpha, dropout);
         return NULL;
     }
     int64_t out = base->weight->shape[0], in = base->weight->shape[1];
@@ -46,8 +46,7 @@ static void merge_sign(NnLora *lo, double sign) {
     Tensor *w = lo->base->weight;
     int64_t out = w->shape[0], in = w->shape[1];
     // W [out, in] += sign * scale * B [out, r] A [r, in]
-    AG_DISPATCH(w->dtype, gemm, false, false, out, in, lo->r, sign * lo->scale, lo->B->data, lo->r, lo->A->data, in, 1.0,
-                w->data, in);
+    AG_DISPATCH(w->dtype, gemm, false, false, out, in, lo->r, sign * lo->scale, lo->B->data, lo->r, lo->A->data, in, 1.0, w->data, in);
 }
 
 void nn_lora_merge(NnLora *l) {

@@ -33,8 +33,8 @@ typedef struct {
 typedef struct NnParams {
     NnParam *p;
     int n, cap;
-    Ctx *ctx;      // where constructors allocate (the set does not own it)
-    Rng *rng;      // initialisation and dropout draws (points at own_rng unless the model sets it)
+    Ctx *ctx; // where constructors allocate (the set does not own it)
+    Rng *rng; // initialisation and dropout draws (points at own_rng unless the model sets it)
     Rng own_rng;
     bool training; // train/eval mode: nn_params_train
 } NnParams;
@@ -42,7 +42,7 @@ typedef struct NnParams {
 // An empty set allocating in pc, its generator seeded with seed, in training mode. (A set that
 // only registers tensors made elsewhere may also start as {0}.)
 void nn_params_init(NnParams *ps, Ctx *pc, uint64_t seed);
-void nn_params_train(NnParams *ps, bool on); // PyTorch's model.train(on) / model.eval()
+void nn_params_train(NnParams *ps, bool on);                          // PyTorch's model.train(on) / model.eval()
 void nn_params_add(NnParams *ps, const char *name, Tensor *t);        // the set owns a copy of name
 void nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t); // saved, loaded, never trained
 Tensor *nn_params_get(const NnParams *ps, const char *name);
@@ -75,8 +75,8 @@ typedef struct {
     Tensor *weight, *bias;
     int stride[2], padding[2], dilation[2], groups;
 } NnConv2d;
-NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation,
-                       int groups, bool bias);
+NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation, int groups,
+                       bool bias);
 Tensor *nn_conv2d(Ctx *c, const NnConv2d *l, Tensor *x); // x [B, in, H, W]
 
 // Embedding: weight [num, dim] ~ N(0, 1); ids int64 of any shape -> [ids..., dim]
@@ -154,16 +154,16 @@ typedef struct {
     Tensor *A, *B;
     int r;
     double alpha, scale, dropout;
-    bool enabled; // false: the base layer alone
-    bool merged;  // base W holds W + scale B A; the branch is skipped
+    bool enabled;        // false: the base layer alone
+    bool merged;         // base W holds W + scale B A; the branch is skipped
     const NnParams *set; // its mode and generator (dropout)
 } NnLora;
 // NULL (with a message in the set's context) when r < 1, alpha <= 0 or dropout outside [0, 1)
 NnLora *nn_lora_new(NnParams *ps, const char *name, NnLinear *base, int r, double alpha, double dropout);
 Tensor *nn_lora(Ctx *c, const NnLora *l, Tensor *x);
 bool nn_lora_active(const NnLora *l); // enabled and not merged
-void nn_lora_merge(NnLora *l);   // W += scale B A (W must be writable)
-void nn_lora_unmerge(NnLora *l); // W -= scale B A
+void nn_lora_merge(NnLora *l);        // W += scale B A (W must be writable)
+void nn_lora_unmerge(NnLora *l);      // W -= scale B A
 
 #ifdef __cplusplus
 }

@@ -62,8 +62,10 @@ static int hex4(Hdr *h, unsigned *v) {
     *v = 0;
     for (int k = 0; k < 4; k++) {
         char ch = h->s[h->i++];
-        unsigned d = ch >= '0' && ch <= '9' ? (unsigned)(ch - '0') : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
-                     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10) : 16u;
+        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10)
+                                              : 16u;
         if (d > 15) return hfail(h, "a bad \\u escape");
         *v = *v << 4 | d;
     }
@@ -71,13 +73,15 @@ static int hex4(Hdr *h, unsigned *v) {
 }
 
 static void put_utf8(char *o, size_t *k, unsigned cp) {
-    if (cp < 0x80) o[(*k)++] = (char)cp;
-    else if (cp < 0x800) o[(*k)++] = (char)(0xC0 | cp >> 6), o[(*k)++] = (char)(0x80 | (cp & 0x3F));
+    if (cp < 0x80)
+        o[(*k)++] = (char)cp;
+    else if (cp < 0x800)
+        o[(*k)++] = (char)(0xC0 | cp >> 6), o[(*k)++] = (char)(0x80 | (cp & 0x3F));
     else if (cp < 0x10000)
         o[(*k)++] = (char)(0xE0 | cp >> 12), o[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3F)), o[(*k)++] = (char)(0x80 | (cp & 0x3F));
     else
-        o[(*k)++] = (char)(0xF0 | cp >> 18), o[(*k)++] = (char)(0x80 | (cp >> 12 & 0x3F)),
-        o[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3F)), o[(*k)++] = (char)(0x80 | (cp & 0x3F));
+        o[(*k)++] = (char)(0xF0 | cp >> 18), o[(*k)++] = (char)(0x80 | (cp >> 12 & 0x3F)), o[(*k)++] = (char)(0x80 | (cp >> 6 & 0x3F)),
+        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
 }
 
 // a string, decoded into a new allocation (its length bounded by the header's); NULL on error
@@ -107,13 +111,19 @@ static char *str(Hdr *h) {
             continue;
         }
         unsigned cp, lo;
-        if (e != 'u' || hex4(h, &cp) != 0) bad = "a bad escape";
-        else if (cp >= 0xDC00 && cp <= 0xDFFF) bad = "an unpaired UTF-16 surrogate";
+        if (e != 'u' || hex4(h, &cp) != 0)
+            bad = "a bad escape";
+        else if (cp >= 0xDC00 && cp <= 0xDFFF)
+            bad = "an unpaired UTF-16 surrogate";
         else if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (h->n - h->i < 2 || h->s[h->i] != '\\' || h->s[h->i + 1] != 'u') bad = "an unpaired UTF-16 surrogate";
-            else if (h->i += 2, hex4(h, &lo) != 0) bad = "a bad escape";
-            else if (lo < 0xDC00 || lo > 0xDFFF) bad = "an unpaired UTF-16 surrogate";
-            else cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            if (h->n - h->i < 2 || h->s[h->i] != '\\' || h->s[h->i + 1] != 'u')
+                bad = "an unpaired UTF-16 surrogate";
+            else if (h->i += 2, hex4(h, &lo) != 0)
+                bad = "a bad escape";
+            else if (lo < 0xDC00 || lo > 0xDFFF)
+                bad = "an unpaired UTF-16 surrogate";
+            else
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
         if (!bad && cp == 0) bad = "a NUL character in a string";
         if (!bad) put_utf8(o, &k, cp);
@@ -326,17 +336,20 @@ static int top_field(Hdr *h, const char *key, void *ud) {
     uint64_t numel = 1;
     for (int k = 0; k < r->ndim; k++) {
         if (r->shape[k] > (uint64_t)1e15) return snprintf(err, errn, "%s: tensor '%.200s': bad size in shape", path, nm), -1;
-        if (r->shape[k] && numel > UINT64_MAX / r->shape[k] / 8) return snprintf(err, errn, "%s: tensor '%.200s': shape too large", path, nm), -1;
+        if (r->shape[k] && numel > UINT64_MAX / r->shape[k] / 8)
+            return snprintf(err, errn, "%s: tensor '%.200s': shape too large", path, nm), -1;
         numel *= r->shape[k];
     }
     uint64_t b = r->off[0], en = r->off[1];
     if (en < b || en > r->data_size)
         return snprintf(err, errn, "%s: tensor '%.200s': data_offsets [%llu, %llu] outside the data (%zu bytes)", path, nm,
-                        (unsigned long long)b, (unsigned long long)en, r->data_size), -1;
+                        (unsigned long long)b, (unsigned long long)en, r->data_size),
+               -1;
     uint64_t want = numel * wdtype_size((WDtype)di);
     if (en - b != want)
         return snprintf(err, errn, "%s: tensor '%.200s': %s shape needs %llu bytes but data_offsets span %llu", path, nm,
-                        wdtype_name((WDtype)di), (unsigned long long)want, (unsigned long long)(en - b)), -1;
+                        wdtype_name((WDtype)di), (unsigned long long)want, (unsigned long long)(en - b)),
+               -1;
     if (f->n == r->cap) {
         int cap = r->cap ? 2 * r->cap : 16;
         WEntry *e = realloc(f->e, sizeof *e * (size_t)cap);
@@ -390,11 +403,13 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = hl << 8 | f->map[i];
     if (hl > SAFETENSORS_MAX_HEADER) {
-        snprintf(err, errn, "%s: safetensors header length %llu is above the limit of %u bytes", path, (unsigned long long)hl, SAFETENSORS_MAX_HEADER);
+        snprintf(err, errn, "%s: safetensors header length %llu is above the limit of %u bytes", path, (unsigned long long)hl,
+                 SAFETENSORS_MAX_HEADER);
         goto fail;
     }
     if (hl > f->size - 8) {
-        snprintf(err, errn, "%s: safetensors header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hl, f->size);
+        snprintf(err, errn, "%s: safetensors header length %llu runs past the end of the file (%zu bytes)", path, (unsigned long long)hl,
+                 f->size);
         goto fail;
     }
     Hdr h = {(const char *)f->map + 8, (size_t)hl, 0, path, err, errn, false};

@@ -16,7 +16,7 @@ static const struct {
     WDtype d;
     size_t size;
 } DTYPES[] = {{"F32", WD_F32, 4}, {"F16", WD_F16, 2}, {"BF16", WD_BF16, 2}, {"F64", WD_F64, 8}, {"I64", WD_I64, 8},
-              {"I32", WD_I32, 4}, {"I16", WD_I16, 2},  {"I8", WD_I8, 1},     {"U8", WD_U8, 1},   {"BOOL", WD_BOOL, 1}};
+              {"I32", WD_I32, 4}, {"I16", WD_I16, 2}, {"I8", WD_I8, 1},     {"U8", WD_U8, 1},   {"BOOL", WD_BOOL, 1}};
 
 size_t wdtype_size(WDtype d) { return DTYPES[d].size; }
 const char *wdtype_name(WDtype d) { return DTYPES[d].name; }
@@ -69,8 +69,10 @@ const WEntry *wfile_find(const WFile *f, const char *name) {
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2, c = strcmp(f->e[f->by_name[mid]].name, name);
         if (!c) return &f->e[f->by_name[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return NULL;
 }
@@ -106,14 +108,20 @@ const char *wfile_metadata(const WFile *f, const char *key) {
 static float half_to_float(uint16_t h) {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
     if (e == 0) {
-        if (m == 0) bits = s;
+        if (m == 0)
+            bits = s;
         else { // subnormal: normalise
             e = 127 - 15 + 1;
-            while (!(m & 0x400)) { m <<= 1; e--; }
+            while (!(m & 0x400)) {
+                m <<= 1;
+                e--;
+            }
             bits = s | e << 23 | (m & 0x3ff) << 13;
         }
-    } else if (e == 31) bits = s | 0xff << 23 | m << 13;
-    else bits = s | (e + 127 - 15) << 23 | m << 13;
+    } else if (e == 31)
+        bits = s | 0xff << 23 | m << 13;
+    else
+        bits = s | (e + 127 - 15) << 23 | m << 13;
     float f;
     memcpy(&f, &bits, 4);
     return f;
@@ -122,15 +130,47 @@ static float half_to_float(uint16_t h) {
 static double load_elem(const WEntry *e, int64_t off) {
     const unsigned char *p = e->data + (size_t)off * wdtype_size(e->dtype);
     switch (e->dtype) {
-    case WD_F32: { float v; memcpy(&v, p, 4); return v; }
-    case WD_F16: { uint16_t v; memcpy(&v, p, 2); return half_to_float(v); }
-    case WD_BF16: { uint16_t v; memcpy(&v, p, 2); uint32_t b = (uint32_t)v << 16; float f; memcpy(&f, &b, 4); return f; }
-    case WD_F64: { double v; memcpy(&v, p, 8); return v; }
-    case WD_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
-    case WD_I32: { int32_t v; memcpy(&v, p, 4); return v; }
-    case WD_I16: { int16_t v; memcpy(&v, p, 2); return v; }
+    case WD_F32: {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case WD_F16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return half_to_float(v);
+    }
+    case WD_BF16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        uint32_t b = (uint32_t)v << 16;
+        float f;
+        memcpy(&f, &b, 4);
+        return f;
+    }
+    case WD_F64: {
+        double v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+    case WD_I64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return (double)v;
+    }
+    case WD_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case WD_I16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
     case WD_I8: return (int8_t)*p;
-    case WD_U8: case WD_BOOL: return *p;
+    case WD_U8:
+    case WD_BOOL: return *p;
     }
     return 0;
 }
@@ -145,7 +185,7 @@ static bool entry_contiguous(const WEntry *e) {
 }
 
 Tensor *wentry_tensor(Ctx *c, const WEntry *e, bool view) {
-    DType dt = (e->dtype == WD_U8 || e->dtype == WD_BOOL) ? DT_U8
+    DType dt = (e->dtype == WD_U8 || e->dtype == WD_BOOL)                                              ? DT_U8
                : (e->dtype == WD_I64 || e->dtype == WD_I32 || e->dtype == WD_I16 || e->dtype == WD_I8) ? DT_I64
                                                                                                        : DT_F32;
     if (view && e->dtype == WD_F32 && entry_contiguous(e) && ((uintptr_t)e->data % 4) == 0)

@@ -79,10 +79,11 @@ START_TEST(test_default_init_and_names) {
     ck_assert(rn.eps == (double)FLT_EPSILON);
     ck_assert(all_equal(bn.running_mean, 0) && all_equal(bn.running_var, 1) && bn.num_batches_tracked->dtype == DT_I64);
     // PyTorch's state_dict names; parameters trainable, buffers not and not counted
-    const char *names[] = {"fc.weight", "fc.bias", "conv.weight", "conv.bias", "emb.weight", "ln.weight", "ln.bias",
-                           "rms.weight", "gn.weight", "gn.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
-                           "bn.num_batches_tracked", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
-                           "attn.out_proj.bias"};
+    const char *names[] = {
+        "fc.weight",           "fc.bias",           "conv.weight",          "conv.bias",         "emb.weight",
+        "ln.weight",           "ln.bias",           "rms.weight",           "gn.weight",         "gn.bias",
+        "bn.weight",           "bn.bias",           "bn.running_mean",      "bn.running_var",    "bn.num_batches_tracked",
+        "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"};
     ck_assert_int_eq(ps.n, (int)(sizeof names / sizeof *names));
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) ck_assert_msg(nn_params_get(&ps, names[i]), "no %s", names[i]);
     ck_assert(!bn.running_mean->requires_grad && fc.weight->requires_grad);
@@ -268,8 +269,8 @@ START_TEST(test_gradcheck_layers) {
     ck_assert_msg(ag_gradcheck(fn_lora, NULL, lin, 5, NULL, msg, sizeof msg), "%s", msg);
     for (int causal = 0; causal < 2; causal++) {
         bool cz = causal;
-        Tensor *min[] = {rand64(c, &r, SHAPE(2, 3, 4)), rand64(c, &r, SHAPE(12, 4)), rand64(c, &r, SHAPE(12)),
-                         rand64(c, &r, SHAPE(4, 4)), rand64(c, &r, SHAPE(4))};
+        Tensor *min[] = {rand64(c, &r, SHAPE(2, 3, 4)), rand64(c, &r, SHAPE(12, 4)), rand64(c, &r, SHAPE(12)), rand64(c, &r, SHAPE(4, 4)),
+                         rand64(c, &r, SHAPE(4))};
         ck_assert_msg(ag_gradcheck(fn_mha, &cz, min, 5, NULL, msg, sizeof msg), "causal %d: %s", causal, msg);
     }
     ctx_free(c);
@@ -314,8 +315,14 @@ static void mlp_new(Mlp *m, Ctx *pc, const float *x, const int64_t *y) {
     m->l2 = nn_linear_new(&m->ps, "2", 16, 3, true);
     m->dr = nn_dropout_new(&m->ps, 0.1);
     m->x = x, m->y = y;
-    m->tm = (TrainModel){.self = m, .params = &m->ps, .rng = m->ps.rng, .training = &m->ps.training, .input_numel = 4,
-                         .loss = mlp_loss, .logits = mlp_logits, .nclasses = 3}; // save/load: the default
+    m->tm = (TrainModel){.self = m,
+                         .params = &m->ps,
+                         .rng = m->ps.rng,
+                         .training = &m->ps.training,
+                         .input_numel = 4,
+                         .loss = mlp_loss,
+                         .logits = mlp_logits,
+                         .nclasses = 3}; // save/load: the default
 }
 
 START_TEST(test_trainer_any_model) {
