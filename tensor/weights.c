@@ -127,50 +127,35 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
+static float bf16_to_float(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+// element off of an entry as a double (the bytes may be unaligned: read through memcpy)
+#define LOAD_AS(T, conv)                                                                                                  \
+    do {                                                                                                                  \
+        T v;                                                                                                              \
+        memcpy(&v, p, sizeof v);                                                                                          \
+        return (double)conv(v);                                                                                           \
+    } while (0)
+#define AS_IS(v) (v)
+
 static double load_elem(const WEntry *e, int64_t off) {
     const unsigned char *p = e->data + (size_t)off * wdtype_size(e->dtype);
     switch (e->dtype) {
-    case WD_F32: {
-        float v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case WD_F16: {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        return half_to_float(v);
-    }
-    case WD_BF16: {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        uint32_t b = (uint32_t)v << 16;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    case WD_F64: {
-        double v;
-        memcpy(&v, p, 8);
-        return v;
-    }
-    case WD_I64: {
-        int64_t v;
-        memcpy(&v, p, 8);
-        return (double)v;
-    }
-    case WD_I32: {
-        int32_t v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case WD_I16: {
-        int16_t v;
-        memcpy(&v, p, 2);
-        return v;
-    }
-    case WD_I8: return (int8_t)*p;
+    case WD_F32: LOAD_AS(float, AS_IS);
+    case WD_F16: LOAD_AS(uint16_t, half_to_float);
+    case WD_BF16: LOAD_AS(uint16_t, bf16_to_float);
+    case WD_F64: LOAD_AS(double, AS_IS);
+    case WD_I64: LOAD_AS(int64_t, AS_IS);
+    case WD_I32: LOAD_AS(int32_t, AS_IS);
+    case WD_I16: LOAD_AS(int16_t, AS_IS);
+    case WD_I8: LOAD_AS(int8_t, AS_IS);
     case WD_U8:
-    case WD_BOOL: return *p;
+    case WD_BOOL: LOAD_AS(uint8_t, AS_IS);
     }
     return 0;
 }
