@@ -206,39 +206,50 @@ static int skip_value(Hdr *h, int depth) {
     return h->i > b ? 0 : hfail(h, "a bad value");
 }
 
-// Walks an object: for each key, f(h, key, ud) reads the value. Keys are checked for repeats
-// (the reference rejects what Python's json would read differently).
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Walks an object: for each key, f(h, key, ud) reads the value. A key twice is refused (the
+// reference rejects what Python's json would read differently), found by sorting the keys at the
+// end: O(n log n), so a header of many keys cannot stall the reader.
 static int object(Hdr *h, int (*f)(Hdr *, const char *, void *), void *ud) {
     if (!eat(h, '{')) return hfail(h, "'{' expected");
     if (eat(h, '}')) return 0;
     char **seen = NULL;
-    int nseen = 0, rc = -1;
+    size_t nseen = 0, cap = 0;
+    int rc = -1;
     do {
         char *k = str(h);
         if (!k) goto out;
-        char **grown = realloc(seen, sizeof *seen * (size_t)(nseen + 1));
-        if (!grown) {
-            free(k);
-            hfail(h, "out of memory");
-            goto out;
-        }
-        seen = grown;
-        seen[nseen++] = k;
-        for (int i = 0; i + 1 < nseen; i++)
-            if (!strcmp(seen[i], k)) {
-                snprintf(h->err, h->errn, "%s: key '%.200s' appears twice in one object", h->path, k);
-                h->failed = true;
+        if (nseen == cap) {
+            char **grown = realloc(seen, sizeof *seen * (cap = cap ? 2 * cap : 8));
+            if (!grown) {
+                free(k);
+                hfail(h, "out of memory");
                 goto out;
             }
+            seen = grown;
+        }
+        seen[nseen++] = k;
         if (!eat(h, ':')) {
             hfail(h, "':' expected");
             goto out;
         }
         if (f(h, k, ud) != 0) goto out;
     } while (eat(h, ','));
-    rc = eat(h, '}') ? 0 : hfail(h, "'}' or ',' expected");
+    if (!eat(h, '}')) {
+        hfail(h, "'}' or ',' expected");
+        goto out;
+    }
+    qsort(seen, nseen, sizeof *seen, key_cmp);
+    for (size_t i = 1; i < nseen; i++)
+        if (!strcmp(seen[i - 1], seen[i])) {
+            snprintf(h->err, h->errn, "%s: key '%.200s' appears twice in one object", h->path, seen[i]);
+            h->failed = true;
+            goto out;
+        }
+    rc = 0;
 out:
-    for (int i = 0; i < nseen; i++) free(seen[i]);
+    for (size_t i = 0; i < nseen; i++) free(seen[i]);
     free(seen);
     return rc;
 }
@@ -263,7 +274,7 @@ typedef struct {
     WFile *f;
     size_t data_size;
     const unsigned char *base;
-    int cap, nmeta;
+    int cap, nmeta, metacap; // entries' capacity; metadata pairs and their capacity
     // the entry being read
     const char *name;
     char *dtype;
@@ -292,15 +303,19 @@ static int meta_field(Hdr *h, const char *key, void *ud) {
     StRead *r = ud;
     char *v = str(h);
     if (!v) return -1;
-    char **m = realloc(r->f->meta, sizeof *m * (size_t)(2 * r->nmeta + 3));
-    if (!m) {
-        free(v);
-        return hfail(h, "out of memory");
+    if (r->nmeta == r->metacap) { // pairs and the NULL after them, grown by doubling
+        int cap = r->metacap ? 2 * r->metacap : 8;
+        char **m = realloc(r->f->meta, sizeof *m * (size_t)(2 * cap + 1));
+        if (!m) {
+            free(v);
+            return hfail(h, "out of memory");
+        }
+        r->f->meta = m, r->metacap = cap;
     }
-    r->f->meta = m;
-    m[2 * r->nmeta] = strdup(key), m[2 * r->nmeta + 1] = v, m[2 * r->nmeta + 2] = NULL;
+    char **m = r->f->meta + 2 * r->nmeta;
+    m[0] = strdup(key), m[1] = v, m[2] = NULL;
     r->nmeta++;
-    return m[2 * r->nmeta - 2] ? 0 : hfail(h, "out of memory");
+    return m[0] ? 0 : hfail(h, "out of memory");
 }
 
 // one tensor entry, checked against the data section
@@ -308,7 +323,10 @@ static int top_field(Hdr *h, const char *key, void *ud) {
     StRead *r = ud;
     WFile *f = r->f;
     if (!strcmp(key, "__metadata__")) {
-        if (f->meta) return hfail(h, "__metadata__ twice");
+        if (f->meta) { // the same words as any key twice (the check at the object's end would come too late)
+            snprintf(h->err, h->errn, "%s: key '__metadata__' appears twice in one object", h->path);
+            return h->failed = true, -1;
+        }
         ws(h);
         if (h->n - h->i >= 4 && !memcmp(h->s + h->i, "null", 4)) return h->i += 4, 0;
         f->meta = calloc(1, sizeof *f->meta);
@@ -413,7 +431,7 @@ int safetensors_open(WFile *f, const char *path, char *err, size_t errn) {
         goto fail;
     }
     Hdr h = {(const char *)f->map + 8, (size_t)hl, 0, path, err, errn, false};
-    StRead r = {f, f->size - 8 - (size_t)hl, f->map + 8 + hl, 0, 0, NULL, NULL, {0}, {0}, 0, 0, false, false};
+    StRead r = {.f = f, .data_size = f->size - 8 - (size_t)hl, .base = f->map + 8 + hl};
     int rc = object(&h, top_field, &r);
     free(r.dtype);
     if (rc != 0) goto fail;

@@ -601,6 +601,15 @@ START_TEST(test_safetensors_header_grammar) {
     char deep[400] = "{\"a\":{\"x\":";
     for (int i = 0; i < 100; i++) strcat(deep, "[");
     expect_st_error(deep, 8, "nesting deeper");
+    // many keys: the repeat is found by sorting, not by comparing every pair (300,000 keys took
+    // minutes that way; the suite's timeout catches a return to it)
+    enum { NKEYS = 300000 };
+    char *big = malloc((size_t)NKEYS * 24 + 64);
+    size_t at = (size_t)sprintf(big, "{\"__metadata__\":{");
+    for (int i = 0; i < NKEYS; i++) at += (size_t)sprintf(big + at, "\"k%d\":\"v\",", i);
+    sprintf(big + at, "\"k7\":\"v\"}}");
+    expect_st_error(big, 0, "key 'k7' appears twice");
+    free(big);
     // what it accepts: escapes decoded (é, a surrogate pair), unknown fields skipped, metadata kept
     const char *ok = "{\"__metadata__\":{\"format\":\"pt\",\"k\\\"q\":\"v\\n\"},"
                      "\"caf\\u00e9\\ud83d\\ude00\":{\"dtype\":\"F32\",\"extra\":[{\"n\":-1.5e3},true,null],\"shape\":[2],\"data_offsets\":[0,8]}} ";
