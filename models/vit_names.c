@@ -14,6 +14,26 @@ static const char *const V5[][2] = {
     {"layernorm_before", "layernorm_before"},          {"layernorm_after", "layernorm_after"},
 };
 
+// "FROM.N.MODULE..." -> "TO.N.MODULE'...", where MODULE is column `col` of a row of table and MODULE'
+// the other column; MODULE must be followed by '.' (or also by the end when `whole`). in may be out.
+static bool rename_layer(const char *in, char *out, size_t n, const char *from, const char *to, const char *const (*table)[2],
+                         size_t rows, int col, bool whole) {
+    char fmt[64], tmp[1024];
+    int layer, used = 0;
+    snprintf(fmt, sizeof fmt, "%s.%%d.%%n", from);
+    if (sscanf(in, fmt, &layer, &used) != 1 || used == 0) return false;
+    const char *rest = in + used;
+    for (size_t i = 0; i < rows; i++) {
+        size_t L = strlen(table[i][col]);
+        if (!strncmp(rest, table[i][col], L) && (rest[L] == '.' || (whole && rest[L] == 0))) {
+            snprintf(tmp, sizeof tmp, "%s.%d.%s%s", to, layer, table[i][1 - col], rest + L);
+            snprintf(out, n, "%s", tmp);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void replace_all(char *s, size_t n, const char *from, const char *to) {
     char tmp[1024];
     char *p;
@@ -40,16 +60,7 @@ static bool timm_name(const char *in, char *out, size_t n) {
             return true;
         }
     }
-    int layer, used = 0;
-    if (sscanf(in, "blocks.%d.%n", &layer, &used) == 1 && used > 0)
-        for (size_t i = 0; i < sizeof TIMM_BLOCK / sizeof *TIMM_BLOCK; i++) {
-            size_t L = strlen(TIMM_BLOCK[i][0]);
-            if (!strncmp(in + used, TIMM_BLOCK[i][0], L) && in[used + L] == '.') {
-                snprintf(out, n, "vit.encoder.layer.%d.%s%s", layer, TIMM_BLOCK[i][1], in + used + L);
-                return true;
-            }
-        }
-    return false;
+    return rename_layer(in, out, n, "blocks", "vit.encoder.layer", TIMM_BLOCK, sizeof TIMM_BLOCK / sizeof *TIMM_BLOCK, 0, false);
 }
 
 char *vit_canonical_name(const char *in, char *out, size_t n) {
@@ -60,34 +71,11 @@ char *vit_canonical_name(const char *in, char *out, size_t n) {
     replace_all(out, n, ".lora_B.default.", ".lora_B.");
     replace_all(out, n, ".modules_to_save.default.", ".");
     replace_all(out, n, ".original_module.", ".");
-    int layer, used = 0;
-    if (sscanf(out, "vit.layers.%d.%n", &layer, &used) == 1 && used > 0) {
-        const char *rest = out + used;
-        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
-            size_t L = strlen(V5[i][0]);
-            if (!strncmp(rest, V5[i][0], L) && (rest[L] == '.' || rest[L] == 0)) {
-                char tmp[1024];
-                snprintf(tmp, sizeof tmp, "vit.encoder.layer.%d.%s%s", layer, V5[i][1], rest + L);
-                snprintf(out, n, "%s", tmp);
-                break;
-            }
-        }
-    }
+    rename_layer(out, out, n, "vit.layers", "vit.encoder.layer", V5, sizeof V5 / sizeof *V5, 0, true);
     return out;
 }
 
 char *vit_v5_name(const char *in, char *out, size_t n) {
-    snprintf(out, n, "%s", in);
-    int layer, used = 0;
-    if (sscanf(in, "vit.encoder.layer.%d.%n", &layer, &used) == 1 && used > 0) {
-        const char *rest = in + used;
-        for (size_t i = 0; i < sizeof V5 / sizeof *V5; i++) {
-            size_t L = strlen(V5[i][1]);
-            if (!strncmp(rest, V5[i][1], L) && (rest[L] == '.' || rest[L] == 0)) {
-                snprintf(out, n, "vit.layers.%d.%s%s", layer, V5[i][0], rest + L);
-                break;
-            }
-        }
-    }
+    if (!rename_layer(in, out, n, "vit.encoder.layer", "vit.layers", V5, sizeof V5 / sizeof *V5, 1, true)) snprintf(out, n, "%s", in);
     return out;
 }
