@@ -481,7 +481,10 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
             return -1;
         }
     }
-    for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
+    Rng *own = m->params.rng;
+    m->params.ctx = m->pc, m->params.rng = rng; // the adapters' A from the caller's generator
+    bool failed = false;
+    for (int i = 0; i < m->cfg.num_hidden_layers && !failed; i++) {
         VitLayer *L = &m->layers[i];
         NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (int k = 0; k < 6; k++) {
@@ -493,25 +496,23 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
                 for (int t = 0; t < spec->ntargets; t++)
                     if (target_matches(name, spec->targets[t])) hit = true, hits[t]++;
             if (!hit || L->lora[k]) continue;
-            Rng *own = m->params.rng;
-            m->params.ctx = m->pc, m->params.rng = rng; // A's initial values from the caller's generator
             NnLora *lo = nn_lora_new(&m->params, name, lins[k], spec->r, spec->alpha, spec->dropout);
-            m->params.rng = own;
             if (!lo) {
                 snprintf(err, errn, "%s", ctx_error(m->pc));
-                return -1;
+                failed = true;
+                break;
             }
             if (spec->rslora) lo->scale = spec->alpha / sqrt((double)spec->r);
             L->lora[k] = lo;
         }
     }
-    if (use_re) {
-        regfree(&re);
-        if (!re_hits) {
-            snprintf(err, errn, "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
-                     spec->target_regex);
-            return -1;
-        }
+    m->params.rng = own;
+    if (use_re) regfree(&re);
+    if (failed) return -1;
+    if (use_re && !re_hits) {
+        snprintf(err, errn, "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
+                 spec->target_regex);
+        return -1;
     }
     for (int t = 0; t < spec->ntargets && !use_re; t++)
         if (!hits[t]) {
