@@ -32,20 +32,21 @@ static void add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
 void nn_params_add(NnParams *ps, const char *name, Tensor *t) { add(ps, name, t, false); }
 void nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t) { add(ps, name, t, true); }
 
-Tensor *nn_params_get(const NnParams *ps, const char *name) {
+static NnParam *find(const NnParams *ps, const char *name) {
     for (int i = 0; i < ps->n; i++)
-        if (!strcmp(ps->p[i].name, name)) return ps->p[i].t;
+        if (!strcmp(ps->p[i].name, name)) return &ps->p[i];
     return NULL;
 }
 
+Tensor *nn_params_get(const NnParams *ps, const char *name) {
+    const NnParam *p = find(ps, name);
+    return p ? p->t : NULL;
+}
+
 bool nn_params_replace(NnParams *ps, const char *name, Tensor *t) {
-    for (int i = 0; i < ps->n; i++)
-        if (!strcmp(ps->p[i].name, name)) {
-            ps->p[i].t = t;
-            t->name = ps->p[i].name;
-            return true;
-        }
-    return false;
+    NnParam *p = find(ps, name);
+    if (p) p->t = t, t->name = p->name;
+    return p != NULL;
 }
 
 int64_t nn_params_count(const NnParams *ps, bool trainable_only) {
@@ -114,10 +115,8 @@ int nn_params_load(NnParams *ps, const char *path, bool trainable_only, char *er
     }
     if (used != f.n) {
         for (int k = 0; k < f.n; k++) {
-            Tensor *t = nn_params_get(ps, f.e[k].name);
-            int j = 0;
-            while (j < ps->n && ps->p[j].t != t) j++;
-            if (!t || !considered(&ps->p[j], trainable_only)) {
+            const NnParam *p = find(ps, f.e[k].name);
+            if (!p || !considered(p, trainable_only)) {
                 snprintf(err, errn, "%s: tensor '%.200s' is not %s of the model", path, f.e[k].name,
                          trainable_only ? "a trainable parameter" : "a parameter or buffer");
                 goto out;

@@ -148,8 +148,8 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     int64_t *ord = malloc(sizeof *ord * (size_t)n), *idx = malloc(sizeof *idx * (size_t)a->batch_size);
     Ctx *c = ctx_new(64u << 20);
     if (tm->training) *tm->training = true;
-    Rng spare = rng_new(a->seed), *rng = tm->rng ? tm->rng : &spare;
-    *rng = rng_new(a->seed); // dropout masks
+    Rng own, *rng = tm->rng ? tm->rng : &own; // the model's dropout generator, or one kept for it
+    *rng = rng_new(a->seed);
 
     if (a->resume) {
         char ck[4096];
