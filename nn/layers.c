@@ -32,7 +32,7 @@ static Tensor *uniform(NnParams *ps, const char *name, const char *suffix, int n
 
 static Tensor *constant(NnParams *ps, const char *name, const char *suffix, int64_t n, double v) {
     Tensor *t = param(ps, name, suffix, false, DT_F32, 1, (int64_t[]){n});
-    for (int64_t i = 0; t && i < n; i++) tensor_set_flat(t, i, v);
+    if (t) tensor_fill(t, v);
     return t;
 }
 
@@ -97,7 +97,7 @@ NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, d
         constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), NULL, NULL, NULL, eps, momentum, ps};
     l.running_mean = param(ps, name, "running_mean", true, DT_F32, 1, (int64_t[]){channels});
     l.running_var = param(ps, name, "running_var", true, DT_F32, 1, (int64_t[]){channels});
-    for (int64_t i = 0; l.running_var && i < channels; i++) tensor_set_flat(l.running_var, i, 1.0);
+    if (l.running_var) tensor_fill(l.running_var, 1.0);
     l.num_batches_tracked = param(ps, name, "num_batches_tracked", true, DT_I64, 0, NULL);
     return l;
 }
@@ -134,7 +134,7 @@ NnMultiheadAttention nn_mha_new(NnParams *ps, const char *name, int64_t E, int n
     char sub[512];
     snprintf(sub, sizeof sub, "%s%sout_proj", name, name[0] ? "." : "");
     l.out_proj = nn_linear_new(ps, sub, E, E, true);
-    for (int64_t i = 0; l.out_proj.bias && i < E; i++) tensor_set_flat(l.out_proj.bias, i, 0.0);
+    if (l.out_proj.bias) tensor_fill(l.out_proj.bias, 0.0);
     l.num_heads = num_heads;
     l.causal = causal;
     return l;
