@@ -208,7 +208,13 @@ static int backward(Ctx *c, Tensor *loss, bool retain) {
         AgNode *n = nodes.v[k];
         if (!retain) n->consumed = true;
         if (!n->out->grad) continue; // no gradient reached its output
+        bool was_ok = ctx_ok(n->out->ctx);
         n->backward(n);
+        if (was_ok && !ctx_ok(n->out->ctx)) { // a backward that could not be completed (out of memory) says so there
+            if (n->out->ctx != c) ctx_fail(c, "%s", ctx_error(n->out->ctx));
+            free(nodes.v);
+            return -1;
+        }
         if (n->out == loss) continue;
         // an intermediate gradient is final, now dead: recycled in this step's context, zeroed in
         // a longer-lived one (where a new buffer every step would grow it)

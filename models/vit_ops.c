@@ -1,5 +1,5 @@
 // vit_ops.c: the ViT's private fast paths, recorded on the tape through autograd/extend.h like any
-// op: fused LoRA linear ([N, r] and the generator's position instead of a dropout mask), linear
+// op: fused LoRA linear (saving [N, r] and the dropout mask as bits), linear
 // with a residual (no separate sum), MLP with a residual (the pre-activation, not the GELU output),
 // and the blocks built from them. Each has the same results as the composition of public ops it
 // replaces (checked by gradchecks and against the unfused forms in the tests).
@@ -30,12 +30,12 @@ static Tensor *out_like(Ctx *c, Tensor *x, int64_t last) {
 
 // ---- LoRA linear ----
 
-// what the backward needs: contiguous x and w, t = dropout(x) A^T, and where the mask's draws began
+// what the backward needs: contiguous x and w, t = dropout(x) A^T, the dropout keep-mask as bits
 typedef struct {
     Tensor *x, *w, *t;
+    uint8_t *mask; // [N, (IC + 7) / 8], NULL without dropout
     int64_t N, IC, OC, r;
     double scale, p;
-    uint64_t seed, offset;
 } LoraSaved;
 
 static void lora_bw(AgNode *n) {
@@ -44,10 +44,10 @@ static void lora_bw(AgNode *n) {
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
-    Tensor *g = tensor_new(n->out->ctx, s->x->dtype, 2, (int64_t[]){s->N, s->r});
-    AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL,
-                gb ? gb->data : NULL, gA ? gA->data : NULL, gB ? gB->data : NULL, g->data, n->out->grad->data, s->x->data,
-                s->w->data, A->data, B->data, s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p, s->seed, s->offset);
+    if (AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL,
+                    gb ? gb->data : NULL, gA ? gA->data : NULL, gB ? gB->data : NULL, n->out->grad->data, s->mask,
+                    s->x->data, s->w->data, A->data, B->data, s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p) != 0)
+        ctx_fail(n->out->ctx, "lora_linear: out of memory in the backward");
 }
 
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
@@ -77,11 +77,15 @@ Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tens
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
     Tensor *Ac = tensor_contiguous(c, A), *Bc = tensor_contiguous(c, B);
     Tensor *y = out_like(c, x, OC), *t = tensor_new(c, x->dtype, 2, (int64_t[]){N, r});
-    AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, xc->data, wc->data, bc ? bc->data : NULL, Ac->data, Bc->data,
-                N, IC, OC, r, scale, p, seed, off);
+    uint8_t *mask = p > 0 ? ctx_alloc_uninit(c, (size_t)(N * ((IC + 7) / 8))) : NULL;
+    if (AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, mask, xc->data, wc->data, bc ? bc->data : NULL, Ac->data,
+                    Bc->data, N, IC, OC, r, scale, p, seed, off) != 0) {
+        ctx_fail(c, "lora_linear: out of memory");
+        return NULL;
+    }
     AgNode *n = ag_record(c, "lora_linear", y, 5, (Tensor *[]){x, w, b, A, B}, lora_bw);
     LoraSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
-    if (s) *s = (LoraSaved){xc, wc, t, N, IC, OC, r, scale, p, seed, off};
+    if (s) *s = (LoraSaved){xc, wc, t, mask, N, IC, OC, r, scale, p};
     if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
@@ -93,7 +97,14 @@ static void residual_bw(Tensor *res, Tensor *g) {
     bool fr;
     Tensor *gr = ag_grad_fresh(res, &fr);
     if (!gr) return;
-    if (fr) memcpy(gr->data, g->data, (size_t)tensor_numel(gr) * dtype_size(gr->dtype));
+    if (fr) { // a copy in slices, one per thread
+        size_t bytes = (size_t)tensor_numel(gr) * dtype_size(gr->dtype), slice = 1 << 18;
+        int64_t ns = (int64_t)((bytes + slice - 1) / slice);
+#pragma omp parallel for schedule(static) if (ns > 1)
+        for (int64_t i = 0; i < ns; i++)
+            memcpy((char *)gr->data + (size_t)i * slice, (const char *)g->data + (size_t)i * slice,
+                   bytes - (size_t)i * slice < slice ? bytes - (size_t)i * slice : slice);
+    }
     else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0, 0.0);
 }
 
