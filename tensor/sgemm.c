@@ -105,9 +105,12 @@ static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t
     }
 }
 
+// op(B) packed whole; by the team of threads when called outside a parallel region with enough to pack
 static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
-    for (int64_t kb = 0; kb < nkblocks(k, K); kb++)
-        for (int64_t p = 0; p < npanels(k, N); p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
+    int64_t nkb = nkblocks(k, K), np = npanels(k, N);
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && N * K >= 32768)
+    for (int64_t kb = 0; kb < nkb; kb++)
+        for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
 }
 
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
