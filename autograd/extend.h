@@ -35,6 +35,9 @@ typedef struct AgNode {
 // the backward needs, or NULL when nothing needs a gradient (no input requires one, or no-grad
 // mode): then there is nothing to save either. Marks out as requiring a gradient.
 AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *));
+// Whether ag_record would record a node for these inputs (not in no-grad mode, some input requires
+// a gradient): an op can skip computing what only its backward needs.
+bool ag_will_record(Ctx *c, int nin, Tensor *const *in);
 
 // In a backward callback: the gradient buffer of an input, allocated on demand (zeroed), or NULL
 // when that input needs none; ag_grad_fresh leaves a new buffer unzeroed and sets *fresh, so the

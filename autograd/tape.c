@@ -96,11 +96,15 @@ bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
     return true;
 }
 
-AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *)) {
-    if (c->no_grad) return NULL;
+bool ag_will_record(Ctx *c, int nin, Tensor *const *in) {
+    if (c->no_grad) return false;
     bool need = false;
     for (int i = 0; i < nin; i++) need |= in[i] && in[i]->requires_grad;
-    if (!need) return NULL; // frozen inputs: no node, no gradient work
+    return need;
+}
+
+AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *in, void (*bw)(AgNode *)) {
+    if (!ag_will_record(c, nin, in)) return NULL; // no-grad mode, or frozen inputs: no node, no gradient work
     AgNode *n = ctx_alloc(c, sizeof *n);
     n->op = op;
     n->out = out;

@@ -145,7 +145,7 @@ Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res
 // ---- MLP with residual (frozen weights) ----
 
 typedef struct {
-    Tensor *h, *w1, *w2; // the pre-activation [N, F]; the contiguous weights
+    Tensor *dgelu, *w1, *w2; // the GELU's derivative at the pre-activation [N, F]; the contiguous weights
     int64_t N, D, F;
 } MlpSaved;
 
@@ -154,7 +154,9 @@ static void mlp_bw(AgNode *n) {
     Tensor *g = n->out->grad;
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx);
-    if (gx) AG_DISPATCH(s->h->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->h->data, s->w1->data, s->w2->data, s->N, s->D, s->F);
+    if (gx)
+        AG_DISPATCH(s->dgelu->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data,
+                    s->N, s->D, s->F);
     residual_bw(n->in[1], g);
 }
 
@@ -175,7 +177,9 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
     Tensor *xc = tensor_contiguous(c, x), *rc = tensor_contiguous(c, res);
     Tensor *w1c = tensor_contiguous(c, w1), *w2c = tensor_contiguous(c, w2), *b1c = tensor_contiguous(c, b1), *b2c = tensor_contiguous(c, b2);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
-    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N, D, F);
+    bool keep = ag_will_record(c, 2, (Tensor *[]){x, res});
+    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
+                D, F);
     AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
     MlpSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
     if (s) *s = (MlpSaved){h, w1c, w2c, N, D, F};
