@@ -111,8 +111,11 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
                 int64_t w = kc - k < 8 ? kc - k : 8;
                 __m256i mk = lanes(w);
                 __m256 r[8];
-                for (int j = 0; j < 8; j++)
-                    r[j] = j < n ? _mm256_maskload_ps(B + (j0 + 8 * h + j) * ldb + k0 + k, mk) : _mm256_setzero_ps();
+                const float *src = B + (j0 + 8 * h) * ldb + k0 + k;
+                if (w == 8 && n >= 8) // a whole block: plain loads (masked ones are slower)
+                    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * ldb);
+                else
+                    for (int j = 0; j < 8; j++) r[j] = j < n ? _mm256_maskload_ps(src + j * ldb, mk) : _mm256_setzero_ps();
                 transpose8(r);
                 for (int64_t kk = 0; kk < w; kk++) _mm256_store_ps(dst + (k + kk) * NR + 8 * h, r[kk]);
             }
