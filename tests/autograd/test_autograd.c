@@ -1,6 +1,7 @@
 // test_autograd.c: the engine: broadcasting gradients, views, a leaf used twice, no-grad mode,
 // frozen inputs recording nothing, detach, zero_grad, errors, and a steady-state step.
 #include "../../autograd/autograd.h"
+#include "../../autograd/extend.h"
 
 #include "../check_util.h"
 #include <math.h>
@@ -95,6 +96,18 @@ START_TEST(test_frozen_inputs_record_nothing) {
     ck_assert_int_eq(ag_backward(c, ag_sum_all(c, y)), 0);
     ck_assert_ptr_null(w->grad);
     expect(lora->grad, (double[]){1, 1, 1, 1}, 4);
+}
+END_TEST
+
+START_TEST(test_will_record_answers_as_record_does) {
+    Tensor *w = tensor_from_data(P, DT_F32, SHAPE(2), (float[]){1, 2});
+    Tensor *p = param(SHAPE(2), (float[]){3, 4});
+    ck_assert(!ag_will_record(c, 2, (Tensor *[]){w, NULL})); // frozen inputs (and a missing one)
+    ck_assert(ag_will_record(c, 2, (Tensor *[]){w, p}));
+    bool prev = ag_no_grad(c, true);
+    ck_assert(!ag_will_record(c, 2, (Tensor *[]){w, p}));     // no-grad mode
+    ag_no_grad(c, prev);
+    ck_assert_int_eq(c->ntape, 0); // asking records nothing
 }
 END_TEST
 
@@ -327,6 +340,7 @@ int main(void) {
     tcase_add_test(tc, test_leaf_used_twice_accumulates);
     tcase_add_test(tc, test_no_grad_records_nothing);
     tcase_add_test(tc, test_frozen_inputs_record_nothing);
+    tcase_add_test(tc, test_will_record_answers_as_record_does);
     tcase_add_test(tc, test_detach_and_unreached_branches);
     tcase_add_test(tc, test_backward_errors);
     tcase_add_test(tc, test_two_losses_backwarded_in_turn);

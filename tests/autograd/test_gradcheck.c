@@ -423,6 +423,44 @@ START_TEST(test_gradcheck_lora_linear) {
         gc(fn_lora_linear, (Tensor *[]){rnd(60 + k, SHAPE(2, 3, 5), -1, 1), rnd(62, SHAPE(4, 5), -1, 1), rnd(63, SHAPE(4), -1, 1),
                                         rnd(64, SHAPE(3, 5), -1, 1), rnd(65, SHAPE(4, 3), -1, 1)}, 5, &p);
     }
+    // 19 inputs: the dropout mask's bits fill two whole bytes and part of a third
+    double p = 0.4;
+    gc(fn_lora_linear, (Tensor *[]){rnd(80, SHAPE(3, 19), -1, 1), rnd(81, SHAPE(6, 19), -1, 1), rnd(82, SHAPE(6), -1, 1),
+                                    rnd(83, SHAPE(2, 19), -1, 1), rnd(84, SHAPE(6, 2), -1, 1)}, 5, &p);
+}
+END_TEST
+
+// the fused LoRA linear against its composition from public ops, dropout drawn by ag_dropout from
+// a generator in the same state: the same values and gradients (float64, rounding apart)
+START_TEST(test_lora_linear_matches_composition) {
+    const int64_t N = 13, IC = 37, OC = 9, r = 3;
+    const double scale = 1.5, p = 0.25;
+    Tensor *in[2][5];
+    for (int v = 0; v < 2; v++) {
+        in[v][0] = rnd(90, SHAPE(N, IC), -1, 1), in[v][1] = rnd(91, SHAPE(OC, IC), -1, 1), in[v][2] = rnd(92, SHAPE(OC), -1, 1);
+        in[v][3] = rnd(93, SHAPE(r, IC), -1, 1), in[v][4] = rnd(94, SHAPE(OC, r), -1, 1);
+    }
+    Ctx *c = ctx_new(1 << 20);
+    Rng r1 = rng_new(11), r2 = rng_new(11);
+    r1.offset = r2.offset = 1000; // a generator already part-way through its stream
+    Tensor *x = in[0][0], *w = in[0][1], *b = in[0][2], *A = in[0][3], *B = in[0][4];
+    Tensor *fused = vit_lora_linear(c, x, w, b, A, B, scale, p, &r1, true);
+    x = in[1][0], w = in[1][1], b = in[1][2], A = in[1][3], B = in[1][4];
+    Tensor *branch = ag_linear(c, ag_linear(c, ag_dropout(c, x, p, &r2, true), A, NULL), B, NULL);
+    Tensor *composed = ag_add(c, ag_linear(c, x, w, b), ag_mul_scalar(c, branch, scale));
+    ck_assert_msg(fused && composed, "%s", ctx_error(c));
+    ck_assert_uint_eq(r1.offset, r2.offset); // the same draws taken
+    Tensor *wt = rnd(95, SHAPE(N, OC), -1, 1); // a loss that weighs every output differently
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, fused, wt))), 0);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, composed, wt))), 0);
+    const double *yf = fused->data, *yc = composed->data;
+    for (int64_t i = 0; i < N * OC; i++) ck_assert_msg(fabs(yf[i] - yc[i]) < 1e-12, "output %lld: %.17g vs %.17g", (long long)i, yf[i], yc[i]);
+    for (int k = 0; k < 5; k++) {
+        const double *gf = in[0][k]->grad->data, *gcmp = in[1][k]->grad->data;
+        for (int64_t i = 0; i < tensor_numel(in[0][k]); i++)
+            ck_assert_msg(fabs(gf[i] - gcmp[i]) < 1e-12, "input %d gradient %lld: %g vs %g", k, (long long)i, gf[i], gcmp[i]);
+    }
+    ctx_free(c);
 }
 END_TEST
 START_TEST(test_gradcheck_linear_residual) {
@@ -497,6 +535,7 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_expand);
     tcase_add_test(tc, test_gradcheck_attention);
     tcase_add_test(tc, test_gradcheck_lora_linear);
+    tcase_add_test(tc, test_lora_linear_matches_composition);
     tcase_add_test(tc, test_gradcheck_linear_residual);
     tcase_add_test(tc, test_gradcheck_mlp_residual);
     tcase_add_test(tc, test_gradcheck_sigmoid);
