@@ -191,7 +191,7 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
 
 Tensor *vit_proj(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Rng *rng, bool training) {
     if (!nn_lora_active(lo)) return ag_linear(c, x, l->weight, l->bias);
-    // dropout on the LoRA branch only; fused, the mask is regenerated rather than stored
+    // dropout on the LoRA branch only; fused, the mask is kept as bits
     return vit_lora_linear(c, x, l->weight, l->bias, lo->A, lo->B, lo->scale, lo->dropout, rng, training);
 }
 

@@ -6,7 +6,7 @@
 #include "../nn/nn.h"
 
 // LoRA: x w^T + b + scale * (dropout_p(x) A^T) B^T; A [r, IC], B [OC, r]; the dropout mask comes from
-// rng (advanced as ag_dropout would) and is regenerated in backward, not stored. !training: no dropout.
+// rng (advanced as ag_dropout would) and is kept as bits for the backward. !training: no dropout.
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
                         bool training);
 Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res); // res + x w^T + b
