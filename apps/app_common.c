@@ -261,6 +261,14 @@ void app_unlock_output(void) {
     lock_fd = -1;
 }
 
+void app_warn_skipped(const Dataset *d, const char *data) {
+    if (d->nskipped == 0 || !dist_root(dist_world())) return; // said once, by the first rank
+    if (d->nskipped == 1) fprintf(stderr, "warning: %s: not a JPEG or PNG image, skipped\n", d->first_skipped);
+    else
+        fprintf(stderr, "warning: %s: %d files are not JPEG or PNG images, skipped (the first: %s)\n", data, d->nskipped,
+                d->first_skipped);
+}
+
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn) {
     int *map = malloc(sizeof *map * (size_t)d->nclasses);
     for (int c = 0; c < d->nclasses; c++) {

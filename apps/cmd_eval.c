@@ -38,6 +38,7 @@ int cmd_eval(int argc, char **argv) {
     Dataset d;
     int rc = 2;
     if (dataset_from_folder(&d, data, label, err, sizeof err) != 0) goto bad_model;
+    app_warn_skipped(&d, data);
     if (app_map_labels(&d, &m.cfg, data, err, sizeof err) != 0) goto bad;
     const char *tname = target ? target : label;
     int tgt = tname ? vit_config_label_id(&m.cfg, tname) : m.cfg.num_labels - 1;

@@ -53,20 +53,31 @@ static bool is_image_file(const char *path) {
     return n > 0 && image_sniff(head, (size_t)n);
 }
 
+// room for twice as many items (paths and labels)
+static int grow(Dataset *d) {
+    int cap = d->cap ? 2 * d->cap : 64;
+    char **p = realloc(d->paths, sizeof *p * (size_t)cap);
+    if (p) d->paths = p;
+    int64_t *l = p ? realloc(d->labels, sizeof *l * (size_t)cap) : NULL;
+    if (l) d->labels = l;
+    if (!p || !l) return -1;
+    d->cap = cap;
+    return 0;
+}
+
 static int add_class_images(Dataset *d, const char *dir, int cls, char *err, size_t errn) {
     char **names;
     int n;
     if (list_dir(dir, 'f', &names, &n, err, errn) != 0) return -1;
-    int added = 0;
-    for (int i = 0; i < n; i++) {
+    int added = 0, i;
+    for (i = 0; i < n; i++) {
         char p[4096];
         path_join(p, sizeof p, dir, names[i]);
-        if (!is_image_file(p)) {
-            fprintf(stderr, "warning: %s: not a JPEG or PNG image, skipped\n", p);
+        if (!is_image_file(p)) { // counted for the caller to report once (not by every MPI rank)
+            if (d->nskipped++ == 0 && !(d->first_skipped = strdup(p))) goto oom;
         } else {
-            d->paths = realloc(d->paths, sizeof *d->paths * (size_t)(d->n + 1));
-            d->labels = realloc(d->labels, sizeof *d->labels * (size_t)(d->n + 1));
-            d->paths[d->n] = strdup(p);
+            if (d->n == d->cap && grow(d) != 0) goto oom;
+            if (!(d->paths[d->n] = strdup(p))) goto oom;
             d->labels[d->n] = cls;
             d->n++;
             added++;
@@ -75,6 +86,11 @@ static int add_class_images(Dataset *d, const char *dir, int cls, char *err, siz
     }
     free(names);
     return added;
+oom:
+    for (; i < n; i++) free(names[i]); // the earlier names were freed in the loop
+    free(names);
+    snprintf(err, errn, "%s: out of memory listing the images", dir);
+    return -1;
 }
 
 int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *err, size_t errn) {
@@ -233,7 +249,7 @@ void dataset_free(Dataset *d) {
         for (int i = 0; i < d->n; i++) free(d->paths[i]);
     if (d->class_names)
         for (int i = 0; i < d->nclasses; i++) free(d->class_names[i]);
-    free(d->paths), free(d->labels), free(d->class_names), free(d->gray), free(d->pre);
+    free(d->paths), free(d->labels), free(d->class_names), free(d->gray), free(d->pre), free(d->first_skipped);
     memset(d, 0, sizeof *d);
 }
 

@@ -21,6 +21,9 @@ typedef struct {
     int gh, gw;
     float *pre;          // in-memory preprocessed items: n x pre_numel (the loader copies them)
     int64_t pre_numel;
+    int cap;             // slots allocated in paths and labels
+    int nskipped;        // files of the folder that are not JPEG or PNG images (left out)
+    char *first_skipped; // the first of them, or NULL
 } Dataset;
 
 // One folder: with `label`, every image in it carries that label (the seed's case); without,

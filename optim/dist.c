@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef CGRAD_MPI
 #include <mpi.h>
@@ -14,13 +13,6 @@
 static Dist world = {0, 1, false};
 static double comm_s;
 
-#ifdef CGRAD_MPI
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-#endif
 
 const Dist *dist_world(void) { return &world; }
 bool dist_root(const Dist *d) { return !d || d->rank == 0; }
@@ -88,7 +80,7 @@ static int flush(float *bucket, size_t used, Seg *seg, int nseg, float scale, ch
 int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool average, char *err, size_t errn) {
     if (!d || d->size <= 1) return 0;
 #ifdef CGRAD_MPI
-    double t0 = now_s();
+    double t0 = MPI_Wtime();
     size_t cap = DIST_BUCKET_BYTES / sizeof(float), total = 0;
     for (int i = 0; i < n; i++) total += (size_t)tensor_numel(params[i]);
     int maxseg = n + (int)(total / cap) + 2;
@@ -119,7 +111,7 @@ int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool avera
     }
     if (rc == 0 && used) rc = flush(bucket, used, seg, nseg, scale, err, errn);
     free(bucket), free(seg);
-    comm_s += now_s() - t0;
+    comm_s += MPI_Wtime() - t0;
     return rc;
 #else
     (void)params, (void)n, (void)average, (void)err, (void)errn;
@@ -130,10 +122,10 @@ int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool avera
 int dist_allreduce_sum(const Dist *d, double *v, int n, char *err, size_t errn) {
     if (!d || d->size <= 1) return 0;
 #ifdef CGRAD_MPI
-    double t0 = now_s();
+    double t0 = MPI_Wtime();
     int e = MPI_Reduce(d->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     if (e == MPI_SUCCESS) e = MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    comm_s += now_s() - t0;
+    comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "all-reduce", err, errn);
 #else
     (void)v, (void)n, (void)err, (void)errn;
@@ -144,9 +136,9 @@ int dist_allreduce_sum(const Dist *d, double *v, int n, char *err, size_t errn) 
 int dist_broadcast(const Dist *d, void *buf, size_t n, char *err, size_t errn) {
     if (!d || d->size <= 1) return 0;
 #ifdef CGRAD_MPI
-    double t0 = now_s();
+    double t0 = MPI_Wtime();
     int e = MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
-    comm_s += now_s() - t0;
+    comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "broadcast", err, errn);
 #else
     (void)buf, (void)n, (void)err, (void)errn;
@@ -160,9 +152,9 @@ int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err
         return 0;
     }
 #ifdef CGRAD_MPI
-    double t0 = now_s();
+    double t0 = MPI_Wtime();
     int e = MPI_Gather(send, (int)n, MPI_BYTE, recv, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
-    comm_s += now_s() - t0;
+    comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "gather", err, errn);
 #else
     (void)err, (void)errn;

@@ -51,6 +51,10 @@ ok "predict over 2 ranks prints the single process's lines in order" 'cmp -s "$t
 "$bin" eval --model "$data/golden/tiny" --adapter "$tmp/one" --data "$img" --label thing --json --batch-size 2 >"$tmp/e1" 2>/dev/null
 mpi "$bin" eval --model "$data/golden/tiny" --adapter "$tmp/one" --data "$img" --label thing --json --batch-size 2 >"$tmp/e2" 2>/dev/null
 ok "eval over 2 ranks gives the single process's metrics" 'cmp -s "$tmp/e1" "$tmp/e2" && [ -s "$tmp/e1" ]'
+mkdir "$tmp/mixed" && cp "${imgs[@]}" "$tmp/mixed/" && echo notes >"$tmp/mixed/readme.txt"
+mpi "$bin" eval --model "$data/golden/tiny" --adapter "$tmp/one" --data "$tmp/mixed" --label thing --batch-size 2 >/dev/null 2>"$tmp/mixed.err"; rc=$?
+ok "a file that is not an image is reported once, not by every rank (exit $rc)" \
+   '[ $rc -eq 0 ] && [ "$(grep -c "readme.txt: not a JPEG or PNG image, skipped" "$tmp/mixed.err")" -eq 1 ]'
 mpi "$bin" predict --model "$data/golden/tiny" "${imgs[0]}" "$tmp/missing.png" >/dev/null 2>"$tmp/bad.err"; rc=$?
 ok "a bad image under MPI: exit non-zero with its name (exit $rc)" '[ $rc -ne 0 ] && grep -q "missing.png: cannot open" "$tmp/bad.err"'
 mpi "$bin" info "$data/golden/tiny" >/dev/null 2>"$tmp/info.err"; rc=$?

@@ -35,7 +35,9 @@ START_TEST(test_folder_with_one_label) {
     ck_assert_int_eq(system(cmd), 0);
     Dataset d;
     ck_assert_msg(dataset_from_folder(&d, dir, "raccoon", err, sizeof err) == 0, "%s", err);
-    ck_assert_int_eq(d.n, 4); // readme.txt skipped with a warning, .hidden.jpg ignored
+    ck_assert_int_eq(d.n, 4); // readme.txt skipped (counted for the program's one warning), .hidden.jpg ignored
+    ck_assert_int_eq(d.nskipped, 1);
+    ck_assert_str_eq(strrchr(d.first_skipped, '/') + 1, "readme.txt");
     const char *want[] = {"B.png", "a10.png", "a9.PNG", "b.jpg"}; // byte order of names
     for (int i = 0; i < 4; i++) {
         ck_assert_str_eq(strrchr(d.paths[i], '/') + 1, want[i]);
@@ -136,6 +138,22 @@ START_TEST(test_fashion_mnist_idx) {
 }
 END_TEST
 
+START_TEST(test_folder_of_many_images) {
+    // past the first allocation of 64 slots, with two non-images among them
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "for i in $(seq 100 249); do cp %s/small_20x30.jpg %s/img$i.jpg; done && echo x > %s/b.txt && "
+             "echo y > %s/a.txt", IMG, dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    Dataset d;
+    ck_assert_msg(dataset_from_folder(&d, dir, "x", err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.n, 150);
+    ck_assert_int_eq(d.nskipped, 2);
+    ck_assert_str_eq(strrchr(d.first_skipped, '/') + 1, "a.txt");
+    ck_assert_str_eq(strrchr(d.paths[149], '/') + 1, "img249.jpg");
+    dataset_free(&d);
+}
+END_TEST
+
 START_TEST(test_loader_same_for_any_thread_count) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "cp %s/*.jpg %s/*.png %s/", IMG, IMG, dir);
@@ -182,6 +200,7 @@ int main(void) {
     tcase_add_test(tc, test_image_folder_layout);
     tcase_add_test(tc, test_split_seeded);
     tcase_add_test(tc, test_fashion_mnist_idx);
+    tcase_add_test(tc, test_folder_of_many_images);
     tcase_add_test(tc, test_loader_same_for_any_thread_count);
     suite_add_tcase(s, tc);
     return check_run(s);
