@@ -106,9 +106,15 @@ static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t
 }
 
 // op(B) packed whole; by the team of threads when called outside a parallel region with enough to pack
+// (inside a region no nested one is opened, not even a one-thread one: attention packs per head)
 static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K) {
     int64_t nkb = nkblocks(k, K), np = npanels(k, N);
-#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && N * K >= 32768)
+    if (omp_in_parallel() || N * K < 32768) {
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(static)
     for (int64_t kb = 0; kb < nkb; kb++)
         for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
 }
