@@ -53,9 +53,9 @@ int app_stage_commit(const char *stage, const char *out, char *err, size_t errn)
 void app_stage_abort(const char *stage);
 // 3 when writing an output failed (disk full, I/O error), else the given status
 int app_exit_status(int rc);
-// dataset class indices -> the model's label ids (by name)
 // one warning for the files of --data that are not images (on the first MPI rank only)
 void app_warn_skipped(const Dataset *d, const char *data);
+// dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);
 double app_seconds(void); // a monotonic clock, in seconds

@@ -13,7 +13,6 @@
 static Dist world = {0, 1, false};
 static double comm_s;
 
-
 const Dist *dist_world(void) { return &world; }
 bool dist_root(const Dist *d) { return !d || d->rank == 0; }
 double dist_comm_seconds(void) { return comm_s; }
