@@ -103,7 +103,7 @@ static int check_overlap(const char *flag, const char *out, const char *const *i
 // the folder an output will be made in exists
 // the folder an output goes into exists ("out/" names out, in the current folder)
 static int parent_exists(const char *flag, const char *path, char *err, size_t errn) {
-    char parent[4096], base[1024];
+    char parent[FILE_PATH_BUF], base[FILE_PATH_BUF];
     split_path(path, parent, sizeof parent, base, sizeof base);
     if (!dir_exists(parent)) {
         snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
@@ -166,71 +166,10 @@ int app_make_output_dir(const char *dir, char *err, size_t errn) {
     return 0;
 }
 
-int app_stage_begin(const char *out, char *stage, size_t n, char *err, size_t errn) {
-    char parent[4096], base[4096];
-    split_path(out, parent, sizeof parent, base, sizeof base);
-    if (snprintf(stage, n, "%s/.%s.tmp-%ld", parent, base, (long)getpid()) >= (int)n) {
-        snprintf(err, errn, "%s: path too long", out);
-        return -1;
-    }
-    app_stage_abort(stage); // a leftover of an earlier process with this id
-    if (mkdir(stage, 0755) != 0) {
-        snprintf(err, errn, "%s: cannot create %s: %s", out, stage, strerror(errno));
-        file_note_write_failure(errno);
-        return -1;
-    }
-    return 0;
-}
-
-int app_stage_commit(const char *stage, const char *out, char *err, size_t errn) {
-    if (!dir_exists(out)) {
-        if (rename(stage, out) != 0) {
-            snprintf(err, errn, "%s: cannot move the finished output into place: %s", out, strerror(errno));
-            file_note_write_failure(errno);
-            app_stage_abort(stage);
-            return -1;
-        }
-        fsync_dir_of(out);
-        return 0;
-    }
-    DIR *d = opendir(stage);
-    struct dirent *e;
-    int rc = 0;
-    while (d && rc == 0 && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char a[8192], b[8192];
-        snprintf(a, sizeof a, "%s/%s", stage, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", out, e->d_name);
-        if (rename(a, b) != 0) {
-            snprintf(err, errn, "%s: cannot move into place: %s", b, strerror(errno));
-            file_note_write_failure(errno);
-            rc = -1;
-        }
-    }
-    if (d) closedir(d);
-    app_stage_abort(stage);
-    if (rc == 0) fsync_dir_of(out);
-    return rc;
-}
-
-void app_stage_abort(const char *stage) {
-    DIR *d = opendir(stage);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char a[8192];
-        snprintf(a, sizeof a, "%s/%s", stage, e->d_name);
-        unlink(a);
-    }
-    closedir(d);
-    rmdir(stage);
-}
-
 int app_exit_status(int rc) { return rc != 0 && file_write_failure() ? FILE_EXIT_WRITE : rc; }
 
 static int lock_fd = -1;
-static char lock_path[4200];
+static char lock_path[FILE_PATH_BUF];
 
 int app_lock_output(const char *dir, char *err, size_t errn) {
     path_join(lock_path, sizeof lock_path, dir, APP_LOCK_FILE);

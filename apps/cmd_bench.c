@@ -71,7 +71,7 @@ int cmd_bench(int argc, char **argv) {
     if (cli_parse("deit_lora bench", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
     if (!model && strcmp(config, "deit-tiny")) return app_fail("bench", "--config: only deit-tiny is built in");
     app_threads(threads);
-    char err[2048];
+    char err[FILE_ERR_BUF];
     VitModel m;
     if (model) {
         if (vit_load(&m, model, err, sizeof err) != 0) return app_fail("bench", err);

@@ -62,7 +62,7 @@ int cmd_check(int argc, char **argv) {
         fprintf(stderr, "deit_lora check: needs MODEL_DIR and IO.safetensors (usage: %s)\n", usage);
         return 2;
     }
-    char err[1024];
+    char err[FILE_ERR_BUF];
     VitModel m;
     WFile io = {0}, in = {0};
     if (vit_load(&m, pos[0], err, sizeof err) != 0) return app_fail("check", err);

@@ -4,6 +4,8 @@
 // rewritten; every other field of adapter_config.json is kept.
 #include "deit_lora.h"
 
+#include "../tensor/fileio.h"
+
 #include <string.h>
 
 int cmd_convert_adapter(int argc, char **argv) {
@@ -23,15 +25,13 @@ int cmd_convert_adapter(int argc, char **argv) {
     if (np != 2 || !to_s) return app_fail("convert-adapter", "needs IN_DIR, OUT_DIR and --to v4|v5 (see --help)");
     if (strcmp(to_s, "v4") && strcmp(to_s, "v5")) return app_fail("convert-adapter", "--to: must be v4 or v5");
     PeftGen to = strcmp(to_s, "v4") ? PEFT_V5 : PEFT_V4;
-    char err[2048];
+    char err[FILE_ERR_BUF];
     if (app_output_dir("OUT_DIR", pos[1], overwrite, false, (const char *[]){pos[0], NULL}, err, sizeof err) != 0) return app_fail("convert-adapter", err);
-    char stage[4200];
-    if (app_stage_begin(pos[1], stage, sizeof stage, err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
-    int n = adapter_convert(pos[0], stage, to, err, sizeof err);
-    if (n < 0 || app_stage_commit(stage, pos[1], err, sizeof err) != 0) {
-        app_stage_abort(stage);
-        return app_exit_status(app_fail("convert-adapter", err));
-    }
+    Stage stage;
+    if (stage_begin(&stage, pos[1], err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
+    int n = adapter_convert(pos[0], stage.path, to, err, sizeof err);
+    if (n < 0) stage_abort(&stage);
+    if (n < 0 || stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
     printf("converted %s (%d tensors) to %s spelling in %s\n", pos[0], n, to == PEFT_V4 ? "transformers-4 / peft 0.17" : "transformers-5 / peft 0.21", pos[1]);
     return 0;
 }

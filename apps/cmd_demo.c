@@ -110,7 +110,7 @@ int cmd_demo(int argc, char **argv) {
     if (cli_parse("deit_lora demo", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
     if (quick) pre_limit = 6000, pre_epochs = 1;
     app_threads(threads);
-    char err[2048], base_dir[4200];
+    char err[FILE_ERR_BUF], base_dir[FILE_PATH_BUF];
     Dataset train = {0}, test = {0};
     Loader L = {0}, Lt = {0};
     if (dataset_fashion_mnist(&train, FMNIST_DIR, true, err, sizeof err) != 0 ||

@@ -31,7 +31,7 @@ int cmd_eval(int argc, char **argv) {
     if (cli_parse("deit_lora eval", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
     if (!model || !data) return app_fail("eval", "needs --model and --data (see --help)");
     app_threads(threads);
-    char err[2048];
+    char err[FILE_ERR_BUF];
     VitModel m;
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("eval", err);

@@ -41,12 +41,12 @@ static int explain_one(Ctx *c, VitModel *m, const ImageProcessor *ip, VitExplain
     }
     fputs(js.s, stdout);
     if (stage) {
-        char name[4096], q[8400];
+        char name[FILE_PATH_BUF], q[FILE_PATH_BUF];
         snprintf(name, sizeof name, "%s", path);
         snprintf(q, sizeof q, "%s/%03d_%s.png", stage, idx, basename(name));
         if (image_save_png(&over, q, err, errn) != 0) goto done;
         snprintf(q, sizeof q, "%s/%03d_%s.json", stage, idx, basename(name));
-        if (file_write_atomic(q, js.s, js.n, err, errn) != 0) goto done;
+        if (file_write_atomic(q, js.s, js.n, true, err, errn) != 0) goto done;
     }
     rc = 0;
 done:
@@ -80,7 +80,8 @@ int cmd_explain(int argc, char **argv) {
     // inputs[0..1] the model and adapter, then the images: what --out may not overlap
     const char **inputs = calloc((size_t)argc + 3, sizeof *inputs), **pos = inputs + 2;
     int np = cli_parse("deit_lora explain", argc, argv, 2, opts, NO, pos, argc);
-    char err[2048], stage[4200];
+    char err[FILE_ERR_BUF];
+    Stage stage = {.fd = -1};
     int rc = 2, method = -1, target = -1;
     bool staged = false, loaded = false;
     VitModel m;
@@ -105,20 +106,20 @@ int cmd_explain(int argc, char **argv) {
         snprintf(err, sizeof err, "--class: '%s' is not one of the model's labels", a.cls);
         goto bad;
     }
-    if (a.out && app_stage_begin(a.out, stage, sizeof stage, err, sizeof err) != 0) goto bad;
+    if (a.out && stage_begin(&stage, a.out, err, sizeof err) != 0) goto bad;
     staged = a.out != NULL;
     c = ctx_new(16u << 20);
     for (int i = 0; i < np; i++)
-        if (explain_one(c, &m, &ip, (VitExplainMethod)method, target, pos[i], i, staged ? stage : NULL, err, sizeof err) != 0) goto bad;
+        if (explain_one(c, &m, &ip, (VitExplainMethod)method, target, pos[i], i, staged ? stage.path : NULL, err, sizeof err) != 0) goto bad;
     if (staged) {
         staged = false;
-        if (app_stage_commit(stage, a.out, err, sizeof err) != 0) goto bad;
+        if (stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0) goto bad;
     }
     rc = 0;
     goto done;
 bad:
     rc = app_exit_status(app_fail("explain", err));
-    if (staged) app_stage_abort(stage);
+    if (staged) stage_abort(&stage);
 done:
     ctx_free(c);
     if (loaded) vit_free(&m);

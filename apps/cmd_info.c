@@ -14,7 +14,7 @@ static void labels_line(const VitConfig *c) {
 }
 
 static int info_adapter(const char *dir) {
-    char p[4200], err[2048];
+    char p[FILE_PATH_BUF], err[FILE_ERR_BUF];
     AdapterConfig ac;
     if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, sizeof err) != 0) return app_fail("info", err);
     Checkpoint ck;
@@ -55,7 +55,7 @@ int cmd_info(int argc, char **argv) {
         return 0;
     }
     if (cli_parse("deit_lora info", argc, argv, 2, NULL, 0, pos, 1) != 1) return app_fail("info", "needs one DIR (see --help)");
-    char p[4200], err[2048];
+    char p[FILE_PATH_BUF], err[FILE_ERR_BUF];
     if (!dir_exists(pos[0])) {
         snprintf(err, sizeof err, "%s: not a directory", pos[0]);
         return app_fail("info", err);

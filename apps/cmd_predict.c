@@ -59,7 +59,7 @@ int cmd_predict(int argc, char **argv) {
     if (np < 0) return free(pos), 2;
     if (!model || np == 0) return free(pos), app_fail("predict", "needs --model and at least one IMAGE (see --help)");
     app_threads(threads);
-    char err[2048];
+    char err[FILE_ERR_BUF];
     VitModel m;
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return free(pos), app_fail("predict", err);

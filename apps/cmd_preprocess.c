@@ -28,10 +28,10 @@ int cmd_preprocess(int argc, char **argv) {
     const char **inputs = calloc((size_t)maxpos + 2, sizeof *inputs), **pos = inputs + 1;
     int np = cli_parse("deit_lora preprocess", argc, argv, 2, opts, NO, pos, maxpos);
     int rc = 2;
-    char err[1024];
+    char err[FILE_ERR_BUF];
     float *pix = NULL;
     VitConfig cfg = {0};
-    char stage[4200];
+    Stage stage = {.fd = -1};
     bool staged = false;
     if (np < 0) goto done;
     if (!model || !out || np == 0) {
@@ -42,7 +42,7 @@ int cmd_preprocess(int argc, char **argv) {
     if (app_output_file("--out", out, overwrite, inputs, err, sizeof err) != 0 ||
         (png && app_output_dir("--png", png, overwrite, false, inputs, err, sizeof err) != 0))
         goto bad;
-    char p[4096];
+    char p[FILE_PATH_BUF];
     if (vit_config_load(&cfg, path_join(p, sizeof p, model, "config.json"), err, sizeof err) != 0) goto bad;
     ImageProcessor ip;
     if (image_processor_for_model(&ip, model, cfg.image_size, err, sizeof err) != 0) goto bad;
@@ -75,14 +75,14 @@ int cmd_preprocess(int argc, char **argv) {
         image_free(&g);
     }
     // the PNGs go to a staged folder, moved into place once the tensor file is written too
-    if (png && app_stage_begin(png, stage, sizeof stage, err, sizeof err) != 0) goto bad;
+    if (png && stage_begin(&stage, png, err, sizeof err) != 0) goto bad;
     staged = png != NULL;
     for (int i = 0; png && i < np; i++) {
         Image v;
         image_processor_denormalize(&ip, pix + per * (size_t)i, H, W, &v);
-        char name[4096], q[8192];
+        char name[FILE_PATH_BUF], q[FILE_PATH_BUF];
         snprintf(name, sizeof name, "%s", pos[i]);
-        snprintf(q, sizeof q, "%s/%03d_%s.png", stage, i, basename(name));
+        snprintf(q, sizeof q, "%s/%03d_%s.png", stage.path, i, basename(name));
         int r = image_save_png(&v, q, err, sizeof err);
         image_free(&v);
         if (r != 0) goto bad;
@@ -90,17 +90,18 @@ int cmd_preprocess(int argc, char **argv) {
     Ctx *c = ctx_new(1 << 16);
     Tensor *t = tensor_from_buffer(c, DT_F32, 4, (int64_t[]){np, 3, H, W}, pix);
     StItem item = {"pixel_values", t};
-    int w = safetensors_save(out, &item, 1, NULL, err, sizeof err);
+    int w = t ? safetensors_write(out, &item, 1, NULL, overwrite, err, sizeof err) : -1;
+    if (!t) snprintf(err, sizeof err, "out of memory");
     ctx_free(c);
     if (w != 0) goto bad;
     staged = false;
-    if (png && app_stage_commit(stage, png, err, sizeof err) != 0) goto bad;
+    if (png && stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0) goto bad;
     printf("wrote pixel_values [%d, 3, %d, %d] to %s (%s)\n", np, H, W, out, ip.kind);
     rc = 0;
     goto done;
 bad:
     fprintf(stderr, "deit_lora preprocess: %s\n", err);
-    if (staged) app_stage_abort(stage);
+    if (staged) stage_abort(&stage);
     rc = app_exit_status(rc);
 done:
     vit_config_free(&cfg);

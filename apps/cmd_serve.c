@@ -361,7 +361,7 @@ int cmd_serve(int argc, char **argv) {
     if (np < 0) return 2;
     if (!a.model || np != 0) return app_fail("serve", "needs --model and no other arguments (see --help)");
     app_threads(a.threads);
-    char err[2048];
+    char err[FILE_ERR_BUF];
     Server *s = calloc(1, sizeof *s);
     if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
     s->max_upload = (size_t)a.max_upload_mb << 20;

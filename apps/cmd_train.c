@@ -76,7 +76,7 @@ int cmd_train(int argc, char **argv) {
     }
     const char *pos[1];
     if (cli_parse("deit_lora train", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
-    char err[2048];
+    char err[FILE_ERR_BUF];
     if (!model || !data || !output) return app_fail("train", "needs --model, --data and --output (see --help)");
     SchedKind sk;
     if (schedule_parse(sched, &sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
@@ -199,7 +199,7 @@ int cmd_train(int argc, char **argv) {
         goto out;
     }
     // the outputs: adapter (peft), configs, plot
-    char p[4200];
+    char p[FILE_PATH_BUF];
     if (adapter_save(&m, output, peft_gen, model, err, sizeof err) != 0 ||
         vit_config_save(&m.cfg, path_join(p, sizeof p, output, "config.json"), err, sizeof err) != 0 ||
         image_processor_save(&ip, path_join(p, sizeof p, output, "preprocessor_config.json"), err, sizeof err) != 0 ||

@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
             usage(stderr);
         }
     }
+    rc = file_close_stdout("deit_lora", rc); // a result that could not be written (a full disk) is exit 3
     dist_finalize(&d, rc);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include "../models/image_processor.h"
 #include "../models/vit_train.h"
 #include "../models/vit.h"
+#include "../tensor/fileio.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -44,13 +45,6 @@ int app_make_output_dir(const char *dir, char *err, size_t errn); // after every
 int app_lock_output(const char *dir, char *err, size_t errn);
 void app_unlock_output(void);
 #define APP_LOCK_FILE ".deit_lora.lock"
-// An output folder appears complete or not at all: app_stage_begin makes a hidden folder beside
-// OUT (.OUT.tmp-PID) to write into; app_stage_commit moves it into place, in one rename when OUT
-// does not exist, else file by file (each rename atomic) into the existing OUT (--overwrite);
-// app_stage_abort removes it. Failures to write are noted for exit status 3.
-int app_stage_begin(const char *out, char *stage, size_t n, char *err, size_t errn);
-int app_stage_commit(const char *stage, const char *out, char *err, size_t errn);
-void app_stage_abort(const char *stage);
 // 3 when writing an output failed (disk full, I/O error), else the given status
 int app_exit_status(int rc);
 // one warning for the files of --data that are not images (on the first MPI rank only)

@@ -2,6 +2,7 @@
 // A small weight matrix W, an input x, the low-rank adapters A and B, W' = W + (alpha/r) A B,
 // and the outputs before and after; then the same on a 192x192 "query" layer as in DeiT-Tiny.
 #include "../autograd/autograd.h"
+#include "../tensor/fileio.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static int usage(FILE *f, int code) {
     return code;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     uint64_t seed = 42;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
@@ -125,3 +126,5 @@ int main(int argc, char **argv) {
     ctx_free(c);
     return rc;
 }
+
+int main(int argc, char **argv) { return file_close_stdout("lora_demo", run(argc, argv)); }

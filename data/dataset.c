@@ -29,7 +29,7 @@ static int list_dir(const char *dir, char kind, char ***out, int *n, char *err, 
     struct dirent *de;
     while ((de = readdir(dp))) {
         if (de->d_name[0] == '.') continue;
-        char p[4096];
+        char p[FILE_PATH_BUF];
         struct stat st;
         if (stat(path_join(p, sizeof p, dir, de->d_name), &st) != 0) continue;
         if ((kind == 'f' && !S_ISREG(st.st_mode)) || (kind == 'd' && !S_ISDIR(st.st_mode))) continue;
@@ -71,7 +71,7 @@ static int add_class_images(Dataset *d, const char *dir, int cls, char *err, siz
     if (list_dir(dir, 'f', &names, &n, err, errn) != 0) return -1;
     int added = 0, i;
     for (i = 0; i < n; i++) {
-        char p[4096];
+        char p[FILE_PATH_BUF];
         path_join(p, sizeof p, dir, names[i]);
         if (!is_image_file(p)) { // counted for the caller to report once (not by every MPI rank)
             if (d->nskipped++ == 0 && !(d->first_skipped = strdup(p))) goto oom;
@@ -135,7 +135,7 @@ int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *er
     int rc = 0;
     for (int c = 0; c < ns; c++) {
         d->class_names[c] = subs[c];
-        char p[4096];
+        char p[FILE_PATH_BUF];
         int k = rc == 0 ? add_class_images(d, path_join(p, sizeof p, dir, subs[c]), c, err, errn) : 0;
         if (rc == 0 && k == 0) snprintf(err, errn, "%s: class folder has no images", p);
         if (k <= 0) rc = -1;
@@ -188,7 +188,7 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t
 
 int dataset_fashion_mnist(Dataset *d, const char *dir, bool train, char *err, size_t errn) {
     memset(d, 0, sizeof *d);
-    char ip[4096], lp[4096];
+    char ip[FILE_PATH_BUF], lp[FILE_PATH_BUF];
     snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte.gz", dir, train ? "train" : "t10k");
     snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte.gz", dir, train ? "train" : "t10k");
     size_t ni, nl;

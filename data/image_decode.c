@@ -303,7 +303,7 @@ int image_save_png(const Image *im, const char *path, char *err, size_t errn) {
         snprintf(err, errn, "%s: %s", path, e);
         return -1;
     }
-    int rc = file_write_atomic(path, buf, n, err, errn);
+    int rc = file_write_atomic(path, buf, n, true, err, errn);
     free(buf);
     return rc;
 }

@@ -127,7 +127,7 @@ out:
 
 int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
     AdapterConfig ac;
-    char p[4096];
+    char p[FILE_PATH_BUF];
     if (!dir_exists(dir)) {
         snprintf(err, errn, "%s: not a directory", dir);
         return -1;
@@ -153,7 +153,7 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
         int old = m->cfg.num_labels, rows = (int)cw->shape[0];
         if (rows > old) {
             if (vit_extend_head(m, rows, &rng, err, errn) != 0) goto out;
-            char cp[4096];
+            char cp[FILE_PATH_BUF];
             VitConfig lc;
             char e2[512];
             if (file_exists(path_join(cp, sizeof cp, dir, "config.json"))) {
@@ -232,7 +232,7 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
         items[n] = (StItem){names[n], m->params.p[i].t};
         n++;
     }
-    char p[4096];
+    char p[FILE_PATH_BUF];
     int rc = safetensors_save(path_join(p, sizeof p, dir, "adapter_model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
@@ -286,7 +286,7 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
     cJSON_AddBoolToObject(o, "use_rslora", m->lora.rslora);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
-    rc = file_write_atomic(path_join(p, sizeof p, dir, "adapter_config.json"), s, strlen(s), err, errn);
+    rc = file_write_atomic(path_join(p, sizeof p, dir, "adapter_config.json"), s, strlen(s), true, err, errn);
     free(s);
     return rc;
 }
@@ -309,7 +309,7 @@ static int convert_targets(cJSON *tm, PeftGen to, const char *path, char *err, s
 }
 
 int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size_t errn) {
-    char cp[4200], wp[4200];
+    char cp[FILE_PATH_BUF], wp[FILE_PATH_BUF];
     AdapterConfig ac; // validates the config as a whole
     if (adapter_config_load(&ac, path_join(cp, sizeof cp, in, "adapter_config.json"), err, errn) != 0) return -1;
     char *txt = file_read_all(cp, 16u << 20, NULL, err, errn);
@@ -345,14 +345,14 @@ int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size
     }
     if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, (const char *const *)f.meta, err, errn) != 0) goto done;
     char *s = cJSON_Print(o);
-    int w = file_write_atomic(path_join(cp, sizeof cp, out, "adapter_config.json"), s, strlen(s), err, errn);
+    int w = file_write_atomic(path_join(cp, sizeof cp, out, "adapter_config.json"), s, strlen(s), true, err, errn);
     free(s);
     if (w != 0) goto done;
-    char lp[4200], lq[4200]; // the labels of added classes travel with the adapter
+    char lp[FILE_PATH_BUF], lq[FILE_PATH_BUF]; // the labels of added classes travel with the adapter
     if (file_exists(path_join(lp, sizeof lp, in, "config.json"))) {
         size_t L;
         char *cfg = file_read_all(lp, 64u << 20, &L, err, errn);
-        w = cfg ? file_write_atomic(path_join(lq, sizeof lq, out, "config.json"), cfg, L, err, errn) : -1;
+        w = cfg ? file_write_atomic(path_join(lq, sizeof lq, out, "config.json"), cfg, L, true, err, errn) : -1;
         free(cfg);
         if (w != 0) goto done;
     }

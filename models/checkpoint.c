@@ -107,7 +107,7 @@ static int open_sharded(Checkpoint *ck, const char *dir, const char *index, Chec
     ns = u;
     ck->files = calloc((size_t)(ns ? ns : 1), sizeof *ck->files);
     for (int s = 0; s < ns; s++) {
-        char p[4096];
+        char p[FILE_PATH_BUF];
         path_join(p, sizeof p, dir, shards[s]);
         if (!file_exists(p)) {
             snprintf(err, errn, "%s: names shard '%s', which is missing", index, shards[s]);
@@ -139,7 +139,7 @@ fail:
 
 int checkpoint_open_dir(Checkpoint *ck, const char *dir, CheckpointNameMap map, char *err, size_t errn) {
     memset(ck, 0, sizeof *ck);
-    char p[4096];
+    char p[FILE_PATH_BUF];
     if (file_exists(path_join(p, sizeof p, dir, "model.safetensors"))) return checkpoint_open_file(ck, p, map, err, errn);
     if (file_exists(path_join(p, sizeof p, dir, "model.safetensors.index.json"))) return open_sharded(ck, dir, p, map, err, errn);
     if (file_exists(path_join(p, sizeof p, dir, "pytorch_model.bin"))) {

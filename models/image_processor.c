@@ -162,7 +162,7 @@ int image_processor_save(const ImageProcessor *p, const char *path, char *err, s
     }
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
-    int rc = file_write_atomic(path, txt, strlen(txt), err, errn);
+    int rc = file_write_atomic(path, txt, strlen(txt), true, err, errn);
     free(txt);
     return rc;
 }
@@ -250,7 +250,7 @@ static int timm_processor(ImageProcessor *p, const cJSON *pc, int image_size, co
 }
 
 int image_processor_for_model(ImageProcessor *p, const char *model_dir, int image_size, char *err, size_t errn) {
-    char path[4096];
+    char path[FILE_PATH_BUF];
     path_join(path, sizeof path, model_dir, "config.json");
     char *cfg = file_exists(path) ? file_read_all(path, 64u << 20, NULL, err, errn) : NULL;
     cJSON *co = cfg ? cJSON_Parse(cfg) : NULL;

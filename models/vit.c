@@ -131,7 +131,7 @@ static Tensor *make_from_ckpt(void *ud, const char *name, int ndim, const int64_
 
 int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {
     memset(m, 0, sizeof *m);
-    char p[4096];
+    char p[FILE_PATH_BUF];
     if (!dir_exists(dir)) {
         snprintf(err, errn, "%s: not a directory", dir);
         return -1;
@@ -581,7 +581,7 @@ int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t er
     int n = 0;
     for (int i = 0; i < m->params.n; i++)
         if (!strstr(m->params.p[i].name, ".lora_")) items[n++] = (StItem){m->params.p[i].name, m->params.p[i].t};
-    char p[4096];
+    char p[FILE_PATH_BUF];
     int rc = safetensors_save(path_join(p, sizeof p, dir, "model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
     free(items);
     if (rc == 0) rc = vit_config_save(&m->cfg, path_join(p, sizeof p, dir, "config.json"), err, errn);

@@ -228,7 +228,7 @@ int vit_config_save(const VitConfig *cfg, const char *path, char *err, size_t er
     size_t n = strlen(s);
     char *t = realloc(s, n + 2);
     t[n] = '\n', t[n + 1] = 0;
-    int rc = file_write_atomic(path, t, n + 1, err, errn);
+    int rc = file_write_atomic(path, t, n + 1, true, err, errn);
     free(t);
     return rc;
 }

@@ -62,7 +62,7 @@ static int same_lora(const VitModel *m, const char *path, char *err, size_t errn
 // the trainable tensors back from a checkpoint, under any of the ViT's spellings of their names
 static int vit_ckpt_load(void *self, const char *dir, char *err, size_t errn) {
     VitModel *m = ((VitTask *)self)->m;
-    char p[4200];
+    char p[FILE_PATH_BUF];
     bool lora = m->has_lora;
     if (lora && same_lora(m, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) return -1;
     WFile tf;

@@ -502,52 +502,42 @@ static int check_items(const StItem *items, int n, const char *path, char *err, 
     return 0;
 }
 
-int safetensors_save(const char *path, const StItem *items0, int n, const char *const *metadata, char *err, size_t errn) {
+int safetensors_write(const char *path, const StItem *items0, int n, const char *const *metadata, bool replace, char *err,
+                      size_t errn) {
     StItem *items = malloc(sizeof *items * (size_t)(n ? n : 1));
     if (!items) return snprintf(err, errn, "%s: out of memory", path), -1;
     memcpy(items, items0, sizeof *items * (size_t)n);
     qsort(items, (size_t)n, sizeof *items, item_cmp);
     size_t hl = 0;
     char *hdr = check_items(items, n, path, err, errn) == 0 ? header_json(items, n, metadata, &hl, path, err, errn) : NULL;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = -1;
-    FILE *fp = hdr ? fopen(tmp, "wb") : NULL;
-    if (!hdr) goto out;
-    if (!fp) {
-        snprintf(err, errn, "%s: cannot write: %s", tmp, strerror(errno));
-        file_note_write_failure(errno);
-        goto out;
-    }
+    AtomicFile af;
+    if (!hdr || atomic_begin(&af, path, err, errn) != 0) goto out;
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    bool ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(hdr, 1, hl, fp) == hl;
+    if (atomic_write(&af, lenb, 8, err, errn) != 0 || atomic_write(&af, hdr, hl, err, errn) != 0) goto out;
     Ctx *c = ctx_new(1 << 16);
+    bool ok = c != NULL;
+    if (!ok) snprintf(err, errn, "%s: out of memory", path), atomic_abort(&af);
     for (int i = 0; ok && i < n; i++) {
         const Tensor *t = tensor_contiguous(c, items[i].t);
-        size_t nb = (size_t)tensor_numel(t) * dtype_size(t->dtype);
-        ok = t && fwrite(t->data, 1, nb, fp) == nb;
+        if (!t) {
+            snprintf(err, errn, "%s: out of memory writing '%.200s'", path, items[i].name);
+            atomic_abort(&af);
+            ok = false;
+            break;
+        }
+        ok = atomic_write(&af, t->data, (size_t)tensor_numel(t) * dtype_size(t->dtype), err, errn) == 0;
         ctx_reset(c);
     }
     ctx_free(c);
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    if (fclose(fp) != 0) ok = false;
-    if (!ok) {
-        snprintf(err, errn, "%s: write failed: %s", tmp, strerror(errno ? errno : EIO));
-        file_note_write_failure(errno);
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errn, "%s: cannot rename into place: %s", path, strerror(errno));
-        file_note_write_failure(errno);
-        unlink(tmp);
-        goto out;
-    }
-    fsync_dir_of(path);
-    rc = 0;
+    if (ok && atomic_commit(&af, replace, err, errn) == 0) rc = 0;
 out:
     free(hdr);
     free(items);
     return rc;
+}
+
+int safetensors_save(const char *path, const StItem *items, int n, const char *const *metadata, char *err, size_t errn) {
+    return safetensors_write(path, items, n, metadata, true, err, errn);
 }

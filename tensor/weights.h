@@ -52,7 +52,8 @@ int wfile_map(WFile *f, const char *path, char *err, size_t errn);
 // (when view is true); F16/BF16/F64 become float32, integer types int64, U8/BOOL uint8.
 Tensor *wentry_tensor(Ctx *c, const WEntry *e, bool view);
 
-// Writing safetensors atomically: PATH.tmp, fsync, rename. Names are written sorted; a name
+// Writing safetensors atomically (fileio.h's atomic files: a fresh temporary beside PATH, fsync,
+// rename; a planted file or symlink is never written through). Names are written sorted; a name
 // twice, a name that is not UTF-8, or a dtype other than these is refused with a message.
 typedef struct {
     const char *name;
@@ -60,6 +61,9 @@ typedef struct {
 } StItem;
 // metadata: NULL, or key, value, key, value, ..., NULL (strings), written as "__metadata__"
 int safetensors_save(const char *path, const StItem *items, int n, const char *const *metadata, char *err, size_t errn);
+// the same, replacing an existing PATH only when REPLACE (else an existing PATH is refused)
+int safetensors_write(const char *path, const StItem *items, int n, const char *const *metadata, bool replace, char *err,
+                      size_t errn);
 
 #ifdef __cplusplus
 }

@@ -152,7 +152,7 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     *rng = rng_new(a->seed);
 
     if (a->resume) {
-        char ck[4096];
+        char ck[FILE_PATH_BUF];
         if (trainer_latest_checkpoint(a->output_dir, ck, sizeof ck) < 0) {
             snprintf(err, errn, "%s: no checkpoint to resume from", a->output_dir);
             goto out;

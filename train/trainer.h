@@ -15,6 +15,7 @@
 #include "../nn/nn.h"
 #include "../optim/dist.h"
 #include "../optim/optim.h"
+#include "../tensor/fileio.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,7 +92,7 @@ typedef struct {
     int steps_since_log;
     double runtime_s, total_flos;
     int64_t samples;
-    char last_checkpoint[4096];
+    char last_checkpoint[FILE_PATH_BUF];
 } TrainState;
 
 void train_args_default(TrainArgs *a); // HF's TrainingArguments defaults

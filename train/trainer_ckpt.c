@@ -4,7 +4,6 @@
 // trainer_state.json (HF's layout) and cgrad_state.json (what resuming needs beyond HF's state).
 // It is written as OUT/.checkpoint-N.tmp, every file fsynced, then renamed into place, so a
 // crash at any moment leaves only complete checkpoints; older ones are removed afterwards.
-#define _XOPEN_SOURCE 700 // nftw
 #include "trainer_ckpt.h"
 
 #include "../tensor/fileio.h"
@@ -13,23 +12,15 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-    (void)sb, (void)flag, (void)f;
-    return remove(p);
-}
-
-int rmtree(const char *path) { return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 static int write_json(const char *path, cJSON *o, char *err, size_t errn) {
     char *s = cJSON_Print(o);
-    int rc = file_write_atomic(path, s, strlen(s), err, errn);
+    int rc = file_write_atomic(path, s, strlen(s), true, err, errn);
     free(s);
     return rc;
 }
@@ -102,13 +93,13 @@ cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st) {
 }
 
 static int save_trainables(const char *dir, const TrainModel *tm, char *err, size_t errn) {
-    char p[4200];
+    char p[FILE_PATH_BUF];
     if (tm->save) return tm->save(tm->self, dir, err, errn);
     return nn_params_save(tm->params, path_join(p, sizeof p, dir, "model.safetensors"), true, err, errn);
 }
 
 static int load_trainables(const char *dir, const TrainModel *tm, char *err, size_t errn) {
-    char p[4200];
+    char p[FILE_PATH_BUF];
     if (tm->load) return tm->load(tm->self, dir, err, errn);
     return nn_params_load(tm->params, path_join(p, sizeof p, dir, "model.safetensors"), true, err, errn);
 }
@@ -126,9 +117,9 @@ int trainer_latest_checkpoint(const char *out, char *path, size_t n) {
     struct dirent *de;
     while ((de = readdir(d))) {
         int s = checkpoint_step(de->d_name);
-        char p[4096], ts[4200];
+        char p[FILE_PATH_BUF], ts[FILE_PATH_BUF];
         snprintf(p, sizeof p, "%s/%s", out, de->d_name);
-        snprintf(ts, sizeof ts, "%s/trainer_state.json", p);
+        path_join(ts, sizeof ts, p, "trainer_state.json");
         if (s > best && file_exists(ts)) { // complete: trainer_state.json is written last
             best = s;
             snprintf(path, n, "%s", p);
@@ -152,30 +143,11 @@ static void rotate(const char *out, int limit) {
     for (int i = 0; i < k; i++) // newest first
         for (int j = i + 1; j < k; j++)
             if (steps[j] > steps[i]) { int t = steps[i]; steps[i] = steps[j]; steps[j] = t; }
-    for (int i = limit; i < k; i++) { // renamed first, so that a checkpoint-N folder is always complete
-        char p[4096], gone[4200];
+    for (int i = limit; i < k; i++) { // a real folder only (a symlink of that name is left alone), moved aside, then removed
+        char p[FILE_PATH_BUF], e[FILE_ERR_BUF];
         snprintf(p, sizeof p, "%s/checkpoint-%d", out, steps[i]);
-        snprintf(gone, sizeof gone, "%s/.checkpoint-%d.deleting", out, steps[i]);
-        if (rename(p, gone) == 0) rmtree(gone);
+        stage_remove_dir(p, e, sizeof e);
     }
-}
-
-// leftovers of saves or deletions that a crash interrupted
-static void clean_leftovers(const char *out) {
-    DIR *d = opendir(out);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t L = strlen(de->d_name);
-        if (!strncmp(de->d_name, ".checkpoint-", 12) && ((L > 4 && !strcmp(de->d_name + L - 4, ".tmp")) ||
-                                                         (L > 9 && !strcmp(de->d_name + L - 9, ".deleting")) ||
-                                                         (L > 8 && !strcmp(de->d_name + L - 8, ".tmp.old")))) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", out, de->d_name);
-            rmtree(p);
-        }
-    }
-    closedir(d);
 }
 
 int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Optim *o, TrainState *st, char *err, size_t errn) {
@@ -184,15 +156,11 @@ int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Op
         snprintf(err, errn, "%s: cannot create the output folder: %s", out, strerror(errno));
         return -1;
     }
-    char tmp[4096], fin[4096], p[4200];
-    clean_leftovers(out);
-    snprintf(tmp, sizeof tmp, "%s/.checkpoint-%lld.tmp", out, (long long)st->global_step);
+    char fin[FILE_PATH_BUF], p[FILE_PATH_BUF];
     snprintf(fin, sizeof fin, "%s/checkpoint-%lld", out, (long long)st->global_step);
-    if (dir_exists(tmp)) rmtree(tmp);
-    if (mkdir(tmp, 0755) != 0) {
-        snprintf(err, errn, "%s: cannot create: %s", tmp, strerror(errno));
-        return -1;
-    }
+    Stage stage; // OUT/.checkpoint-N.tmp-PID-XXXXXX; the staging folders of runs that died are removed first
+    if (stage_begin(&stage, fin, err, errn) != 0) return -1;
+    const char *tmp = stage.path;
     int rc = -1;
     cJSON *j = NULL;
     if (save_trainables(tmp, tm, err, errn) != 0) goto fail;
@@ -240,20 +208,8 @@ int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Op
     cJSON_Delete(j);
     j = trainer_state_json(a, st);
     if (write_json(path_join(p, sizeof p, tmp, "trainer_state.json"), j, err, errn) != 0) goto fail;
-    fsync_dir_of(p);
     // into place; a checkpoint of the same step (a resumed run) is replaced only now
-    char old[4200];
-    snprintf(old, sizeof old, "%s.old", tmp);
-    if (dir_exists(fin) && rename(fin, old) != 0) {
-        snprintf(err, errn, "%s: cannot replace: %s", fin, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, fin) != 0) {
-        snprintf(err, errn, "%s: cannot rename into place: %s", fin, strerror(errno));
-        goto fail;
-    }
-    fsync_dir_of(fin);
-    if (dir_exists(old)) rmtree(old);
+    if (stage_commit(&stage, STAGE_REPLACE_DIR, err, errn) != 0) goto fail_kept;
     snprintf(st->last_checkpoint, sizeof st->last_checkpoint, "%s", fin);
     // trainer_state.json beside the checkpoints (what HF writes at the end of train())
     cJSON_Delete(j);
@@ -263,7 +219,7 @@ int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Op
     rc = 0;
     goto done;
 fail:
-    rmtree(tmp);
+    stage_abort(&stage);
 fail_kept:
 done:
     cJSON_Delete(j);
@@ -303,7 +259,7 @@ static const char *first_difference(const char *got, const char *want, char *lin
 }
 
 int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rng, Optim *o, TrainState *st, char *err, size_t errn) {
-    char p[4200];
+    char p[FILE_PATH_BUF];
     int rc = -1;
     cJSON *cs = NULL, *ts = NULL, *rs = NULL;
     WFile of = {0};
