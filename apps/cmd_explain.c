@@ -96,6 +96,10 @@ int cmd_explain(int argc, char **argv) {
         snprintf(err, sizeof err, "--method: '%s' is not rollout or relevance", a.method);
         goto bad;
     }
+    if (a.cls && method == VIT_EXPLAIN_ROLLOUT) { // rollout follows attention alone: the same map for every class
+        snprintf(err, sizeof err, "--class: attention rollout does not depend on the class (use --method relevance to explain '%s')", a.cls);
+        goto bad;
+    }
     inputs[0] = a.model, inputs[1] = a.adapter;
     if (!a.adapter) inputs[1] = a.model;
     if (a.out && app_output_dir("--out", a.out, a.overwrite, false, inputs, err, sizeof err) != 0) goto bad;

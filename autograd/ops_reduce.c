@@ -1,6 +1,8 @@
 // ops_reduce.c: sum / mean / max over a dimension, softmax, log-softmax, layer norm, cross-entropy.
 #include "extend.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +50,7 @@ static Tensor *sum_impl(Ctx *c, const char *op, Tensor *x, int d, bool keepdim, 
         split3(x, d, &O, &N, &I);
         y = reduced(c, x, d, keepdim);
     }
-    double scale = mean ? (N ? 1.0 / (double)N : 0.0) : 1.0;
+    double scale = mean ? (N ? 1.0 / (double)N : NAN) : 1.0; // the mean of nothing is NaN, as in PyTorch
     Tensor *xc = tensor_contiguous(c, x);
     AG_DISPATCH(x->dtype, sum_forward, y->data, xc->data, O, N, I, scale);
     AgNode *n = ag_record(c, op, y, 1, &x, sum_bw);

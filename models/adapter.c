@@ -43,7 +43,7 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
     memset(ac, 0, sizeof *ac);
     char *txt = file_read_all(path, 16u << 20, NULL, err, errn);
     if (!txt) return -1;
-    cJSON *o = cJSON_Parse(txt);
+    cJSON *o = cJSON_ParseWithOpts(txt, NULL, 1);
     free(txt);
     int rc = -1;
     if (!o || !cJSON_IsObject(o)) { snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path); goto out; }
@@ -313,7 +313,7 @@ int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size
     AdapterConfig ac; // validates the config as a whole
     if (adapter_config_load(&ac, path_join(cp, sizeof cp, in, "adapter_config.json"), err, errn) != 0) return -1;
     char *txt = file_read_all(cp, 16u << 20, NULL, err, errn);
-    cJSON *o = txt ? cJSON_Parse(txt) : NULL;
+    cJSON *o = txt ? cJSON_ParseWithOpts(txt, NULL, 1) : NULL;
     free(txt);
     WFile f = {0};
     StItem *items = NULL;

@@ -73,7 +73,7 @@ static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *
 static int open_sharded(Checkpoint *ck, const char *dir, const char *index, CheckpointNameMap map, char *err, size_t errn) {
     char *txt = file_read_all(index, 64u << 20, NULL, err, errn);
     if (!txt) return -1;
-    cJSON *o = cJSON_Parse(txt);
+    cJSON *o = cJSON_ParseWithOpts(txt, NULL, 1);
     free(txt);
     if (o && json_check_unique_keys(o, index, err, errn) != 0) {
         cJSON_Delete(o);

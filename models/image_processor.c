@@ -86,7 +86,7 @@ int image_processor_load(ImageProcessor *p, const char *path, int image_size, ch
     image_processor_default(p, image_size);
     char *txt = file_read_all(path, 1u << 20, NULL, err, errn);
     if (!txt) return -1;
-    cJSON *o = cJSON_Parse(txt);
+    cJSON *o = cJSON_ParseWithOpts(txt, NULL, 1);
     free(txt);
     int rc = -1;
     if (!o || !cJSON_IsObject(o)) {
@@ -253,7 +253,7 @@ int image_processor_for_model(ImageProcessor *p, const char *model_dir, int imag
     char path[FILE_PATH_BUF];
     path_join(path, sizeof path, model_dir, "config.json");
     char *cfg = file_exists(path) ? file_read_all(path, 64u << 20, NULL, err, errn) : NULL;
-    cJSON *co = cfg ? cJSON_Parse(cfg) : NULL;
+    cJSON *co = cfg ? cJSON_ParseWithOpts(cfg, NULL, 1) : NULL;
     free(cfg);
     const cJSON *pc = co ? cJSON_GetObjectItemCaseSensitive(co, "pretrained_cfg") : NULL;
     if (cJSON_IsObject(pc) && !file_exists(path_join(path, sizeof path, model_dir, "preprocessor_config.json"))) {

@@ -1,4 +1,6 @@
-// json_strict.h: what cJSON lets through that Python's json reads differently. cJSON keeps the
+// json_strict.h: what cJSON lets through that Python's json reads differently (every file read
+// from outside is also parsed with cJSON_ParseWithOpts(text, NULL, 1): anything after the value
+// but whitespace is refused, as json.loads refuses it). cJSON keeps the
 // first of two equal keys in an object, Python's json the last, so one file would make two
 // different models: every JSON file read from outside is checked for repeated keys.
 #ifndef CGRAD_JSON_STRICT_H

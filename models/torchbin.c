@@ -13,6 +13,7 @@
 typedef struct {
     char name[512];
     uint64_t off, csize, usize; // offset of the local header; sizes
+    uint32_t crc;               // CRC-32 of the uncompressed bytes
     int method;
 } ZipEnt;
 
@@ -58,6 +59,7 @@ static int zip_list(const WFile *f, ZipEnt **out, int *nout, char *err, size_t e
         }
         memcpy(e[i].name, m + p + 46, nl);
         e[i].method = (int)rd(m + p + 10, 2);
+        e[i].crc = (uint32_t)rd(m + p + 16, 4);
         e[i].csize = rd(m + p + 20, 4), e[i].usize = rd(m + p + 24, 4), e[i].off = rd(m + p + 42, 4);
         for (size_t x = p + 46 + nl; x + 4 <= p + 46 + nl + xl;) { // zip64 extra field
             size_t id = rd(m + x, 2), len = rd(m + x + 2, 2), q = x + 4;
@@ -90,6 +92,19 @@ static const unsigned char *zip_data(const WFile *f, const ZipEnt *z, char *err,
     return f->map + data;
 }
 
+static bool crc_ok(const unsigned char *p, uint64_t n, uint32_t want) {
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION // (libFuzzer's convention) lets the fuzzer reach the pickle machine
+    return true;
+#endif
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n) { // zlib takes uInt lengths
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k, n -= k;
+    }
+    return (uint32_t)c == want;
+}
+
 // ---------------------------------------------------------------- pickle values
 
 typedef enum { PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_MARK, PV_STORAGE, PV_TENSOR } PvType;
@@ -105,7 +120,7 @@ typedef struct Pv {
     WDtype dt;
     const unsigned char *data;
     int64_t numel;
-    WEntry e;
+    WEntry *e; // a tensor's entry (allocated for tensors alone: most values are small)
 } Pv;
 
 typedef struct {
@@ -117,9 +132,11 @@ typedef struct {
     char *err;
     size_t errn;
     bool failed;
+    size_t objects, max_objects; // values made so far; their bound, from the file's size
 } Vm;
 
 static Pv *pv(Vm *vm, PvType t) {
+    vm->objects++;
     Pv *v = ctx_alloc(vm->c, sizeof *v);
     v->t = t;
     return v;
@@ -185,6 +202,8 @@ static Pv *persistent_load(Vm *vm, Pv *pid) {
                   (unsigned long long)vm->zip[i].usize, (long long)s->numel);
         s->data = zip_data(vm->f, &vm->zip[i], vm->err, vm->errn);
         if (!s->data) { vm->failed = true; return NULL; }
+        if (!crc_ok(s->data, vm->zip[i].usize, vm->zip[i].crc))
+            VFAIL("%s: zip entry '%s' fails its CRC-32 check (the file is damaged)", vm->f->path, want);
         return s;
     }
     VFAIL("%s: storage '%s' is missing from the archive", vm->f->path, want);
@@ -196,15 +215,17 @@ static Pv *rebuild_tensor(Vm *vm, Pv *args) {
         args->it[3]->t != PV_TUPLE || args->it[2]->n != args->it[3]->n || args->it[2]->n > TENSOR_MAX_DIMS)
         VFAIL("%s: malformed _rebuild_tensor_v2 arguments", vm->f->path);
     Pv *s = args->it[0], *t = pv(vm, PV_TENSOR);
+    t->e = ctx_alloc(vm->c, sizeof *t->e);
+    memset(t->e, 0, sizeof *t->e);
     int64_t off = args->it[1]->i, last = off, numel = 1;
-    t->e.dtype = s->dt;
-    t->e.ndim = args->it[2]->n;
+    t->e->dtype = s->dt;
+    t->e->ndim = args->it[2]->n;
     bool empty = false, overflow = off < 0;
-    for (int d = 0; d < t->e.ndim; d++) {
+    for (int d = 0; d < t->e->ndim; d++) {
         Pv *a = args->it[2]->it[d], *b = args->it[3]->it[d];
         if (a->t != PV_INT || b->t != PV_INT || a->i < 0 || b->i < 0 || a->i > (1ll << 40) || b->i > (1ll << 40))
             VFAIL("%s: bad tensor size or stride", vm->f->path);
-        t->e.shape[d] = a->i, t->e.strides[d] = b->i;
+        t->e->shape[d] = a->i, t->e->strides[d] = b->i;
         int64_t reach;
         overflow |= __builtin_mul_overflow(numel, a->i, &numel);
         if (a->i == 0) empty = true;
@@ -216,7 +237,7 @@ static Pv *rebuild_tensor(Vm *vm, Pv *args) {
     // a view may repeat elements (stride 0), but not claim more elements than the file holds
     if (numel > s->numel && !empty)
         VFAIL("%s: tensor of %lld elements on a storage of %lld", vm->f->path, (long long)numel, (long long)s->numel);
-    t->e.data = s->data + (size_t)off * wdtype_size(s->dt);
+    t->e->data = s->data + (size_t)off * wdtype_size(s->dt);
     return t;
 }
 
@@ -253,6 +274,11 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
 #define POP() (sp ? st[--sp] : NULL)
 #define TOP() (sp ? st[sp - 1] : NULL)
     while (i < n) {
+        // every opcode makes at most one value: their count, and so the memory, stays proportional to
+        // the file (a pickle bomb of memo references and empty containers is refused, not built)
+        if (vm->objects > vm->max_objects)
+            VFAIL("%s: data.pkl builds more than %zu values, more than a file of %zu bytes can describe", vm->f->path,
+                  vm->max_objects, vm->f->size);
         unsigned char op = p[i++];
         switch (op) {
         case 0x80: NEED(1); i++; break;        // PROTO
@@ -346,7 +372,7 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
                 i += (size_t)k;
             }
             if (!TOP()) VFAIL("%s: memo of an empty stack", vm->f->path);
-            if (idx >= (1u << 22)) VFAIL("%s: memo index %zu too large", vm->f->path, idx);
+            if (idx >= (1u << 22) || idx > vm->objects) VFAIL("%s: memo index %zu too large", vm->f->path, idx);
             if (idx >= memo_cap) {
                 size_t nc = idx + 1 > memo_cap * 2 ? idx + 1 : memo_cap * 2;
                 Pv **nm = ctx_alloc(vm->c, sizeof *nm * nc);
@@ -443,7 +469,7 @@ int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
     ZipEnt *zip = NULL;
     int nzip = 0;
     unsigned char *inflated = NULL;
-    Vm vm = {.c = ctx_new(1 << 20), .f = f, .err = err, .errn = errn};
+    Vm vm = {.c = ctx_new(1 << 20), .f = f, .err = err, .errn = errn, .max_objects = 4 * f->size + 4096};
     if (zip_list(f, &zip, &nzip, err, errn) != 0) goto fail;
     const ZipEnt *pk = NULL;
     for (int i = 0; i < nzip; i++) {
@@ -462,18 +488,31 @@ int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
     if (!pd) goto fail;
     size_t plen = (size_t)pk->csize;
     if (pk->method == 8) { // deflated pickle: inflate it
-        if (pk->usize > (256u << 20)) { snprintf(err, errn, "%s: data.pkl too large", path); goto fail; }
+        // a state dict's pickle deflates a few times at most; a deflate bomb (up to 1032:1) is refused
+        if (pk->usize > (256u << 20) || pk->usize > 64 * pk->csize + (1u << 20)) {
+            snprintf(err, errn, "%s: data.pkl inflates to %llu bytes from %llu: too large", path, (unsigned long long)pk->usize,
+                     (unsigned long long)pk->csize);
+            goto fail;
+        }
         inflated = malloc((size_t)pk->usize + 1);
+        if (!inflated) { snprintf(err, errn, "%s: out of memory inflating data.pkl", path); goto fail; }
         z_stream zs = {0};
         zs.next_in = (unsigned char *)pd, zs.avail_in = (uInt)pk->csize;
         zs.next_out = inflated, zs.avail_out = (uInt)pk->usize;
         int zr = inflateInit2(&zs, -MAX_WBITS);
         if (zr == Z_OK) zr = inflate(&zs, Z_FINISH);
         inflateEnd(&zs);
-        if (zr != Z_STREAM_END) { snprintf(err, errn, "%s: data.pkl does not inflate", path); goto fail; }
+        if (zr != Z_STREAM_END || zs.total_out != pk->usize) { snprintf(err, errn, "%s: data.pkl does not inflate", path); goto fail; }
         pd = inflated, plen = (size_t)pk->usize;
+    } else if (pk->method == 0 && pk->usize != pk->csize) {
+        snprintf(err, errn, "%s: data.pkl claims %llu bytes but %llu are stored", path, (unsigned long long)pk->usize, (unsigned long long)pk->csize);
+        goto fail;
     } else if (pk->method != 0) {
         snprintf(err, errn, "%s: data.pkl uses unsupported zip compression %d", path, pk->method);
+        goto fail;
+    }
+    if (!crc_ok(pd, plen, pk->crc)) {
+        snprintf(err, errn, "%s: zip entry '%s' fails its CRC-32 check (the file is damaged)", path, pk->name);
         goto fail;
     }
     vm.zip = zip, vm.nzip = nzip;
@@ -490,7 +529,7 @@ int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
             snprintf(err, errn, "%s: state dict entry %d is not a name and a tensor", path, k / 2);
             goto fail;
         }
-        f->e[f->n] = val->e;
+        f->e[f->n] = *val->e;
         f->e[f->n].name = strdup(key->s);
         f->n++;
     }

@@ -72,7 +72,13 @@ int vit_config_label_id(const VitConfig *cfg, const char *label) {
 
 int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *err, size_t errn) {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *o = cJSON_Parse(json);
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithOpts(json, &end, 1);
+    if (!o && (o = cJSON_ParseWithOpts(json, &end, 0)) != NULL) { // whole as a value, then something after it
+        snprintf(err, errn, "%s: text after the JSON value (at byte %td)", path, end - json);
+        cJSON_Delete(o);
+        return -1;
+    }
     if (!o || !cJSON_IsObject(o)) {
         snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path);
         cJSON_Delete(o);
@@ -254,7 +260,7 @@ void vit_config_free(VitConfig *cfg) {
 #include "checkpoint.h"
 
 bool vit_config_is_timm(const char *json) {
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = cJSON_ParseWithOpts(json, NULL, 1);
     bool t = o && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "architecture")) &&
              !cJSON_GetObjectItemCaseSensitive(o, "model_type") && !cJSON_GetObjectItemCaseSensitive(o, "hidden_size");
     cJSON_Delete(o);
@@ -263,7 +269,7 @@ bool vit_config_is_timm(const char *json) {
 
 int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck, const char *path, char *err, size_t errn) {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = cJSON_ParseWithOpts(json, NULL, 1);
     if (json_check_unique_keys(o, path, err, errn) != 0) {
         cJSON_Delete(o);
         return -1;

@@ -398,15 +398,21 @@ static int check_overlaps(WFile *f, const unsigned char *base, char *err, size_t
     if (!order) return snprintf(err, errn, "%s: out of memory", f->path), -1;
     for (int i = 0; i < f->n; i++) order[i] = &f->e[i];
     qsort(order, (size_t)f->n, sizeof *order, span_cmp);
+    // the furthest end of the non-empty spans so far: an empty tensor (its span [k, k]) overlaps
+    // nothing, wherever it sits, as the reference reader accepts
     int rc = 0;
-    for (int i = 1; i < f->n && !rc; i++) {
-        const WEntry *a = order[i - 1], *b = order[i];
-        size_t an = wdtype_size(a->dtype);
-        for (int d = 0; d < a->ndim; d++) an *= (size_t)a->shape[d];
-        if (an && (size_t)(b->data - base) < (size_t)(a->data - base) + an) {
-            snprintf(err, errn, "%s: tensors '%.200s' and '%.200s' overlap in the data", f->path, a->name, b->name);
+    size_t end = 0;
+    const WEntry *last = NULL;
+    for (int i = 0; i < f->n && !rc; i++) {
+        const WEntry *b = order[i];
+        size_t bn = wdtype_size(b->dtype), start = (size_t)(b->data - base);
+        for (int d = 0; d < b->ndim; d++) bn *= (size_t)b->shape[d];
+        if (!bn) continue;
+        if (last && start < end) {
+            snprintf(err, errn, "%s: tensors '%.200s' and '%.200s' overlap in the data", f->path, last->name, b->name);
             rc = -1;
         }
+        if (start + bn > end) end = start + bn, last = b;
     }
     free(order);
     return rc;

@@ -28,7 +28,7 @@ static int write_json(const char *path, cJSON *o, char *err, size_t errn) {
 static cJSON *read_json(const char *path, char *err, size_t errn) {
     char *t = file_read_all(path, 64u << 20, NULL, err, errn);
     if (!t) return NULL;
-    cJSON *o = cJSON_Parse(t);
+    cJSON *o = cJSON_ParseWithOpts(t, NULL, 1);
     free(t);
     if (!o || !cJSON_IsObject(o)) {
         snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path);

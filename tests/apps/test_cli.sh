@@ -44,12 +44,13 @@ g=$data/golden
 expect 0 '"method": "relevance"' -- "$bin" explain --model "$g/tiny" --method relevance "$img/small_20x30.jpg"
 expect 0 '"grid": [4, 4]' -- "$bin" explain --model "$g/tiny" --adapter "$g/tiny_lora" --out "$tmp/ex" "$img/small_20x30.jpg" "$img/rgba_200x150.png"
 [ -s "$tmp/ex/000_small_20x30.jpg.png" ] && [ -s "$tmp/ex/001_rgba_200x150.png.json" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: explain outputs missing"; }
-expect 0 '"label": "LABEL_3", "id": 3' -- "$bin" explain --model "$g/tiny" --class LABEL_3 "$img/small_20x30.jpg"
+expect 0 '"label": "LABEL_3", "id": 3' -- "$bin" explain --model "$g/tiny" --method relevance --class LABEL_3 "$img/small_20x30.jpg"
 expect 0 '"method": "rollout"' -- "$bin" explain --model "$g/tiny" --out "$tmp/ex_slash/" "$img/small_20x30.jpg"
 [ -s "$tmp/ex_slash/000_small_20x30.jpg.png" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --out DIR/ (a trailing slash) was not written"; }
 expect 2 "the folder $tmp/nowhere does not exist" -- "$bin" explain --model "$g/tiny" --out "$tmp/nowhere/deeper/" "$img/small_20x30.jpg"
 expect 2 "--method: 'gradcam' is not rollout or relevance" -- "$bin" explain --model "$g/tiny" --method gradcam "$img/small_20x30.jpg"
-expect 2 "--class: 'zebra' is not one of the model's labels" -- "$bin" explain --model "$g/tiny" --class zebra "$img/small_20x30.jpg"
+expect 2 "--class: 'zebra' is not one of the model's labels" -- "$bin" explain --model "$g/tiny" --method relevance --class zebra "$img/small_20x30.jpg"
+expect 2 "--class: attention rollout does not depend on the class" -- "$bin" explain --model "$g/tiny" --class LABEL_3 "$img/small_20x30.jpg"
 expect 2 "needs --model and at least one IMAGE" -- "$bin" explain --model "$g/tiny"
 expect 2 "$tmp/fake.jpg: not a JPEG or PNG image" -- "$bin" explain --model "$g/tiny" --out "$tmp/ex2" "$img/small_20x30.jpg" "$tmp/fake.jpg"
 no_file "$tmp/ex2"

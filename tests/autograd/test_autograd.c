@@ -122,6 +122,18 @@ START_TEST(test_detach_and_unreached_branches) {
 }
 END_TEST
 
+START_TEST(test_mean_of_nothing_is_nan) {
+    // PyTorch: torch.zeros(0).mean() is nan, and so is the mean over an empty dimension; sums stay 0
+    Tensor *e = tensor_zeros(c, DT_F32, 1, (int64_t[]){0});
+    ck_assert(isnan(tensor_get_flat(ag_mean_all(c, e), 0)));
+    Tensor *e2 = tensor_zeros(c, DT_F64, 2, (int64_t[]){3, 0});
+    Tensor *m = ag_mean(c, e2, 1, false);
+    ck_assert_int_eq(tensor_numel(m), 3);
+    for (int i = 0; i < 3; i++) ck_assert(isnan(tensor_get_flat(m, i)));
+    ck_assert_double_eq(tensor_get_flat(ag_sum_all(c, e), 0), 0.0);
+}
+END_TEST
+
 START_TEST(test_backward_errors) {
     Tensor *x = param(SHAPE(2), (float[]){2, 3});
     ck_assert_int_eq(ag_backward(c, ag_mul(c, x, x)), -1);
@@ -343,6 +355,7 @@ int main(void) {
     tcase_add_test(tc, test_will_record_answers_as_record_does);
     tcase_add_test(tc, test_detach_and_unreached_branches);
     tcase_add_test(tc, test_backward_errors);
+    tcase_add_test(tc, test_mean_of_nothing_is_nan);
     tcase_add_test(tc, test_two_losses_backwarded_in_turn);
     tcase_add_test(tc, test_consumed_graph_is_refused);
     tcase_add_test(tc, test_op_recorded_in_another_context);

@@ -7,6 +7,7 @@
 
 #include "../check_util.h"
 #include <math.h>
+#include <zlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -647,6 +648,33 @@ START_TEST(test_safetensors_header_grammar) {
 }
 END_TEST
 
+// writes a safetensors file of HEADER followed by N zero bytes of data; safetensors_open's result
+static int open_raw_safetensors(const char *h, size_t n, WFile *f) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/raw.safetensors", tmpdir);
+    size_t hl = strlen(h);
+    unsigned char buf[1024] = {0};
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, h, hl);
+    write_file(p, buf, 8 + hl + n);
+    return safetensors_open(f, p, err, sizeof err);
+}
+
+START_TEST(test_safetensors_empty_spans) {
+    // an empty tensor at [0, 0] beside one that starts at 0 overlaps nothing (the reference reader
+    // takes it); an empty one between two that do overlap hides nothing
+    WFile f;
+    ck_assert_msg(open_raw_safetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+                                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &f) == 0, "%s", err);
+    ck_assert_int_eq(f.n, 2);
+    wfile_close(&f);
+    ck_assert_int_eq(open_raw_safetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                                          "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, &f), -1);
+    ck_assert_msg(strstr(err, "overlap") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(test_half_precision_converts) {
     char p[400];
     snprintf(p, sizeof p, "%s/half.safetensors", tmpdir);
@@ -670,25 +698,50 @@ START_TEST(test_half_precision_converts) {
 }
 END_TEST
 
+static uint32_t zip_crc_flip; // nonzero: the directory's CRC-32s are wrong by these bits
+static bool zip_deflate_first; // the first entry deflated (method 8), as some zip writers store data.pkl
+
+// raw deflate of DATA into a malloc'd buffer
+static unsigned char *deflate_raw(const unsigned char *data, size_t n, size_t *out_n) {
+    z_stream zs = {0};
+    ck_assert_int_eq(deflateInit2(&zs, 9, Z_DEFLATED, -MAX_WBITS, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&zs, (uLong)n);
+    unsigned char *o = malloc(cap);
+    zs.next_in = (unsigned char *)data, zs.avail_in = (uInt)n, zs.next_out = o, zs.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    *out_n = zs.total_out;
+    deflateEnd(&zs);
+    return o;
+}
+
 // a stored zip holding NAME -> DATA entries (enough to fake torch.save archives)
 static void write_zip(const char *path, const char **names, const unsigned char **datas, const size_t *lens, int n) {
     FILE *f = fopen(path, "wb");
     long offs[16];
+    unsigned char *packed[16];
+    size_t plen[16];
+    for (int i = 0; i < n; i++) {
+        packed[i] = i == 0 && zip_deflate_first ? deflate_raw(datas[i], lens[i], &plen[i]) : NULL;
+        if (!packed[i]) plen[i] = lens[i];
+    }
     for (int i = 0; i < n; i++) {
         offs[i] = ftell(f);
         unsigned char lh[30] = {0x50, 0x4b, 3, 4, 20};
-        uint32_t crc = 0, L = (uint32_t)lens[i];
-        uint16_t nl = (uint16_t)strlen(names[i]);
-        memcpy(lh + 14, &crc, 4), memcpy(lh + 18, &L, 4), memcpy(lh + 22, &L, 4), memcpy(lh + 26, &nl, 2);
-        fwrite(lh, 1, 30, f), fwrite(names[i], 1, nl, f), fwrite(datas[i], 1, lens[i], f);
+        uint32_t crc = (uint32_t)crc32(0, datas[i], (uInt)lens[i]), L = (uint32_t)lens[i], C = (uint32_t)plen[i];
+        uint16_t nl = (uint16_t)strlen(names[i]), method = packed[i] ? 8 : 0;
+        memcpy(lh + 8, &method, 2), memcpy(lh + 14, &crc, 4), memcpy(lh + 18, &C, 4), memcpy(lh + 22, &L, 4), memcpy(lh + 26, &nl, 2);
+        fwrite(lh, 1, 30, f), fwrite(names[i], 1, nl, f), fwrite(packed[i] ? packed[i] : datas[i], 1, plen[i], f);
     }
     long cd = ftell(f);
     for (int i = 0; i < n; i++) {
         unsigned char ch[46] = {0x50, 0x4b, 1, 2, 20, 0, 20};
-        uint32_t L = (uint32_t)lens[i], off = (uint32_t)offs[i];
-        uint16_t nl = (uint16_t)strlen(names[i]);
-        memcpy(ch + 20, &L, 4), memcpy(ch + 24, &L, 4), memcpy(ch + 28, &nl, 2), memcpy(ch + 42, &off, 4);
+        uint32_t L = (uint32_t)lens[i], C = (uint32_t)plen[i], off = (uint32_t)offs[i];
+        uint32_t crc = (uint32_t)crc32(0, datas[i], (uInt)lens[i]) ^ zip_crc_flip;
+        uint16_t nl = (uint16_t)strlen(names[i]), method = packed[i] ? 8 : 0;
+        memcpy(ch + 10, &method, 2), memcpy(ch + 16, &crc, 4), memcpy(ch + 20, &C, 4), memcpy(ch + 24, &L, 4), memcpy(ch + 28, &nl, 2);
+        memcpy(ch + 42, &off, 4);
         fwrite(ch, 1, 46, f), fwrite(names[i], 1, nl, f);
+        free(packed[i]);
     }
     long end = ftell(f);
     unsigned char eo[22] = {0x50, 0x4b, 5, 6};
@@ -733,6 +786,30 @@ START_TEST(test_pickle_never_executes) {
     WFile f;
     ck_assert_int_eq(torchbin_open(&f, p, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "not a zip archive"));
+}
+END_TEST
+
+START_TEST(test_pickle_damage_and_bombs_refused) {
+    // a flipped byte is caught by the zip directory's CRC-32 (it loaded silently once)
+    static const unsigned char ok[] = "\x80\x02}.";
+    zip_crc_flip = 0x10;
+    expect_bin_error(ok, sizeof ok - 1, "fails its CRC-32 check");
+    zip_crc_flip = 0;
+    // a pickle bomb: a deflated data.pkl of empty tuples (a few KB of file for a million values) is
+    // refused once the values made outnumber what the file's size allows, before memory grows
+    size_t n = 1 << 20;
+    unsigned char *b = malloc(n + 16);
+    size_t k = 0;
+    b[k++] = 0x80, b[k++] = 2, b[k++] = ']', b[k++] = 'q', b[k++] = 0;
+    while (k + 4 < n) b[k++] = '(', b[k++] = ')', b[k++] = ')', b[k++] = 't';
+    b[k++] = '.';
+    zip_deflate_first = true;
+    expect_bin_error(b, k, "builds more than");
+    zip_deflate_first = false;
+    // a memo index far beyond the values made so far
+    static const unsigned char memo[] = "\x80\x02]r\x00\x00\x30\x00.";
+    expect_bin_error(memo, sizeof memo - 1, "memo index");
+    free(b);
 }
 END_TEST
 
@@ -835,6 +912,8 @@ int main(void) {
     tcase_add_test(tc, test_corrupt_safetensors_refused);
     tcase_add_test(tc, test_half_precision_converts);
     tcase_add_test(tc, test_pickle_never_executes);
+    tcase_add_test(tc, test_safetensors_empty_spans);
+    tcase_add_test(tc, test_pickle_damage_and_bombs_refused);
     tcase_add_test(tc, test_model_dir_mismatches_refused);
     tcase_add_test(tc, test_adapter_mismatches_refused);
     suite_add_tcase(s, tc);

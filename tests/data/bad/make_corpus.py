@@ -149,6 +149,7 @@ w("shard_bad_index/model.safetensors.index.json", '{"metadata": {}}')
 
 # ---- config.json ----
 model("cfg_malformed", config='{"hidden_size": 8,', wbytes=full)
+model("cfg_trailing", config=json.dumps(cfg) + "\n} trailing", wbytes=full)
 model("cfg_wrong_type", config={**cfg, "hidden_size": "eight"}, wbytes=full)
 model("cfg_heads_not_dividing", config={**cfg, "num_attention_heads": 3}, wbytes=full)
 model("cfg_negative", config={**cfg, "intermediate_size": -8}, wbytes=full)
