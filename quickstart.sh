@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev check dataset-fashion-mnist libopenmpi-dev openmpi-bin libmicrohttpd-dev"
+PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev libpcre2-dev check dataset-fashion-mnist libopenmpi-dev openmpi-bin libmicrohttpd-dev"
 # the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
 # and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks; headless chromium
 # drives the serve page

@@ -12,7 +12,7 @@ echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { retu
 if ! clang -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" 2>/dev/null; then echo "fuzz: skipped (clang has no libFuzzer: apt-get install libclang-rt-14-dev)"; exit 0; fi
 src=$(ls tensor/*.c autograd/*.c nn/*.c data/*.c models/*.c)
 flags="-O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp"
-libs="$(pkg-config --cflags --libs openblas libpng libjpeg libcjson zlib) -lm"
+libs="$(pkg-config --cflags --libs openblas libpng libjpeg libcjson zlib libpcre2-8) -lm"
 D=tests/data
 declare -A seeds=(
   [safetensors]="$D/golden/tiny_lora/adapter_model.safetensors $D/golden/tiny_lora/adapter_v4 $D/bad"

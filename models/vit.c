@@ -1,12 +1,12 @@
 // vit.c: the Vision Transformer: structure, loading, forward, head extension, LoRA, saving.
 #include "vit.h"
+#include "vit_targets.h"
 
 #include "vit_ops.h"
 
 #include "../tensor/fileio.h"
 
 #include <math.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -314,132 +314,10 @@ int vit_add_label(VitModel *m, const char *label, Rng *rng, char *err, size_t er
 
 void vit_freeze_all(VitModel *m) { nn_params_set_trainable(&m->params, "*", false); }
 
-// peft's matching: the module's name equals the target or ends with "." + target. The
-// transformers-5 aliases are matched against the modules' transformers-5 names.
-static bool target_matches(const char *module_v4, const char *target) {
-    char v5[256];
-    vit_v5_name(module_v4, v5, sizeof v5);
-    const char *names[] = {module_v4, v5};
-    for (int i = 0; i < 2; i++) {
-        size_t L = strlen(names[i]), T = strlen(target);
-        if (!strcmp(names[i], target) || (L > T && names[i][L - T - 1] == '.' && !strcmp(names[i] + L - T, target))) return true;
-    }
-    return false;
-}
-
-// The size of the automaton the regex engine builds grows with the product of nested counted
-// repetitions ((a{1,100}){1,100} is 10^4 copies): counted here, in atoms after expansion, so a
-// pattern of a few characters cannot take gigabytes and seconds.
-#define REGEX_MAX_ATOMS 4096
-typedef struct {
-    double group[130]; // atoms in each open group (0: the whole pattern)
-    double last;       // atoms of the last atom or group, which a bound repeats
-    int sp;
-} RegexSize;
-
-// c0: the character just handled; p: where the handler left off (the end of a bound or escape)
-static int grow_size(RegexSize *z, char c0, const char *p, bool in_class) {
-    if (in_class && c0 != '[') return 0; // a class counts as one atom, where it opens
-    if (c0 == '(' && z->sp < 128) z->group[++z->sp] = 0;
-    else if (c0 == ')' && z->sp > 0) z->last = z->group[z->sp--], z->group[z->sp] += z->last;
-    else if (c0 == '+') z->group[z->sp] += z->last, z->last *= 2; // a+ is aa*
-    else if (c0 == '{') {
-        const char *b = p; // at the closing }: find the bound's numbers back to its {
-        while (*b != '{') b--;
-        double m = strtod(b + 1, NULL), n = m;
-        const char *comma = memchr(b, ',', (size_t)(p - b));
-        if (comma) n = comma[1] == '}' ? m + 1 : strtod(comma + 1, NULL);
-        double k = n > m ? n : m;
-        z->group[z->sp] += z->last * (k - 1), z->last *= k;
-    } else if (c0 != '*' && c0 != '?' && c0 != '|') z->group[z->sp] += 1, z->last = 1;
-    for (int i = 0; i <= z->sp; i++)
-        if (z->group[i] > REGEX_MAX_ATOMS) return -1;
-    return 0;
-}
-
-// peft's string target_modules is re.fullmatch(pattern, module name). Python's syntax is rewritten
-// to POSIX ERE where the two agree on what matches in full: \d and \D become classes, lazy
-// quantifiers become greedy ones (the same full matches); what has no ERE form is refused.
-static int regex_compile(regex_t *re, const char *pat, char *err, size_t errn) {
-    char ere[1200];
-    size_t o = 0;
-    ere[o++] = '^', ere[o++] = '(';
-    bool in_class = false;
-    int depth = 0; // Python refuses unbalanced groups that the wrapping ^( )$ would otherwise balance
-    int quant = 3; // what was just emitted: 0 an atom, 1 a quantifier, 2 a quantifier made lazy, 3 nothing to repeat
-    RegexSize sz = {0};
-    for (const char *p = pat; *p; p++) {
-        const char *add = NULL;
-        char one[4] = {0}, c0 = *p; // the branches below may step p past an escape or a bound
-        bool is_quant = !in_class && (c0 == '*' || c0 == '+' || c0 == '?' || c0 == '{');
-        if (is_quant && (quant >= 2 || (quant == 1 && *p != '?'))) { // Python's words
-            snprintf(err, errn, "target_modules regex '%s': %s", pat, quant == 3 ? "nothing to repeat" : "multiple repeat");
-            return -1;
-        }
-        if (in_class) {
-            if (*p == '\\') { snprintf(err, errn, "target_modules regex '%s': a backslash inside [...] is not supported", pat); return -1; }
-            if (*p == ']') in_class = false;
-            one[0] = *p, add = one;
-        } else if (*p == '[') {
-            in_class = true, one[0] = '[', add = one;
-            if (p[1] == '^') one[1] = '^', p++;
-            if (p[1] == ']') { size_t k = strlen(one); one[k] = ']'; p++; } // a leading ] is literal
-        } else if (*p == '\\') {
-            char c = p[1];
-            if (!c) { snprintf(err, errn, "target_modules regex '%s' ends with a backslash", pat); return -1; }
-            p++;
-            if (c == 'd') add = "[0-9]";
-            else if (c == 'D') add = "[^0-9]";
-            else if (c == 'w' || c == 'W' || c == 's' || c == 'S' || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-                one[0] = '\\', one[1] = c, add = one;
-            else { snprintf(err, errn, "target_modules regex '%s': \\%c is not supported", pat, c); return -1; }
-        } else if (*p == '(' && p[1] == '?') {
-            snprintf(err, errn, "target_modules regex '%s': (?...) groups are not supported", pat);
-            return -1;
-        } else if (*p == '?' && quant == 1) {
-            add = ""; // lazy quantifier: the same full matches
-        } else if (*p == '{') { // a bound {m}, {m,} or {m,n} up to its }, copied whole
-            size_t L = strspn(p + 1, "0123456789,");
-            if (p[1 + L] != '}') { snprintf(err, errn, "target_modules regex '%s': '{' is not a bound {m,n}", pat); return -1; }
-            if (o + L + 5 > sizeof ere) { snprintf(err, errn, "target_modules regex '%s' is too long", pat); return -1; }
-            memcpy(ere + o, p, L + 2), o += L + 2, p += L + 1;
-        } else {
-            depth += *p == '(' ? 1 : *p == ')' ? -1 : 0;
-            if (depth < 0) { snprintf(err, errn, "target_modules regex '%s': unbalanced parenthesis", pat); return -1; }
-            one[0] = *p, add = one;
-        }
-        if (grow_size(&sz, c0, p, in_class) != 0) {
-            snprintf(err, errn, "target_modules regex '%s': its repetitions expand past %d atoms", pat, REGEX_MAX_ATOMS);
-            return -1;
-        }
-        quant = is_quant ? (c0 == '?' && quant == 1 ? 2 : 1) : !in_class && (c0 == '(' || c0 == '|') ? 3 : 0;
-        if (!add) continue;
-        size_t L = strlen(add);
-        if (o + L + 3 > sizeof ere) { snprintf(err, errn, "target_modules regex '%s' is too long", pat); return -1; }
-        memcpy(ere + o, add, L), o += L;
-    }
-    if (depth != 0 || in_class) { snprintf(err, errn, "target_modules regex '%s': unbalanced %s", pat, in_class ? "[" : "parenthesis"); return -1; }
-    ere[o++] = ')', ere[o++] = '$', ere[o] = 0;
-    int rc = regcomp(re, ere, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[256];
-        regerror(rc, re, msg, sizeof msg);
-        snprintf(err, errn, "target_modules regex '%s': %s", pat, msg);
-        return -1;
-    }
-    return 0;
-}
-
-static bool regex_matches(const regex_t *re, const char *module_v4) {
-    char v5[256];
-    vit_v5_name(module_v4, v5, sizeof v5);
-    return !regexec(re, module_v4, 0, NULL, 0) || !regexec(re, v5, 0, NULL, 0);
-}
-
 // A regex must name only the linears LoRA can wrap, as peft refuses any other module it matches.
 // The other modules of ViTForImageClassification, per layer with %d; the vit.layers ones are
 // transformers 5's containers, as far as the golden names show them.
-static int regex_check_others(const VitModel *m, const regex_t *re, const char *pat, char *err, size_t errn) {
+static int regex_check_others(const VitModel *m, const VitTargetRe *re, const char *pat, char *err, size_t errn) {
     static const char *const OTHERS[] = {
         "vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
         "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier", "vit.layers",
@@ -454,7 +332,9 @@ static int regex_check_others(const VitModel *m, const regex_t *re, const char *
         for (int l = 0; l < (per_layer ? m->cfg.num_hidden_layers : 1); l++) {
             char name[256];
             snprintf(name, sizeof name, OTHERS[i], l); // a format without %d ignores l
-            if (regex_matches(re, name)) {
+            int hit = vit_target_re_match(re, name, err, errn);
+            if (hit < 0) return -1;
+            if (hit) {
                 snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, name);
                 return -1;
             }
@@ -473,11 +353,11 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
     static const char *const MOD[] = {"attention.attention.query", "attention.attention.key", "attention.attention.value",
                                       "attention.output.dense", "intermediate.dense", "output.dense"};
     int hits[VIT_MAX_TARGETS] = {0}, re_hits = 0;
-    regex_t re;
+    VitTargetRe *re = NULL;
     if (use_re) {
-        if (regex_compile(&re, spec->target_regex, err, errn) != 0) return -1;
-        if (regex_check_others(m, &re, spec->target_regex, err, errn) != 0) {
-            regfree(&re);
+        if (!(re = vit_target_re_compile(spec->target_regex, err, errn))) return -1;
+        if (regex_check_others(m, re, spec->target_regex, err, errn) != 0) {
+            vit_target_re_free(re);
             return -1;
         }
     }
@@ -491,10 +371,16 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
             char name[256];
             snprintf(name, sizeof name, "vit.encoder.layer.%d.%s", i, MOD[k]);
             bool hit = false;
-            if (use_re) hit = regex_matches(&re, name), re_hits += hit;
-            else
+            if (use_re) {
+                int h = vit_target_re_match(re, name, err, errn);
+                if (h < 0) {
+                    failed = true;
+                    break;
+                }
+                hit = h, re_hits += h;
+            } else
                 for (int t = 0; t < spec->ntargets; t++)
-                    if (target_matches(name, spec->targets[t])) hit = true, hits[t]++;
+                    if (vit_target_matches(name, spec->targets[t])) hit = true, hits[t]++;
             if (!hit || L->lora[k]) continue;
             NnLora *lo = nn_lora_new(&m->params, name, lins[k], spec->r, spec->alpha, spec->dropout);
             if (!lo) {
@@ -507,7 +393,7 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
         }
     }
     m->params.rng = own;
-    if (use_re) regfree(&re);
+    vit_target_re_free(re);
     if (failed) return -1;
     if (use_re && !re_hits) {
         snprintf(err, errn, "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",

@@ -29,7 +29,7 @@ typedef struct {
     bool rslora;                                // scale alpha / sqrt(r) instead of alpha / r
     char targets[VIT_MAX_TARGETS][32];          // as given: query, value, q_proj, dense, ...
     int ntargets;
-    char target_regex[256];                     // instead of targets: peft's regex string, full-matched (POSIX ERE)
+    char target_regex[256];                     // instead of targets: peft's regex string, full-matched (Python's syntax, PCRE2)
     bool save_classifier;                       // modules_to_save = ["classifier"]
 } VitLoraSpec;
 

@@ -355,15 +355,20 @@ START_TEST(test_lora_target_regex) {
     expect_regex_refused(".*", "matches 'vit', which is not a linear layer");
     expect_regex_refused(".*classifier", "matches 'classifier'");
     expect_regex_refused(".*\\.attention", "matches 'vit.encoder.layer.0.attention'");
-    expect_regex_refused("(?:.*query)", "(?...) groups are not supported");
-    expect_regex_refused(".*\\bquery", "\\b is not supported");
-    expect_regex_refused(".*query)(", "unbalanced parenthesis");
-    expect_regex_refused(".*[qv", "unbalanced [");
-    expect_regex_refused(".*??query", "multiple repeat"); // Python's errors, which ERE would let pass
-    expect_regex_refused("(*query)", "nothing to repeat");
+    // Python's syntax (PCRE2 reads it alike): non-capturing groups, \b, classes with escapes, {,n}
+    expect_regex("(?:.*query)", Q, Q);
+    expect_regex(".*\\bquery", Q, Q);
+    expect_regex(".*\\.(?P<p>[\\w]+_proj|fc[\\d])", Q | K | V | O | F1 | F2, Q | K | V | O | F1 | F2);
+    expect_regex(".*\\.val{,2}ue", V, V);
+    expect_regex_refused(".*query)(", "target_modules regex '.*query)('");
+    expect_regex_refused(".*[qv", "missing terminating ]");
+    expect_regex_refused(".*??query", "target_modules regex"); // Python refuses it too
+    expect_regex_refused("(*query)", "target_modules regex");
     expect_regex("\\\\*?.*value", V, V); // an escaped backslash, then a lazy star
-    expect_regex_refused(".*[\\d]", "backslash inside [...]");
     expect_regex_refused(".*query{2,1}", "target_modules regex '.*query{2,1}'");
+    // bounded whatever the pattern: a pattern that expands too far, or backtracks without end
+    expect_regex_refused("((a{1,100}){1,100}){1,100}", "too large");
+    expect_regex_refused("(.*){1,200}(.*){1,200}(query|value)", "match limit");
 }
 END_TEST
 
