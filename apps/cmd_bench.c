@@ -140,12 +140,19 @@ int cmd_bench(int argc, char **argv) {
     char cpu[128];
     const char *features;
     cpu_desc(cpu, sizeof cpu, &features);
+    // how OpenMP's threads wait (tensor/wait_policy.c sets GOMP_SPINCOUNT unless the user chose)
+    char wait[96];
+    const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+    snprintf(wait, sizeof wait, "%s%s%s%s", wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "", sc ? (wp ? " GOMP_SPINCOUNT=" : "GOMP_SPINCOUNT=") : "",
+             sc ? sc : "");
+    for (char *q = wait; *q; q++)
+        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '?';
     if (json)
         printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
                "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"cpu\": \"%s\", "
-               "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\"}\n",
+               "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\", \"omp_wait\": \"%s\"}\n",
                B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu,
-               features, sgemm_fast_isa());
+               features, sgemm_fast_isa(), wait[0] ? wait : "libgomp default");
     else
         printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB; "
                "sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n",

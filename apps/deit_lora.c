@@ -31,6 +31,7 @@ static void usage(FILE *f) {
 static bool runs_distributed(const char *cmd) { return !strcmp(cmd, "train") || !strcmp(cmd, "predict") || !strcmp(cmd, "eval"); }
 
 int main(int argc, char **argv) {
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
     Dist d;
     dist_init(&argc, &argv, &d);
     if (!dist_root(&d) && !freopen("/dev/null", "w", stdout)) return 2; // rank 0 alone prints results

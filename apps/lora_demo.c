@@ -127,4 +127,7 @@ static int run(int argc, char **argv) {
     return rc;
 }
 
-int main(int argc, char **argv) { return file_close_stdout("lora_demo", run(argc, argv)); }
+int main(int argc, char **argv) {
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
+    return file_close_stdout("lora_demo", run(argc, argv));
+}

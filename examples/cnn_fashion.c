@@ -76,6 +76,7 @@ static int bench(Ctx *c, const Cnn *m, Optim *o, int steps) {
 }
 
 int main(int argc, char **argv) {
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
     Dist d;
     dist_init(&argc, &argv, &d);
     int rc = run(argc, argv, &d);

@@ -1,0 +1,17 @@
+// wait_policy.c: see cgrad_wait_policy in tensor.h.
+#define _GNU_SOURCE
+#include "tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cgrad_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0]) return; // the user's choice
+    // not under valgrind (its preload would be lost by running the program again natively)
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload")) return;
+    if (setenv("GOMP_SPINCOUNT", CGRAD_SPINCOUNT, 1) != 0) return;
+    execv("/proc/self/exe", argv); // libgomp reads it when loaded: the program starts again with it
+    unsetenv("GOMP_SPINCOUNT");    // exec failed (no /proc): go on with libgomp's default
+}
