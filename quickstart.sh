@@ -79,7 +79,7 @@ test)
     build build
     run_tests build release || rc=1
     build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         run_tests build-asan sanitizers || rc=1
     # valgrind cannot run AVX-512: a portable build on the reference BLAS for it
     build build-valgrind -Dbuildtype=debugoptimized -Dportable=true -Dblas=generic -Dtests=false

@@ -9,6 +9,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #ifndef CGRAD_HTTP
 
@@ -31,7 +32,11 @@ typedef struct {
     ImageProcessor ip;
     ServeBatcher batcher;
     ServeMetrics *metrics;
+    ServeGuard *guard;
     size_t max_upload;
+    size_t decode_budget, decode_used; // bytes that images being decoded may take, and take now
+    pthread_cond_t decode_free;        // (under mu) signalled when a decode ends
+    double request_timeout;
     pthread_mutex_t mu;
     int in_flight;
     bool draining;
@@ -112,6 +117,55 @@ static int upload_of(struct MHD_Connection *conn, Request *r, ServeUpload *up, c
     return 0;
 }
 
+// The upload decoded and preprocessed into x (and, for explain, the image as the model sees it into
+// seen) on this connection's thread, once its decoded size fits in the decode budget: admission by
+// the size the header announces, waiting for other decodes to end until the request's deadline.
+// 0, or an HTTP status with the message in err.
+static int decode_upload(Server *s, const ServeUpload *up, const char *name, double t0, Image *seen, float *x, char *err, size_t errn) {
+    int w, h;
+    size_t cost;
+    if (image_probe(up->data, up->n, &w, &h, &cost, name, err, errn) != 0) return 400;
+    if (cost > s->decode_budget) {
+        snprintf(err, errn, "%s: %dx%d pixels need %zu MiB to decode, above this server's decode budget of %zu MiB (--decode-memory-mb)",
+                 name, w, h, (cost >> 20) + 1, s->decode_budget >> 20);
+        return 413;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->decode_used + cost > s->decode_budget) {
+        double until = t0 + s->request_timeout;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double left = until - app_seconds();
+        if (left <= 0) {
+            pthread_mutex_unlock(&s->mu);
+            snprintf(err, errn, "busy: other images are being decoded; try again");
+            return 503;
+        }
+        double t = (double)ts.tv_nsec * 1e-9 + (left < 0.2 ? left : 0.2);
+        ts.tv_sec += (time_t)t;
+        ts.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+        pthread_cond_timedwait(&s->decode_free, &s->mu, &ts);
+    }
+    s->decode_used += cost;
+    pthread_mutex_unlock(&s->mu);
+    Image im = {0}, g = {0};
+    int st = 0;
+    if (image_decode(&im, up->data, up->n, name, err, errn) != 0) st = 400;
+    else if (image_processor_geometry(&s->ip, &im, &g) != 0) {
+        snprintf(err, errn, "%.300s: preprocessing failed (out of memory?)", name);
+        st = 500;
+    } else
+        image_processor_tensor(&s->ip, &g, x);
+    image_free(&im);
+    if (st == 0 && seen) *seen = g;
+    else image_free(&g);
+    pthread_mutex_lock(&s->mu);
+    s->decode_used -= cost;
+    pthread_cond_broadcast(&s->decode_free);
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
 static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Request *r, bool explain) {
     const VitConfig *cf = &s->model.cfg;
     int S = cf->image_size, K = cf->num_labels, grid = S / cf->patch_size;
@@ -123,22 +177,16 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
         return answer_error(conn, r, 400, err);
     if (explain && mname && (method = vit_explain_method(mname)) < 0) return answer_error(conn, r, 400, "method: not rollout or relevance");
     if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
-    float *probs = malloc(sizeof *probs * (size_t)K);
+    float *probs = malloc(sizeof *probs * (size_t)K), *x = malloc(sizeof *x * 3 * (size_t)S * (size_t)S);
     double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
     Image seen = {0}, over = {0};
     StrBuf b = {0};
     enum MHD_Result res;
     ServeUpload up;
-    int st = probs && map ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
+    int st = probs && map && x ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
     if (st == 500) snprintf(err, sizeof err, "out of memory");
-    ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT,
-                    .method = (VitExplainMethod)method,
-                    .bytes = up.data,
-                    .nbytes = up.n,
-                    .name = name,
-                    .seen = explain ? &seen : NULL,
-                    .probs = probs,
-                    .map = map};
+    if (st == 0) st = decode_upload(s, &up, name, r->t0, explain ? &seen : NULL, x, err, sizeof err);
+    ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT, .method = (VitExplainMethod)method, .x = x, .probs = probs, .map = map};
     if (st == 0 && serve_batcher_run(&s->batcher, &job) != 0) {
         st = 503;
         snprintf(err, sizeof err, "busy: %d requests are waiting already; try again", s->batcher.capacity);
@@ -163,7 +211,7 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
             res = answer(conn, r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE);
     }
     image_free(&seen), image_free(&over);
-    free(probs), free(map);
+    free(probs), free(map), free(x);
     return res;
 }
 
@@ -223,6 +271,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (*upload_size) {
+        serve_guard_body(s->guard, conn, *upload_size);
         if (!r->refused && r->body.n + *upload_size > s->max_upload) {
             char m[128];
             r->refused = 413;
@@ -237,6 +286,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    serve_guard_answering(s->guard, conn); // read in full: the deadline stops here
     if (r->refused) return answer_error(conn, r, r->refused, r->refusal);
     if (!strcmp(r->path, "/health")) {
         pthread_mutex_lock(&s->mu);
@@ -261,8 +311,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why) {
-    (void)conn, (void)why;
+    (void)why;
     Server *s = cls;
+    serve_guard_done(s->guard, conn);
     Request *r = *con_cls;
     if (!r) return;
     // a request the client or a timeout cut short counts as 408
@@ -279,8 +330,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
 
 typedef struct {
     const char *model, *adapter, *host;
-    long port, threads, max_batch, max_upload_mb, queue, timeout, connections;
-    double wait_ms;
+    long port, threads, max_batch, max_upload_mb, queue, timeout, connections, per_ip, decode_mb, max_memory_mb;
+    double wait_ms, request_timeout;
 } ServeArgs;
 
 static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err, size_t errn) {
@@ -297,11 +348,39 @@ static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err,
         snprintf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", a->host);
         return NULL;
     }
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout,
-                                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections, MHD_OPTION_END);
+    // the guard enforces --max-connections and the per-address limit itself (with its reserve);
+    // libmicrohttpd's own limit leaves room for connections cut but not yet closed
+    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, serve_guard_accept, s->guard, handle, s, MHD_OPTION_SOCK_ADDR,
+                                            addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                                            serve_guard_notify, s->guard, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout,
+                                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections + 32, MHD_OPTION_END);
     if (!d) snprintf(err, errn, "cannot listen on %s port %ld (in use, or not this machine's address?)", a->host, a->port);
     return d;
+}
+
+// The most memory the server can need, in MiB: the model; a batch of --max-batch images through
+// the forward (input, and what the forward keeps per image: per layer the normed input, q, k, v,
+// the attention of every head, the context, the MLP's two activations and the residuals), or one
+// image through explain's forward and backward (three times a forward); the decode budget; and a
+// full body buffered for every connection. Refused, with the parts named, above --max-memory-mb.
+static int worst_case_fits(const VitModel *m, const ServeArgs *a, char *err, size_t errn) {
+    const VitConfig *c = &m->cfg;
+    double T = (double)(c->image_size / c->patch_size) * (c->image_size / c->patch_size) + 2, D = c->hidden_size,
+           I = c->intermediate_size, H = c->num_attention_heads, L = c->num_hidden_layers, S = c->image_size;
+    double per_image = 4 * (3 * S * S + L * T * (12 * D + 2 * I + 2 * H * T) + T * D * 4);
+    double batch = per_image * (double)a->max_batch, explain = 3 * per_image;
+    double model = 4.0 * (double)nn_params_count(&m->params, false);
+    double bodies = (double)a->connections * (double)a->max_upload_mb * (1 << 20);
+    double decode = (double)a->decode_mb * (1 << 20);
+    double worst = model + (batch > explain ? batch : explain) + decode + bodies, MiB = 1 << 20;
+    if (worst / MiB <= (double)a->max_memory_mb) return 0;
+    snprintf(err, errn,
+             "this configuration may need %.0f MiB at worst, above --max-memory-mb %ld: the model %.0f, a batch of %ld images %.0f "
+             "(--max-batch), decoding %.0f (--decode-memory-mb), %ld bodies of %ld MiB %.0f (--max-connections, --max-upload-mb); "
+             "lower those, or raise --max-memory-mb",
+             worst / MiB, a->max_memory_mb, model / MiB, a->max_batch, (batch > explain ? batch : explain) / MiB, decode / MiB,
+             a->connections, a->max_upload_mb, bodies / MiB);
+    return -1;
 }
 
 // blocks until SIGTERM or SIGINT; then stops taking connections and waits (up to drain_s) for the
@@ -331,6 +410,9 @@ int cmd_serve(int argc, char **argv) {
                    .queue = 64,
                    .timeout = 10,
                    .connections = 64,
+                   .per_ip = 0,
+                   .request_timeout = 30,
+                   .decode_mb = 1024,
                    .wait_ms = 2};
     const CliOpt opts[] = {
         {"--model", OPT_STR, &a.model, 0, 0, "model directory"},
@@ -344,6 +426,10 @@ int cmd_serve(int argc, char **argv) {
         {"--queue", OPT_INT, &a.queue, 1, 100000, "requests that may wait for the model (64); more: 503"},
         {"--timeout", OPT_INT, &a.timeout, 1, 3600, "seconds a connection may stay idle or stalled (10)"},
         {"--max-connections", OPT_INT, &a.connections, 1, 10000, "connections at once (64)"},
+        {"--max-connections-per-ip", OPT_INT, &a.per_ip, 1, 10000, "connections at once from one address (half of --max-connections)"},
+        {"--request-timeout", OPT_DOUBLE, &a.request_timeout, 0.1, 3600, "seconds to send a whole request, headers and body (30)"},
+        {"--decode-memory-mb", OPT_INT, &a.decode_mb, 16, 1 << 20, "memory for images being decoded at once, in MiB (1024)"},
+        {"--max-memory-mb", OPT_INT, &a.max_memory_mb, 64, 1 << 24, "refuse to start when the worst case needs more (half the RAM)"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora serve --model MODEL_DIR [--adapter DIR] [--host 127.0.0.1] [--port 8080] [--threads N] "
@@ -365,7 +451,24 @@ int cmd_serve(int argc, char **argv) {
     Server *s = calloc(1, sizeof *s);
     if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
     s->max_upload = (size_t)a.max_upload_mb << 20;
+    s->decode_budget = (size_t)a.decode_mb << 20;
+    s->request_timeout = a.request_timeout;
+    pthread_cond_init(&s->decode_free, NULL);
+    if (!a.max_memory_mb) a.max_memory_mb = (long)(((double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE)) / 2 / (1 << 20));
+    if (worst_case_fits(&s->model, &a, err, sizeof err) != 0) {
+        vit_free(&s->model);
+        free(s);
+        return app_fail("serve", err);
+    }
     s->metrics = serve_metrics_new();
+    if (!a.per_ip) a.per_ip = a.connections > 1 ? a.connections / 2 : 1;
+    s->guard = s->metrics ? serve_guard_new((int)a.connections, (int)a.per_ip, a.request_timeout, s->metrics) : NULL;
+    if (!s->guard) {
+        serve_metrics_free(s->metrics);
+        vit_free(&s->model);
+        free(s);
+        return app_fail("serve", "out of memory starting the server");
+    }
     pthread_mutex_init(&s->mu, NULL);
     // the signals go to sigwait here, not to the server's threads (which inherit this mask)
     sigset_t sigs;
@@ -376,9 +479,9 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int rc = 2;
     struct MHD_Daemon *d = NULL;
-    if (serve_batcher_start(&s->batcher, &s->model, &s->ip, s->metrics, (int)a.max_batch, (int)a.queue, a.wait_ms / 1000) != 0)
-        snprintf(err, sizeof err, "cannot start the batching thread");
-    else if ((d = start_daemon(s, &a, err, sizeof err))) {
+    if (serve_batcher_start(&s->batcher, &s->model, &s->ip, s->metrics, (int)a.max_batch, (int)a.queue, a.wait_ms / 1000, err,
+                            sizeof err) != 0) {
+    } else if ((d = start_daemon(s, &a, err, sizeof err))) {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld)\n", a.host, info ? info->port : (unsigned)a.port,
                s->model.cfg.num_labels, a.max_batch);
@@ -392,7 +495,9 @@ int cmd_serve(int argc, char **argv) {
     if (rc == 0)
         fprintf(stderr, "deit_lora serve: stopped after %llu images in %llu batches\n", (unsigned long long)s->batcher.images,
                 (unsigned long long)s->batcher.batches);
+    serve_guard_free(s->guard);
     serve_metrics_free(s->metrics);
+    pthread_cond_destroy(&s->decode_free);
     pthread_mutex_destroy(&s->mu);
     vit_free(&s->model);
     free(s);

@@ -36,15 +36,12 @@ typedef enum { JOB_PREDICT, JOB_EXPLAIN } JobKind;
 typedef struct ServeJob {
     JobKind kind;
     VitExplainMethod method; // JOB_EXPLAIN
-    const uint8_t *bytes;    // the encoded image (JPEG or PNG) and its name for messages
-    size_t nbytes;
-    const char *name;
-    Image *seen;   // JOB_EXPLAIN: the image as the model saw it, filled by the worker
+    const float *x;          // the image as the model takes it (3 x S x S), decoded by the connection's thread
     float *probs;  // JOB_PREDICT: num_labels, filled by the worker
     double *map;   // JOB_EXPLAIN: grid * grid
     int label;
     double prob;
-    int status; // 0, or an HTTP status (400 a bad image, 500) with the message in err
+    int status; // 0, or an HTTP status (500) with the message in err
     char err[512];
     bool done;
 } ServeJob;
@@ -64,12 +61,17 @@ typedef struct {
     bool stop;
     pthread_t worker;
     uint64_t batches, images;
+
+    float *x;                 // the worker's batch of images, max_batch x 3 x S x S
+    ServeJob **jobs;          // the batch's jobs, then the readable ones (2 x max_batch)
+    Ctx *ctx;                 // the worker's arena
 } ServeBatcher;
 
-// The worker decodes and preprocesses a batch's images with the model's threads (OpenMP), then runs
-// the model: all the work goes through one team of threads, which the cores are not shared with.
+// The worker only runs the model (with its OpenMP threads): images are decoded on the connections'
+// threads, under the server's decode budget. Everything the worker needs is allocated here: -1
+// with a message when it cannot be.
 int serve_batcher_start(ServeBatcher *b, VitModel *m, const ImageProcessor *ip, ServeMetrics *metrics, int max_batch, int capacity,
-                        double wait_s);
+                        double wait_s, char *err, size_t errn);
 // Queues the job and waits for its result: 0, or -1 at once when the queue is full or the server
 // is stopping (the caller answers 503).
 int serve_batcher_run(ServeBatcher *b, ServeJob *job);
@@ -83,6 +85,25 @@ void serve_metrics_free(ServeMetrics *m);
 // one answered request: its path ("/predict", ...; anything else counts as "other"), status, seconds
 void serve_metrics_request(ServeMetrics *m, const char *path, int status, double seconds);
 void serve_metrics_batch(ServeMetrics *m, int size);
+// a connection cut by the guard: "deadline", "evicted" or "refused"
+void serve_metrics_event(ServeMetrics *m, const char *event);
+
+// ---- the connection guard (serve_guard.c): deadlines, limits per address, a reserve ----
+
+typedef struct ServeGuard ServeGuard;
+struct MHD_Connection;
+// max_conns: connections at once; per_ip: from one address; request_timeout: seconds from a
+// request's first byte until it is read in full
+ServeGuard *serve_guard_new(int max_conns, int per_ip, double request_timeout, ServeMetrics *metrics);
+void serve_guard_free(ServeGuard *g);
+void serve_guard_body(ServeGuard *g, struct MHD_Connection *conn, size_t bytes); // body bytes received
+void serve_guard_answering(ServeGuard *g, struct MHD_Connection *conn);          // read in full: never cut now
+void serve_guard_done(ServeGuard *g, struct MHD_Connection *conn);               // answered: idle until the next
+#ifdef CGRAD_HTTP // libmicrohttpd's callbacks: the accept policy and the connection notifier
+#include <microhttpd.h>
+enum MHD_Result serve_guard_accept(void *cls, const struct sockaddr *addr, socklen_t len);
+void serve_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context, enum MHD_ConnectionNotificationCode code);
+#endif
 // the Prometheus text exposition (version 0.0.4); the caller frees
 char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight);
 

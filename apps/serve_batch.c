@@ -12,28 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-// each job's image decoded and preprocessed into x (job i at image i), the images side by side on
-// the model's threads; a job whose image cannot be read gets 400
+// each job's image (decoded by its connection's thread) into x, job i at image i
 static void prepare(ServeBatcher *b, ServeJob **jobs, int n, float *x) {
     int S = b->model->cfg.image_size;
     size_t per = 3 * (size_t)S * (size_t)S;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        ServeJob *j = jobs[i];
-        Image im = {0}, g = {0};
-        if (image_decode(&im, j->bytes, j->nbytes, j->name, j->err, sizeof j->err) != 0)
-            j->status = 400;
-        else if (image_processor_geometry(b->ip, &im, &g) != 0) {
-            snprintf(j->err, sizeof j->err, "%.300s: preprocessing failed (out of memory?)", j->name);
-            j->status = 400;
-        } else
-            image_processor_tensor(b->ip, &g, x + per * (size_t)i);
-        image_free(&im);
-        if (j->seen && j->status == 0)
-            *j->seen = g;
-        else
-            image_free(&g);
-    }
+    for (int i = 0; i < n; i++) memcpy(x + per * (size_t)i, jobs[i]->x, sizeof *x * per);
 }
 
 static void run_predictions(ServeBatcher *b, Ctx *c, ServeJob **all, int n_all, float *x, ServeJob **jobs) {
@@ -77,9 +60,10 @@ static void *worker(void *arg) {
     ServeBatcher *b = arg;
     VitModel *m = b->model;
     int S = m->cfg.image_size;
-    float *x = malloc(sizeof *x * 3 * (size_t)S * (size_t)S * (size_t)b->max_batch);
-    ServeJob **jobs = malloc(sizeof *jobs * (size_t)b->max_batch), **ok = malloc(sizeof *ok * (size_t)b->max_batch);
-    Ctx *c = ctx_new(16u << 20);
+    (void)S;
+    float *x = b->x;
+    ServeJob **jobs = b->jobs, **ok = b->jobs + b->max_batch;
+    Ctx *c = b->ctx;
     pthread_mutex_lock(&b->mu);
     for (;;) {
         while (b->count == 0 && !b->stop) pthread_cond_wait(&b->more, &b->mu);
@@ -116,25 +100,36 @@ static void *worker(void *arg) {
         pthread_cond_broadcast(&b->done);
     }
     pthread_mutex_unlock(&b->mu);
-    ctx_free(c);
-    free(jobs), free(ok);
-    free(x);
     return NULL;
 }
 
+static void batcher_free_buffers(ServeBatcher *b) {
+    free(b->queue), free(b->x), free(b->jobs);
+    ctx_free(b->ctx);
+    b->queue = NULL, b->x = NULL, b->jobs = NULL, b->ctx = NULL;
+}
+
 int serve_batcher_start(ServeBatcher *b, VitModel *m, const ImageProcessor *ip, ServeMetrics *metrics, int max_batch, int capacity,
-                        double wait_s) {
+                        double wait_s, char *err, size_t errn) {
     memset(b, 0, sizeof *b);
     b->model = m, b->ip = ip, b->metrics = metrics;
     b->max_batch = max_batch, b->capacity = capacity, b->wait_s = wait_s;
+    size_t S = (size_t)m->cfg.image_size, per = 3 * S * S;
     b->queue = calloc((size_t)capacity, sizeof *b->queue);
-    if (!b->queue) return -1;
+    b->x = per <= SIZE_MAX / sizeof *b->x / (size_t)max_batch ? malloc(sizeof *b->x * per * (size_t)max_batch) : NULL;
+    b->jobs = calloc(2 * (size_t)max_batch, sizeof *b->jobs);
+    b->ctx = ctx_new(16u << 20);
+    if (!b->queue || !b->x || !b->jobs || !b->ctx) {
+        snprintf(err, errn, "out of memory for a batch of %d images of %zux%zu (--max-batch)", max_batch, S, S);
+        batcher_free_buffers(b);
+        return -1;
+    }
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->more, NULL);
     pthread_cond_init(&b->done, NULL);
     if (pthread_create(&b->worker, NULL, worker, b) != 0) {
-        free(b->queue);
-        b->queue = NULL;
+        snprintf(err, errn, "cannot start the batching thread");
+        batcher_free_buffers(b);
         return -1;
     }
     return 0;
@@ -172,5 +167,5 @@ void serve_batcher_stop(ServeBatcher *b) {
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->more);
     pthread_cond_destroy(&b->done);
-    free(b->queue);
+    batcher_free_buffers(b);
 }

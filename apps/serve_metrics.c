@@ -20,7 +20,20 @@ struct ServeMetrics {
     unsigned long lat[NLAT + 1], lat_count;     // per bucket (not cumulative); the last: above all
     double lat_sum;
     unsigned long batch[NBATCH + 1], batch_count, batch_sum;
+    unsigned long conn_events[3]; // EVENTS
 };
+
+// what the connection guard did (serve_guard.c)
+static const char *const EVENTS[] = {"deadline", "evicted", "refused"};
+
+void serve_metrics_event(ServeMetrics *m, const char *event) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(event, EVENTS[i])) {
+            pthread_mutex_lock(&m->mu);
+            m->conn_events[i]++;
+            pthread_mutex_unlock(&m->mu);
+        }
+}
 
 ServeMetrics *serve_metrics_new(void) {
     ServeMetrics *m = calloc(1, sizeof *m);
@@ -89,6 +102,9 @@ char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
     }
     sb_printf(&b, "deit_lora_batch_size_bucket{le=\"+Inf\"} %lu\n", m->batch_count);
     sb_printf(&b, "deit_lora_batch_size_sum %lu\ndeit_lora_batch_size_count %lu\n", m->batch_sum, m->batch_count);
+    sb_printf(&b, "# HELP deit_lora_connections_cut_total Connections closed by the server: past the whole-request deadline, let go "
+                  "to make room for a new one (slow or idle), or refused (no room).\n# TYPE deit_lora_connections_cut_total counter\n");
+    for (int i = 0; i < 3; i++) sb_printf(&b, "deit_lora_connections_cut_total{reason=\"%s\"} %lu\n", EVENTS[i], m->conn_events[i]);
     pthread_mutex_unlock(&m->mu);
     sb_printf(&b,
               "# HELP deit_lora_queue_depth Jobs waiting for the model.\n# TYPE deit_lora_queue_depth gauge\n"

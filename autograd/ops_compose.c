@@ -201,18 +201,20 @@ Tensor *ag_flip(Ctx *c, Tensor *x, int dim) {
 Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double value) {
     if (!ag_arg(c, "pad", "x", x) || !ag_check_float(c, "pad", x, NULL)) return NULL;
     int d = tensor_dim(x, dim);
-    if (d < 0 || before < 0 || after < 0) {
-        ctx_fail(c, "pad: dimension %d of a %d-d tensor, %lld before and %lld after (not negative)", dim, x->ndim,
-                 (long long)before, (long long)after);
+    int64_t total;
+    if (d < 0 || before < 0 || after < 0 || __builtin_add_overflow(x->shape[d], before, &total) ||
+        __builtin_add_overflow(total, after, &total)) {
+        ctx_fail(c, "pad: dimension %d of a %d-d tensor, %lld before and %lld after (not negative, and the sum must fit)", dim,
+                 x->ndim, (long long)before, (long long)after);
         return NULL;
     }
     Tensor *parts[3];
     int k = 0;
     int64_t shape[TENSOR_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
-    if (before) shape[d] = before, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value);
+    if (before && !(shape[d] = before, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value))) return NULL;
     parts[k++] = x;
-    if (after) shape[d] = after, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value);
+    if (after && !(shape[d] = after, parts[k++] = tensor_full(c, x->dtype, x->ndim, shape, value))) return NULL;
     return k == 1 ? x : ag_concat(c, parts, k, d);
 }
 

@@ -147,14 +147,20 @@ Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim) {
                      shape_str(p, s2, sizeof s2), dim);
             return NULL;
         }
-        data[j] = tensor_contiguous(c, p)->data;
+        const Tensor *pc = tensor_contiguous(c, p);
+        if (!pc) return NULL;
+        data[j] = pc->data;
         Nj[j] = p->shape[d];
-        shape[d] += Nj[j];
+        if (__builtin_add_overflow(shape[d], Nj[j], &shape[d])) {
+            ctx_fail(c, "concat: the sizes along dimension %d overflow", dim);
+            return NULL;
+        }
     }
     int64_t O = 1, I = 1;
     for (int i = 0; i < d; i++) O *= shape[i];
     for (int i = d + 1; i < p0->ndim; i++) I *= shape[i];
     Tensor *y = tensor_new(c, p0->dtype, p0->ndim, shape);
+    if (!y) return NULL;
     if (y->dtype == DT_F32) concat_forward_f32(y->data, (const float *const *)data, Nj, k, O, I);
     else concat_forward_f64(y->data, (const double *const *)data, Nj, k, O, I);
     AgNode *n = ag_record(c, "concat", y, k, parts, concat_bw);

@@ -28,6 +28,10 @@ typedef enum { RESAMPLE_NEAREST = 0, RESAMPLE_LANCZOS = 1, RESAMPLE_BILINEAR = 2
 int image_load(Image *im, const char *path, char *err, size_t errn);
 int image_decode(Image *im, const uint8_t *data, size_t n, const char *what, char *err, size_t errn);
 bool image_sniff(const uint8_t *head, size_t n); // JPEG or PNG signature
+// The size of an encoded image from its header alone (nothing is decoded), checked against the
+// bomb limit, and *decode_bytes, an upper bound of the memory image_decode will need for it: so a
+// server can admit images by their decoded size. 0, or -1 with a message.
+int image_probe(const uint8_t *data, size_t n, int *w, int *h, size_t *decode_bytes, const char *what, char *err, size_t errn);
 void image_free(Image *im);
 int image_alloc(Image *im, int w, int h);
 

@@ -229,6 +229,58 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     return 0;
 }
 
+// ---------------------------------------------------------------- probing
+
+static int probe_jpeg(const uint8_t *data, size_t n, int *w, int *h, int *comps, const char *what, char *err, size_t errn) {
+    struct jpeg_decompress_struct ci;
+    JpegErr je;
+    ci.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_fail;
+    je.pub.emit_message = jpeg_warn;
+    je.msg[0] = 0;
+    if (setjmp(je.jb)) {
+        snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg[0] ? je.msg : "header");
+        jpeg_destroy_decompress(&ci);
+        return -1;
+    }
+    jpeg_create_decompress(&ci);
+    jpeg_mem_src(&ci, data, (unsigned long)n);
+    jpeg_read_header(&ci, TRUE);
+    int rc = check_dims(ci.image_width, ci.image_height, what, err, errn);
+    *w = (int)ci.image_width, *h = (int)ci.image_height, *comps = ci.num_components;
+    jpeg_destroy_decompress(&ci);
+    return rc;
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+int image_probe(const uint8_t *data, size_t n, int *w, int *h, size_t *decode_bytes, const char *what, char *err, size_t errn) {
+    int comps = 3;
+    if (n == 0) {
+        snprintf(err, errn, "%s: empty file (0 bytes)", what);
+        return -1;
+    }
+    if (n >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
+        if (probe_jpeg(data, n, w, h, &comps, what, err, errn) != 0) return -1;
+    } else if (n >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8)) {
+        if (n < 24 || be32(data + 8) != 13 || memcmp(data + 12, "IHDR", 4)) {
+            snprintf(err, errn, "%s: corrupt or truncated PNG (no IHDR chunk first)", what);
+            return -1;
+        }
+        uint32_t pw = be32(data + 16), ph = be32(data + 20);
+        if (check_dims(pw, ph, what, err, errn) != 0) return -1;
+        *w = (int)pw, *h = (int)ph;
+    } else {
+        snprintf(err, errn, "%s: not a JPEG or PNG image (unrecognised first bytes)", what);
+        return -1;
+    }
+    // the decoder's peak: the RGB result (3 bytes a pixel) beside libpng's rows (up to 4) or
+    // libjpeg's coefficients of a progressive file (2 a component)
+    size_t per = 3 + (size_t)(comps > 4 ? 4 : comps) * 2 + 4;
+    *decode_bytes = per * (size_t)*w * (size_t)*h;
+    return 0;
+}
+
 int image_decode(Image *im, const uint8_t *data, size_t n, const char *what, char *err, size_t errn) {
     memset(im, 0, sizeof *im);
     if (n == 0) {

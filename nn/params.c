@@ -77,6 +77,7 @@ void nn_params_free(NnParams *ps) {
 static bool considered(const NnParam *p, bool trainable_only) { return !trainable_only || (!p->buffer && p->t->requires_grad); }
 
 int nn_params_save(const NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn) {
+    if (!ps || !path) return snprintf(err, errn, "nn_params_save: %s is NULL", ps ? "the path" : "the parameter set"), -1;
     StItem *items = malloc(sizeof *items * (size_t)(ps->n ? ps->n : 1));
     if (!items) return snprintf(err, errn, "%s: out of memory", path), -1;
     int n = 0;
@@ -90,6 +91,7 @@ int nn_params_save(const NnParams *ps, const char *path, bool trainable_only, ch
 static WDtype file_dtype(DType d) { return d == DT_F64 ? WD_F64 : d == DT_I64 ? WD_I64 : d == DT_U8 ? WD_U8 : WD_F32; }
 
 int nn_params_load(NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn) {
+    if (!ps || !path) return snprintf(err, errn, "nn_params_load: %s is NULL", ps ? "the path" : "the parameter set"), -1;
     WFile f;
     if (safetensors_open(&f, path, err, errn) != 0) return -1;
     int rc = -1, used = 0;

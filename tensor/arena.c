@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #define ARENA_ALIGN 64
@@ -15,11 +16,16 @@ typedef struct ArenaChunk {
     unsigned char *mem;
 } ArenaChunk;
 
-static ArenaChunk *chunk_new(Ctx *c, size_t cap) {
+// a chunk of CAP bytes, or NULL when the system has no memory for it
+static ArenaChunk *chunk_try(Ctx *c, size_t cap) {
+    if (cap > SIZE_MAX / 2) return NULL;
     ArenaChunk *ch = malloc(sizeof *ch);
-    if (!ch) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", cap); abort(); }
+    if (!ch) return NULL;
     ch->mem = aligned_alloc(ARENA_ALIGN, (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
-    if (!ch->mem) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", cap); abort(); }
+    if (!ch->mem) {
+        free(ch);
+        return NULL;
+    }
     ch->cap = cap;
     ch->used = 0;
     ch->next = NULL;
@@ -27,13 +33,31 @@ static ArenaChunk *chunk_new(Ctx *c, size_t cap) {
     return ch;
 }
 
+// the arena's small bookkeeping allocations (nodes, headers): out of memory there aborts
+static ArenaChunk *chunk_new(Ctx *c, size_t cap) {
+    ArenaChunk *ch = chunk_try(c, cap);
+    if (!ch) {
+        fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", cap);
+        abort();
+    }
+    return ch;
+}
+
 Ctx *ctx_new(size_t initial_bytes) {
     Ctx *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    if (!c) return NULL;
     c->chunk_min = initial_bytes < (1u << 16) ? (1u << 16) : initial_bytes;
     const char *pz = getenv("CGRAD_POISON");
     c->poison = pz && *pz == '1';
-    c->chunks = chunk_new(c, c->chunk_min);
+    c->chunks = chunk_try(c, c->chunk_min);
+    if (!c->chunks) { // the size is a hint: start small, grow as used
+        c->chunk_min = 1u << 16;
+        c->chunks = chunk_try(c, c->chunk_min);
+    }
+    if (!c->chunks) {
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -71,6 +95,37 @@ void ctx_reset(Ctx *c) {
 void *ctx_alloc(Ctx *c, size_t bytes) {
     void *p = ctx_alloc_uninit(c, bytes);
     memset(p, 0, bytes);
+    return p;
+}
+
+void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero) {
+    if (!c) return NULL;
+    if (bytes > SIZE_MAX / 4) {
+        ctx_fail(c, "out of memory: %zu bytes asked for", bytes);
+        return NULL;
+    }
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need == 0) need = ARENA_ALIGN;
+    ArenaChunk *ch = c->chunks;
+    if (ch->used + need > ch->cap) {
+        size_t cap = c->chunk_min;
+        if (cap < need) cap = need;
+        if (cap < ch->cap * 2 && ch->cap * 2 >= need && ch->cap <= SIZE_MAX / 4) cap = ch->cap * 2;
+        ArenaChunk *nc = chunk_try(c, cap);
+        if (!nc && cap > need) nc = chunk_try(c, need); // no room to grow geometrically: just what is asked
+        if (!nc) {
+            ctx_fail(c, "out of memory: %zu bytes (the context holds %zu)", bytes, c->used_total);
+            return NULL;
+        }
+        nc->next = ch;
+        c->chunks = ch = nc;
+    }
+    void *p = ch->mem + ch->used;
+    ch->used += need;
+    c->used_total += need;
+    if (c->used_total > c->peak) c->peak = c->used_total;
+    if (zero) memset(p, 0, bytes);
+    else if (c->poison) memset(p, 0xff, bytes);
     return p;
 }
 

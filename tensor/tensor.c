@@ -2,6 +2,7 @@
 #include "tensor.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 size_t dtype_size(DType dt) {
@@ -70,16 +71,38 @@ static void set_contiguous_strides(Tensor *t) {
     }
 }
 
+// the bytes of NUMEL elements of DT, or false when that does not fit in memory's address range
+static bool bytes_of(int64_t numel, DType dt, size_t *bytes) {
+    size_t es = dtype_size(dt);
+    return numel >= 0 && (uint64_t)numel <= (uint64_t)(PTRDIFF_MAX / 2) / es && (*bytes = (size_t)numel * es, true);
+}
+
 static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
+    if (!c) return NULL;
     if (ndim < 0 || ndim > TENSOR_MAX_DIMS) {
         ctx_fail(c, "tensor: %d dimensions (at most %d)", ndim, TENSOR_MAX_DIMS);
         return NULL;
     }
-    for (int i = 0; i < ndim; i++)
+    if (ndim > 0 && !shape) {
+        ctx_fail(c, "tensor: the shape is NULL");
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             ctx_fail(c, "tensor: negative size %lld in dimension %d", (long long)shape[i], i);
             return NULL;
         }
+        if (__builtin_mul_overflow(numel, shape[i], &numel)) numel = -1;
+    }
+    size_t bytes;
+    if (!bytes_of(numel, dt, &bytes)) {
+        Tensor tmp = {.ndim = ndim};
+        char b[96];
+        memcpy(tmp.shape, shape, sizeof(int64_t) * (size_t)ndim);
+        ctx_fail(c, "tensor: %s elements of %zu bytes do not fit in memory", shape_str(&tmp, b, sizeof b), dtype_size(dt));
+        return NULL;
+    }
     Tensor *t = ctx_alloc(c, sizeof *t);
     t->dtype = dt;
     t->ndim = ndim;
@@ -92,14 +115,15 @@ static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
 Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape) {
     Tensor *t = header(c, dt, ndim, shape);
     if (!t) return NULL;
-    t->data = ctx_alloc_uninit(c, (size_t)tensor_numel(t) * dtype_size(dt));
-    return t;
+    t->data = ctx_try_alloc(c, (size_t)tensor_numel(t) * dtype_size(dt), false);
+    return t->data ? t : NULL;
 }
 
 Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape) {
     Tensor *t = header(c, dt, ndim, shape);
-    if (t) t->data = ctx_alloc(c, (size_t)tensor_numel(t) * dtype_size(dt));
-    return t;
+    if (!t) return NULL;
+    t->data = ctx_try_alloc(c, (size_t)tensor_numel(t) * dtype_size(dt), true);
+    return t->data ? t : NULL;
 }
 
 Tensor *tensor_full(Ctx *c, DType dt, int ndim, const int64_t *shape, double v) {
@@ -125,12 +149,20 @@ Tensor *tensor_arange(Ctx *c, DType dt, double start, double stop, double step) 
 
 Tensor *tensor_from_buffer(Ctx *c, DType dt, int ndim, const int64_t *shape, void *data) {
     Tensor *t = header(c, dt, ndim, shape);
+    if (t && !data && tensor_numel(t) > 0) {
+        ctx_fail(c, "tensor_from_buffer: the data pointer is NULL");
+        return NULL;
+    }
     if (t) t->data = data;
     return t;
 }
 
 Tensor *tensor_from_data(Ctx *c, DType dt, int ndim, const int64_t *shape, const void *data) {
     Tensor *t = tensor_new(c, dt, ndim, shape);
+    if (t && !data && tensor_numel(t) > 0) {
+        ctx_fail(c, "tensor_from_data: the data pointer is NULL");
+        return NULL;
+    }
     if (t) memcpy(t->data, data, (size_t)tensor_numel(t) * dtype_size(dt));
     return t;
 }
@@ -242,8 +274,8 @@ Tensor *tensor_view(Ctx *c, const Tensor *t) {
 
 Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape) {
     char b1[96], b2[96];
-    if (ndim < 0 || ndim > TENSOR_MAX_DIMS) {
-        ctx_fail(c, "reshape: %d dimensions", ndim);
+    if (ndim < 0 || ndim > TENSOR_MAX_DIMS || (ndim > 0 && !shape)) {
+        ctx_fail(c, "reshape: %d dimensions%s", ndim, shape ? "" : " and a NULL shape");
         return NULL;
     }
     int64_t sh[TENSOR_MAX_DIMS], known = 1;
@@ -252,12 +284,16 @@ Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *sh
         sh[i] = shape[i];
         if (sh[i] == -1 && infer < 0) infer = i;
         else if (sh[i] < 0) { ctx_fail(c, "reshape: bad size %lld", (long long)sh[i]); return NULL; }
-        else known *= sh[i];
+        else if (__builtin_mul_overflow(known, sh[i], &known)) {
+            ctx_fail(c, "reshape: the sizes overflow");
+            return NULL;
+        }
     }
     int64_t n = tensor_numel(t);
     if (infer >= 0) sh[infer] = known ? n / known : 0;
     int64_t total = 1;
-    for (int i = 0; i < ndim; i++) total *= sh[i];
+    for (int i = 0; i < ndim; i++)
+        if (__builtin_mul_overflow(total, sh[i], &total)) total = -1;
     Tensor tmp = {.ndim = ndim};
     memcpy(tmp.shape, sh, sizeof(int64_t) * (size_t)ndim);
     if (total != n) {
@@ -277,6 +313,10 @@ Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *sh
 
 Tensor *tensor_permute_view(Ctx *c, const Tensor *t, const int *perm) {
     int seen[TENSOR_MAX_DIMS] = {0};
+    if (!perm) {
+        ctx_fail(c, "permute: the permutation is NULL");
+        return NULL;
+    }
     for (int i = 0; i < t->ndim; i++) {
         int p = perm[i];
         if (p < 0 || p >= t->ndim || seen[p]++) {
@@ -308,7 +348,7 @@ Tensor *tensor_transpose_view(Ctx *c, const Tensor *t, int d0, int d1) {
 Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int64_t len) {
     char b1[96];
     int d = tensor_dim(t, dim);
-    if (d < 0 || start < 0 || len < 0 || start + len > t->shape[d]) {
+    if (d < 0 || start < 0 || len < 0 || start > t->shape[d] || len > t->shape[d] - start) { // no start + len: it may overflow
         ctx_fail(c, "narrow: dim %d start %lld length %lld out of range for %s", dim, (long long)start,
                  (long long)len, shape_str(t, b1, sizeof b1));
         return NULL;
@@ -321,9 +361,19 @@ Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int6
 
 Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape) {
     char b1[96];
-    if (ndim < t->ndim || ndim > TENSOR_MAX_DIMS) {
-        ctx_fail(c, "expand: cannot expand %s to %d dimensions", shape_str(t, b1, sizeof b1), ndim);
+    if (ndim < t->ndim || ndim > TENSOR_MAX_DIMS || !shape) {
+        ctx_fail(c, "expand: cannot expand %s to %d dimensions%s", shape_str(t, b1, sizeof b1), ndim, shape ? "" : " (NULL shape)");
         return NULL;
+    }
+    int64_t numel = 1; // the view's element count must fit in int64 and in memory's address range
+    for (int i = 0; i < ndim; i++) {
+        int j = i - (ndim - t->ndim);
+        int64_t want = shape[i] == -1 && j >= 0 ? t->shape[j] : shape[i];
+        size_t bytes;
+        if (want < 0 || __builtin_mul_overflow(numel, want, &numel) || !bytes_of(numel, t->dtype, &bytes)) {
+            ctx_fail(c, "expand: %s to size %lld in dimension %d: too many elements", shape_str(t, b1, sizeof b1), (long long)shape[i], i);
+            return NULL;
+        }
     }
     Tensor *v = tensor_view(c, t);
     v->ndim = ndim;

@@ -49,11 +49,14 @@ struct Ctx {
     char err[512];
 };
 
-Ctx *ctx_new(size_t initial_bytes);
+Ctx *ctx_new(size_t initial_bytes); // a hint: a context starts smaller when the system has less; NULL out of memory
 void ctx_free(Ctx *c);
 void ctx_reset(Ctx *c);                          // drop all tensors and the tape; keep memory
 void *ctx_alloc(Ctx *c, size_t bytes);           // 64-byte aligned, zero-filled; NULL ctx: abort
 void *ctx_alloc_uninit(Ctx *c, size_t bytes);    // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
+// what tensors' data comes from: NULL with the context's error set ("out of memory: N bytes") when
+// the system cannot give it, instead of aborting (ctx_alloc aborts: it is for small bookkeeping)
+void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero);
 bool ctx_ok(const Ctx *c);
 const char *ctx_error(const Ctx *c);
 void ctx_clear_error(Ctx *c);

@@ -270,6 +270,43 @@ END_TEST
 
 // ---------------------------------------------------------------- bad calls
 
+// sizes from a careless caller: overflow, absurd sizes and NULL pointers are errors the caller can
+// read (the context's error names the op), never a heap overflow, an abort or a crash
+static void expect_fail(const Tensor *t, const char *want) {
+    ck_assert_ptr_null(t);
+    ck_assert_msg(!ctx_ok(c) && strstr(ctx_error(c), want), "got '%s', want '%s'", ctx_error(c), want);
+    ctx_clear_error(c);
+}
+
+START_TEST(test_sizes_overflow_and_nulls) {
+    const int64_t G = (int64_t)1 << 31;
+    expect_fail(tensor_full(c, DT_F32, 2, (int64_t[]){G, G}, 1.0), "do not fit in memory");
+    expect_fail(tensor_zeros(c, DT_F32, 2, (int64_t[]){(int64_t)1 << 32, (int64_t)1 << 32}), "do not fit in memory");
+    expect_fail(tensor_zeros(c, DT_I64, 2, (int64_t[]){(int64_t)1 << 61, 2}), "do not fit in memory");
+    expect_fail(tensor_zeros(c, DT_F32, 3, (int64_t[]){INT64_MAX, INT64_MAX, 2}), "do not fit in memory");
+    // a size the address range allows but the system cannot give: an error, not an abort
+    expect_fail(tensor_zeros(c, DT_F32, 1, (int64_t[]){(int64_t)1 << 44}), "out of memory");
+    Ctx *big = ctx_new(SIZE_MAX / 2); // a hint too large: the context starts small
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_nonnull(tensor_zeros(big, DT_F32, 1, (int64_t[]){4}));
+    ctx_free(big);
+    Tensor *x = tensor_zeros(c, DT_F32, 2, (int64_t[]){2, 3});
+    expect_fail(ag_pad(c, x, 1, (int64_t)1 << 62, (int64_t)1 << 62, 0), "pad");
+    expect_fail(ag_pad(c, x, 1, INT64_MAX, 1, 0), "pad");
+    expect_fail(ag_narrow(c, x, 1, INT64_MAX, 2), "narrow");
+    expect_fail(ag_narrow(c, x, 1, 2, INT64_MAX), "narrow");
+    Tensor *one = tensor_zeros(c, DT_F32, 2, (int64_t[]){1, 1});
+    expect_fail(ag_expand(c, one, 2, (int64_t[]){(int64_t)1 << 32, (int64_t)1 << 32}), "expand");
+    expect_fail(tensor_zeros(c, DT_F32, 2, NULL), "shape is NULL");
+    expect_fail(ag_permute(c, x, NULL), "permute");
+    expect_fail(tensor_from_buffer(c, DT_F32, 1, (int64_t[]){3}, NULL), "NULL");
+    expect_fail(ag_reshape(c, x, 2, NULL), "reshape");
+    // an empty tensor needs no data
+    ck_assert_ptr_nonnull(tensor_from_buffer(c, DT_F32, 1, (int64_t[]){0}, NULL));
+    ck_assert(ctx_ok(c));
+}
+END_TEST
+
 START_TEST(test_bad_calls_are_errors) {
     Tensor *a = tensor_zeros(c, DT_F32, SHAPE(2, 3)), *b = tensor_zeros(c, DT_F32, SHAPE(4));
     ck_assert(ag_add(c, a, b) == NULL);
@@ -331,6 +368,7 @@ int main(void) {
     tcase_add_test(tc, test_forward_matmul_linear_conv);
     tcase_add_test(tc, test_forward_concat_index_dropout_ce);
     tcase_add_test(tc, test_bad_calls_are_errors);
+    tcase_add_test(tc, test_sizes_overflow_and_nulls);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
