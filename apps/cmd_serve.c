@@ -6,6 +6,7 @@
 #include "deit_lora.h"
 #include "results.h"
 #include "serve.h"
+#include "../tensor/strbuf.h"
 
 #include <string.h>
 #include <strings.h>
@@ -114,6 +115,7 @@ static int upload_of(struct MHD_Connection *conn, Request *r, ServeUpload *up, c
         return 400;
     }
     snprintf(name, namen, "%s", up->name[0] ? up->name : qn && *qn ? qn : "upload");
+    utf8_cut_clean(name); // a long name cut short ends on a whole character
     return 0;
 }
 

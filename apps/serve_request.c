@@ -1,5 +1,6 @@
 // serve_request.c: what the server reads from a request besides HTTP itself (serve.h).
 #include "serve.h"
+#include "../tensor/strbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -8,14 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
-bool serve_utf8_ok(const char *s) {
+bool serve_utf8_ok(const char *s) { // well-formed (no overlong forms, surrogates, past U+10FFFF), no control characters
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 0 && *p < 0x20) || *p == 0x7F || (n == 1 && *p < 0xC2) || (n == 3 && *p > 0xF4)) return false;
-        for (int i = 1; i <= n; i++)
-            if ((p[i] & 0xC0) != 0x80) return false;
-        p += n + 1;
+        size_t n = utf8_seq_len(p);
+        if (n == 0 || *p < 0x20 || *p == 0x7F) return false;
+        p += n;
     }
     return true;
 }
@@ -106,6 +105,7 @@ static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeU
             up->data = data;
             up->n = (size_t)(stop - data);
             snprintf(up->name, sizeof up->name, "%s", name);
+            utf8_cut_clean(up->name); // a long name cut at 255 bytes ends on a whole character
             return 0;
         }
         p = stop + 2;

@@ -47,16 +47,40 @@ void sb_append(StrBuf *b, const void *data, size_t n) {
     b->s[b->n] = 0;
 }
 
+// the length of the well-formed UTF-8 sequence at p (no overlong forms, surrogates or code points
+// past U+10FFFF), or 0 when the bytes there are not one
+size_t utf8_seq_len(const unsigned char *p) {
+    unsigned c = p[0];
+    int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+    if (n < 0 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4)) return 0;
+    unsigned cp = n ? c & (0x3f >> n) : c;
+    for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
+    return (size_t)n + 1;
+}
+
+void utf8_cut_clean(char *s) {
+    size_t L = strlen(s), k = L;
+    while (k > 0 && L - k < 4 && ((unsigned char)s[k - 1] & 0xc0) == 0x80) k--; // back to the last sequence's first byte
+    if (k > 0 && ((unsigned char)s[k - 1] & 0x80) && utf8_seq_len((const unsigned char *)s + k - 1) != L - k + 1) s[k - 1] = 0;
+}
+
+// JSON text is UTF-8: a byte that does not belong to a well-formed sequence (a file name from a
+// file system that allows any bytes) is written as U+FFFD, the replacement character
 void sb_json_str(StrBuf *b, const char *s) {
     sb_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            sb_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            sb_printf(b, "\\u%04x", ch);
-        else
-            sb_printf(b, "%c", ch);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char ch = *p;
+        size_t n = utf8_seq_len(p);
+        if (ch == '"' || ch == '\\') sb_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f) sb_printf(b, "\\u%04x", ch);
+        else if (n == 0) sb_printf(b, "\\ufffd");
+        else sb_append(b, (const char *)p, n);
+        p += n ? n : 1;
     }
     sb_printf(b, "\"");
 }

@@ -15,7 +15,9 @@ typedef struct {
 
 void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_append(StrBuf *b, const void *data, size_t n); // bytes (kept 0-terminated)
-void sb_json_str(StrBuf *b, const char *s);            // a JSON string literal: quotes, escapes
+void sb_json_str(StrBuf *b, const char *s);            // a JSON string literal: quotes, escapes; bytes that are not UTF-8 as \ufffd
+size_t utf8_seq_len(const unsigned char *p);           // a well-formed UTF-8 sequence's length at p, or 0
+void utf8_cut_clean(char *s);                          // drops an incomplete sequence at the end (a string cut short)
 void sb_free(StrBuf *b);
 
 #endif

@@ -4,7 +4,7 @@ within a couple of seconds; 64 that send their headers and then drip the body; a
 deadline (--request-timeout) that cuts a dripping client even though it is never idle; and
 /metrics counting what was cut. Every loop is bounded in count and time.
 Usage: serve_slow_test.py DEIT_LORA DATA_DIR. Standard library only. Prints "N passed, N failed"."""
-import http.client, os, signal, socket, subprocess, sys, threading, time
+import http.client, json, os, signal, socket, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tally import check, done  # noqa: E402
@@ -142,6 +142,18 @@ try:
           r.status == 413 and "3000x3000 pixels need" in body and "--decode-memory-mb" in body, (r.status, body))
     st, _, _ = srv.request("GET", "/health")
     check("the server is healthy after it", st == 200)
+    # names: a surrogate or an overlong form is refused; a long name is cut on a character boundary
+    img = open(os.path.join(DATA, "golden", "images", "rgba_200x150.png"), "rb").read()
+    for q, want in (("%ED%A0%80x", 400), ("%C0%AFx", 400), ("%C3%A9" * 200, 200)):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        c.request("POST", "/predict?name=" + q, body=img, headers={"Content-Type": "image/png"})
+        r = c.getresponse()
+        raw = r.read()
+        ok = r.status == want
+        if ok and want == 200:
+            name = json.loads(raw.decode("utf-8"))["image"]
+            ok = len(name.encode()) <= 255 and set(name) == {"\u00e9"}
+        check("?name=%s...: %d, the JSON valid UTF-8" % (q[:12], want), ok, (r.status, raw[:200]))
 finally:
     srv.stop()
 r = subprocess.run([BIN, "serve", "--model", MODEL, "--port", "0", "--max-batch", "256", "--max-memory-mb", "512"],

@@ -113,5 +113,15 @@ expect 2 "a class folder's name is not valid UTF-8" -- "$bin" train --model "$ti
 expect 2 "--label: not valid UTF-8" -- "$bin" train --model "$tiny" --data "$img" --label "$(printf 'x\xff')" --output "$tmp/u8" --test-size 0
 no_file "$tmp/u8"
 
+# JSON output is UTF-8 always: a file name whose bytes are not UTF-8 is written with U+FFFD for
+# each such byte (predict --json, explain), and the line parses as JSON
+bad_name="$tmp/$(printf 'caf\xe9_\xed\xa0\x80_\xc0\xaf.png')"
+cp "$img/rgba_200x150.png" "$bad_name"
+for cmd in "predict --json" "explain"; do
+    out=$("$bin" $cmd --model "$g/tiny" "$bad_name" 2>&1)
+    if printf '%s' "$out" | python3 -c 'import json,sys; d=json.loads(sys.stdin.buffer.read().decode("utf-8")); assert d["image"].endswith("caf\ufffd_\ufffd\ufffd\ufffd_\ufffd\ufffd.png"), d["image"]' 2>/dev/null
+    then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $cmd with a non-UTF-8 file name: $out"; fi
+done
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
