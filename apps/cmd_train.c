@@ -141,7 +141,30 @@ int cmd_train(int argc, char **argv) {
     // every image is decoded once before the first step (into the cache when it is on): a bad
     // file stops the run before anything is trained or written
     if (loader_check_all(&L, err, sizeof err) != 0) goto bad;
+    // what --resume must find unchanged: the data (folder, files, labels), the split, the order and
+    // the optimisation (refused rather than applied midway: the result would match no single run)
+    char data_abs[PATH_MAX], settings[8192];
+    if (!realpath(data, data_abs)) snprintf(data_abs, sizeof data_abs, "%s", data);
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the files' names (below --data) and labels
+    for (int i = 0; i < d.n; i++) {
+        for (const char *q = d.paths[i] + strlen(data); *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+        h = (h ^ (uint64_t)d.labels[i]) * 1099511628211ull;
+    }
+    snprintf(settings, sizeof settings,
+             "--data %s\nimages %d (names %016llx)\n--label %s\n--seed %ld\n--test-size %.17g\n--no-shuffle %d\n"
+             "--batch-size %ld\n--grad-accum %ld\n--epochs %ld\n--lr %.17g\n--weight-decay %.17g\n--max-grad-norm %.17g\n"
+             "--scheduler %s\n--warmup-steps %ld\n--warmup-ratio %.17g",
+             data_abs, d.n, (unsigned long long)h, label ? label : "(class folders)", seed, test_size, no_shuffle, batch, accum,
+             epochs, lr, wd, max_norm, sched, warmup, warmup_ratio);
     const Dist *dist = dist_world();
+    // every rank must train the same thing: compared before anything is written (only rank 0 says so)
+    if (app_ranks_agree(dist, settings, &m, &d, err, sizeof err) != 0) {
+        if (!dist_root(dist)) {
+            rc = 2;
+            goto out;
+        }
+        goto bad;
+    }
     made_output = !dir_exists(output) && dist_root(dist);
     // rank 0 alone makes, locks and writes the output folder; the others wait for it
     double made = 1;
@@ -164,21 +187,6 @@ int cmd_train(int argc, char **argv) {
     a.progress = !quiet && dist_root(dist);
     a.dist = dist;
     if (!dist_root(dist)) a.log = NULL;
-    // what --resume must find unchanged: the data (folder, files, labels), the split, the order and
-    // the optimisation (refused rather than applied midway: the result would match no single run)
-    char data_abs[PATH_MAX], settings[8192];
-    if (!realpath(data, data_abs)) snprintf(data_abs, sizeof data_abs, "%s", data);
-    uint64_t h = 1469598103934665603ull; // FNV-1a over the files' names (below --data) and labels
-    for (int i = 0; i < d.n; i++) {
-        for (const char *q = d.paths[i] + strlen(data); *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
-        h = (h ^ (uint64_t)d.labels[i]) * 1099511628211ull;
-    }
-    snprintf(settings, sizeof settings,
-             "--data %s\nimages %d (names %016llx)\n--label %s\n--seed %ld\n--test-size %.17g\n--no-shuffle %d\n"
-             "--batch-size %ld\n--grad-accum %ld\n--epochs %ld\n--lr %.17g\n--weight-decay %.17g\n--max-grad-norm %.17g\n"
-             "--scheduler %s\n--warmup-steps %ld\n--warmup-ratio %.17g",
-             data_abs, d.n, (unsigned long long)h, label ? label : "(class folders)", seed, test_size, no_shuffle, batch, accum,
-             epochs, lr, wd, max_norm, sched, warmup, warmup_ratio);
     a.run_settings = settings;
     app_catch_signals();
     int t = trainer_train(tm, tr, ntr, &a, &st, err, sizeof err);

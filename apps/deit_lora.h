@@ -52,6 +52,10 @@ void app_warn_skipped(const Dataset *d, const char *data);
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);
+// MPI ranks must train the same thing: the settings (one item a line of SETTINGS), the LoRA spec,
+// the data (names, labels, bytes) and the model's weights are compared between the ranks; -1 on
+// every rank, naming the first item and rank that differ, when they are not the same
+int app_ranks_agree(const Dist *dist, const char *settings, const VitModel *m, const Dataset *d, char *err, size_t errn);
 double app_seconds(void); // a monotonic clock, in seconds
 void app_catch_signals(void); // SIGINT/SIGTERM finish the step, checkpoint, exit 130
 int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn);

@@ -77,5 +77,26 @@ wait $runner; rc=$?
 took=$(( $(date +%s) - t0 ))
 ok "a killed rank ends the run (exit $rc) within 30 s (took $took s)" '[ $rc -ne 0 ] && [ $took -le 30 ]'
 ok "the message names the rank" 'grep -q "process rank [01] .* exited on signal 9" "$tmp/kill.err"'
+# ranks that would train different things are refused at start, naming the first difference, with
+# one message (rank 0's), nothing written, within a bounded time: never a hang, never a mixed result
+short=(--model "$data/golden/tiny" --label thing --test-size 0 --batch-size 2 --quiet --logging-steps 0)
+mpmd() { # mpmd OUT "ARGS OF RANK 0" "ARGS OF RANK 1"
+    timeout 120 mpirun --oversubscribe -x OMP_NUM_THREADS=1 -np 1 "$bin" train "${short[@]}" --output "$1" $2 : \
+        -np 1 "$bin" train "${short[@]}" --output "$1" $3
+}
+cp -r "$img" "$tmp/img2"
+printf 'x' >> "$(ls "$tmp"/img2/*.png | head -1)" # the same names, one file's bytes differ
+for case in "--epochs:--data $img --epochs 2:--data $img --epochs 3" "--lr:--data $img --lr 1e-3:--data $img --lr 2e-3" \
+            "--seed:--data $img --seed 1:--data $img --seed 2" "the LoRA settings:--data $img --lora-r 2:--data $img --lora-r 4" \
+            "the data's contents:--data $img:--data $tmp/img2" "--label:--data $img:--data $img --label other"; do
+    IFS=: read -r what a0 a1 <<<"$case"
+    out="$tmp/mm$RANDOM"
+    t0=$(date +%s)
+    mpmd "$out" "$a0" "$a1" >/dev/null 2>"$tmp/mm.err"; rc=$?
+    took=$(( $(date +%s) - t0 ))
+    ok "ranks differing in $what: refused (exit $rc, $took s), named once, nothing written" \
+       '[ $rc -ne 0 ] && [ $took -le 60 ] && [ "$(grep -c "the MPI ranks do not train the same thing: $what" "$tmp/mm.err")" -eq 1 ] && [ ! -e "$out" ]'
+done
+[ $fail -gt 0 ] && cat "$tmp/mm.err" | head -5
 echo "mpi: $pass passed, $fail failed"
 [ "$fail" = 0 ]
