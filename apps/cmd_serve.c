@@ -51,6 +51,7 @@ typedef struct {
     char refusal[160];
     size_t dropped;      // bytes of body read and dropped
     int status;
+    bool close; // the connection cannot be reused (its framing was bad)
     double t0;
 } Request;
 
@@ -76,6 +77,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
+    if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -237,7 +239,48 @@ static const char *too_big_msg(Server *s, char *m, size_t n) {
     return m;
 }
 
+// the framing headers, checked before anything else (RFC 9112 6.1-6.3): a transfer coding other
+// than chunked cannot be read (501), Content-Length must be digits and, when repeated, agree (400).
+// Answered at once, with the connection closed: the body's end cannot be known.
+typedef struct {
+    const char *first;
+    bool differ;
+    int n;
+} ClSeen;
+
+static enum MHD_Result cl_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    ClSeen *c = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (c->n++ && value && c->first && strcmp(value, c->first)) c->differ = true;
+    if (!c->first) c->first = value;
+    return MHD_YES;
+}
+
+static const char *bad_framing(struct MHD_Connection *conn, int *status) {
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    *status = 400;
+    if (te && strcasecmp(te, "chunked")) {
+        *status = 501;
+        return "Transfer-Encoding: only chunked is understood here (send the image's bytes as they are)";
+    }
+    ClSeen c = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, cl_each, &c);
+    if (c.differ) return "Content-Length given twice with different values";
+    if (c.first && (!*c.first || strspn(c.first, "0123456789") != strlen(c.first) || strlen(c.first) > 18))
+        return "Content-Length is not a number of bytes";
+    if (te && c.first) return "both Transfer-Encoding and Content-Length";
+    return NULL;
+}
+
 static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
+    int fs;
+    const char *framing = bad_framing(conn, &fs);
+    if (framing) {
+        r->close = true;
+        enum MHD_Result res = answer_error(conn, r, fs, framing);
+        return res == MHD_YES ? MHD_YES : MHD_NO;
+    }
     if (!strcmp(r->path, "other")) return refuse(s, conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
     bool post = is_post_path(r->path);
     if (strcmp(method, post ? "POST" : "GET") && !(!post && !strcmp(method, "HEAD")))
@@ -318,8 +361,10 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     serve_guard_done(s->guard, conn);
     Request *r = *con_cls;
     if (!r) return;
-    // a request the client or a timeout cut short counts as 408
-    serve_metrics_request(s->metrics, r->path, r->status ? r->status : 408, app_seconds() - r->t0);
+    // a request the client or a timeout cut short counts as 408; one the HTTP library refused itself
+    // (a malformed request it answers on its own) as 400
+    int status = r->status ? r->status : why == MHD_REQUEST_TERMINATED_WITH_ERROR ? 400 : 408;
+    serve_metrics_request(s->metrics, r->path, status, app_seconds() - r->t0);
     sb_free(&r->body);
     free(r);
     *con_cls = NULL;

@@ -7,8 +7,8 @@
 
 static const char *const PATHS[] = {"/predict", "/explain", "/health", "/metrics", "/", "other"};
 #define NPATHS 6
-static const int CODES[] = {200, 400, 404, 405, 408, 413, 415, 500, 503};
-#define NCODES 9
+static const int CODES[] = {200, 400, 404, 405, 408, 413, 415, 500, 501, 503};
+#define NCODES 10
 static const double LAT_LE[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NLAT 11
 static const int BATCH_LE[] = {1, 2, 4, 8, 16, 32, 64, 128};
