@@ -109,6 +109,15 @@ if [ -w /dev/full ]; then
     "$bin" --help >/dev/full 2>/dev/null
     ok "--help > /dev/full: exit 3" '[ $? -eq 3 ]'
 fi
+# long paths: temporary names are never cut short, and a message keeps its cause however long the
+# path (a checkpoint's temporary name was once cut to ".checkpoint-1.t")
+deep="$tmp/$(python3 -c "print('/'.join(['d' * 200] * 19))")"
+mkdir -p "$deep"
+out="$deep/$(python3 -c "print('o' * (4030 - len('$deep')))")"
+"$bin" train --model "$base" --data "$img" --label x --output "$out" --epochs 1 --test-size 2 --quiet --save-steps 1 >"$tmp/long.log" 2>&1
+rc=$?
+ok "a path near PATH_MAX: exit 3 (got $rc), the message ends with its cause" \
+   '[ $rc -eq 3 ] && grep "deit_lora train: " "$tmp/long.log" | grep -q "\.tmp-[0-9]*-[A-Za-z0-9]\{6\}/[a-z_]*\.safetensors: cannot create a temporary file beside it: File name too long$"'
 ok "the victim folder is intact at the end" '[ "$(snapshot)" = "$before" ]'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
