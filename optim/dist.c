@@ -8,10 +8,52 @@
 
 #ifdef CGRAD_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 #endif
 
 static Dist world = {0, 1, false};
 static double comm_s;
+
+#ifdef CGRAD_MPI
+// A collective that cannot complete (a rank stuck, or gone in a way mpirun does not notice) ends
+// the job within a bounded time: a watchdog thread sees how long the current collective has
+// waited and, past CGRAD_DIST_TIMEOUT seconds (default 600), says which one and ends the process,
+// which makes mpirun stop the others.
+static const char *_Atomic collective_name;
+static _Atomic double collective_t0;
+static double collective_limit = 600;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void *collective_watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        sleep(1);
+        const char *name = collective_name;
+        double t0 = collective_t0;
+        if (name && now_s() - t0 > collective_limit) {
+            fprintf(stderr, "rank %d: the %s has waited %.0f s for the other ranks (CGRAD_DIST_TIMEOUT); ending the job\n", world.rank,
+                    name, now_s() - t0);
+            fflush(stderr);
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
+static void collective_begin(const char *name) {
+    collective_t0 = now_s();
+    collective_name = name;
+}
+static void collective_end(void) { collective_name = NULL; }
+#endif
 
 const Dist *dist_world(void) { return &world; }
 bool dist_root(const Dist *d) { return !d || d->rank == 0; }
@@ -27,6 +69,10 @@ void dist_init(int *argc, char ***argv, Dist *d) {
         MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
         MPI_Comm_size(MPI_COMM_WORLD, &d->size);
         d->mpi = true;
+        const char *lim = getenv("CGRAD_DIST_TIMEOUT");
+        if (lim && atof(lim) > 0) collective_limit = atof(lim);
+        pthread_t w;
+        if (d->size > 1 && pthread_create(&w, NULL, collective_watchdog, NULL) == 0) pthread_detach(w);
     }
 #else
     (void)argc, (void)argv;
@@ -66,8 +112,10 @@ typedef struct {
 
 // reduces bucket[0..used) on rank 0, broadcasts it, and puts the pieces back (scaled)
 static int flush(float *bucket, size_t used, Seg *seg, int nseg, float scale, char *err, size_t errn) {
+    collective_begin("gradient all-reduce");
     int e = MPI_Reduce(world.rank == 0 ? MPI_IN_PLACE : bucket, bucket, (int)used, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
     if (e == MPI_SUCCESS) e = MPI_Bcast(bucket, (int)used, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    collective_end();
     if (e != MPI_SUCCESS) return mpi_fail(e, "gradient all-reduce", err, errn);
     for (int s = 0; s < nseg; s++)
         if (seg[s].g)
@@ -122,8 +170,10 @@ int dist_allreduce_sum(const Dist *d, double *v, int n, char *err, size_t errn) 
     if (!d || d->size <= 1) return 0;
 #ifdef CGRAD_MPI
     double t0 = MPI_Wtime();
+    collective_begin("all-reduce");
     int e = MPI_Reduce(d->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     if (e == MPI_SUCCESS) e = MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    collective_end();
     comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "all-reduce", err, errn);
 #else
@@ -136,7 +186,9 @@ int dist_broadcast(const Dist *d, void *buf, size_t n, char *err, size_t errn) {
     if (!d || d->size <= 1) return 0;
 #ifdef CGRAD_MPI
     double t0 = MPI_Wtime();
+    collective_begin("broadcast");
     int e = MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    collective_end();
     comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "broadcast", err, errn);
 #else
@@ -152,7 +204,9 @@ int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err
     }
 #ifdef CGRAD_MPI
     double t0 = MPI_Wtime();
+    collective_begin("gather");
     int e = MPI_Gather(send, (int)n, MPI_BYTE, recv, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    collective_end();
     comm_s += MPI_Wtime() - t0;
     return e == MPI_SUCCESS ? 0 : mpi_fail(e, "gather", err, errn);
 #else
@@ -163,7 +217,11 @@ int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err
 
 void dist_barrier(const Dist *d) {
 #ifdef CGRAD_MPI
-    if (d && d->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (d && d->size > 1) {
+        collective_begin("barrier");
+        MPI_Barrier(MPI_COMM_WORLD);
+        collective_end();
+    }
 #else
     (void)d;
 #endif

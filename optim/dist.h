@@ -18,7 +18,9 @@ typedef struct {
 } Dist;
 
 // Starts MPI when the process was launched by mpirun (and the build has MPI), else a single
-// process. Errors abort the run with a message: a rank that dies makes mpirun stop the others.
+// process. Errors abort the run with a message: a rank that dies makes mpirun stop the others, and
+// a collective that waits longer than CGRAD_DIST_TIMEOUT seconds (600) for the other ranks ends
+// the process with a message naming it (a watchdog thread), so a stuck rank never hangs the job.
 void dist_init(int *argc, char ***argv, Dist *d);
 // Ends MPI. A process that failed (status != 0) aborts the whole run instead, so that the others
 // do not wait in a collective for it; mpirun then reports which process ended it.

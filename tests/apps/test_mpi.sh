@@ -98,5 +98,24 @@ for case in "--epochs:--data $img --epochs 2:--data $img --epochs 3" "--lr:--dat
        '[ $rc -ne 0 ] && [ $took -le 60 ] && [ "$(grep -c "the MPI ranks do not train the same thing: $what" "$tmp/mm.err")" -eq 1 ] && [ ! -e "$out" ]'
 done
 [ $fail -gt 0 ] && cat "$tmp/mm.err" | head -5
+# a collective that cannot complete ends the job within a bounded time: one rank stopped (SIGSTOP),
+# the other gives up after CGRAD_DIST_TIMEOUT seconds, naming the collective
+timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 -x CGRAD_DIST_TIMEOUT=3 "$bin" train "${long[@]/$tmp\/kill/$tmp/stuck}" \
+    >/dev/null 2>"$tmp/stuck.err" &
+runner=$!
+victim=""
+for i in $(seq 100); do
+    victim=$(pgrep -f "^$bin train .*$tmp/stuck" | sort -n | tail -1)
+    [ -n "$victim" ] && [ "$(pgrep -f "^$bin train .*$tmp/stuck" | wc -l)" -ge 2 ] && break
+    sleep 0.1
+done
+sleep 1
+t0=$(date +%s)
+kill -STOP "$victim" 2>/dev/null
+wait $runner; rc=$?
+took=$(( $(date +%s) - t0 ))
+kill -9 "$victim" 2>/dev/null
+ok "a stopped rank: the other ends the job (exit $rc) within 30 s (took $took s), naming the collective" \
+   '[ $rc -ne 0 ] && [ $took -le 30 ] && grep -q "has waited [0-9]* s for the other ranks (CGRAD_DIST_TIMEOUT)" "$tmp/stuck.err"'
 echo "mpi: $pass passed, $fail failed"
 [ "$fail" = 0 ]
