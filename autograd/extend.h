@@ -29,6 +29,9 @@ typedef struct AgNode {
     uint64_t seq;                 // recording order across all contexts: inputs' nodes are older
     uint64_t visit;               // the backward pass that last reached it
     bool consumed;                // walked by a backward without retain: walking it again is refused
+    Ctx *in_ctx[AG_MAX_IN];       // each input's context and its generation when the op ran (a reset
+    uint32_t in_gen[AG_MAX_IN];   // context's tensors are dead: the backward refuses them), and
+    uint32_t in_ver[AG_MAX_IN];   // the input's version then (written in place since: refused)
 } AgNode;
 
 // Records an op whose result is out, computed from in[0..nin): returns the node to fill with what

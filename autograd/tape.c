@@ -75,8 +75,11 @@ Tensor *ag_detach(Ctx *c, Tensor *t) {
 }
 
 bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t) {
-    if (t) return true;
-    if (!c->failed) ctx_fail(c, "%s: argument %s is NULL", op, name);
+    if (t && tensor_alive(t)) return true;
+    if (!c->failed) {
+        if (t) ctx_fail(c, "%s: argument %s belongs to a context that was reset after it was made (its memory is reused)", op, name);
+        else ctx_fail(c, "%s: argument %s is NULL", op, name);
+    }
     return false;
 }
 
@@ -109,7 +112,10 @@ AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *i
     n->op = op;
     n->out = out;
     n->nin = nin;
-    for (int i = 0; i < nin; i++) n->in[i] = in[i];
+    for (int i = 0; i < nin; i++) {
+        n->in[i] = in[i];
+        if (in[i]) n->in_ctx[i] = in[i]->ctx, n->in_gen[i] = in[i]->ctx ? in[i]->ctx->gen : 0, n->in_ver[i] = in[i]->version;
+    }
     n->backward = bw;
     n->seq = atomic_fetch_add(&node_seq, 1) + 1;
     n->prev = c->tape;
@@ -159,6 +165,20 @@ static bool reached_nodes(Ctx *c, Tensor *loss, NodeList *out) {
         }
         ok = list_push(out, n);
         for (int i = 0; ok && i < n->nin; i++) {
+            if (n->in[i] && n->in_ctx[i] && n->in_ctx[i]->gen != n->in_gen[i]) { // checked before the input is read
+                ctx_fail(c, "backward: input %d of '%s' belongs to a context that was reset after the forward (its memory is "
+                            "reused); reset contexts only after the backward",
+                         i, n->op);
+                ok = false;
+                break;
+            }
+            if (n->in[i] && n->in[i]->version != n->in_ver[i]) {
+                ctx_fail(c, "backward: input %d of '%s' was written in place after the forward used it (version %u, now %u); "
+                            "its gradient would be wrong",
+                         i, n->op, n->in_ver[i], n->in[i]->version);
+                ok = false;
+                break;
+            }
             AgNode *m = n->in[i] ? n->in[i]->node : NULL;
             if (m && m->visit != pass) {
                 m->visit = pass;
@@ -187,6 +207,10 @@ static int backward(Ctx *c, Tensor *loss, bool retain) {
     char s[96];
     if (!loss) {
         if (!c->failed) ctx_fail(c, "backward: no loss (an earlier op failed)");
+        return -1;
+    }
+    if (!tensor_alive(loss)) {
+        ctx_fail(c, "backward: the loss belongs to a context that was reset after it was made");
         return -1;
     }
     if (tensor_numel(loss) != 1) {

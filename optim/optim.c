@@ -70,6 +70,7 @@ void optim_step(Optim *o, double lr) {
         for (int j = 0; j < G->n; j++, k++) {
             Tensor *p = G->params[j];
             if (!p->grad) continue;
+            p->version++; // written in place: a graph that read it before may not run its backward
             float *w = p->data, *gr = p->grad->data, *m = o->m[k]->data, *v = o->v[k]->data;
             int64_t n = tensor_numel(p);
             if (o->kind == OPTIM_ADAMW || o->kind == OPTIM_ADAM) {

@@ -85,6 +85,7 @@ void ctx_reset(Ctx *c) {
     }
     c->chunks->used = 0;
     c->used_total = 0;
+    c->gen++; // every tensor made before is dead now
     c->tape = NULL;
     c->ntape = 0;
     c->grad_pool = NULL;

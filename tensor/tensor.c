@@ -104,6 +104,7 @@ static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
         return NULL;
     }
     Tensor *t = ctx_alloc(c, sizeof *t);
+    t->gen = c->gen;
     t->dtype = dt;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -213,15 +214,20 @@ double tensor_get(const Tensor *t, const int64_t *idx) {
 }
 
 void tensor_set(Tensor *t, const int64_t *idx, double v) {
+    t->version++;
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) off += idx[d] * t->strides[d];
     store(t, off, v);
 }
 
 double tensor_get_flat(const Tensor *t, int64_t i) { return load(t, offset_of_flat(t, i)); }
-void tensor_set_flat(Tensor *t, int64_t i, double v) { store(t, offset_of_flat(t, i), v); }
+void tensor_set_flat(Tensor *t, int64_t i, double v) {
+    t->version++;
+    store(t, offset_of_flat(t, i), v);
+}
 
 void tensor_fill(Tensor *t, double v) {
+    t->version++;
     int64_t n = tensor_numel(t);
     if (tensor_is_contiguous(t) && t->dtype == DT_F32) {
         float *p = t->data;
@@ -233,6 +239,7 @@ void tensor_fill(Tensor *t, double v) {
 
 int tensor_copy(Tensor *dst, const Tensor *src) {
     if (!tensor_same_shape(dst, src)) return -1;
+    dst->version++;
     int64_t n = tensor_numel(dst);
     if (dst->dtype == src->dtype && tensor_is_contiguous(dst) && tensor_is_contiguous(src)) {
         memmove(dst->data, src->data, (size_t)n * dtype_size(dst->dtype));
@@ -265,6 +272,7 @@ Tensor *tensor_view(Ctx *c, const Tensor *t) {
     Tensor *v = ctx_alloc(c, sizeof *v);
     *v = *t;
     v->ctx = c;
+    v->gen = c->gen;
     v->grad = NULL;
     v->node = NULL;
     v->requires_grad = false;

@@ -30,6 +30,8 @@ typedef struct Tensor {
     struct Tensor *grad;              // contiguous, same shape and dtype; NULL until needed
     struct AgNode *node;              // the op that made it (autograd/), NULL for leaves
     const char *name;
+    uint32_t gen;                     // ctx->gen when it was made: a tensor of a reset context is refused
+    uint32_t version;                 // in-place writes through the API (set, fill, copy, optimizer steps)
 } Tensor;
 
 // ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----
@@ -46,6 +48,7 @@ struct Ctx {
     struct GradBlock *grad_pool; // gradient buffers free for reuse during backward (autograd/)
     bool failed;
     bool poison;                // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
+    uint32_t gen;               // bumped by every ctx_reset: its tensors from before are dead
     char err[512];
 };
 
@@ -90,6 +93,12 @@ double tensor_get(const Tensor *t, const int64_t *idx);
 void tensor_set(Tensor *t, const int64_t *idx, double v);
 double tensor_get_flat(const Tensor *t, int64_t i);             // i-th element in logical order
 void tensor_set_flat(Tensor *t, int64_t i, double v);
+// Writes through tensor_set, tensor_set_flat, tensor_fill and tensor_copy (and the optimizers'
+// steps) count in t->version: a backward whose op read t before such a write refuses to run, as
+// PyTorch does. A write straight into t->data is not seen: call tensor_bump_version(t) after it.
+static inline void tensor_bump_version(Tensor *t) { t->version++; }
+// false for a tensor whose context was reset after it was made (its memory is being reused)
+static inline bool tensor_alive(const Tensor *t) { return !t->ctx || t->gen == t->ctx->gen; }
 void tensor_fill(Tensor *t, double v);
 int tensor_copy(Tensor *dst, const Tensor *src);                // same shape; any strides; converts dtype
 bool tensor_all_finite(const Tensor *t);                        // no NaN or Inf (integer tensors: true)

@@ -134,6 +134,48 @@ START_TEST(test_mean_of_nothing_is_nan) {
 }
 END_TEST
 
+// a tensor of a reset context, used by an op or reached by a backward, is an error naming the op,
+// never a silent zero gradient or a crash; so is an input written in place between forward and
+// backward (PyTorch raises there too)
+START_TEST(test_lifetimes_and_versions) {
+    Ctx *A = ctx_new(1 << 16), *B = ctx_new(1 << 16);
+    Tensor *w = param(SHAPE(2), (float[]){1, 2});
+    Tensor *x = tensor_from_data(A, DT_F32, 1, (int64_t[]){2}, (float[]){3, 4});
+    Tensor *loss = ag_sum_all(B, ag_mul(B, w, x)); // x saved by mul in B
+    ck_assert_ptr_nonnull(loss);
+    ctx_reset(A); // x is dead now
+    ck_assert_int_eq(ag_backward(B, loss), -1);
+    ck_assert_msg(strstr(ctx_error(B), "input 1 of 'mul' belongs to a context that was reset"), "%s", ctx_error(B));
+    ctx_clear_error(B);
+    // an op given a dead tensor
+    Tensor *y = tensor_from_data(A, DT_F32, 1, (int64_t[]){2}, (float[]){1, 1});
+    ctx_reset(A);
+    ck_assert_ptr_null(ag_add(B, w, y));
+    ck_assert_msg(strstr(ctx_error(B), "add: argument") && strstr(ctx_error(B), "reset"), "%s", ctx_error(B));
+    ctx_clear_error(B);
+    // the loss's own context reset before its backward
+    Tensor *l2 = ag_sum_all(B, ag_mul(B, w, w));
+    ctx_reset(B);
+    ck_assert_int_eq(ag_backward(B, l2), -1);
+    ck_assert_msg(strstr(ctx_error(B), "reset"), "%s", ctx_error(B));
+    ctx_clear_error(B);
+    // written between forward and backward: d(sum(w * z))/dw is z as the forward saw it
+    Tensor *z = tensor_from_data(B, DT_F32, 1, (int64_t[]){2}, (float[]){2, 2});
+    Tensor *l3 = ag_sum_all(B, ag_mul(B, w, z));
+    tensor_set_flat(z, 0, 10);
+    ck_assert_int_eq(ag_backward(B, l3), -1);
+    ck_assert_msg(strstr(ctx_error(B), "input 1 of 'mul' was written in place after the forward"), "%s", ctx_error(B));
+    ctx_clear_error(B);
+    // and without the write, the gradient is right
+    ctx_reset(B);
+    ag_zero_grad(&w, 1);
+    Tensor *z2 = tensor_from_data(B, DT_F32, 1, (int64_t[]){2}, (float[]){2, 5});
+    ck_assert_int_eq(ag_backward(B, ag_sum_all(B, ag_mul(B, w, z2))), 0);
+    expect(w->grad, (double[]){2, 5}, 2);
+    ctx_free(A), ctx_free(B);
+}
+END_TEST
+
 START_TEST(test_backward_errors) {
     Tensor *x = param(SHAPE(2), (float[]){2, 3});
     ck_assert_int_eq(ag_backward(c, ag_mul(c, x, x)), -1);
@@ -356,6 +398,7 @@ int main(void) {
     tcase_add_test(tc, test_detach_and_unreached_branches);
     tcase_add_test(tc, test_backward_errors);
     tcase_add_test(tc, test_mean_of_nothing_is_nan);
+    tcase_add_test(tc, test_lifetimes_and_versions);
     tcase_add_test(tc, test_two_losses_backwarded_in_turn);
     tcase_add_test(tc, test_consumed_graph_is_refused);
     tcase_add_test(tc, test_op_recorded_in_another_context);
