@@ -134,8 +134,11 @@ Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = ke
 // probs (optional) receives the attention probabilities [B, NH, Tq, Tk].
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs);
 // the same with an additive mask (added to the scores before the softmax: [Tq, Tk] for every batch
-// item or [B, Tq, Tk]; -INFINITY hides a key; no gradient) and/or causal (query i sees keys up to
-// i + Tk - Tq), as F.scaled_dot_product_attention's attn_mask and is_causal. With probs, the
+// item or [B, Tq, Tk]; -INFINITY hides a key; a constant: a mask that requires a gradient is
+// refused) and/or causal, as F.scaled_dot_product_attention's attn_mask and is_causal. One
+// difference: causal is aligned bottom-right (query i sees keys up to i + Tk - Tq, the KV-cache
+// convention of FlashAttention and PyTorch's causal_lower_right), where is_causal is aligned
+// top-left (keys up to i); the two agree when Tq == Tk, the only case PyTorch's layers use. With probs, the
 // probabilities [B, NH, Tq, Tk] are kept for the backward and given back; without (NULL), only
 // each query's log-sum-exp is kept ([B, NH, Tq]) and the backward recomputes the probabilities in
 // blocks of 256 queries (a causal block computes only the keys it sees): memory O(B NH Tq), not Tq Tk.

@@ -63,6 +63,11 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
                  causal && Tk < T ? ", or causal with fewer keys than queries" : "");
         return NULL;
     }
+    if (mask && mask->requires_grad) { // refused rather than left with a gradient that silently stays zero
+        ctx_fail(c, "attention: the mask requires a gradient, which this op does not give (the additive mask is a constant "
+                    "here: detach it, or build the bias into the scores with ops that have a backward)");
+        return NULL;
+    }
     Tensor *mc = mask ? tensor_contiguous(c, mask) : NULL; // a constant: no gradient flows to it
     double scale = 1.0 / sqrt((double)(C / NH));
     Tensor *qc = tensor_contiguous(c, q), *kc = tensor_contiguous(c, k), *vc = tensor_contiguous(c, v);

@@ -15,10 +15,10 @@ static Tensor *param(NnParams *ps, const char *name, const char *suffix, bool bu
     }
     Tensor *t = tensor_zeros(ps->ctx, dt, ndim, shape);
     if (!t) return NULL;
-    if (buffer)
-        nn_params_add_buffer(ps, full, t);
-    else {
-        nn_params_add(ps, full, t);
+    if (buffer) {
+        if (nn_params_add_buffer(ps, full, t) != 0) return NULL;
+    } else {
+        if (nn_params_add(ps, full, t) != 0) return NULL;
         ag_set_requires_grad(t, true);
     }
     return t;

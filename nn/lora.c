@@ -23,9 +23,9 @@ NnLora *nn_lora_new(NnParams *ps, const char *name, NnLinear *base, int r, doubl
     rng_fill_uniform(ps->rng, lo->A, -bound, bound);
     char pn[512];
     snprintf(pn, sizeof pn, "%s.lora_A.weight", name);
-    nn_params_add(ps, pn, lo->A);
+    if (nn_params_add(ps, pn, lo->A) != 0) return NULL;
     snprintf(pn, sizeof pn, "%s.lora_B.weight", name);
-    nn_params_add(ps, pn, lo->B);
+    if (nn_params_add(ps, pn, lo->B) != 0) return NULL;
     ag_set_requires_grad(lo->A, true);
     ag_set_requires_grad(lo->B, true);
     return lo;
@@ -47,6 +47,7 @@ static void merge_sign(NnLora *lo, double sign) {
     int64_t out = w->shape[0], in = w->shape[1];
     // W [out, in] += sign * scale * B [out, r] A [r, in]
     AG_DISPATCH(w->dtype, gemm, false, false, out, in, lo->r, sign * lo->scale, lo->B->data, lo->r, lo->A->data, in, 1.0, w->data, in);
+    tensor_bump_version(w); // written in place
 }
 
 void nn_lora_merge(NnLora *l) {

@@ -43,8 +43,10 @@ typedef struct NnParams {
 // only registers tensors made elsewhere may also start as {0}.)
 void nn_params_init(NnParams *ps, Ctx *pc, uint64_t seed);
 void nn_params_train(NnParams *ps, bool on);                          // PyTorch's model.train(on) / model.eval()
-void nn_params_add(NnParams *ps, const char *name, Tensor *t);        // the set owns a copy of name
-void nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t); // saved, loaded, never trained
+// The set owns a copy of name. A name registered twice is refused: -1, with the message in the
+// set's context (ctx_error), and the set unchanged.
+int nn_params_add(NnParams *ps, const char *name, Tensor *t);
+int nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t); // saved, loaded, never trained
 Tensor *nn_params_get(const NnParams *ps, const char *name);
 bool nn_params_replace(NnParams *ps, const char *name, Tensor *t);
 int64_t nn_params_count(const NnParams *ps, bool trainable_only); // numbers in parameters (not buffers)

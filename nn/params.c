@@ -17,7 +17,15 @@ void nn_params_init(NnParams *ps, Ctx *pc, uint64_t seed) {
 
 void nn_params_train(NnParams *ps, bool on) { ps->training = on; }
 
-static void add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
+static NnParam *find(const NnParams *ps, const char *name);
+
+static int add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
+    if (!ps || !name || !t) return -1;
+    if (find(ps, name)) { // both would be trained, and the mistake would show only when saving
+        if (ps->ctx) ctx_fail(ps->ctx, "nn: the parameter name '%s' is registered twice in one set (the second is refused)", name);
+        else fprintf(stderr, "nn: the parameter name '%s' is registered twice in one set (the second is refused)\n", name);
+        return -1;
+    }
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? ps->cap * 2 : 64;
         ps->p = realloc(ps->p, sizeof *ps->p * (size_t)ps->cap);
@@ -27,10 +35,11 @@ static void add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
     if (!ps->p[ps->n].name) abort();
     t->name = ps->p[ps->n].name;
     ps->n++;
+    return 0;
 }
 
-void nn_params_add(NnParams *ps, const char *name, Tensor *t) { add(ps, name, t, false); }
-void nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t) { add(ps, name, t, true); }
+int nn_params_add(NnParams *ps, const char *name, Tensor *t) { return add(ps, name, t, false); }
+int nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t) { return add(ps, name, t, true); }
 
 static NnParam *find(const NnParams *ps, const char *name) {
     for (int i = 0; i < ps->n; i++)

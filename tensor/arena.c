@@ -132,22 +132,8 @@ void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero) {
 
 void *ctx_alloc_uninit(Ctx *c, size_t bytes) {
     if (!c) { fprintf(stderr, "cgrad: ctx_alloc without a context\n"); abort(); }
-    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    if (need == 0) need = ARENA_ALIGN;
-    ArenaChunk *ch = c->chunks;
-    if (ch->used + need > ch->cap) {
-        size_t cap = c->chunk_min;
-        if (cap < need) cap = need;
-        if (cap < ch->cap * 2) cap = ch->cap * 2; // geometric growth keeps chunk count low
-        ArenaChunk *nc = chunk_new(c, cap);
-        nc->next = ch;
-        c->chunks = ch = nc;
-    }
-    void *p = ch->mem + ch->used;
-    ch->used += need;
-    c->used_total += need;
-    if (c->used_total > c->peak) c->peak = c->used_total;
-    if (c->poison) memset(p, 0xff, bytes);
+    void *p = ctx_try_alloc(c, bytes, false);
+    if (!p) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", bytes); abort(); }
     return p;
 }
 

@@ -8,42 +8,15 @@ import concurrent.futures, glob, http.client, json, os, signal, socket, subproce
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tally import check, done  # noqa: E402
+import serve_util  # noqa: E402
 
 BIN, DATA = sys.argv[1], sys.argv[2]
 MODEL, ADAPTER = os.path.join(DATA, "golden", "tiny"), os.path.join(DATA, "golden", "tiny_lora")
 IMAGES = sorted(glob.glob(os.path.join(DATA, "golden", "images", "*.jpg")) + glob.glob(os.path.join(DATA, "golden", "images", "*.png")))
 
 
-class Server:
-    def __init__(self, *args):
-        self.p = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", "0", "--threads", "2"] + list(args),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline()
-        if "listening on" not in line:
-            raise SystemExit("server did not start: " + line + self.p.stderr.read())
-        self.port = int(line.split("127.0.0.1:")[1].split()[0])
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def rss_kib(self):
-        for line in open("/proc/%d/status" % self.p.pid):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return None
+def Server(*args):  # on the golden model
+    return serve_util.Server(BIN, MODEL, *args)
 
 
 def predict_line(path, *extra):

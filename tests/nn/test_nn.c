@@ -106,6 +106,29 @@ START_TEST(test_default_init_and_names) {
 }
 END_TEST
 
+// a name registered twice is refused at registration (both were kept and trained once), and an
+// attention mask that requires a gradient is refused (its gradient stayed zero)
+START_TEST(test_duplicate_names_and_grad_masks_refused) {
+    Ctx *pc = ctx_new(1 << 20), *c = ctx_new(1 << 20);
+    NnParams ps;
+    nn_params_init(&ps, pc, 3);
+    NnLinear a = nn_linear_new(&ps, "fc", 4, 3, true);
+    ck_assert_ptr_nonnull(a.weight);
+    int n = ps.n;
+    NnLinear b = nn_linear_new(&ps, "fc", 4, 3, true);
+    ck_assert_ptr_null(b.weight);
+    ck_assert_int_eq(ps.n, n);
+    ck_assert_msg(strstr(ctx_error(pc), "'fc.weight' is registered twice"), "%s", ctx_error(pc));
+    ck_assert_int_eq(nn_params_add(&ps, "fc.bias", a.bias), -1);
+    Tensor *q = tensor_zeros(c, DT_F32, SHAPE(1, 2, 4)), *m = tensor_zeros(c, DT_F32, SHAPE(2, 2));
+    ag_set_requires_grad(m, true);
+    ck_assert_ptr_null(ag_attention_masked(c, q, q, q, 2, m, false, NULL));
+    ck_assert_msg(strstr(ctx_error(c), "the mask requires a gradient"), "%s", ctx_error(c));
+    nn_params_free(&ps);
+    ctx_free(pc), ctx_free(c);
+}
+END_TEST
+
 START_TEST(test_train_eval_mode) {
     Ctx *pc = ctx_new(1 << 20), *c = ctx_new(1 << 20);
     NnParams ps;
@@ -387,6 +410,7 @@ int main(void) {
     tcase_add_test(tc, test_save_load);
     tcase_add_test(tc, test_lora_wrapper);
     tcase_add_test(tc, test_gradcheck_layers);
+    tcase_add_test(tc, test_duplicate_names_and_grad_masks_refused);
     tcase_add_test(tc, test_trainer_any_model);
     suite_add_tcase(s, tc);
     int rc = check_run(s);
