@@ -23,7 +23,7 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: deit_lora COMMAND [options]   (deit_lora COMMAND --help for each)\n\ncommands:\n");
+    fprintf(f, "usage: deit_lora COMMAND [options]   (deit_lora COMMAND --help for each; --version)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++) fprintf(f, "  %-10s %s\n", CMDS[i].name, CMDS[i].about);
 }
 
@@ -36,7 +36,10 @@ int main(int argc, char **argv) {
     dist_init(&argc, &argv, &d);
     if (!dist_root(&d) && !freopen("/dev/null", "w", stdout)) return 2; // rank 0 alone prints results
     int rc = 2;
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (app_wants_version(argc, argv, 1) && (argc < 2 || strcmp(argv[1], "--"))) { // deit_lora [COMMAND] --version
+        if (dist_root(&d)) app_print_version(stdout, "deit_lora");
+        rc = 0;
+    } else if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         if (dist_root(&d)) usage(argc < 2 ? stderr : stdout);
         rc = argc < 2 ? 2 : 0;
     } else if (d.size > 1 && !runs_distributed(argv[1])) {

@@ -52,6 +52,9 @@ void app_warn_skipped(const Dataset *d, const char *data);
 // dataset class indices -> the model's label ids (by name)
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn);
 void app_threads(long n);
+// --version (for the program and every command): version, commit, CPU kernels, MPI and HTTP
+void app_print_version(FILE *f, const char *prog);
+bool app_wants_version(int argc, char **argv, int from); // --version among argv[from..] (before --)
 // MPI ranks must train the same thing: the settings (one item a line of SETTINGS), the LoRA spec,
 // the data (names, labels, bytes) and the model's weights are compared between the ranks; -1 on
 // every rank, naming the first item and rank that differ, when they are not the same

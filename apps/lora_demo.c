@@ -3,6 +3,7 @@
 // and the outputs before and after; then the same on a 192x192 "query" layer as in DeiT-Tiny.
 #include "../autograd/autograd.h"
 #include "../tensor/fileio.h"
+#include "version.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,6 +32,10 @@ static int run(int argc, char **argv) {
     uint64_t seed = 42;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout, 0);
+        if (!strcmp(argv[i], "--version")) {
+            printf("lora_demo (cgrad) %s\ncommit: %s\n", DEIT_LORA_VERSION, DEIT_LORA_COMMIT);
+            return 0;
+        }
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             char *end;
             seed = strtoull(argv[++i], &end, 10);

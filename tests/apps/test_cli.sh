@@ -22,6 +22,11 @@ printf 'not an image' > "$tmp/fake.jpg"
 : > "$tmp/empty.png"
 
 expect 0 "usage: deit_lora COMMAND" -- "$bin" --help
+# --version, for the program and every command: the version, the commit, the kernels, the build's parts
+expect 0 "deit_lora (cgrad) " -- "$bin" --version
+expect 0 "GEMM kernel: " -- "$bin" train --version
+expect 0 "HTTP: " -- "$bin" serve --version
+expect 2 "--version: cannot open" -- "$bin" predict --model "$data/golden/tiny" -- --version
 expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect 2 "usage: deit_lora COMMAND" -- "$bin"
 expect 0 "usage: deit_lora preprocess" -- "$bin" preprocess --help
