@@ -86,7 +86,11 @@ Tensor *tensor_from_buffer(Ctx *c, DType dt, int ndim, const int64_t *shape, voi
 Tensor *tensor_from_data(Ctx *c, DType dt, int ndim, const int64_t *shape, const void *data); // copy
 Tensor *tensor_clone(Ctx *c, const Tensor *t);                 // contiguous copy, no autograd
 Tensor *tensor_to(Ctx *c, const Tensor *t, DType dt);          // converted contiguous copy
+#ifdef __cplusplus // g++ refuses the address of a non-const temporary array; a const one lives to the end of the call
+#define SHAPE(...) (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+#else
 #define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#endif
 
 // ---- element access (any dtype, any strides; slow, for tests and tools) ----
 double tensor_get(const Tensor *t, const int64_t *idx);

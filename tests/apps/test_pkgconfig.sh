@@ -37,8 +37,13 @@ fi
 [ -e "$inc/nn/nn.h" ] && [ -e "$inc/optim/optim.h" ] && [ -e "$inc/data/dataset.h" ] && [ -e "$inc/train/trainer.h" ] &&
     [ -e "$inc/cgrad_core.h" ] && [ -e "$inc/tensor/weights.h" ] || { echo "a public header is missing"; exit 1; }
 if command -v g++ >/dev/null; then
-    printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); bool ok = ctx_ok(c); ctx_free(c); return ok ? 0 : 1; }\n' > "$tmp/use.cpp"
-    g++ "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++"; exit 1; }
+    # the headers' helpers compile as C++ too (SHAPE once failed under g++: "taking address of temporary array")
+    printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); Tensor *t = tensor_zeros(c, DT_F32, SHAPE(2, 3));\n'\
+'  bool ok = ctx_ok(c) && t && tensor_numel(t) == 6; ctx_free(c); return ok ? 0 : 1; }\n' > "$tmp/use.cpp"
+    for cxx in g++ clang++; do
+        command -v $cxx >/dev/null || continue
+        $cxx "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++ ($cxx)"; exit 1; }
+    done
 fi
 echo "installed headers: public only, usable from C and C++"
 # an op of one's own, through the extender header (docs/ops.md)
