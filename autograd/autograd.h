@@ -103,7 +103,7 @@ Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps);   // over the las
 Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx);       // weight [V, D], int64 idx of any shape -> [idx..., D]
 Tensor *ag_flip(Ctx *c, Tensor *x, int dim);
 Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double value); // constant padding of one dimension
-Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim); // k <= 6 tensors of one shape along a new dimension
+Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim); // any number of tensors of one shape along a new dimension
 
 // ---- reductions and normalisation (ops_reduce.c) ----
 Tensor *ag_sum(Ctx *c, Tensor *x, int dim, bool keepdim);

@@ -219,11 +219,11 @@ Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double
 }
 
 Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim) {
-    if (k < 1 || k > AG_MAX_IN) {
-        ctx_fail(c, "stack: %d parts (1 to %d)", k, AG_MAX_IN);
+    if (k < 1 || !parts) {
+        ctx_fail(c, "stack: %d parts (at least 1)", k);
         return NULL;
     }
-    Tensor *u[AG_MAX_IN];
+    Tensor **u = ctx_alloc(c, sizeof *u * (size_t)k);
     for (int j = 0; j < k; j++) {
         if (!parts[j] && !c->failed) ctx_fail(c, "stack: argument parts[%d] is NULL", j);
         if (!parts[j]) return NULL;

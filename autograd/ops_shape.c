@@ -118,12 +118,27 @@ static void concat_bw(AgNode *n) {
     else concat_backward_f64((double *const *)gp, n->out->grad->data, Nj, n->nin, n->i[1], n->i[2]);
 }
 
+static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim);
+
+// any number of parts: groups of at most AG_MAX_IN (an op's inputs) concatenated, then the groups'
+// results, as a tree; the values and gradients are those of one concatenation
 Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim) {
-    char s1[96], s2[96];
-    if (k < 1 || k > AG_MAX_IN) {
-        ctx_fail(c, "concat: %d parts (1 to %d)", k, AG_MAX_IN);
+    if (k < 1 || !parts) {
+        ctx_fail(c, "concat: %d parts (at least 1)", k);
         return NULL;
     }
+    if (k <= AG_MAX_IN) return concat_few(c, parts, k, dim);
+    int ng = (k + AG_MAX_IN - 1) / AG_MAX_IN;
+    Tensor **g = ctx_alloc(c, sizeof *g * (size_t)ng);
+    for (int i = 0; i < ng; i++) {
+        int n = k - i * AG_MAX_IN < AG_MAX_IN ? k - i * AG_MAX_IN : AG_MAX_IN;
+        if (!(g[i] = concat_few(c, parts + (size_t)i * AG_MAX_IN, n, dim))) return NULL;
+    }
+    return ag_concat(c, g, ng, dim);
+}
+
+static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim) {
+    char s1[96], s2[96];
     for (int j = 0; j < k; j++) {
         if (!parts[j] && !c->failed) ctx_fail(c, "concat: argument parts[%d] is NULL", j);
         if (!parts[j] || !ag_check_float(c, "concat", parts[j], parts[0])) return NULL;

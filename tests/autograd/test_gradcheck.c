@@ -141,6 +141,21 @@ static Tensor *fn_chunk(Ctx *c, Tensor **in, void *ud) {
     return ag_concat(c, (Tensor *[]){p[2], ag_tanh(c, p[0]), p[1]}, 3, 0);
 }
 GC_CASE(layernorm_dim, ag_layernorm_dim(c, in[0], 1, in[1], in[2], 1e-5))
+// more parts than an op has inputs: concat as a tree of concatenations, stack likewise
+static Tensor *fn_concat_many(Ctx *c, Tensor **in, void *ud) {
+    (void)ud;
+    Tensor *p[13];
+    for (int i = 0; i < 13; i++) p[i] = i % 3 == 0 ? in[0] : i % 3 == 1 ? ag_tanh(c, in[1]) : ag_mul_scalar(c, in[0], i);
+    return ag_concat(c, p, 13, 1);
+}
+
+static Tensor *fn_stack_many(Ctx *c, Tensor **in, void *ud) {
+    (void)ud;
+    Tensor *p[9];
+    for (int i = 0; i < 9; i++) p[i] = i % 2 ? in[1] : ag_mul_scalar(c, in[0], i + 1);
+    return ag_stack(c, p, 9, 0);
+}
+
 static Tensor *fn_nll_loss(Ctx *c, Tensor **in, void *ud) {
     int64_t lab[] = {2, 0, 4};
     return ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), lab));
@@ -355,6 +370,12 @@ START_TEST(test_gradcheck_flip) { gc(fn_flip, (Tensor *[]){rnd(132, SHAPE(2, 4),
 END_TEST
 START_TEST(test_gradcheck_pad) { gc(fn_pad, (Tensor *[]){rnd(134, SHAPE(2, 3), -1, 1)}, 1, NULL); }
 END_TEST
+START_TEST(test_gradcheck_concat_many) { gc(fn_concat_many, (Tensor *[]){rnd(137, SHAPE(2, 1, 3), -1, 1), rnd(138, SHAPE(2, 1, 3), -1, 1)}, 2, NULL); }
+END_TEST
+
+START_TEST(test_gradcheck_stack_many) { gc(fn_stack_many, (Tensor *[]){rnd(139, SHAPE(2, 3), -1, 1), rnd(140, SHAPE(2, 3), -1, 1)}, 2, NULL); }
+END_TEST
+
 START_TEST(test_gradcheck_stack) { gc(fn_stack, (Tensor *[]){rnd(135, SHAPE(2, 3), -1, 1), rnd(136, SHAPE(2, 3), -1, 1)}, 2, NULL); }
 END_TEST
 START_TEST(test_gradcheck_cross_entropy_nd) { gc(fn_cross_entropy_nd, (Tensor *[]){rnd(137, SHAPE(2, 4, 3), -2, 2)}, 1, NULL); }
@@ -573,6 +594,8 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_flip);
     tcase_add_test(tc, test_gradcheck_pad);
     tcase_add_test(tc, test_gradcheck_stack);
+    tcase_add_test(tc, test_gradcheck_concat_many);
+    tcase_add_test(tc, test_gradcheck_stack_many);
     tcase_add_test(tc, test_gradcheck_cross_entropy_nd);
     tcase_add_test(tc, test_gradcheck_attention_masked);
     tcase_add_test(tc, test_gradcheck_attention_causal);
