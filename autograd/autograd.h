@@ -91,7 +91,8 @@ Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, doubl
 Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);     // over any dimension
 Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
 // cross-entropy over logits [N, C, d...] and int64 labels [N, d...], the mean over labels that are
-// not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default)
+// not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default); every label
+// ignored: NaN (0 / 0, as PyTorch), with gradients 0
 Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index);
 // normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance
 Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);

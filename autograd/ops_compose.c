@@ -3,6 +3,8 @@
 // normalisations (group, batch, RMS), embedding, flip, pad and stack.
 #include "extend.h"
 
+#include <math.h>
+
 #include <string.h>
 
 Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim) {
@@ -265,12 +267,11 @@ Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t igno
         tensor_set_flat(mask, i, keep);
         kept += keep;
     }
-    if (!kept) { // PyTorch gives NaN (0 / 0); here the caller hears why
-        ctx_fail(c, "cross_entropy: every label is ignore_index %lld", (long long)ignore_index);
-        return NULL;
-    }
     Tensor *picked = ag_gather(c, ag_log_softmax(c, z), 1, lab); // [M, 1]
-    return ag_mul_scalar(c, ag_sum_all(c, ag_mul(c, picked, mask)), -1.0 / (double)kept);
+    Tensor *sum = ag_sum_all(c, ag_mul(c, picked, mask));
+    if (!kept) // every label ignored: NaN, as PyTorch's 0 / 0, with gradients 0 (as PyTorch's)
+        return ag_add_scalar(c, ag_mul_scalar(c, sum, 0.0), NAN);
+    return ag_mul_scalar(c, sum, -1.0 / (double)kept);
 }
 
 // sum or mean over several dimensions, one at a time from the last (the indices stay valid)

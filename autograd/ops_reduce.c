@@ -272,7 +272,8 @@ static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, boo
     Tensor *lse = tensor_new(c, logits->dtype, 1, &N);
     Tensor *y = tensor_new(c, logits->dtype, 0, NULL);
     double loss = AG_DISPATCH(logits->dtype, cross_entropy_forward, lse->data, lc->data, lab_ce, N, C, scale, eps);
-    tensor_set_flat(y, 0, loss);
+    // the mean over no label at all is NaN, as PyTorch's 0 / 0; every gradient stays 0 (scale 0)
+    tensor_set_flat(y, 0, mean && !counted ? NAN : loss);
     AgNode *n = ag_record(c, "cross_entropy", y, 1, &logits, ce_bw);
     if (n) {
         n->saved[0] = lc, n->saved[1] = lse, n->saved[2] = lt;

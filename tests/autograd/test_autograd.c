@@ -137,6 +137,22 @@ END_TEST
 // a tensor of a reset context, used by an op or reached by a backward, is an error naming the op,
 // never a silent zero gradient or a crash; so is an input written in place between forward and
 // backward (PyTorch raises there too)
+// every label ignored: the mean cross-entropy is NaN, as PyTorch's 0 / 0, and every gradient 0
+START_TEST(test_cross_entropy_all_ignored_is_nan) {
+    Tensor *z = param(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6});
+    Tensor *lab = tensor_from_data(c, DT_I64, 1, (int64_t[]){2}, (int64_t[]){-100, -100});
+    Tensor *l = ag_cross_entropy(c, z, lab);
+    ck_assert(isnan(tensor_get_flat(l, 0)));
+    ck_assert_int_eq(ag_backward(c, l), 0);
+    expect(z->grad, (double[]){0, 0, 0, 0, 0, 0}, 6);
+    ag_zero_grad(&z, 1);
+    Tensor *l2 = ag_cross_entropy_nd(c, z, lab, -100);
+    ck_assert_msg(l2 && isnan(tensor_get_flat(l2, 0)), "%s", ctx_error(c));
+    ck_assert_int_eq(ag_backward(c, l2), 0);
+    expect(z->grad, (double[]){0, 0, 0, 0, 0, 0}, 6);
+}
+END_TEST
+
 START_TEST(test_lifetimes_and_versions) {
     Ctx *A = ctx_new(1 << 16), *B = ctx_new(1 << 16);
     Tensor *w = param(SHAPE(2), (float[]){1, 2});
@@ -399,6 +415,7 @@ int main(void) {
     tcase_add_test(tc, test_backward_errors);
     tcase_add_test(tc, test_mean_of_nothing_is_nan);
     tcase_add_test(tc, test_lifetimes_and_versions);
+    tcase_add_test(tc, test_cross_entropy_all_ignored_is_nan);
     tcase_add_test(tc, test_two_losses_backwarded_in_turn);
     tcase_add_test(tc, test_consumed_graph_is_refused);
     tcase_add_test(tc, test_op_recorded_in_another_context);
