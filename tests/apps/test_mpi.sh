@@ -98,6 +98,12 @@ for case in "--epochs:--data $img --epochs 2:--data $img --epochs 3" "--lr:--dat
        '[ $rc -ne 0 ] && [ $took -le 60 ] && [ "$(grep -c "the MPI ranks do not train the same thing: $what" "$tmp/mm.err")" -eq 1 ] && [ ! -e "$out" ]'
 done
 [ $fail -gt 0 ] && cat "$tmp/mm.err" | head -5
+# an error that every rank hits is said once (by rank 0); one that a single rank hits, by that rank
+mpi "$bin" train --modle x >/dev/null 2>"$tmp/all.err"; rc=$?
+ok "an error on every rank: said once (exit $rc)" '[ $rc -ne 0 ] && [ "$(grep -c "unknown option" "$tmp/all.err")" -eq 1 ]'
+timeout 120 mpirun --oversubscribe -x OMP_NUM_THREADS=1 -np 1 "$bin" train "${short[@]}" --data "$img" --output "$tmp/one_bad" : \
+    -np 1 "$bin" train "${short[@]}" --data "$img" --model "$tmp/nowhere" --output "$tmp/one_bad" >/dev/null 2>"$tmp/one.err"; rc=$?
+ok "an error on rank 1 alone: said by it (exit $rc)" '[ $rc -ne 0 ] && grep -q "$tmp/nowhere: not a directory" "$tmp/one.err"'
 # a collective that cannot complete ends the job within a bounded time: one rank stopped (SIGSTOP),
 # the other gives up after CGRAD_DIST_TIMEOUT seconds, naming the collective
 timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 -x CGRAD_DIST_TIMEOUT=3 "$bin" train "${long[@]/$tmp\/kill/$tmp/stuck}" \
