@@ -4,13 +4,13 @@
 // or compression library. To write an op of your own, include autograd/extend.h as well.
 #ifndef CGRAD_CORE_H
 #define CGRAD_CORE_H
-#include "tensor/tensor.h"
-#include "tensor/rng.h"
-#include "tensor/kernels.h"
-#include "tensor/weights.h"
 #include "autograd/autograd.h"
 #include "nn/nn.h"
-#include "optim/optim.h"
 #include "optim/dist.h"
+#include "optim/optim.h"
+#include "tensor/kernels.h"
+#include "tensor/rng.h"
+#include "tensor/tensor.h"
+#include "tensor/weights.h"
 
 #endif

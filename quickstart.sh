@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev libcjson-dev libpcre2-dev check dataset-fashion-mnist libopenmpi-dev openmpi-bin libmicrohttpd-dev"
-# the test suite also cross-checks image decoding against Pillow (python3-pil, python3-numpy)
+# the test suite also checks the C sources' format (clang-format), cross-checks image decoding against Pillow (python3-pil, python3-numpy)
 # and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks; headless chromium
 # drives the serve page
-TEST_PACKAGES="python3-pil python3-numpy clang libclang-rt-14-dev valgrind libblas-dev chromium chromium-driver"
+TEST_PACKAGES="python3-pil python3-numpy clang clang-format libclang-rt-14-dev valgrind libblas-dev chromium chromium-driver"
 
 install_missing() {
     local missing=()
@@ -76,6 +76,12 @@ test)
     install_missing $TEST_PACKAGES
     COUNTS=$(mktemp)
     rc=0
+    # the house style: every C source as .clang-format writes it
+    fmt_bad=0
+    for f in $(git ls-files '*.c' '*.h' '*.inc' 2>/dev/null || find . -name '*.[ch]' -o -name '*.inc'); do
+        clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || { echo "format: $f is not as .clang-format writes it (clang-format -i $f)"; fmt_bad=$((fmt_bad + 1)); }
+    done
+    [ $fmt_bad -eq 0 ] && echo "1 0" >>"$COUNTS" || { echo "0 1" >>"$COUNTS"; rc=1; }
     build build
     run_tests build release || rc=1
     build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false

@@ -8,9 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -29,8 +29,7 @@ int app_fail(const char *cmd, const char *msg) {
 
 int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn) {
     if (vit_load(m, model, err, errn) != 0) return -1;
-    if (image_processor_for_model(ip, model, m->cfg.image_size, err, errn) != 0 ||
-        (adapter && adapter_load(m, adapter, err, errn) != 0)) {
+    if (image_processor_for_model(ip, model, m->cfg.image_size, err, errn) != 0 || (adapter && adapter_load(m, adapter, err, errn) != 0)) {
         vit_free(m);
         return -1;
     }
@@ -66,8 +65,10 @@ static void split_path(const char *p, char *dir, size_t dn, char *base, size_t b
         return;
     }
     snprintf(base, bn, "%s", slash + 1);
-    if (slash == dir) slash[1] = 0; // the root
-    else *slash = 0;
+    if (slash == dir)
+        slash[1] = 0; // the root
+    else
+        *slash = 0;
 }
 
 // the absolute path of p, which need not exist yet (its parent must); false if it cannot be told
@@ -93,7 +94,10 @@ static int check_overlap(const char *flag, const char *out, const char *const *i
         if (!abs_path(inputs[i], in, sizeof in)) continue;
         if (within(o, in) || within(in, o)) {
             snprintf(err, errn, "%s: %s %s the input %s (refusing to write over an input)", flag, out,
-                     !strcmp(o, in) ? "is" : within(o, in) ? "lies inside" : "holds", inputs[i]);
+                     !strcmp(o, in)  ? "is"
+                     : within(o, in) ? "lies inside"
+                                     : "holds",
+                     inputs[i]);
             return -1;
         }
     }
@@ -112,8 +116,7 @@ static int parent_exists(const char *flag, const char *path, char *err, size_t e
     return 0;
 }
 
-int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err,
-                   size_t errn) {
+int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err, size_t errn) {
     struct stat st;
     if (check_overlap(flag, dir, inputs, err, errn) != 0) return -1;
     if (stat(dir, &st) == 0) {
@@ -188,7 +191,8 @@ int app_lock_output(const char *dir, char *err, size_t errn) {
     }
     char b[32];
     int n = snprintf(b, sizeof b, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, b, (size_t)n, 0) != n) { /* the lock holds without the note */ }
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, b, (size_t)n, 0) != n) { /* the lock holds without the note */
+    }
     lock_fd = fd;
     return 0;
 }
@@ -202,10 +206,10 @@ void app_unlock_output(void) {
 
 void app_warn_skipped(const Dataset *d, const char *data) {
     if (d->nskipped == 0 || !dist_root(dist_world())) return; // said once, by the first rank
-    if (d->nskipped == 1) fprintf(stderr, "warning: %s: not a JPEG or PNG image, skipped\n", d->first_skipped);
+    if (d->nskipped == 1)
+        fprintf(stderr, "warning: %s: not a JPEG or PNG image, skipped\n", d->first_skipped);
     else
-        fprintf(stderr, "warning: %s: %d files are not JPEG or PNG images, skipped (the first: %s)\n", data, d->nskipped,
-                d->first_skipped);
+        fprintf(stderr, "warning: %s: %d files are not JPEG or PNG images, skipped (the first: %s)\n", data, d->nskipped, d->first_skipped);
 }
 
 int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err, size_t errn) {

@@ -80,7 +80,10 @@ int cli_parse(const char *prog, int argc, char **argv, int first, const CliOpt *
             pos[np++] = a;
             continue;
         }
-        if (!strcmp(a, "--")) { only_pos = true; continue; }
+        if (!strcmp(a, "--")) {
+            only_pos = true;
+            continue;
+        }
         const char *eq = strchr(a, '=');
         size_t L = eq ? (size_t)(eq - a) : strlen(a);
         const CliOpt *o = NULL;
@@ -117,8 +120,10 @@ int cli_int_list(const char *s, long *out, int max) {
         if (end == s || errno || n == max) return -1;
         out[n++] = v;
         s = end;
-        if (*s == ',') s++;
-        else if (*s) return -1;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
     }
     return n;
 }

@@ -9,17 +9,16 @@
 typedef enum { OPT_FLAG, OPT_INT, OPT_DOUBLE, OPT_STR } OptKind;
 
 typedef struct {
-    const char *name;  // "--lr"
+    const char *name; // "--lr"
     OptKind kind;
-    void *out;         // bool*, long*, double*, const char**
-    double lo, hi;     // range for numbers (inclusive)
-    const char *help;  // "learning rate (default 6e-4)"
+    void *out;        // bool*, long*, double*, const char**
+    double lo, hi;    // range for numbers (inclusive)
+    const char *help; // "learning rate (default 6e-4)"
 } CliOpt;
 
 // Parses argv[first..argc): options from the table, the rest into pos[] (at most maxpos).
 // Returns the number of positional arguments, or -1 after printing one clear message.
-int cli_parse(const char *prog, int argc, char **argv, int first, const CliOpt *opts, int nopts, const char **pos,
-              int maxpos);
+int cli_parse(const char *prog, int argc, char **argv, int first, const CliOpt *opts, int nopts, const char **pos, int maxpos);
 void cli_help(FILE *f, const char *usage, const char *about, const CliOpt *opts, int nopts);
 bool cli_wants_help(int argc, char **argv, int first);
 // "1000,1000" -> up to max integers; returns how many, -1 if malformed

@@ -1,9 +1,9 @@
 // cmd_bench.c: `deit_lora bench`: the notebook's training step (frozen DeiT-Tiny, LoRA r=4 on
 // query/value, a trainable 1001-class head: forward, cross-entropy, backward, clipping, AdamW)
 // and inference (forward only, no tape) on random input, timed after warm-up.
-#include "deit_lora.h"
 #include "../tensor/kernels.h"
 #include "../tensor/sgemm.h"
+#include "deit_lora.h"
 
 #include <math.h>
 #include <omp.h>
@@ -24,9 +24,9 @@ static void cpu_desc(char *model, size_t n, const char **features) {
         }
     if (f) fclose(f);
 #if defined(__x86_64__)
-    *features = __builtin_cpu_supports("avx512f") ? "avx512f+avx2+fma"
+    *features = __builtin_cpu_supports("avx512f")                                 ? "avx512f+avx2+fma"
                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma"
-                                                                                 : "no avx2";
+                                                                                  : "no avx2";
 #else
     *features = "not x86-64";
 #endif
@@ -59,7 +59,8 @@ int cmd_bench(int argc, char **argv) {
         {"--steps", OPT_INT, &steps, 1, 100000, "timed steps (10)"},
         {"--warmup", OPT_INT, &warmup, 0, 1000, "untimed steps first (2)"},
         {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
-        {"--json", OPT_FLAG, &json, 0, 0, "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb"},
+        {"--json", OPT_FLAG, &json, 0, 0,
+         "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora bench [--model MODEL_DIR | --config deit-tiny] [--batch B] [--steps N] [--threads T] [--json]";
@@ -110,7 +111,9 @@ int cmd_bench(int argc, char **argv) {
         optim_step(o, 6e-4);
         optim_zero_grad(o);
         if (i >= warmup) t_train += app_seconds() - t0;
-        if (getenv("CGRAD_DEBUG")) fprintf(stderr, "step %ld: arena chunks allocated %d, used %zu MiB, peak %zu MiB\n", i, c->nsys_allocs, c->used_total >> 20, c->peak >> 20);
+        if (getenv("CGRAD_DEBUG"))
+            fprintf(stderr, "step %ld: arena chunks allocated %d, used %zu MiB, peak %zu MiB\n", i, c->nsys_allocs, c->used_total >> 20,
+                    c->peak >> 20);
     }
     m.training = false;
     double t_inf = 0;
@@ -143,16 +146,16 @@ int cmd_bench(int argc, char **argv) {
     // how OpenMP's threads wait (tensor/wait_policy.c sets GOMP_SPINCOUNT unless the user chose)
     char wait[96];
     const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
-    snprintf(wait, sizeof wait, "%s%s%s%s", wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "", sc ? (wp ? " GOMP_SPINCOUNT=" : "GOMP_SPINCOUNT=") : "",
-             sc ? sc : "");
+    snprintf(wait, sizeof wait, "%s%s%s%s", wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "",
+             sc ? (wp ? " GOMP_SPINCOUNT=" : "GOMP_SPINCOUNT=") : "", sc ? sc : "");
     for (char *q = wait; *q; q++)
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '?';
     if (json)
         printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
                "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"cpu\": \"%s\", "
                "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\", \"omp_wait\": \"%s\"}\n",
-               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu,
-               features, sgemm_fast_isa(), wait[0] ? wait : "libgomp default");
+               B, threads ? (int)threads : omp_get_max_threads(), step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu, features,
+               sgemm_fast_isa(), wait[0] ? wait : "libgomp default");
     else
         printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB; "
                "sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n",

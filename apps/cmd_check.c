@@ -103,7 +103,8 @@ int cmd_check(int argc, char **argv) {
     snprintf(k, sizeof k, "%spixel_values.grad", pre);
     if (wfile_find(&io, k)) ag_set_requires_grad(x, true);
     int L = m.cfg.num_hidden_layers;
-    VitOutputs out = {.hidden_states = ctx_alloc(c, sizeof(Tensor *) * (size_t)(L + 1)), .attentions = ctx_alloc(c, sizeof(Tensor *) * (size_t)L)};
+    VitOutputs out = {.hidden_states = ctx_alloc(c, sizeof(Tensor *) * (size_t)(L + 1)),
+                      .attentions = ctx_alloc(c, sizeof(Tensor *) * (size_t)L)};
     Tensor *logits = vit_forward(c, &m, x, &out);
     Tensor *loss = labels ? ag_cross_entropy(c, logits, labels) : NULL;
     if (loss) ag_backward(c, loss); // a failure leaves its message in c
@@ -127,11 +128,16 @@ int cmd_check(int argc, char **argv) {
         int idx;
         char canon[1024];
         if (!strcmp(nm, "pixel_values") || !strcmp(nm, "labels")) continue;
-        if (!strcmp(nm, "logits")) compare(&ty, e->name, logits, ref, 1e-4);
-        else if (!strcmp(nm, "loss")) compare(&ty, e->name, loss, ref, 1e-4);
-        else if (sscanf(nm, "hidden_states.%d", &idx) == 1 && idx >= 0 && idx <= L) compare(&ty, e->name, out.hidden_states[idx], ref, 1e-4);
-        else if (sscanf(nm, "attentions.%d", &idx) == 1 && idx >= 0 && idx < L) compare(&ty, e->name, out.attentions[idx], ref, 1e-4);
-        else if (!strcmp(nm, "pixel_values.grad")) compare(&ty, e->name, x->grad, ref, grad_tol(ref));
+        if (!strcmp(nm, "logits"))
+            compare(&ty, e->name, logits, ref, 1e-4);
+        else if (!strcmp(nm, "loss"))
+            compare(&ty, e->name, loss, ref, 1e-4);
+        else if (sscanf(nm, "hidden_states.%d", &idx) == 1 && idx >= 0 && idx <= L)
+            compare(&ty, e->name, out.hidden_states[idx], ref, 1e-4);
+        else if (sscanf(nm, "attentions.%d", &idx) == 1 && idx >= 0 && idx < L)
+            compare(&ty, e->name, out.attentions[idx], ref, 1e-4);
+        else if (!strcmp(nm, "pixel_values.grad"))
+            compare(&ty, e->name, x->grad, ref, grad_tol(ref));
         else if (!strncmp(nm, "grad.", 5)) {
             Tensor *p = nn_params_get(&m.params, vit_canonical_name(nm + 5, canon, sizeof canon));
             compare(&ty, e->name, p ? p->grad : NULL, ref, grad_tol(ref));

@@ -26,12 +26,14 @@ int cmd_convert_adapter(int argc, char **argv) {
     if (strcmp(to_s, "v4") && strcmp(to_s, "v5")) return app_fail("convert-adapter", "--to: must be v4 or v5");
     PeftGen to = strcmp(to_s, "v4") ? PEFT_V5 : PEFT_V4;
     char err[FILE_ERR_BUF];
-    if (app_output_dir("OUT_DIR", pos[1], overwrite, false, (const char *[]){pos[0], NULL}, err, sizeof err) != 0) return app_fail("convert-adapter", err);
+    if (app_output_dir("OUT_DIR", pos[1], overwrite, false, (const char *[]){pos[0], NULL}, err, sizeof err) != 0)
+        return app_fail("convert-adapter", err);
     Stage stage;
     if (stage_begin(&stage, pos[1], err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
     int n = adapter_convert(pos[0], stage.path, to, err, sizeof err);
     if (n < 0) stage_abort(&stage);
     if (n < 0 || stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0) return app_exit_status(app_fail("convert-adapter", err));
-    printf("converted %s (%d tensors) to %s spelling in %s\n", pos[0], n, to == PEFT_V4 ? "transformers-4 / peft 0.17" : "transformers-5 / peft 0.21", pos[1]);
+    printf("converted %s (%d tensors) to %s spelling in %s\n", pos[0], n,
+           to == PEFT_V4 ? "transformers-4 / peft 0.17" : "transformers-5 / peft 0.21", pos[1]);
     return 0;
 }

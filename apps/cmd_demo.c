@@ -12,15 +12,15 @@
 #include <sys/stat.h>
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
-#define NEW_CLASS 9 // "Ankle boot"
+#define NEW_CLASS  9 // "Ankle boot"
 
 typedef struct {
     double recall, test_recall, precision, acc10, acc9;
 } Outcome;
 
 // held-out metrics for the new class, and accuracy on the test set (all ten classes; the nine)
-static int evaluate(VitModel *m, Loader *Lt, const Dataset *test, const int64_t *held, int nheld, Loader *Lh, bool nine_only,
-                    Outcome *o, char *err, size_t errn) {
+static int evaluate(VitModel *m, Loader *Lt, const Dataset *test, const int64_t *held, int nheld, Loader *Lh, bool nine_only, Outcome *o,
+                    char *err, size_t errn) {
     Metrics mt;
     VitTask task;
     if (nheld) {
@@ -103,7 +103,8 @@ int cmd_demo(int argc, char **argv) {
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage,
                  "The notebook's story on Fashion-MNIST (Debian's dataset-fashion-mnist), offline: pretrain a small ViT on nine\n"
-                 "classes, then teach it 'Ankle boot' with the notebook's LoRA recipe, and with other classes mixed in.", opts, NO);
+                 "classes, then teach it 'Ankle boot' with the notebook's LoRA recipe, and with other classes mixed in.",
+                 opts, NO);
         return 0;
     }
     const char *pos[1];
@@ -127,7 +128,8 @@ int cmd_demo(int argc, char **argv) {
     Rng rng = rng_new((uint64_t)seed);
 
     // ---- 1. the "pretrained model": a small ViT on the nine classes other than Ankle boot ----
-    printf("== 1. Pretraining a small ViT from scratch on nine Fashion-MNIST classes (all but '%s') ==\n", FASHION_MNIST_CLASSES[NEW_CLASS]);
+    printf("== 1. Pretraining a small ViT from scratch on nine Fashion-MNIST classes (all but '%s') ==\n",
+           FASHION_MNIST_CLASSES[NEW_CLASS]);
     VitConfig cfg;
     vit_config_init(&cfg);
     cfg.image_size = 28, cfg.patch_size = 7, cfg.hidden_size = 64, cfg.num_attention_heads = 4, cfg.num_hidden_layers = 4;
@@ -149,32 +151,33 @@ int cmd_demo(int argc, char **argv) {
         if (vit_load(&m, base_dir, err, sizeof err) != 0) goto bad;
         printf("reusing %s\n", base_dir);
     } else {
-    if (vit_init_random(&m, &cfg, (uint64_t)seed, err, sizeof err) != 0) goto bad;
-    nn_params_set_trainable(&m.params, "*", true);
-    int64_t *items = malloc(sizeof *items * (size_t)train.n);
-    int n9 = 0;
-    for (int i = 0; i < train.n; i++)
-        if (train.labels[i] != NEW_CLASS) items[n9++] = i;
-    rng_shuffle(&rng, items, n9);
-    if (pre_limit && pre_limit < n9) n9 = (int)pre_limit;
-    TrainArgs a;
-    train_args_default(&a);
-    a.batch_size = 128, a.epochs = (int)pre_epochs, a.lr = 2e-3, a.weight_decay = 0.05, a.warmup_ratio = 0.05;
-    a.label_smoothing = 0.1; // as DeiT was trained: it keeps the head's logits moderate
-    a.logging_steps = (int)((pre_epochs * ((n9 + 127) / 128)) / 25 > 0 ? (pre_epochs * ((n9 + 127) / 128)) / 25 : 1), a.seed = a.data_seed = (uint64_t)seed, a.log = NULL, a.progress = true;
-    printf("%d images, %d epochs, batch %d, AdamW lr %g (%d parameters)\n", n9, a.epochs, a.batch_size, a.lr,
-           (int)nn_params_count(&m.params, false));
-    r = trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, n9, &a, &st, err, sizeof err);
-    printf("pretraining: %lld steps in %.0f s, loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
-           st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
-    train_state_free(&st);
-    free(items);
-    if (r != 0) goto bad_model;
-    if (evaluate(&m, &Lt, &test, NULL, 0, NULL, true, &base, err, sizeof err) != 0) goto bad_model;
-    printf("base model: accuracy on the nine classes' test images %.2f%% (it has never seen an ankle boot)\n", 100 * base.acc9);
-    if (vit_save_pretrained(&m, base_dir, err, sizeof err) != 0) goto bad_model;
-    if (image_processor_save(&ip, path_join(p, sizeof p, base_dir, "preprocessor_config.json"), err, sizeof err) != 0) goto bad_model;
-    printf("saved the pretrained model as a Hugging Face directory: %s\n", base_dir);
+        if (vit_init_random(&m, &cfg, (uint64_t)seed, err, sizeof err) != 0) goto bad;
+        nn_params_set_trainable(&m.params, "*", true);
+        int64_t *items = malloc(sizeof *items * (size_t)train.n);
+        int n9 = 0;
+        for (int i = 0; i < train.n; i++)
+            if (train.labels[i] != NEW_CLASS) items[n9++] = i;
+        rng_shuffle(&rng, items, n9);
+        if (pre_limit && pre_limit < n9) n9 = (int)pre_limit;
+        TrainArgs a;
+        train_args_default(&a);
+        a.batch_size = 128, a.epochs = (int)pre_epochs, a.lr = 2e-3, a.weight_decay = 0.05, a.warmup_ratio = 0.05;
+        a.label_smoothing = 0.1; // as DeiT was trained: it keeps the head's logits moderate
+        a.logging_steps = (int)((pre_epochs * ((n9 + 127) / 128)) / 25 > 0 ? (pre_epochs * ((n9 + 127) / 128)) / 25 : 1),
+        a.seed = a.data_seed = (uint64_t)seed, a.log = NULL, a.progress = true;
+        printf("%d images, %d epochs, batch %d, AdamW lr %g (%d parameters)\n", n9, a.epochs, a.batch_size, a.lr,
+               (int)nn_params_count(&m.params, false));
+        r = trainer_train(vit_task(&task, &m, &L, PEFT_V4), items, n9, &a, &st, err, sizeof err);
+        printf("pretraining: %lld steps in %.0f s, loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
+               st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
+        train_state_free(&st);
+        free(items);
+        if (r != 0) goto bad_model;
+        if (evaluate(&m, &Lt, &test, NULL, 0, NULL, true, &base, err, sizeof err) != 0) goto bad_model;
+        printf("base model: accuracy on the nine classes' test images %.2f%% (it has never seen an ankle boot)\n", 100 * base.acc9);
+        if (vit_save_pretrained(&m, base_dir, err, sizeof err) != 0) goto bad_model;
+        if (image_processor_save(&ip, path_join(p, sizeof p, base_dir, "preprocessor_config.json"), err, sizeof err) != 0) goto bad_model;
+        printf("saved the pretrained model as a Hugging Face directory: %s\n", base_dir);
     }
     if (reuse && evaluate(&m, &Lt, &test, NULL, 0, NULL, true, &base, err, sizeof err) != 0) goto bad_model;
     vit_free(&m);
@@ -183,8 +186,10 @@ int cmd_demo(int argc, char **argv) {
     int64_t *boots = malloc(sizeof *boots * (size_t)train.n), *others = malloc(sizeof *others * (size_t)train.n);
     int nb = 0, no = 0;
     for (int i = 0; i < train.n; i++) {
-        if (train.labels[i] == NEW_CLASS) boots[nb++] = i;
-        else others[no++] = i;
+        if (train.labels[i] == NEW_CLASS)
+            boots[nb++] = i;
+        else
+            others[no++] = i;
     }
     rng_shuffle(&rng, boots, nb);
     rng_shuffle(&rng, others, no);
@@ -215,11 +220,12 @@ int cmd_demo(int argc, char **argv) {
         if (recipe) la.batch_size = 16, la.grad_accum = 1, la.lr = mixed_lr, la.epochs = (int)mixed_epochs; // 600 images
         snprintf(p, sizeof p, "%s/adapter_%s", work, recipe ? "mixed" : "notebook");
         la.output_dir = p, la.save_total_limit = 1;
-        printf("%d training images (%d of '%s'), batch %d x accumulation %d, %d epochs, lr %g\n", ntr, 65,
-               FASHION_MNIST_CLASSES[NEW_CLASS], la.batch_size, la.grad_accum, la.epochs, la.lr);
+        printf("%d training images (%d of '%s'), batch %d x accumulation %d, %d epochs, lr %g\n", ntr, 65, FASHION_MNIST_CLASSES[NEW_CLASS],
+               la.batch_size, la.grad_accum, la.epochs, la.lr);
         r = trainer_train(vit_task(&task, &m, &L, PEFT_V4), tr, ntr, &la, &st, err, sizeof err);
-        if (r == 0) printf("trained %lld steps in %.0f s: loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
-                           st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
+        if (r == 0)
+            printf("trained %lld steps in %.0f s: loss %.3f at first, %.3f at the end\n", (long long)st.global_step, st.runtime_s,
+                   st.nlogs ? st.logs[0].loss : 0.0, st.nlogs ? st.logs[st.nlogs - 1].loss : 0.0);
         train_state_free(&st);
         free(tr);
         if (r == 0) r = adapter_save(&m, p, PEFT_V4, base_dir, err, sizeof err);
@@ -230,8 +236,9 @@ int cmd_demo(int argc, char **argv) {
         loader_free(&Lh);
         if (r != 0) goto bad_boots_model;
         printf("held-out '%s' recall %.0f%% (10 images); on the test set: recall %.1f%% (1000 images), precision %.1f%%; "
-               "accuracy on all ten classes %.2f%% (the nine old ones: %.2f%%)\n", FASHION_MNIST_CLASSES[NEW_CLASS], 100 * res[recipe].recall,
-               100 * res[recipe].test_recall, 100 * res[recipe].precision, 100 * res[recipe].acc10, 100 * res[recipe].acc9);
+               "accuracy on all ten classes %.2f%% (the nine old ones: %.2f%%)\n",
+               FASHION_MNIST_CLASSES[NEW_CLASS], 100 * res[recipe].recall, 100 * res[recipe].test_recall, 100 * res[recipe].precision,
+               100 * res[recipe].acc10, 100 * res[recipe].acc9);
         if (recipe) {
             printf("top-5 predictions for a few test images:\n");
             int show[] = {0, 1, 2, 8};

@@ -24,7 +24,8 @@ int cmd_eval(int argc, char **argv) {
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage,
                  "Average loss (mean of -log(p_true + 1e-8)), accuracy (predictions equal to the label), and precision,\n"
-                 "recall, F1 and TP/FP/FN/TN for the target class, 0 where a denominator is 0.", opts, NO);
+                 "recall, F1 and TP/FP/FN/TN for the target class, 0 where a denominator is 0.",
+                 opts, NO);
         return 0;
     }
     const char *pos[1];

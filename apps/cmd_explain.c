@@ -97,7 +97,8 @@ int cmd_explain(int argc, char **argv) {
         goto bad;
     }
     if (a.cls && method == VIT_EXPLAIN_ROLLOUT) { // rollout follows attention alone: the same map for every class
-        snprintf(err, sizeof err, "--class: attention rollout does not depend on the class (use --method relevance to explain '%s')", a.cls);
+        snprintf(err, sizeof err, "--class: attention rollout does not depend on the class (use --method relevance to explain '%s')",
+                 a.cls);
         goto bad;
     }
     inputs[0] = a.model, inputs[1] = a.adapter;
@@ -114,7 +115,8 @@ int cmd_explain(int argc, char **argv) {
     staged = a.out != NULL;
     c = ctx_new(16u << 20);
     for (int i = 0; i < np; i++)
-        if (explain_one(c, &m, &ip, (VitExplainMethod)method, target, pos[i], i, staged ? stage.path : NULL, err, sizeof err) != 0) goto bad;
+        if (explain_one(c, &m, &ip, (VitExplainMethod)method, target, pos[i], i, staged ? stage.path : NULL, err, sizeof err) != 0)
+            goto bad;
     if (staged) {
         staged = false;
         if (stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0) goto bad;

@@ -18,7 +18,8 @@ static int info_adapter(const char *dir) {
     AdapterConfig ac;
     if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, sizeof err) != 0) return app_fail("info", err);
     Checkpoint ck;
-    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), vit_canonical_name, err, sizeof err) != 0) return app_fail("info", err);
+    if (checkpoint_open_file(&ck, path_join(p, sizeof p, dir, "adapter_model.safetensors"), vit_canonical_name, err, sizeof err) != 0)
+        return app_fail("info", err);
     int64_t params = 0, cls_rows = -1;
     bool v5_keys = false;
     for (int i = 0; i < ck.n; i++) {
@@ -29,12 +30,15 @@ static int info_adapter(const char *dir) {
         if (!strcmp(ck.canon[i], "classifier.weight")) cls_rows = ck.entries[i]->shape[0];
     }
     printf("%s: a peft LoRA adapter\n", dir);
-    printf("  generation     %s (key names %s, target_modules", v5_keys || ac.gen == PEFT_V5 ? "v5: transformers 5 + peft 0.21" : "v4: transformers 4 + peft 0.17",
+    printf("  generation     %s (key names %s, target_modules",
+           v5_keys || ac.gen == PEFT_V5 ? "v5: transformers 5 + peft 0.21" : "v4: transformers 4 + peft 0.17",
            v5_keys ? "vit.layers.N.attention.q_proj" : "vit.encoder.layer.N.attention.attention.query");
     for (int t = 0; t < ac.spec.ntargets; t++) printf(" %s", ac.spec.targets[t]);
     if (ac.spec.target_regex[0]) printf(" regex '%s'", ac.spec.target_regex);
-    printf(")\n  LoRA           r %d, alpha %g, dropout %g%s\n", ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.rslora ? ", rsLoRA" : "");
-    printf("  tensors        %d, %lld parameters%s\n", ck.n, (long long)params, ac.spec.save_classifier ? " (LoRA and the classifier)" : "");
+    printf(")\n  LoRA           r %d, alpha %g, dropout %g%s\n", ac.spec.r, ac.spec.alpha, ac.spec.dropout,
+           ac.spec.rslora ? ", rsLoRA" : "");
+    printf("  tensors        %d, %lld parameters%s\n", ck.n, (long long)params,
+           ac.spec.save_classifier ? " (LoRA and the classifier)" : "");
     if (cls_rows >= 0) printf("  classifier     %lld classes\n", (long long)cls_rows);
     if (ac.base_model[0]) printf("  base model     %s\n", ac.base_model);
     VitConfig c;
@@ -50,8 +54,10 @@ int cmd_info(int argc, char **argv) {
     const char *pos[1];
     const char *usage = "deit_lora info DIR";
     if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Describes a model directory (format, architecture, sizes, labels, parameters, image processing)\n"
-                                "or a peft adapter directory (generation, r, alpha, targets, tensors).", NULL, 0);
+        cli_help(stdout, usage,
+                 "Describes a model directory (format, architecture, sizes, labels, parameters, image processing)\n"
+                 "or a peft adapter directory (generation, r, alpha, targets, tensors).",
+                 NULL, 0);
         return 0;
     }
     if (cli_parse("deit_lora info", argc, argv, 2, NULL, 0, pos, 1) != 1) return app_fail("info", "needs one DIR (see --help)");
@@ -68,14 +74,16 @@ int cmd_info(int argc, char **argv) {
     int64_t n = nn_params_count(&m.params, false);
     printf("%s: a ViTForImageClassification model (%s)\n", pos[0], m.ck.format);
     printf("  architecture   %d layers, hidden %d, %d heads, MLP %d, patch %d, image %dx%d, %d channels, LayerNorm eps %g\n",
-           c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->intermediate_size, c->patch_size, c->image_size,
-           c->image_size, c->num_channels, c->layer_norm_eps);
+           c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->intermediate_size, c->patch_size, c->image_size, c->image_size,
+           c->num_channels, c->layer_norm_eps);
     printf("  parameters     %lld (%.1f M)\n", (long long)n, n / 1e6);
     labels_line(c);
     printf("  images         %s: ", ip.kind);
     if (ip.do_resize) {
-        if (ip.shortest_edge) printf("short side to %d", ip.shortest_edge);
-        else printf("resize to %dx%d", ip.size_w, ip.size_h);
+        if (ip.shortest_edge)
+            printf("short side to %d", ip.shortest_edge);
+        else
+            printf("resize to %dx%d", ip.size_w, ip.size_h);
         printf(" (Pillow filter %d)", ip.resample);
     }
     if (ip.do_center_crop) printf(", center crop %dx%d", ip.crop_w, ip.crop_h);

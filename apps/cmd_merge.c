@@ -22,7 +22,8 @@ int cmd_merge(int argc, char **argv) {
     if (cli_parse("deit_lora merge", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
     if (!model || !adapter || !output) return app_fail("merge", "needs --model, --adapter and --output (see --help)");
     char err[FILE_ERR_BUF], p[FILE_PATH_BUF];
-    if (app_output_dir("--output", output, overwrite, false, (const char *[]){model, adapter, NULL}, err, sizeof err) != 0) return app_fail("merge", err);
+    if (app_output_dir("--output", output, overwrite, false, (const char *[]){model, adapter, NULL}, err, sizeof err) != 0)
+        return app_fail("merge", err);
     VitModel m;
     ImageProcessor ip;
     if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);
@@ -32,8 +33,10 @@ int cmd_merge(int argc, char **argv) {
     if (!rc) {
         rc = vit_save_pretrained(&m, stage.path, err, sizeof err) != 0 ||
              image_processor_save(&ip, path_join(p, sizeof p, stage.path, "preprocessor_config.json"), err, sizeof err) != 0;
-        if (rc) stage_abort(&stage);
-        else rc = stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0;
+        if (rc)
+            stage_abort(&stage);
+        else
+            rc = stage_commit(&stage, STAGE_MERGE_FILES, err, sizeof err) != 0;
     }
     vit_free(&m);
     if (rc) return app_exit_status(app_fail("merge", err));

@@ -87,7 +87,8 @@ int cmd_predict(int argc, char **argv) {
             // another process could not read it: the message from here (or which rank, if it reads here)
             if (q[0] == 1 && j != d->rank && predict_one(c, &m, &ip, pos[ii], pix, mine + 1, err, sizeof err) == 0)
                 snprintf(err, sizeof err, "%s: unreadable on MPI rank %d", pos[ii], j);
-            if (q[0] == 2) snprintf(err, sizeof err, "%s: the model's output is not finite (NaN or Inf in its weights or activations)", pos[ii]);
+            if (q[0] == 2)
+                snprintf(err, sizeof err, "%s: the model's output is not finite (NaN or Inf in its weights or activations)", pos[ii]);
             if (q[0] != 0) {
                 rc = app_fail("predict", err);
                 break;

@@ -3,10 +3,10 @@
 // its JSON), GET /health, GET /metrics (Prometheus), GET / the page. Requests that arrive together
 // run as one batch (serve_batch.c). SIGTERM or SIGINT: stop accepting, finish the requests in
 // flight, exit 0.
+#include "../tensor/strbuf.h"
 #include "deit_lora.h"
 #include "results.h"
 #include "serve.h"
-#include "../tensor/strbuf.h"
 
 #include <string.h>
 #include <strings.h>
@@ -47,9 +47,9 @@ typedef struct {
 typedef struct {
     char path[16]; // the metrics' name for it
     StrBuf body;
-    int refused;         // a refusal answered once the body is read (and dropped)
+    int refused; // a refusal answered once the body is read (and dropped)
     char refusal[160];
-    size_t dropped;      // bytes of body read and dropped
+    size_t dropped; // bytes of body read and dropped
     int status;
     bool close; // the connection cannot be reused (its framing was bad)
     double t0;
@@ -74,8 +74,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
     if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
@@ -154,15 +153,18 @@ static int decode_upload(Server *s, const ServeUpload *up, const char *name, dou
     pthread_mutex_unlock(&s->mu);
     Image im = {0}, g = {0};
     int st = 0;
-    if (image_decode(&im, up->data, up->n, name, err, errn) != 0) st = 400;
+    if (image_decode(&im, up->data, up->n, name, err, errn) != 0)
+        st = 400;
     else if (image_processor_geometry(&s->ip, &im, &g) != 0) {
         snprintf(err, errn, "%.300s: preprocessing failed (out of memory?)", name);
         st = 500;
     } else
         image_processor_tensor(&s->ip, &g, x);
     image_free(&im);
-    if (st == 0 && seen) *seen = g;
-    else image_free(&g);
+    if (st == 0 && seen)
+        *seen = g;
+    else
+        image_free(&g);
     pthread_mutex_lock(&s->mu);
     s->decode_used -= cost;
     pthread_cond_broadcast(&s->decode_free);
@@ -397,10 +399,10 @@ static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err,
     }
     // the guard enforces --max-connections and the per-address limit itself (with its reserve);
     // libmicrohttpd's own limit leaves room for connections cut but not yet closed
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, serve_guard_accept, s->guard, handle, s, MHD_OPTION_SOCK_ADDR,
-                                            addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                                            serve_guard_notify, s->guard, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout,
-                                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections + 32, MHD_OPTION_END);
+    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, serve_guard_accept, s->guard, handle, s, MHD_OPTION_SOCK_ADDR, addr,
+                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION, serve_guard_notify,
+                                            s->guard, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout, MHD_OPTION_CONNECTION_LIMIT,
+                                            (unsigned)a->connections + 32, MHD_OPTION_END);
     if (!d) snprintf(err, errn, "cannot listen on %s port %ld (in use, or not this machine's address?)", a->host, a->port);
     return d;
 }
@@ -412,8 +414,8 @@ static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err,
 // full body buffered for every connection. Refused, with the parts named, above --max-memory-mb.
 static int worst_case_fits(const VitModel *m, const ServeArgs *a, char *err, size_t errn) {
     const VitConfig *c = &m->cfg;
-    double T = (double)(c->image_size / c->patch_size) * (c->image_size / c->patch_size) + 2, D = c->hidden_size,
-           I = c->intermediate_size, H = c->num_attention_heads, L = c->num_hidden_layers, S = c->image_size;
+    double T = (double)(c->image_size / c->patch_size) * (c->image_size / c->patch_size) + 2, D = c->hidden_size, I = c->intermediate_size,
+           H = c->num_attention_heads, L = c->num_hidden_layers, S = c->image_size;
     double per_image = 4 * (3 * S * S + L * T * (12 * D + 2 * I + 2 * H * T) + T * D * 4);
     double batch = per_image * (double)a->max_batch, explain = 3 * per_image;
     double model = 4.0 * (double)nn_params_count(&m->params, false);

@@ -96,7 +96,8 @@ int cmd_train(int argc, char **argv) {
         snprintf(spec.target_regex, sizeof spec.target_regex, "%s", target_regex);
     } else if (app_target_list(target ? target : "query,value", &spec, err, sizeof err) != 0)
         return app_fail("train", err);
-    if (app_output_dir("--output", output, overwrite, resume, (const char *[]){model, data, init_adapter, NULL}, err, sizeof err) != 0) return app_fail("train", err);
+    if (app_output_dir("--output", output, overwrite, resume, (const char *[]){model, data, init_adapter, NULL}, err, sizeof err) != 0)
+        return app_fail("train", err);
     app_threads(threads);
 
     int rc = 2;
@@ -120,8 +121,10 @@ int cmd_train(int argc, char **argv) {
     // refused); dropout is a training setting, so an explicit --lora-dropout wins
     if (init_adapter && ((r_given && r != m.lora.r) || (alpha_given && alpha != m.lora.alpha) ||
                          ((target || target_regex) && !same_targets(&spec, &m.lora)))) {
-        snprintf(err, sizeof err, "--init-adapter %s has r %d, alpha %g%s; --lora-r, --lora-alpha, --target and --target-regex "
-                 "must agree with it or be left out", init_adapter, m.lora.r, m.lora.alpha, m.lora.target_regex[0] ? " and a target regex" : "");
+        snprintf(err, sizeof err,
+                 "--init-adapter %s has r %d, alpha %g%s; --lora-r, --lora-alpha, --target and --target-regex "
+                 "must agree with it or be left out",
+                 init_adapter, m.lora.r, m.lora.alpha, m.lora.target_regex[0] ? " and a target regex" : "");
         goto bad;
     }
     if (init_adapter && dropout_given) vit_set_lora_dropout(&m, dropout);
@@ -154,8 +157,8 @@ int cmd_train(int argc, char **argv) {
              "--data %s\nimages %d (names %016llx)\n--label %s\n--seed %ld\n--test-size %.17g\n--no-shuffle %d\n"
              "--batch-size %ld\n--grad-accum %ld\n--epochs %ld\n--lr %.17g\n--weight-decay %.17g\n--max-grad-norm %.17g\n"
              "--scheduler %s\n--warmup-steps %ld\n--warmup-ratio %.17g",
-             data_abs, d.n, (unsigned long long)h, label ? label : "(class folders)", seed, test_size, no_shuffle, batch, accum,
-             epochs, lr, wd, max_norm, sched, warmup, warmup_ratio);
+             data_abs, d.n, (unsigned long long)h, label ? label : "(class folders)", seed, test_size, no_shuffle, batch, accum, epochs, lr,
+             wd, max_norm, sched, warmup, warmup_ratio);
     const Dist *dist = dist_world();
     // every rank must train the same thing: compared before anything is written (only rank 0 says so)
     if (app_ranks_agree(dist, settings, &m, &d, err, sizeof err) != 0) {
@@ -168,8 +171,7 @@ int cmd_train(int argc, char **argv) {
     made_output = !dir_exists(output) && dist_root(dist);
     // rank 0 alone makes, locks and writes the output folder; the others wait for it
     double made = 1;
-    if (dist_root(dist) && (app_make_output_dir(output, err, sizeof err) != 0 || app_lock_output(output, err, sizeof err) != 0))
-        made = 0;
+    if (dist_root(dist) && (app_make_output_dir(output, err, sizeof err) != 0 || app_lock_output(output, err, sizeof err) != 0)) made = 0;
     if (dist->size > 1 && dist_allreduce_sum(dist, &made, 1, err, sizeof err) != 0) goto bad;
     if (made < dist->size) {
         if (!dist_root(dist)) snprintf(err, sizeof err, "rank 0 could not prepare --output %s", output);
@@ -200,8 +202,8 @@ int cmd_train(int argc, char **argv) {
         goto bad_rc;
     }
     if (dist->size > 1 && dist_root(dist) && st.global_step > 0)
-        fprintf(stderr, "MPI: %d ranks, %.3f s in communication over %lld steps (%.2f ms per step)\n", dist->size,
-                dist_comm_seconds(), (long long)st.global_step, 1e3 * dist_comm_seconds() / (double)st.global_step);
+        fprintf(stderr, "MPI: %d ranks, %.3f s in communication over %lld steps (%.2f ms per step)\n", dist->size, dist_comm_seconds(),
+                (long long)st.global_step, 1e3 * dist_comm_seconds() / (double)st.global_step);
     if (!dist_root(dist)) { // rank 0 writes the outputs and evaluates
         rc = 0;
         goto out;

@@ -93,7 +93,8 @@ int main(int argc, char **argv) {
     } else {
         size_t i = 0;
         while (i < sizeof CMDS / sizeof *CMDS && strcmp(argv[1], CMDS[i].name)) i++;
-        if (i < sizeof CMDS / sizeof *CMDS) rc = CMDS[i].fn(argc, argv);
+        if (i < sizeof CMDS / sizeof *CMDS)
+            rc = CMDS[i].fn(argc, argv);
         else if (dist_root(&d)) {
             fprintf(stderr, "deit_lora: unknown command '%s'\n", argv[1]);
             usage(stderr);

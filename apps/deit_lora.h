@@ -4,8 +4,8 @@
 
 #include "../models/adapter.h"
 #include "../models/image_processor.h"
-#include "../models/vit_train.h"
 #include "../models/vit.h"
+#include "../models/vit_train.h"
 #include "../tensor/fileio.h"
 #include "cli.h"
 
@@ -34,8 +34,7 @@ int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const cha
 // An output folder given by FLAG: it must not be, hold, or lie inside any of the NULL-terminated
 // input paths (a model, an adapter, the data), and an existing non-empty one needs --overwrite
 // (or --resume). Created later, by app_make_output_dir, once every input has been checked.
-int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err,
-                   size_t errn);
+int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resume, const char *const *inputs, char *err, size_t errn);
 // An output file given by FLAG: the same rules; an existing file needs --overwrite.
 int app_output_file(const char *flag, const char *path, bool overwrite, const char *const *inputs, char *err, size_t errn);
 int app_make_output_dir(const char *dir, char *err, size_t errn); // after every input is checked
@@ -59,7 +58,7 @@ bool app_wants_version(int argc, char **argv, int from); // --version among argv
 // the data (names, labels, bytes) and the model's weights are compared between the ranks; -1 on
 // every rank, naming the first item and rank that differ, when they are not the same
 int app_ranks_agree(const Dist *dist, const char *settings, const VitModel *m, const Dataset *d, char *err, size_t errn);
-double app_seconds(void); // a monotonic clock, in seconds
+double app_seconds(void);     // a monotonic clock, in seconds
 void app_catch_signals(void); // SIGINT/SIGTERM finish the step, checkpoint, exit 130
 int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn);
 

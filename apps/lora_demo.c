@@ -52,8 +52,7 @@ static int run(int argc, char **argv) {
     Rng rng = rng_new(seed);
 
     heading("Seed configuration");
-    printf("seed = %llu (cgrad's counter-based SplitMix64 generator; values differ from torch.manual_seed)\n",
-           (unsigned long long)seed);
+    printf("seed = %llu (cgrad's counter-based SplitMix64 generator; values differ from torch.manual_seed)\n", (unsigned long long)seed);
 
     heading("A base weight matrix W (out_features = 5, in_features = 6)");
     int64_t out_f = 5, in_f = 6;
@@ -112,8 +111,8 @@ static int run(int argc, char **argv) {
     Tensor *y_base = ag_linear(c, xq, Wq, bq); // x W^T + b
     Tensor *Aq = ag_mul_scalar(c, randn(c, &rng, SHAPE(D, r4), 1.0), 0.01);
     Tensor *Bq = ag_mul_scalar(c, randn(c, &rng, SHAPE(r4, D), 1.0), 0.01);
-    printf("rank = %d, alpha = %.0f; A.shape = [%lld, %d], B.shape = [%d, %lld]; (A B).shape == W.shape\n", r4, alpha8,
-           (long long)D, r4, r4, (long long)D);
+    printf("rank = %d, alpha = %.0f; A.shape = [%lld, %d], B.shape = [%d, %lld]; (A B).shape == W.shape\n", r4, alpha8, (long long)D, r4,
+           r4, (long long)D);
     Tensor *W_updated = ag_add(c, Wq, ag_mul_scalar(c, ag_matmul(c, Aq, Bq), alpha8 / r4));
     Tensor *y_lora = ag_linear(c, xq, W_updated, bq);
     if (!y_lora) {

@@ -101,7 +101,9 @@ int app_ranks_agree(const Dist *dist, const char *settings, const VitModel *m, c
     free(all);
     if (dist_broadcast(dist, verdict, sizeof verdict, err, errn) != 0) return -1;
     if (verdict[0] < 0) return 0;
-    snprintf(err, errn, "the MPI ranks do not train the same thing: %s differs between rank 0 and rank %d (every rank must see the "
-             "same settings, data and model); nothing was written", names[verdict[0]], verdict[1]);
+    snprintf(err, errn,
+             "the MPI ranks do not train the same thing: %s differs between rank 0 and rank %d (every rank must see the "
+             "same settings, data and model); nothing was written",
+             names[verdict[0]], verdict[1]);
     return -1;
 }

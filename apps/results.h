@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 // ids of p[0..n) from the largest down; ties keep the lower id (torch.topk's order). Caller frees.
 int *results_rank(const float *p, int n);
 // predict's result for one image: JSON ({"image", "top": [{"label", "id", "prob"}]} and a newline)

@@ -37,8 +37,8 @@ typedef struct ServeJob {
     JobKind kind;
     VitExplainMethod method; // JOB_EXPLAIN
     const float *x;          // the image as the model takes it (3 x S x S), decoded by the connection's thread
-    float *probs;  // JOB_PREDICT: num_labels, filled by the worker
-    double *map;   // JOB_EXPLAIN: grid * grid
+    float *probs;            // JOB_PREDICT: num_labels, filled by the worker
+    double *map;             // JOB_EXPLAIN: grid * grid
     int label;
     double prob;
     int status; // 0, or an HTTP status (500) with the message in err
@@ -62,9 +62,9 @@ typedef struct {
     pthread_t worker;
     uint64_t batches, images;
 
-    float *x;                 // the worker's batch of images, max_batch x 3 x S x S
-    ServeJob **jobs;          // the batch's jobs, then the readable ones (2 x max_batch)
-    Ctx *ctx;                 // the worker's arena
+    float *x;        // the worker's batch of images, max_batch x 3 x S x S
+    ServeJob **jobs; // the batch's jobs, then the readable ones (2 x max_batch)
+    Ctx *ctx;        // the worker's arena
 } ServeBatcher;
 
 // The worker only runs the model (with its OpenMP threads): images are decoded on the connections'

@@ -16,15 +16,15 @@
 
 #ifdef CGRAD_HTTP
 
-#include <microhttpd.h>
-#include <string.h>
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define GRACE_S 1.0
+#define GRACE_S       1.0
 #define MIN_BODY_RATE 1024.0 // bytes a second
 
 typedef enum { CONN_READING, CONN_ANSWERING, CONN_IDLE } ConnState;
@@ -34,8 +34,8 @@ typedef struct GuardConn {
     int fd;
     char addr[64];
     ConnState state;
-    double t;      // when the current request began (its first byte, or the end of the last one)
-    size_t body;   // body bytes of the current request so far
+    double t;    // when the current request began (its first byte, or the end of the last one)
+    size_t body; // body bytes of the current request so far
     bool cut;
 } GuardConn;
 
@@ -52,8 +52,10 @@ struct ServeGuard {
 
 static void addr_text(const struct sockaddr *a, char *out, size_t n) {
     out[0] = 0;
-    if (a->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out, (socklen_t)n);
-    else if (a->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, out, (socklen_t)n);
+    if (a->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out, (socklen_t)n);
+    else if (a->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, out, (socklen_t)n);
 }
 
 // cut C (the lock held): its socket shut down, counted under WHY
@@ -141,11 +143,15 @@ enum MHD_Result serve_guard_accept(void *cls, const struct sockaddr *addr, sockl
     }
     bool ok = true;
     if (same >= g->per_ip) { // this address's own slowest connection makes room, or none is taken
-        if (oldest_same) cut(g, oldest_same, "evicted");
-        else ok = false;
+        if (oldest_same)
+            cut(g, oldest_same, "evicted");
+        else
+            ok = false;
     } else if (g->open >= g->max_conns) {
-        if (oldest) cut(g, oldest, "evicted");
-        else ok = false;
+        if (oldest)
+            cut(g, oldest, "evicted");
+        else
+            ok = false;
     }
     if (!ok) serve_metrics_event(g->metrics, "refused");
     pthread_mutex_unlock(&g->mu);
@@ -178,8 +184,10 @@ void serve_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_co
         GuardConn *c = *socket_context;
         if (!c) return;
         pthread_mutex_lock(&g->mu);
-        if (c->prev) c->prev->next = c->next;
-        else g->head = c->next;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            g->head = c->next;
         if (c->next) c->next->prev = c->prev;
         if (!c->cut) g->open--;
         pthread_mutex_unlock(&g->mu);

@@ -1,6 +1,6 @@
 // serve_request.c: what the server reads from a request besides HTTP itself (serve.h).
-#include "serve.h"
 #include "../tensor/strbuf.h"
+#include "serve.h"
 
 #include <ctype.h>
 #include <errno.h>

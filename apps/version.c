@@ -1,7 +1,7 @@
 // version.c: what --version prints, for every program and command: the version, the git commit
 // it was built from, the CPU kernels chosen on this machine, and what the build includes.
-#include "deit_lora.h"
 #include "version.h"
+#include "deit_lora.h"
 
 #include "../tensor/sgemm.h"
 
@@ -10,9 +10,9 @@
 void app_print_version(FILE *f, const char *prog) {
     const char *features = "not x86-64";
 #if defined(__x86_64__)
-    features = __builtin_cpu_supports("avx512f") ? "avx512f+avx2+fma"
+    features = __builtin_cpu_supports("avx512f")                                 ? "avx512f+avx2+fma"
                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma"
-                                                                                : "no avx2";
+                                                                                 : "no avx2";
 #endif
     fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s\n", prog, DEIT_LORA_VERSION, DEIT_LORA_COMMIT, features,
             sgemm_fast_isa());
@@ -27,9 +27,12 @@ void app_print_version(FILE *f, const char *prog) {
     fprintf(f, "HTTP: not built in (serve needs libmicrohttpd-dev)\n");
 #endif
     const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
-    if (wp) fprintf(f, "OpenMP waiting: OMP_WAIT_POLICY=%s\n", wp);
-    else if (sc) fprintf(f, "OpenMP waiting: GOMP_SPINCOUNT=%s\n", sc);
-    else fprintf(f, "OpenMP waiting: libgomp's default\n");
+    if (wp)
+        fprintf(f, "OpenMP waiting: OMP_WAIT_POLICY=%s\n", wp);
+    else if (sc)
+        fprintf(f, "OpenMP waiting: GOMP_SPINCOUNT=%s\n", sc);
+    else
+        fprintf(f, "OpenMP waiting: libgomp's default\n");
 }
 
 bool app_wants_version(int argc, char **argv, int from) {

@@ -16,17 +16,17 @@ extern "C" {
 #endif
 
 // ---- the engine (tape.c) ----
-void ag_set_requires_grad(Tensor *t, bool on);   // a leaf: allocates its zeroed .grad in t->ctx
-bool ag_no_grad(Ctx *c, bool on);                 // sets no-grad mode; returns the previous mode
+void ag_set_requires_grad(Tensor *t, bool on); // a leaf: allocates its zeroed .grad in t->ctx
+bool ag_no_grad(Ctx *c, bool on);              // sets no-grad mode; returns the previous mode
 // Backward from loss (one element): walks the ops that loss depends on, in whatever context they
 // were recorded, newest first, accumulating (+=) into the .grad of every leaf that requires one.
 // Leaves keep .grad; intermediate gradients are recycled. The walked ops are consumed (PyTorch's
 // retain_graph=False): a later backward that reaches one of them fails with a message naming it;
 // ops the loss does not reach stay on the tape for another loss. 0, or -1 with a message in c.
 int ag_backward(Ctx *c, Tensor *loss);
-int ag_backward_retain(Ctx *c, Tensor *loss);     // the same, leaving the walked ops usable again
+int ag_backward_retain(Ctx *c, Tensor *loss); // the same, leaving the walked ops usable again
 void ag_zero_grad(Tensor *const *ts, int n);
-Tensor *ag_detach(Ctx *c, Tensor *t);             // same data, no history, no grad
+Tensor *ag_detach(Ctx *c, Tensor *t); // same data, no history, no grad
 
 // ---- elementwise, NumPy broadcasting (ops_elementwise.c) ----
 Tensor *ag_add(Ctx *c, Tensor *a, Tensor *b);
@@ -40,18 +40,18 @@ Tensor *ag_exp(Ctx *c, Tensor *x);
 Tensor *ag_log(Ctx *c, Tensor *x);
 Tensor *ag_sqrt(Ctx *c, Tensor *x);
 Tensor *ag_tanh(Ctx *c, Tensor *x);
-Tensor *ag_gelu(Ctx *c, Tensor *x);               // exact: x Phi(x) with erf
+Tensor *ag_gelu(Ctx *c, Tensor *x); // exact: x Phi(x) with erf
 Tensor *ag_relu(Ctx *c, Tensor *x);
 Tensor *ag_dropout(Ctx *c, Tensor *x, double p, Rng *rng, bool training); // identity when !training
 Tensor *ag_sigmoid(Ctx *c, Tensor *x);
-Tensor *ag_silu(Ctx *c, Tensor *x);               // x sigmoid(x)
+Tensor *ag_silu(Ctx *c, Tensor *x);                                    // x sigmoid(x)
 Tensor *ag_softplus(Ctx *c, Tensor *x, double beta, double threshold); // log(1 + e^(beta x)) / beta; x past threshold / beta
 Tensor *ag_leaky_relu(Ctx *c, Tensor *x, double slope);                // PyTorch's default slope: 0.01
-Tensor *ag_gelu_tanh(Ctx *c, Tensor *x);          // GELU with the tanh approximation (approximate='tanh')
-Tensor *ag_pow_scalar(Ctx *c, Tensor *x, double p); // x^p (gradient p x^(p-1); 0 for p = 0)
-Tensor *ag_abs(Ctx *c, Tensor *x);                // gradient sign(x), 0 at 0
-Tensor *ag_clamp(Ctx *c, Tensor *x, double lo, double hi); // -INFINITY / INFINITY: no bound; gradient inside [lo, hi]
-Tensor *ag_minimum(Ctx *c, Tensor *a, Tensor *b); // elementwise, broadcast; a tie splits the gradient in halves
+Tensor *ag_gelu_tanh(Ctx *c, Tensor *x);                               // GELU with the tanh approximation (approximate='tanh')
+Tensor *ag_pow_scalar(Ctx *c, Tensor *x, double p);                    // x^p (gradient p x^(p-1); 0 for p = 0)
+Tensor *ag_abs(Ctx *c, Tensor *x);                                     // gradient sign(x), 0 at 0
+Tensor *ag_clamp(Ctx *c, Tensor *x, double lo, double hi);             // -INFINITY / INFINITY: no bound; gradient inside [lo, hi]
+Tensor *ag_minimum(Ctx *c, Tensor *a, Tensor *b);                      // elementwise, broadcast; a tie splits the gradient in halves
 Tensor *ag_maximum(Ctx *c, Tensor *a, Tensor *b);
 // comparisons, broadcast: 1 where true, 0 where false, in a's dtype; no gradient
 Tensor *ag_eq(Ctx *c, Tensor *a, Tensor *b);
@@ -60,35 +60,34 @@ Tensor *ag_lt(Ctx *c, Tensor *a, Tensor *b);
 Tensor *ag_le(Ctx *c, Tensor *a, Tensor *b);
 Tensor *ag_gt(Ctx *c, Tensor *a, Tensor *b);
 Tensor *ag_ge(Ctx *c, Tensor *a, Tensor *b);
-Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b);   // cond != 0 ? a : b, the three broadcast
+Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b);          // cond != 0 ? a : b, the three broadcast
 Tensor *ag_masked_fill(Ctx *c, Tensor *x, Tensor *mask, double value); // mask != 0 ? value : x
 
 // ---- convolution and pooling, x [B, C, H, W] (ops_conv.c) ----
 // PyTorch's F.conv2d: w [OC, C / groups, KH, KW], b [OC] or NULL; stride, padding, dilation as
 // {height, width} (NULL: 1, 0, 1) -> [B, OC, OH, OW], OH = (H + 2 pad - dil (KH - 1) - 1) / stride + 1
-Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], const int padding[2], const int dilation[2],
-                  int groups);
+Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], const int padding[2], const int dilation[2], int groups);
 // F.max_pool2d / F.avg_pool2d (count_include_pad): kernel {KH, KW}; stride NULL: the kernel; padding
 // NULL: 0, at most half the kernel (max pooling pads with -inf); a tie goes to the first maximum
 Tensor *ag_max_pool2d(Ctx *c, Tensor *x, const int kernel[2], const int stride[2], const int padding[2]);
 Tensor *ag_avg_pool2d(Ctx *c, Tensor *x, const int kernel[2], const int stride[2], const int padding[2]);
-Tensor *ag_global_avg_pool2d(Ctx *c, Tensor *x);  // F.adaptive_avg_pool2d(x, 1): [B, C, 1, 1]
+Tensor *ag_global_avg_pool2d(Ctx *c, Tensor *x); // F.adaptive_avg_pool2d(x, 1): [B, C, 1, 1]
 
 // ---- built from the ops above (ops_compose.c) ----
 Tensor *ag_logsumexp(Ctx *c, Tensor *x, int dim, bool keepdim);
 Tensor *ag_var(Ctx *c, Tensor *x, int dim, double correction, bool keepdim); // correction 1: unbiased (PyTorch's default)
 Tensor *ag_std(Ctx *c, Tensor *x, int dim, double correction, bool keepdim);
-Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target);         // mean of squared differences
-Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target); // mean, stable for any logit
-Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels);          // logp [N, C], int64 labels [N] -> mean
-Tensor *ag_sum_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim);  // over several dimensions
+Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target);                   // mean of squared differences
+Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target);           // mean, stable for any logit
+Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels);                    // logp [N, C], int64 labels [N] -> mean
+Tensor *ag_sum_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim); // over several dimensions
 Tensor *ag_mean_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim);
 // views of x cut along dim: sizes[0..n) (summing to the dimension) into out; 0 or -1
 int ag_split(Ctx *c, Tensor *x, int dim, const int64_t *sizes, int n, Tensor **out);
 // torch.chunk: ceil(L / n) each, the last smaller; returns how many (<= n), -1 on error
 int ag_chunk(Ctx *c, Tensor *x, int dim, int n, Tensor **out);
 Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, double eps); // over any dimension
-Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);     // over any dimension
+Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);                                     // over any dimension
 Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
 // cross-entropy over logits [N, C, d...] and int64 labels [N, d...], the mean over labels that are
 // not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default); every label
@@ -98,10 +97,10 @@ Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t igno
 Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);
 // training: batch statistics, and running_mean / running_var (if given) updated in place as
 // PyTorch does (momentum 0.1: r = 0.9 r + 0.1 stat, the variance unbiased); eval: the running ones
-Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training,
-                      double momentum, double eps);
-Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps);   // over the last dimension, w [D] or NULL
-Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx);       // weight [V, D], int64 idx of any shape -> [idx..., D]
+Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training, double momentum,
+                      double eps);
+Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps); // over the last dimension, w [D] or NULL
+Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx);     // weight [V, D], int64 idx of any shape -> [idx..., D]
 Tensor *ag_flip(Ctx *c, Tensor *x, int dim);
 Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double value); // constant padding of one dimension
 Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim); // any number of tensors of one shape along a new dimension
@@ -113,21 +112,21 @@ Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax); // ar
 // torch.topk: the k largest (or smallest) values along dim, sorted, and their int64 indices
 // (optional); ties keep the lower index first, NaN counts as the largest. No gradient (a constant).
 Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indices);
-Tensor *ag_sum_all(Ctx *c, Tensor *x);            // 0-d
-Tensor *ag_mean_all(Ctx *c, Tensor *x);           // 0-d
-Tensor *ag_softmax(Ctx *c, Tensor *x);            // over the last dimension
-Tensor *ag_log_softmax(Ctx *c, Tensor *x);        // over the last dimension
-Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps); // over the last dim C
-Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);          // [N, C], int64 [N] -> mean
+Tensor *ag_sum_all(Ctx *c, Tensor *x);                                                 // 0-d
+Tensor *ag_mean_all(Ctx *c, Tensor *x);                                                // 0-d
+Tensor *ag_softmax(Ctx *c, Tensor *x);                                                 // over the last dimension
+Tensor *ag_log_softmax(Ctx *c, Tensor *x);                                             // over the last dimension
+Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps);             // over the last dim C
+Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);                      // [N, C], int64 [N] -> mean
 Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double scale); // scale * sum
 // with label smoothing eps (the target (1 - eps) one-hot + eps / C, as PyTorch and HF's Trainer)
 Tensor *ag_cross_entropy_smoothed(Ctx *c, Tensor *logits, Tensor *labels, double scale, double eps);
 
 // ---- products (ops_matmul.c) ----
-Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);  // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;
-                                                   // transposed views are used without a copy
-Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);   // x [.., IC], w [OC, IC], b [OC] or NULL
-Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
+Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);                  // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;
+                                                                  // transposed views are used without a copy
+Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);       // x [.., IC], w [OC, IC], b [OC] or NULL
+Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b);  // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
 Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = kernel -> [B, D, H/p, W/p]
 
 // ---- attention (ops_attention.c) ----
@@ -153,8 +152,8 @@ Tensor *ag_narrow(Ctx *c, Tensor *x, int dim, int64_t start, int64_t len);
 Tensor *ag_expand(Ctx *c, Tensor *x, int ndim, const int64_t *shape);
 Tensor *ag_contiguous(Ctx *c, Tensor *x);
 Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim);
-Tensor *ag_index_select(Ctx *c, Tensor *x, int dim, Tensor *idx);    // idx int64 [M]
-Tensor *ag_gather(Ctx *c, Tensor *x, int dim, Tensor *idx);          // idx int64, x's shape but dim
+Tensor *ag_index_select(Ctx *c, Tensor *x, int dim, Tensor *idx); // idx int64 [M]
+Tensor *ag_gather(Ctx *c, Tensor *x, int dim, Tensor *idx);       // idx int64, x's shape but dim
 
 // ---- gradient check (gradcheck.c) ----
 // Compares the gradients backward gives for L = sum(f(inputs) * R) (R fixed random) with central
@@ -162,7 +161,7 @@ Tensor *ag_gather(Ctx *c, Tensor *x, int dim, Tensor *idx);          // idx int6
 // most atol + rtol |numeric|. Use float64 inputs; inputs without requires_grad are not checked.
 typedef Tensor *(*AgFn)(Ctx *c, Tensor **in, void *ud);
 typedef struct {
-    double eps, atol, rtol;   // defaults (0): 1e-6, 1e-7, 1e-5
+    double eps, atol, rtol; // defaults (0): 1e-6, 1e-7, 1e-5
     uint64_t seed;
 } AgGradcheckOpts;
 bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts *opts, char *msg, size_t msgn);

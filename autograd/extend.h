@@ -16,22 +16,22 @@ extern "C" {
 
 // One recorded op. The engine owns prev, seq, visit and consumed; the op fills the rest.
 typedef struct AgNode {
-    struct AgNode *prev;          // the op recorded before this one (the context's tape)
-    const char *op;               // the op's name, for messages
-    Tensor *out;                  // the op's result; out->grad holds its gradient when backward runs
-    Tensor *in[AG_MAX_IN];        // the inputs (their gradients come from ag_grad_buf / ag_grad_fresh)
+    struct AgNode *prev;   // the op recorded before this one (the context's tape)
+    const char *op;        // the op's name, for messages
+    Tensor *out;           // the op's result; out->grad holds its gradient when backward runs
+    Tensor *in[AG_MAX_IN]; // the inputs (their gradients come from ag_grad_buf / ag_grad_fresh)
     int nin;
     void (*backward)(struct AgNode *n);
-    Tensor *saved[3];             // what the backward needs (contiguous inputs, statistics)
-    void *aux;                    // op-specific arrays in the arena
-    double f[2];                  // op-specific scalars
+    Tensor *saved[3];               // what the backward needs (contiguous inputs, statistics)
+    void *aux;                      // op-specific arrays in the arena
+    double f[2];                    // op-specific scalars
     int64_t i[TENSOR_MAX_DIMS + 2]; // op-specific integers (dimensions, sizes, kinds)
-    uint64_t seq;                 // recording order across all contexts: inputs' nodes are older
-    uint64_t visit;               // the backward pass that last reached it
-    bool consumed;                // walked by a backward without retain: walking it again is refused
-    Ctx *in_ctx[AG_MAX_IN];       // each input's context and its generation when the op ran (a reset
-    uint32_t in_gen[AG_MAX_IN];   // context's tensors are dead: the backward refuses them), and
-    uint32_t in_ver[AG_MAX_IN];   // the input's version then (written in place since: refused)
+    uint64_t seq;                   // recording order across all contexts: inputs' nodes are older
+    uint64_t visit;                 // the backward pass that last reached it
+    bool consumed;                  // walked by a backward without retain: walking it again is refused
+    Ctx *in_ctx[AG_MAX_IN];         // each input's context and its generation when the op ran (a reset
+    uint32_t in_gen[AG_MAX_IN];     // context's tensors are dead: the backward refuses them), and
+    uint32_t in_ver[AG_MAX_IN];     // the input's version then (written in place since: refused)
 } AgNode;
 
 // Records an op whose result is out, computed from in[0..nin): returns the node to fill with what

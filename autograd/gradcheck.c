@@ -44,7 +44,10 @@ bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts 
     // analytic
     for (int i = 0; i < nin; i++)
         if (in[i]->requires_grad) ag_zero_grad(&in[i], 1);
-    if (isnan(eval_loss(f, ud, in, c, R, true, msg, msgn))) { ok = false; goto done; }
+    if (isnan(eval_loss(f, ud, in, c, R, true, msg, msgn))) {
+        ok = false;
+        goto done;
+    }
     Tensor *analytic[AG_MAX_IN * 2] = {0};
     for (int i = 0; i < nin && i < AG_MAX_IN * 2; i++)
         if (in[i]->requires_grad) analytic[i] = tensor_clone(keep, in[i]->grad);
@@ -66,8 +69,8 @@ bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts 
             double num = (lp - lm) / (2 * eps), an = tensor_get_flat(analytic[i], j);
             if (!(fabs(an - num) <= atol + rtol * fabs(num))) {
                 if (!msg[0])
-                    snprintf(msg, msgn, "gradcheck: input %d element %lld: analytic %.10g, numeric %.10g (diff %.3g)", i,
-                             (long long)j, an, num, fabs(an - num));
+                    snprintf(msg, msgn, "gradcheck: input %d element %lld: analytic %.10g, numeric %.10g (diff %.3g)", i, (long long)j, an,
+                             num, fabs(an - num));
                 ok = false;
             }
         }

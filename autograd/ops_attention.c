@@ -36,8 +36,8 @@ static void attention_light_bw(AgNode *n) {
     } else {
         dq = ag_grad_fresh(n->in[0], &fq), dk = ag_grad_fresh(n->in[1], &fk), dv = ag_grad_fresh(n->in[2], &fv);
     }
-    AG_DISPATCH(a->q->dtype, attention_light_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL,
-                n->out->grad->data, a->q->data, a->k->data, a->v->data, a->lse->data, a->mask ? a->mask->data : NULL,
+    AG_DISPATCH(a->q->dtype, attention_light_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, n->out->grad->data,
+                a->q->data, a->k->data, a->v->data, a->lse->data, a->mask ? a->mask->data : NULL,
                 a->mask && a->mask->ndim == 3 ? a->Tq * a->Tk : 0, a->causal, a->B, a->Tq, a->Tk, a->C, a->NH, a->scale, fq, fk, fv);
 }
 
@@ -47,16 +47,19 @@ Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **p
 
 Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs) {
     char s1[96], s2[96], s3[96];
-    if (!ag_arg(c, "attention", "q", q) || !ag_arg(c, "attention", "k", k) || !ag_arg(c, "attention", "v", v) || !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v)) return NULL;
-    if (q->ndim != 3 || k->ndim != 3 || !tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] ||
-        NH <= 0 || q->shape[2] % NH) {
+    if (!ag_arg(c, "attention", "q", q) || !ag_arg(c, "attention", "k", k) || !ag_arg(c, "attention", "v", v) ||
+        !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v))
+        return NULL;
+    if (q->ndim != 3 || k->ndim != 3 || !tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] || NH <= 0 ||
+        q->shape[2] % NH) {
         ctx_fail(c, "attention: q %s, k %s, v %s with %d heads do not fit ([B, Tq, C], [B, Tk, C], C divisible by heads)",
                  shape_str(q, s1, sizeof s1), shape_str(k, s2, sizeof s2), shape_str(v, s3, sizeof s3), NH);
         return NULL;
     }
     int64_t B = q->shape[0], T = q->shape[1], Tk = k->shape[1], C = q->shape[2];
-    bool mask_ok = !mask || (mask->dtype == q->dtype && ((mask->ndim == 2 && mask->shape[0] == T && mask->shape[1] == Tk) ||
-                                                         (mask->ndim == 3 && mask->shape[0] == B && mask->shape[1] == T && mask->shape[2] == Tk)));
+    bool mask_ok =
+        !mask || (mask->dtype == q->dtype && ((mask->ndim == 2 && mask->shape[0] == T && mask->shape[1] == Tk) ||
+                                              (mask->ndim == 3 && mask->shape[0] == B && mask->shape[1] == T && mask->shape[2] == Tk)));
     if (!mask_ok || (causal && Tk < T)) {
         ctx_fail(c, "attention: the mask %s is not an additive [%lld, %lld] or [%lld, %lld, %lld] of q's dtype%s",
                  mask ? shape_str(mask, s1, sizeof s1) : "[]", (long long)T, (long long)Tk, (long long)B, (long long)T, (long long)Tk,

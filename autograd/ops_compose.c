@@ -132,15 +132,16 @@ Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, doubl
     return affine(c, ag_reshape(c, standardize(c, g, 2, eps), x->ndim, x->shape), w, b);
 }
 
-Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training,
-                      double momentum, double eps) {
+Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training, double momentum,
+                      double eps) {
     if (!channel_params(c, "batch_norm", x, w, b)) return NULL;
     int64_t C = x->shape[1], n = tensor_numel(x) / C;
     if ((running_mean && tensor_numel(running_mean) != C) || (running_var && tensor_numel(running_var) != C) ||
         (!running_mean != !running_var) || (!training && !running_mean) || (training && n < 2)) {
-        ctx_fail(c, "batch_norm: %s", !running_mean != !running_var ? "running_mean and running_var go together (both or neither)"
-                                      : training ? "running statistics must be [C], and training needs more than one value per channel"
-                                                 : "eval mode needs running_mean and running_var [C]");
+        ctx_fail(c, "batch_norm: %s",
+                 !running_mean != !running_var ? "running_mean and running_var go together (both or neither)"
+                 : training                    ? "running statistics must be [C], and training needs more than one value per channel"
+                                               : "eval mode needs running_mean and running_var [C]");
         return NULL;
     }
     int inv[TENSOR_MAX_DIMS];
@@ -206,8 +207,8 @@ Tensor *ag_pad(Ctx *c, Tensor *x, int dim, int64_t before, int64_t after, double
     int64_t total;
     if (d < 0 || before < 0 || after < 0 || __builtin_add_overflow(x->shape[d], before, &total) ||
         __builtin_add_overflow(total, after, &total)) {
-        ctx_fail(c, "pad: dimension %d of a %d-d tensor, %lld before and %lld after (not negative, and the sum must fit)", dim,
-                 x->ndim, (long long)before, (long long)after);
+        ctx_fail(c, "pad: dimension %d of a %d-d tensor, %lld before and %lld after (not negative, and the sum must fit)", dim, x->ndim,
+                 (long long)before, (long long)after);
         return NULL;
     }
     Tensor *parts[3];
@@ -260,7 +261,8 @@ Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t igno
         int64_t t = ((const int64_t *)lc->data)[i];
         bool keep = t != ignore_index;
         if (keep && (t < 0 || t >= C)) {
-            ctx_fail(c, "cross_entropy: label %lld outside [0, %lld) (ignore_index %lld)", (long long)t, (long long)C, (long long)ignore_index);
+            ctx_fail(c, "cross_entropy: label %lld outside [0, %lld) (ignore_index %lld)", (long long)t, (long long)C,
+                     (long long)ignore_index);
             return NULL;
         }
         ((int64_t *)lab->data)[i] = keep ? t : 0;

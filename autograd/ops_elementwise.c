@@ -13,7 +13,10 @@ static void bstrides(const Tensor *t, const int64_t *strides, const int64_t *sha
 
 static void contiguous_strides(const Tensor *t, int64_t *st) {
     int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) { st[i] = s; s *= t->shape[i]; }
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= t->shape[i];
+    }
 }
 
 static void binary_bw(AgNode *n) {
@@ -28,8 +31,8 @@ static void binary_bw(AgNode *n) {
     bstrides(a, ca, y->shape, nd, sga);
     bstrides(b, cb, y->shape, nd, sgb);
     Tensor *ga = ag_grad_buf(a), *gb = ag_grad_buf(b);
-    AG_DISPATCH(y->dtype, binary_backward, (BinaryOp)n->i[0], ga ? ga->data : NULL, sga, gb ? gb->data : NULL, sgb,
-                y->grad->data, a->data, sa, b->data, sb, y->shape, nd);
+    AG_DISPATCH(y->dtype, binary_backward, (BinaryOp)n->i[0], ga ? ga->data : NULL, sga, gb ? gb->data : NULL, sgb, y->grad->data, a->data,
+                sa, b->data, sb, y->shape, nd);
 }
 
 static const char *const BIN_NAMES[] = {"add", "sub", "mul", "div", "minimum", "maximum", "eq", "ne", "lt", "le", "gt", "ge"};
@@ -73,8 +76,7 @@ Tensor *ag_ge(Ctx *c, Tensor *a, Tensor *b) { return binary(c, BIN_GE, a, b); }
 static void unary_bw(AgNode *n) {
     Tensor *x = n->saved[0], *y = n->out;
     Tensor *gx = ag_grad_buf(n->in[0]);
-    AG_DISPATCH(y->dtype, unary_backward, (UnaryOp)n->i[0], gx->data, y->grad->data, x->data, y->data,
-                tensor_numel(y), n->f[0], n->f[1]);
+    AG_DISPATCH(y->dtype, unary_backward, (UnaryOp)n->i[0], gx->data, y->grad->data, x->data, y->data, tensor_numel(y), n->f[0], n->f[1]);
 }
 
 static Tensor *unary2(Ctx *c, const char *name, UnaryOp op, Tensor *x, double param, double param1) {
@@ -127,8 +129,8 @@ Tensor *ag_clamp(Ctx *c, Tensor *x, double lo, double hi) {
 
 static void where_bw(AgNode *n) {
     Tensor *ga = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
-    AG_DISPATCH(n->out->dtype, where_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
-                n->saved[0]->data, tensor_numel(n->out));
+    AG_DISPATCH(n->out->dtype, where_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, n->saved[0]->data,
+                tensor_numel(n->out));
 }
 
 Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b) {
@@ -184,7 +186,8 @@ Tensor *ag_dropout(Ctx *c, Tensor *x, double p, Rng *rng, bool training) {
     }
     int64_t n = tensor_numel(x);
     Tensor *mask = tensor_new(c, x->dtype, x->ndim, x->shape);
-    if (x->dtype == DT_F32) rng_dropout_mask(rng, mask->data, n, p);
+    if (x->dtype == DT_F32)
+        rng_dropout_mask(rng, mask->data, n, p);
     else {
         float *m32 = ctx_alloc(c, sizeof(float) * (size_t)n);
         rng_dropout_mask(rng, m32, n, p);

@@ -26,8 +26,8 @@ static void matmul_bw(AgNode *n) {
     Tensor *ga = ag_grad_buf(n->in[0]), *gb = ag_grad_buf(n->in[1]);
     int64_t Bn = n->i[0], sA = n->i[1], sB = n->i[2], M = n->i[3], Kd = n->i[4], N = n->i[5];
     bool ta = n->i[6], tb = n->i[7];
-    AG_DISPATCH(a->dtype, matmul_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, a->data,
-                b->data, Bn, sA, sB, M, Kd, N, ta, tb);
+    AG_DISPATCH(a->dtype, matmul_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, a->data, b->data, Bn, sA, sB, M,
+                Kd, N, ta, tb);
 }
 
 Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
@@ -45,7 +45,8 @@ Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
         int64_t bs[TENSOR_MAX_DIMS], sa[TENSOR_MAX_DIMS], sb[TENSOR_MAX_DIMS];
         int nb = broadcast_shapes(&ba, &bb, bs);
         if (nb < 0 || nb + 2 > TENSOR_MAX_DIMS) {
-            ctx_fail(c, "matmul: batch dimensions of %s and %s do not broadcast", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
+            ctx_fail(c, "matmul: batch dimensions of %s and %s do not broadcast", shape_str(a0, s1, sizeof s1),
+                     shape_str(b0, s2, sizeof s2));
             return NULL;
         }
         memcpy(sa, bs, sizeof(int64_t) * (size_t)nb), memcpy(sb, bs, sizeof(int64_t) * (size_t)nb);
@@ -93,18 +94,19 @@ Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
 static void linear_bw(AgNode *n) {
     Tensor *xc = n->saved[0], *wc = n->saved[1];
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
-    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                n->out->grad->data, xc->data, wc->data, n->i[0], n->i[1], n->i[2]);
+    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data,
+                wc->data, n->i[0], n->i[1], n->i[2]);
 }
 
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96], s3[96] = "none";
-    if (!ag_arg(c, "linear", "x", x) || !ag_arg(c, "linear", "w", w) || !ag_check_float(c, "linear", x, w) || (b && !ag_check_float(c, "linear", x, b))) return NULL;
+    if (!ag_arg(c, "linear", "x", x) || !ag_arg(c, "linear", "w", w) || !ag_check_float(c, "linear", x, w) ||
+        (b && !ag_check_float(c, "linear", x, b)))
+        return NULL;
     int64_t IC = x->ndim ? x->shape[x->ndim - 1] : 0, OC = w->ndim == 2 ? w->shape[0] : -1;
     if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != OC))) {
         if (b) shape_str(b, s3, sizeof s3);
-        ctx_fail(c, "linear: input %s, weight %s and bias %s do not fit", shape_str(x, s1, sizeof s1),
-                 shape_str(w, s2, sizeof s2), s3);
+        ctx_fail(c, "linear: input %s, weight %s and bias %s do not fit", shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2), s3);
         return NULL;
     }
     int64_t N = IC ? tensor_numel(x) / IC : 0;
@@ -147,8 +149,8 @@ Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     if (!ag_arg(c, "conv2d_patch", "x", x) || !ag_arg(c, "conv2d_patch", "w", w) || !ag_check_float(c, "conv2d_patch", x, w)) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] || w->shape[2] <= 0 ||
         x->shape[2] % w->shape[2] || x->shape[3] % w->shape[3]) {
-        ctx_fail(c, "conv2d_patch: input %s and weight %s do not fit (square kernel dividing H and W)",
-                 shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2));
+        ctx_fail(c, "conv2d_patch: input %s and weight %s do not fit (square kernel dividing H and W)", shape_str(x, s1, sizeof s1),
+                 shape_str(w, s2, sizeof s2));
         return NULL;
     }
     int64_t D = w->shape[0], p = w->shape[2];

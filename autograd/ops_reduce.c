@@ -21,7 +21,8 @@ static Tensor *reduced(Ctx *c, Tensor *x, int d, bool keepdim) {
     for (int i = 0; i < x->ndim; i++) {
         if (i == d) {
             if (keepdim) shape[nd++] = 1;
-        } else shape[nd++] = x->shape[i];
+        } else
+            shape[nd++] = x->shape[i];
     }
     return tensor_new(c, x->dtype, nd, shape);
 }
@@ -175,8 +176,10 @@ Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indice
 static void softmax_bw(AgNode *n) {
     Tensor *gx = ag_grad_buf(n->in[0]), *y = n->out;
     int64_t N = y->ndim ? y->shape[y->ndim - 1] : 1, R = N ? tensor_numel(y) / N : 0;
-    if (n->i[0]) AG_DISPATCH(y->dtype, log_softmax_backward, gx->data, y->grad->data, y->data, R, N);
-    else AG_DISPATCH(y->dtype, softmax_backward, gx->data, y->grad->data, y->data, R, N);
+    if (n->i[0])
+        AG_DISPATCH(y->dtype, log_softmax_backward, gx->data, y->grad->data, y->data, R, N);
+    else
+        AG_DISPATCH(y->dtype, softmax_backward, gx->data, y->grad->data, y->data, R, N);
 }
 
 static Tensor *softmax_impl(Ctx *c, const char *op, Tensor *x, bool logsm) {
@@ -188,8 +191,10 @@ static Tensor *softmax_impl(Ctx *c, const char *op, Tensor *x, bool logsm) {
     int64_t N = x->shape[x->ndim - 1], R = N ? tensor_numel(x) / N : 0;
     Tensor *xc = tensor_contiguous(c, x);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape);
-    if (logsm) AG_DISPATCH(x->dtype, log_softmax_forward, y->data, xc->data, R, N);
-    else AG_DISPATCH(x->dtype, softmax_forward, y->data, xc->data, R, N);
+    if (logsm)
+        AG_DISPATCH(x->dtype, log_softmax_forward, y->data, xc->data, R, N);
+    else
+        AG_DISPATCH(x->dtype, softmax_forward, y->data, xc->data, R, N);
     AgNode *n = ag_record(c, op, y, 1, &x, softmax_bw);
     if (n) n->i[0] = logsm;
     return y;
@@ -204,18 +209,19 @@ static void layernorm_bw(AgNode *n) {
     Tensor *xc = n->saved[0], *mean = n->saved[1], *rstd = n->saved[2], *w = n->in[1];
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
     Tensor *wc = n->aux;
-    AG_DISPATCH(xc->dtype, layernorm_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                n->out->grad->data, xc->data, wc ? wc->data : w->data, mean->data, rstd->data, n->i[0], n->i[1]);
+    AG_DISPATCH(xc->dtype, layernorm_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
+                xc->data, wc ? wc->data : w->data, mean->data, rstd->data, n->i[0], n->i[1]);
 }
 
 Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
     char s1[96], s2[96], s3[96];
     if (!ag_arg(c, "layernorm", "x", x) || !ag_arg(c, "layernorm", "weight", w) || !ag_arg(c, "layernorm", "bias", b) ||
-        !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b)) return NULL;
+        !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b))
+        return NULL;
     int64_t C = x->ndim ? x->shape[x->ndim - 1] : 0;
     if (x->ndim == 0 || w->ndim != 1 || b->ndim != 1 || w->shape[0] != C || b->shape[0] != C) {
-        ctx_fail(c, "layernorm: input %s needs weight and bias [%lld], got %s and %s", shape_str(x, s1, sizeof s1),
-                 (long long)C, shape_str(w, s2, sizeof s2), shape_str(b, s3, sizeof s3));
+        ctx_fail(c, "layernorm: input %s needs weight and bias [%lld], got %s and %s", shape_str(x, s1, sizeof s1), (long long)C,
+                 shape_str(w, s2, sizeof s2), shape_str(b, s3, sizeof s3));
         return NULL;
     }
     int64_t N = C ? tensor_numel(x) / C : 0;
@@ -242,7 +248,9 @@ static void ce_bw(AgNode *n) {
 
 static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, bool mean, double eps) {
     char s1[96], s2[96];
-    if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels) || !ag_check_float(c, "cross_entropy", logits, NULL)) return NULL;
+    if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels) ||
+        !ag_check_float(c, "cross_entropy", logits, NULL))
+        return NULL;
     if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] || labels->dtype != DT_I64) {
         ctx_fail(c, "cross_entropy: logits %s need int64 labels [%lld], got %s %s", shape_str(logits, s1, sizeof s1),
                  logits->ndim ? (long long)logits->shape[0] : 0LL, dtype_name(labels->dtype), shape_str(labels, s2, sizeof s2));
@@ -254,8 +262,8 @@ static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, boo
     for (int64_t i = 0; i < N; i++) {
         if (l[i] == -100) continue; // PyTorch's ignore_index
         if (l[i] < 0 || l[i] >= C) {
-            ctx_fail(c, "cross_entropy: label %lld at %lld outside [0, %lld) for logits %s", (long long)l[i],
-                     (long long)i, (long long)C, shape_str(logits, s1, sizeof s1));
+            ctx_fail(c, "cross_entropy: label %lld at %lld outside [0, %lld) for logits %s", (long long)l[i], (long long)i, (long long)C,
+                     shape_str(logits, s1, sizeof s1));
             return NULL;
         }
         counted++;

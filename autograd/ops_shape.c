@@ -10,8 +10,10 @@ static void accum_into(Tensor *dst, const Tensor *src) {
     int64_t n = tensor_numel(src), idx[TENSOR_MAX_DIMS] = {0}, off = 0;
     int nd = dst->ndim;
     for (int64_t i = 0; i < n; i++) {
-        if (dst->dtype == DT_F32) ((float *)dst->data)[off] += ((const float *)src->data)[i];
-        else ((double *)dst->data)[off] += ((const double *)src->data)[i];
+        if (dst->dtype == DT_F32)
+            ((float *)dst->data)[off] += ((const float *)src->data)[i];
+        else
+            ((double *)dst->data)[off] += ((const double *)src->data)[i];
         for (int d = nd - 1; d >= 0; d--) {
             off += dst->strides[d];
             if (++idx[d] < dst->shape[d]) break;
@@ -114,8 +116,10 @@ static void concat_bw(AgNode *n) {
         gp[j] = g ? g->data : NULL;
         Nj[j] = n->in[j]->shape[n->i[0]];
     }
-    if (n->out->dtype == DT_F32) concat_backward_f32((float *const *)gp, n->out->grad->data, Nj, n->nin, n->i[1], n->i[2]);
-    else concat_backward_f64((double *const *)gp, n->out->grad->data, Nj, n->nin, n->i[1], n->i[2]);
+    if (n->out->dtype == DT_F32)
+        concat_backward_f32((float *const *)gp, n->out->grad->data, Nj, n->nin, n->i[1], n->i[2]);
+    else
+        concat_backward_f64((double *const *)gp, n->out->grad->data, Nj, n->nin, n->i[1], n->i[2]);
 }
 
 static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim);
@@ -158,8 +162,8 @@ static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim) {
         bool ok = p->ndim == p0->ndim;
         for (int i = 0; ok && i < p0->ndim; i++) ok = i == d || p->shape[i] == p0->shape[i];
         if (!ok) {
-            ctx_fail(c, "concat: shapes %s and %s differ outside dimension %d", shape_str(p0, s1, sizeof s1),
-                     shape_str(p, s2, sizeof s2), dim);
+            ctx_fail(c, "concat: shapes %s and %s differ outside dimension %d", shape_str(p0, s1, sizeof s1), shape_str(p, s2, sizeof s2),
+                     dim);
             return NULL;
         }
         const Tensor *pc = tensor_contiguous(c, p);
@@ -176,8 +180,10 @@ static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim) {
     for (int i = d + 1; i < p0->ndim; i++) I *= shape[i];
     Tensor *y = tensor_new(c, p0->dtype, p0->ndim, shape);
     if (!y) return NULL;
-    if (y->dtype == DT_F32) concat_forward_f32(y->data, (const float *const *)data, Nj, k, O, I);
-    else concat_forward_f64(y->data, (const double *const *)data, Nj, k, O, I);
+    if (y->dtype == DT_F32)
+        concat_forward_f32(y->data, (const float *const *)data, Nj, k, O, I);
+    else
+        concat_forward_f64(y->data, (const double *const *)data, Nj, k, O, I);
     AgNode *n = ag_record(c, "concat", y, k, parts, concat_bw);
     if (n) n->i[0] = d, n->i[1] = O, n->i[2] = I;
     return y;
@@ -204,8 +210,10 @@ static bool check_index(Ctx *c, const char *op, Tensor *x, Tensor *idx, int64_t 
 
 static void index_bw(AgNode *n) {
     Tensor *gx = ag_grad_buf(n->in[0]), *idx = n->saved[0];
-    if (n->i[4]) AG_DISPATCH(gx->dtype, gather_backward, gx->data, n->out->grad->data, idx->data, n->i[0], n->i[1], n->i[2], n->i[3]);
-    else AG_DISPATCH(gx->dtype, index_select_backward, gx->data, n->out->grad->data, idx->data, n->i[0], n->i[1], n->i[2], n->i[3]);
+    if (n->i[4])
+        AG_DISPATCH(gx->dtype, gather_backward, gx->data, n->out->grad->data, idx->data, n->i[0], n->i[1], n->i[2], n->i[3]);
+    else
+        AG_DISPATCH(gx->dtype, index_select_backward, gx->data, n->out->grad->data, idx->data, n->i[0], n->i[1], n->i[2], n->i[3]);
 }
 
 static Tensor *index_impl(Ctx *c, const char *op, Tensor *x, int dim, Tensor *idx, bool gather) {
@@ -241,8 +249,10 @@ static Tensor *index_impl(Ctx *c, const char *op, Tensor *x, int dim, Tensor *id
     for (int i = d + 1; i < x->ndim; i++) I *= x->shape[i];
     Tensor *xc = tensor_contiguous(c, x), *ic = tensor_contiguous(c, idx);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, shape);
-    if (gather) AG_DISPATCH(x->dtype, gather_forward, y->data, xc->data, ic->data, O, x->shape[d], I, M);
-    else AG_DISPATCH(x->dtype, index_select_forward, y->data, xc->data, ic->data, O, x->shape[d], I, M);
+    if (gather)
+        AG_DISPATCH(x->dtype, gather_forward, y->data, xc->data, ic->data, O, x->shape[d], I, M);
+    else
+        AG_DISPATCH(x->dtype, index_select_forward, y->data, xc->data, ic->data, O, x->shape[d], I, M);
     AgNode *n = ag_record(c, op, y, 1, &x, index_bw);
     if (n) {
         n->saved[0] = ic;

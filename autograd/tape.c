@@ -77,8 +77,10 @@ Tensor *ag_detach(Ctx *c, Tensor *t) {
 bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t) {
     if (t && tensor_alive(t)) return true;
     if (!c->failed) {
-        if (t) ctx_fail(c, "%s: argument %s belongs to a context that was reset after it was made (its memory is reused)", op, name);
-        else ctx_fail(c, "%s: argument %s is NULL", op, name);
+        if (t)
+            ctx_fail(c, "%s: argument %s belongs to a context that was reset after it was made (its memory is reused)", op, name);
+        else
+            ctx_fail(c, "%s: argument %s is NULL", op, name);
     }
     return false;
 }
@@ -92,8 +94,8 @@ bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
         return false;
     }
     if (b && b->dtype != a->dtype) {
-        ctx_fail(c, "%s: dtypes differ: %s %s and %s %s", op, dtype_name(a->dtype), shape_str(a, s1, sizeof s1),
-                 dtype_name(b->dtype), shape_str(b, s2, sizeof s2));
+        ctx_fail(c, "%s: dtypes differ: %s %s and %s %s", op, dtype_name(a->dtype), shape_str(a, s1, sizeof s1), dtype_name(b->dtype),
+                 shape_str(b, s2, sizeof s2));
         return false;
     }
     return true;
@@ -157,8 +159,9 @@ static bool reached_nodes(Ctx *c, Tensor *loss, NodeList *out) {
     while (ok && stack.n) {
         AgNode *n = stack.v[--stack.n];
         if (n->consumed) {
-            ctx_fail(c, "backward: the graph through '%s' was consumed by an earlier backward; run its forward again, "
-                        "or use ag_backward_retain",
+            ctx_fail(c,
+                     "backward: the graph through '%s' was consumed by an earlier backward; run its forward again, "
+                     "or use ag_backward_retain",
                      n->op);
             ok = false;
             break;
@@ -166,15 +169,17 @@ static bool reached_nodes(Ctx *c, Tensor *loss, NodeList *out) {
         ok = list_push(out, n);
         for (int i = 0; ok && i < n->nin; i++) {
             if (n->in[i] && n->in_ctx[i] && n->in_ctx[i]->gen != n->in_gen[i]) { // checked before the input is read
-                ctx_fail(c, "backward: input %d of '%s' belongs to a context that was reset after the forward (its memory is "
-                            "reused); reset contexts only after the backward",
+                ctx_fail(c,
+                         "backward: input %d of '%s' belongs to a context that was reset after the forward (its memory is "
+                         "reused); reset contexts only after the backward",
                          i, n->op);
                 ok = false;
                 break;
             }
             if (n->in[i] && n->in[i]->version != n->in_ver[i]) {
-                ctx_fail(c, "backward: input %d of '%s' was written in place after the forward used it (version %u, now %u); "
-                            "its gradient would be wrong",
+                ctx_fail(c,
+                         "backward: input %d of '%s' was written in place after the forward used it (version %u, now %u); "
+                         "its gradient would be wrong",
                          i, n->op, n->in_ver[i], n->in[i]->version);
                 ok = false;
                 break;
@@ -197,8 +202,10 @@ static void prune_tape(Ctx *c) {
     AgNode **link = &c->tape;
     long n = 0;
     while (*link) {
-        if ((*link)->consumed) *link = (*link)->prev;
-        else link = &(*link)->prev, n++;
+        if ((*link)->consumed)
+            *link = (*link)->prev;
+        else
+            link = &(*link)->prev, n++;
     }
     c->ntape = n;
 }
@@ -246,8 +253,10 @@ static int backward(Ctx *c, Tensor *loss, bool retain) {
         if (n->out == loss) continue;
         // an intermediate gradient is final, now dead: recycled in this step's context, zeroed in
         // a longer-lived one (where a new buffer every step would grow it)
-        if (n->out->ctx == c) release_grad(n->out);
-        else memset(n->out->grad->data, 0, (size_t)tensor_numel(n->out) * dtype_size(n->out->dtype));
+        if (n->out->ctx == c)
+            release_grad(n->out);
+        else
+            memset(n->out->grad->data, 0, (size_t)tensor_numel(n->out) * dtype_size(n->out->dtype));
     }
     free(nodes.v);
     if (!retain) prune_tape(c);

@@ -194,20 +194,32 @@ int dataset_fashion_mnist(Dataset *d, const char *dir, bool train, char *err, si
     size_t ni, nl;
     uint8_t *im = read_gz(ip, 256u << 20, &ni, err, errn), *lb = im ? read_gz(lp, 16u << 20, &nl, err, errn) : NULL;
     if (!im || !lb) goto fail;
-    if (ni < 16 || be32(im) != 0x803) { snprintf(err, errn, "%s: not an IDX image file (magic)", ip); goto fail; }
-    if (nl < 8 || be32(lb) != 0x801) { snprintf(err, errn, "%s: not an IDX label file (magic)", lp); goto fail; }
+    if (ni < 16 || be32(im) != 0x803) {
+        snprintf(err, errn, "%s: not an IDX image file (magic)", ip);
+        goto fail;
+    }
+    if (nl < 8 || be32(lb) != 0x801) {
+        snprintf(err, errn, "%s: not an IDX label file (magic)", lp);
+        goto fail;
+    }
     uint32_t n = be32(im + 4), rows = be32(im + 8), cols = be32(im + 12);
     if (rows == 0 || cols == 0 || rows > 4096 || cols > 4096 || (uint64_t)n * rows * cols != ni - 16) {
         snprintf(err, errn, "%s: %u images of %ux%u do not match the file size", ip, n, rows, cols);
         goto fail;
     }
-    if (be32(lb + 4) != n || nl - 8 != n) { snprintf(err, errn, "%s: label count does not match %s", lp, ip); goto fail; }
+    if (be32(lb + 4) != n || nl - 8 != n) {
+        snprintf(err, errn, "%s: label count does not match %s", lp, ip);
+        goto fail;
+    }
     d->n = (int)n, d->gh = (int)rows, d->gw = (int)cols;
     d->gray = malloc(ni - 16);
     memcpy(d->gray, im + 16, ni - 16);
     d->labels = malloc(sizeof *d->labels * n);
     for (uint32_t i = 0; i < n; i++) {
-        if (lb[8 + i] > 9) { snprintf(err, errn, "%s: label %d outside 0..9", lp, lb[8 + i]); goto fail; }
+        if (lb[8 + i] > 9) {
+            snprintf(err, errn, "%s: label %d outside 0..9", lp, lb[8 + i]);
+            goto fail;
+        }
         d->labels[i] = lb[8 + i];
     }
     d->nclasses = 10;
@@ -253,8 +265,8 @@ void dataset_free(Dataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-int dataset_split(int n, uint64_t seed, bool shuffle, double test, int64_t **train, int *ntrain, int64_t **test_idx,
-                  int *ntest, char *err, size_t errn) {
+int dataset_split(int n, uint64_t seed, bool shuffle, double test, int64_t **train, int *ntrain, int64_t **test_idx, int *ntest, char *err,
+                  size_t errn) {
     int nt = test >= 1 ? (int)test : (int)lround(test * n);
     if (test < 0 || (test >= 1 && test != floor(test))) {
         snprintf(err, errn, "test split %g must be a count or a fraction in [0, 1)", test);

@@ -13,13 +13,13 @@ extern "C" {
 
 typedef struct {
     int n;
-    char **paths;        // image files, or NULL for in-memory items
-    int64_t *labels;     // index into class_names
+    char **paths;    // image files, or NULL for in-memory items
+    int64_t *labels; // index into class_names
     char **class_names;
     int nclasses;
-    uint8_t *gray;       // in-memory items: n x gh x gw grey pixels
+    uint8_t *gray; // in-memory items: n x gh x gw grey pixels
     int gh, gw;
-    float *pre;          // in-memory preprocessed items: n x pre_numel (the loader copies them)
+    float *pre; // in-memory preprocessed items: n x pre_numel (the loader copies them)
     int64_t pre_numel;
     int cap;             // slots allocated in paths and labels
     int nskipped;        // files of the folder that are not JPEG or PNG images (left out)
@@ -41,8 +41,8 @@ void dataset_free(Dataset *d);
 
 // Shuffles 0..n-1 with the seeded generator (Fisher-Yates, rng.h) unless shuffle is false, then
 // holds out the last `test` items (test >= 1: a count; 0 < test < 1: round(test * n)).
-int dataset_split(int n, uint64_t seed, bool shuffle, double test, int64_t **train, int *ntrain, int64_t **test_idx,
-                  int *ntest, char *err, size_t errn);
+int dataset_split(int n, uint64_t seed, bool shuffle, double test, int64_t **train, int *ntrain, int64_t **test_idx, int *ntest, char *err,
+                  size_t errn);
 
 // ---- loader ----
 typedef int (*PrepFn)(void *ud, const Image *im, float *dst); // writes [3, H, W]; 0 or -1
@@ -52,9 +52,9 @@ typedef struct {
     PrepFn prep;
     void *ud;
     int H, W;
-    bool cache;       // keep preprocessed items in memory after their first use
-    float *cached;    // n x 3 x H x W when cache
-    uint8_t *have;    // n flags
+    bool cache;    // keep preprocessed items in memory after their first use
+    float *cached; // n x 3 x H x W when cache
+    uint8_t *have; // n flags
 } Loader;
 
 void loader_init(Loader *L, const Dataset *ds, PrepFn prep, void *ud, int H, int W, bool cache);

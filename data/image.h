@@ -14,7 +14,7 @@ extern "C" {
 
 // Decompression-bomb limit: Pillow's MAX_IMAGE_PIXELS (it warns above it; cgrad refuses).
 #define IMAGE_MAX_PIXELS 89478485ll
-#define IMAGE_MAX_SIDE 65535
+#define IMAGE_MAX_SIDE   65535
 
 typedef struct {
     int w, h;
@@ -22,7 +22,14 @@ typedef struct {
 } Image;
 
 // Pillow's resampling filter codes (PIL.Image.Resampling)
-typedef enum { RESAMPLE_NEAREST = 0, RESAMPLE_LANCZOS = 1, RESAMPLE_BILINEAR = 2, RESAMPLE_BICUBIC = 3, RESAMPLE_BOX = 4, RESAMPLE_HAMMING = 5 } Resample;
+typedef enum {
+    RESAMPLE_NEAREST = 0,
+    RESAMPLE_LANCZOS = 1,
+    RESAMPLE_BILINEAR = 2,
+    RESAMPLE_BICUBIC = 3,
+    RESAMPLE_BOX = 4,
+    RESAMPLE_HAMMING = 5
+} Resample;
 
 // Decodes a file (format from its first bytes: JPEG, PNG) into RGB. `what` names it in messages.
 int image_load(Image *im, const char *path, char *err, size_t errn);

@@ -41,8 +41,7 @@ static int check_dims(long long w, long long h, const char *what, char *err, siz
         return -1;
     }
     if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
-        snprintf(err, errn, "%s: %lldx%lld pixels exceeds the decompression-bomb limit of %lld pixels", what, w, h,
-                 IMAGE_MAX_PIXELS);
+        snprintf(err, errn, "%s: %lldx%lld pixels exceeds the decompression-bomb limit of %lld pixels", what, w, h, IMAGE_MAX_PIXELS);
         return -1;
     }
     return 0;
@@ -83,7 +82,8 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
     if (setjmp(je.jb)) {
         if (!je.msg[0] || je.pub.msg_code == JERR_OUT_OF_MEMORY)
             snprintf(err, errn, "%s: out of memory decoding the JPEG (%s)", what, je.msg[0] ? je.msg : "pixels");
-        else snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg);
+        else
+            snprintf(err, errn, "%s: corrupt or truncated JPEG (%s)", what, je.msg);
         jpeg_destroy_decompress(&ci);
         free((void *)row);
         image_free(im);
@@ -97,9 +97,12 @@ static int decode_jpeg(Image *im, const uint8_t *data, size_t n, const char *wha
         return -1;
     }
     int nc = ci.num_components;
-    if (nc == 3) ci.out_color_space = JCS_RGB;
-    else if (nc == 1) ci.out_color_space = JCS_GRAYSCALE;
-    else if (nc == 4) ci.out_color_space = JCS_CMYK;
+    if (nc == 3)
+        ci.out_color_space = JCS_RGB;
+    else if (nc == 1)
+        ci.out_color_space = JCS_GRAYSCALE;
+    else if (nc == 4)
+        ci.out_color_space = JCS_CMYK;
     else {
         snprintf(err, errn, "%s: JPEG with %d components is not supported", what, nc);
         jpeg_destroy_decompress(&ci);
@@ -175,7 +178,8 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     if (setjmp(png_jmpbuf(p))) {
         if (!strcmp(src.msg, "out of memory") || strstr(src.msg, "Out of memory") || strstr(src.msg, "out of memory"))
             snprintf(err, errn, "%s: out of memory decoding the PNG", what);
-        else snprintf(err, errn, "%s: corrupt or truncated PNG (%s)", what, src.msg);
+        else
+            snprintf(err, errn, "%s: corrupt or truncated PNG (%s)", what, src.msg);
         png_destroy_read_struct(&p, &info, NULL);
         free((void *)buf);
         free((void *)rows);
@@ -184,7 +188,7 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     }
     png_set_read_fn(p, &src, png_read_mem);
     png_set_user_limits(p, 0x7fffffff, 0x7fffffff); // our own limit below names the bomb
-    png_set_chunk_malloc_max(p, 64u << 20); // huge metadata chunks are refused, not allocated
+    png_set_chunk_malloc_max(p, 64u << 20);         // huge metadata chunks are refused, not allocated
     png_read_info(p, info);
     png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
     if (check_dims(w, h, what, err, errn) != 0) {
@@ -196,7 +200,7 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
     if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(p);
     if (bd == 16 && !grey16) png_set_strip_16(p); // the high byte, as Pillow's ;16B unpackers
-    if (grey16) png_set_swap(p);                 // read native little-endian 16-bit values
+    if (grey16) png_set_swap(p);                  // read native little-endian 16-bit values
     png_set_interlace_handling(p);
     png_read_update_info(p, info);
     int ch = png_get_channels(p, info);
@@ -216,7 +220,7 @@ static int decode_png(Image *im, const uint8_t *data, size_t n, const char *what
                 uint16_t v;
                 memcpy(&v, r + 2 * x, 2);
                 o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = v < 256 ? (uint8_t)v : 255; // I16_RGB
-            } else if (ch >= 3) { // RGB, RGBA (alpha dropped)
+            } else if (ch >= 3) {                                                    // RGB, RGBA (alpha dropped)
                 memcpy(o + 3 * x, r + (size_t)ch * x, 3);
             } else { // grey, grey + alpha
                 o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = r[(size_t)ch * x];
@@ -336,8 +340,8 @@ int image_encode_png(const Image *im, uint8_t **out, size_t *n, char *err, size_
         return -1;
     }
     png_set_write_fn(p, &m, png_write_mem, png_flush_mem);
-    png_set_IHDR(p, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(p, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
     png_write_info(p, info);
     for (int y = 0; y < im->h; y++) png_write_row(p, im->px + (size_t)y * (size_t)im->w * 3);
     png_write_end(p, NULL);

@@ -109,8 +109,10 @@ int image_resize(Image *out, const Image *in, int w, int h, Resample f) {
             int yi = yo < 0 ? -1 : (int)yo;
             uint8_t *o = out->px + (size_t)y * (size_t)w * 3;
             for (int x = 0; x < w; x++) {
-                if (yi < 0 || yi >= in->h || xs[x] < 0 || xs[x] >= in->w) memset(o + 3 * x, 0, 3);
-                else memcpy(o + 3 * x, in->px + ((size_t)yi * (size_t)in->w + (size_t)xs[x]) * 3, 3);
+                if (yi < 0 || yi >= in->h || xs[x] < 0 || xs[x] >= in->w)
+                    memset(o + 3 * x, 0, 3);
+                else
+                    memcpy(o + 3 * x, in->px + ((size_t)yi * (size_t)in->w + (size_t)xs[x]) * 3, 3);
             }
         }
         free(xs);
@@ -181,7 +183,9 @@ static int crop_pad(Image *out, const Image *in, int cw, int ch, int top, int le
         int sy = y + top;
         if (sy < 0 || sy >= in->h) continue;
         int x0 = left < 0 ? -left : 0, x1 = in->w - left < cw ? in->w - left : cw;
-        if (x1 > x0) memcpy(out->px + ((size_t)y * (size_t)cw + (size_t)x0) * 3, in->px + ((size_t)sy * (size_t)in->w + (size_t)(x0 + left)) * 3, (size_t)(x1 - x0) * 3);
+        if (x1 > x0)
+            memcpy(out->px + ((size_t)y * (size_t)cw + (size_t)x0) * 3, in->px + ((size_t)sy * (size_t)in->w + (size_t)(x0 + left)) * 3,
+                   (size_t)(x1 - x0) * 3);
     }
     return 0;
 }

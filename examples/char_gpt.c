@@ -37,8 +37,10 @@ typedef struct {
 // GPT-2's initialisation instead of PyTorch's defaults: matrices N(0, 0.02), the residual
 // projections N(0, 0.02 / sqrt(2 L)), biases 0 (norms keep ones and zeros)
 static void gpt2_init(Tensor *t, Rng *r, double std) {
-    if (std > 0) rng_fill_normal(r, t, 0.0, std);
-    else tensor_fill(t, 0.0);
+    if (std > 0)
+        rng_fill_normal(r, t, 0.0, std);
+    else
+        tensor_fill(t, 0.0);
 }
 
 static void gpt_init(Gpt *g, Ctx *pc, int V, uint64_t seed) {
@@ -64,7 +66,8 @@ static void gpt_init(Gpt *g, Ctx *pc, int V, uint64_t seed) {
         b->fc2 = nn_linear_new(ps, NAME("fc2"), 4 * D, D, true);
 #undef NAME
         gpt2_init(b->attn.in_proj_weight, r, 0.02), gpt2_init(b->attn.out_proj.weight, r, proj_std);
-        gpt2_init(b->fc1.weight, r, 0.02), gpt2_init(b->fc1.bias, r, 0), gpt2_init(b->fc2.weight, r, proj_std), gpt2_init(b->fc2.bias, r, 0);
+        gpt2_init(b->fc1.weight, r, 0.02), gpt2_init(b->fc1.bias, r, 0), gpt2_init(b->fc2.weight, r, proj_std),
+            gpt2_init(b->fc2.bias, r, 0);
     }
     g->lnf = nn_layernorm_new(ps, "norm", D, 1e-5);
 }

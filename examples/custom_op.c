@@ -1,7 +1,7 @@
 // custom_op.c: an op written outside the library with <cgrad/autograd/extend.h>, checked by
 // ag_gradcheck in float64 (docs/ops.md walks through it). y = x^3, dy/dx = 3 x^2.
-#include <cgrad_core.h>
 #include <cgrad/autograd/extend.h>
+#include <cgrad_core.h>
 
 #include <stdio.h>
 

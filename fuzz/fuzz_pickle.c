@@ -1,7 +1,7 @@
 // fuzz_pickle.c: pytorch_model.bin, the zip reader and the pickle machine (nothing may execute).
-#include "fuzz_common.h"
-#include "../models/checkpoint.h"
+#include "fuzz_common.h" // first: it sets _GNU_SOURCE
 
+#include "../models/checkpoint.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     char path[64], err[512];

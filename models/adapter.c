@@ -19,11 +19,13 @@ int adapter_spell_targets(char in[][32], int n, PeftGen to, char out[][32], int 
         int k = -1;
         for (int i = 0; i < 6; i++)
             if (!strcmp(in[t], V5_ALIASES[i]) || !strcmp(in[t], V4_NAMES[i])) k = i;
-        if (!strcmp(in[t], "dense")) want[3] = want[4] = want[5] = true; // v4's one name for all three
+        if (!strcmp(in[t], "dense"))
+            want[3] = want[4] = want[5] = true; // v4's one name for all three
         else if (k < 0) {
             snprintf(err, errn, "target module '%s' has no counterpart in the other generation", in[t]);
             return -1;
-        } else want[k] = true;
+        } else
+            want[k] = true;
     }
     *nout = 0;
     bool all_dense = want[3] && want[4] && want[5];
@@ -46,7 +48,10 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
     cJSON *o = cJSON_ParseWithOpts(txt, NULL, 1);
     free(txt);
     int rc = -1;
-    if (!o || !cJSON_IsObject(o)) { snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path); goto out; }
+    if (!o || !cJSON_IsObject(o)) {
+        snprintf(err, errn, "%s: not a JSON object (malformed JSON)", path);
+        goto out;
+    }
     if (json_check_unique_keys(o, path, err, errn) != 0) goto out;
     cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type");
     if (pt && (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))) {
@@ -57,12 +62,16 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
           *dr = cJSON_GetObjectItemCaseSensitive(o, "lora_dropout"), *tm = cJSON_GetObjectItemCaseSensitive(o, "target_modules"),
           *ms = cJSON_GetObjectItemCaseSensitive(o, "modules_to_save"), *bias = cJSON_GetObjectItemCaseSensitive(o, "bias"),
           *rs = cJSON_GetObjectItemCaseSensitive(o, "use_rslora"), *dora = cJSON_GetObjectItemCaseSensitive(o, "use_dora"),
-          *fifo = cJSON_GetObjectItemCaseSensitive(o, "fan_in_fan_out"), *bm = cJSON_GetObjectItemCaseSensitive(o, "base_model_name_or_path");
+          *fifo = cJSON_GetObjectItemCaseSensitive(o, "fan_in_fan_out"),
+          *bm = cJSON_GetObjectItemCaseSensitive(o, "base_model_name_or_path");
     if (!cJSON_IsNumber(r) || r->valuedouble != floor(r->valuedouble) || r->valuedouble < 1 || r->valuedouble > 4096) {
         snprintf(err, errn, "%s: \"r\" must be a positive integer", path);
         goto out;
     }
-    if (!cJSON_IsNumber(al) || !(al->valuedouble > 0)) { snprintf(err, errn, "%s: \"lora_alpha\" must be a positive number", path); goto out; }
+    if (!cJSON_IsNumber(al) || !(al->valuedouble > 0)) {
+        snprintf(err, errn, "%s: \"lora_alpha\" must be a positive number", path);
+        goto out;
+    }
     if (dr && !cJSON_IsNull(dr) && (!cJSON_IsNumber(dr) || !(dr->valuedouble >= 0 && dr->valuedouble < 1))) {
         snprintf(err, errn, "%s: \"lora_dropout\" must be in [0, 1)", path);
         goto out;
@@ -71,19 +80,25 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
         snprintf(err, errn, "%s: bias \"%s\" is not supported (only \"none\")", path, bias->valuestring);
         goto out;
     }
-    if (cJSON_IsTrue(dora)) { snprintf(err, errn, "%s: use_dora is not supported", path); goto out; }
+    if (cJSON_IsTrue(dora)) {
+        snprintf(err, errn, "%s: use_dora is not supported", path);
+        goto out;
+    }
     // fields with which peft gives some modules another rank, alpha or no LoRA at all: refused
     // unless empty (peft writes {} and null), rather than silently applied to every module alike
     static const char *const PER_MODULE[] = {"alpha_pattern", "rank_pattern", "layers_to_transform", "layers_pattern", "exclude_modules"};
     for (size_t k = 0; k < sizeof PER_MODULE / sizeof *PER_MODULE; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, PER_MODULE[k]);
         if (v && !cJSON_IsNull(v) && !((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child)) {
-            snprintf(err, errn, "%s: \"%s\" is not supported (it would change the LoRA of some modules); it must be empty or null",
-                     path, PER_MODULE[k]);
+            snprintf(err, errn, "%s: \"%s\" is not supported (it would change the LoRA of some modules); it must be empty or null", path,
+                     PER_MODULE[k]);
             goto out;
         }
     }
-    if (cJSON_IsTrue(fifo)) { snprintf(err, errn, "%s: fan_in_fan_out is not supported for ViT linears", path); goto out; }
+    if (cJSON_IsTrue(fifo)) {
+        snprintf(err, errn, "%s: fan_in_fan_out is not supported for ViT linears", path);
+        goto out;
+    }
     if (cJSON_IsString(tm)) { // a regex, full-matched against module names
         if (!tm->valuestring[0] || strlen(tm->valuestring) >= sizeof ac->spec.target_regex) {
             snprintf(err, errn, "%s: the target_modules regex must have 1 to %zu characters", path, sizeof ac->spec.target_regex - 1);
@@ -109,7 +124,10 @@ int adapter_config_load(AdapterConfig *ac, const char *path, char *err, size_t e
         snprintf(ac->spec.targets[ac->spec.ntargets++], sizeof ac->spec.targets[0], "%s", t->valuestring);
     }
     if (ms && !cJSON_IsNull(ms)) {
-        if (!cJSON_IsArray(ms)) { snprintf(err, errn, "%s: \"modules_to_save\" must be a list", path); goto out; }
+        if (!cJSON_IsArray(ms)) {
+            snprintf(err, errn, "%s: \"modules_to_save\" must be a list", path);
+            goto out;
+        }
         for (cJSON *t = ms->child; t; t = t->next) {
             if (!cJSON_IsString(t) || strcmp(t->valuestring, "classifier")) {
                 snprintf(err, errn, "%s: modules_to_save may name only \"classifier\"", path);
@@ -144,8 +162,8 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
         goto out;
     }
     if (cw) {
-        if (cw->ndim != 2 || cw->shape[1] != m->cfg.hidden_size || cw->shape[0] < m->cfg.num_labels || cw->shape[0] > (1 << 20) ||
-            !cb || cb->ndim != 1 || cb->shape[0] != cw->shape[0]) {
+        if (cw->ndim != 2 || cw->shape[1] != m->cfg.hidden_size || cw->shape[0] < m->cfg.num_labels || cw->shape[0] > (1 << 20) || !cb ||
+            cb->ndim != 1 || cb->shape[0] != cw->shape[0]) {
             snprintf(err, errn, "%s: the classifier [%lld, %lld] does not fit the model (hidden size %d, %d labels)", p,
                      (long long)cw->shape[0], cw->ndim > 1 ? (long long)cw->shape[1] : 0LL, m->cfg.hidden_size, m->cfg.num_labels);
             goto out;
@@ -225,15 +243,18 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
         bool lora = strstr(nm, ".lora_") != NULL, cls = m->lora.save_classifier && !strncmp(nm, "classifier.", 11);
         if (!lora && !cls) continue;
         char v[512], full[600];
-        if (gen == PEFT_V5) vit_v5_name(nm, v, sizeof v);
-        else snprintf(v, sizeof v, "%s", nm);
+        if (gen == PEFT_V5)
+            vit_v5_name(nm, v, sizeof v);
+        else
+            snprintf(v, sizeof v, "%s", nm);
         snprintf(full, sizeof full, "base_model.model.%s", v);
         names[n] = strdup(full);
         items[n] = (StItem){names[n], m->params.p[i].t};
         n++;
     }
     char p[FILE_PATH_BUF];
-    int rc = safetensors_save(path_join(p, sizeof p, dir, "adapter_model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
+    int rc = safetensors_save(path_join(p, sizeof p, dir, "adapter_model.safetensors"), items, n,
+                              (const char *const[]){"format", "pt", NULL}, err, errn);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(items);
@@ -267,7 +288,8 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
     cJSON_AddNumberToObject(o, "r", m->lora.r);
     cJSON_AddObjectToObject(o, "rank_pattern");
     cJSON_AddNullToObject(o, "revision");
-    if (m->lora.target_regex[0]) cJSON_AddStringToObject(o, "target_modules", m->lora.target_regex); // as given: a regex names modules itself
+    if (m->lora.target_regex[0])
+        cJSON_AddStringToObject(o, "target_modules", m->lora.target_regex); // as given: a regex names modules itself
     else {
         cJSON *tm = cJSON_AddArrayToObject(o, "target_modules");
         char spelled[VIT_MAX_TARGETS][32];
@@ -293,7 +315,8 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
 
 static int convert_targets(cJSON *tm, PeftGen to, const char *path, char *err, size_t errn) {
     if (cJSON_IsString(tm)) {
-        snprintf(err, errn, "%s: target_modules is a regex ('%s'); it cannot be respelled for the other generation: edit it by hand", path, tm->valuestring);
+        snprintf(err, errn, "%s: target_modules is a regex ('%s'); it cannot be respelled for the other generation: edit it by hand", path,
+                 tm->valuestring);
         return -1;
     }
     char in[VIT_MAX_TARGETS][32], out[VIT_MAX_TARGETS][32], e2[512];
@@ -327,8 +350,10 @@ int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size
     for (int i = 0; i < f.n; i++) {
         char canon[1024], spelled[1024];
         vit_canonical_name(f.e[i].name, canon, sizeof canon); // v4 names, prefix and .default removed
-        if (to == PEFT_V5) vit_v5_name(canon, spelled, sizeof spelled);
-        else snprintf(spelled, sizeof spelled, "%s", canon);
+        if (to == PEFT_V5)
+            vit_v5_name(canon, spelled, sizeof spelled);
+        else
+            snprintf(spelled, sizeof spelled, "%s", canon);
         names[n] = malloc(strlen(spelled) + 32);
         sprintf(names[n], "base_model.model.%s", spelled);
         if (f.e[i].dtype != WD_F32) {
@@ -343,7 +368,8 @@ int adapter_convert(const char *in, const char *out, PeftGen to, char *err, size
         snprintf(err, errn, "%s: cannot create the directory", out);
         goto done;
     }
-    if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, (const char *const *)f.meta, err, errn) != 0) goto done;
+    if (safetensors_save(path_join(wp, sizeof wp, out, "adapter_model.safetensors"), items, n, (const char *const *)f.meta, err, errn) != 0)
+        goto done;
     char *s = cJSON_Print(o);
     int w = file_write_atomic(path_join(cp, sizeof cp, out, "adapter_config.json"), s, strlen(s), true, err, errn);
     free(s);

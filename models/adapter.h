@@ -14,7 +14,7 @@ typedef enum { PEFT_V4 = 4, PEFT_V5 = 5 } PeftGen;
 
 typedef struct {
     VitLoraSpec spec;
-    PeftGen gen;                 // the spelling of target_modules (v5 if any q_proj-style name)
+    PeftGen gen; // the spelling of target_modules (v5 if any q_proj-style name)
     char base_model[1024];
 } AdapterConfig;
 

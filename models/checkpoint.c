@@ -38,8 +38,10 @@ const WEntry *checkpoint_find(const Checkpoint *ck, const char *canonical) {
     int lo = 0, hi = ck->n; // the first position whose name is >= canonical
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (strcmp(ck->canon[ck->order[mid]], canonical) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(ck->canon[ck->order[mid]], canonical) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < ck->n && !strcmp(ck->canon[ck->order[lo]], canonical) ? ck->entries[ck->order[lo]] : NULL;
 }

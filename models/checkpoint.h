@@ -20,16 +20,16 @@ typedef struct Checkpoint {
     char **canon; // each entry's name after the map, over all files in order
     const WEntry **entries;
     int n;
-    int *order; // entry indices sorted by name (then by position), for checkpoint_find
+    int *order;      // entry indices sorted by name (then by position), for checkpoint_find
     char format[48]; // "safetensors", "sharded safetensors (2 shards)", "pytorch_model.bin"
 } Checkpoint;
 
 // a file's tensor name -> the name to find it by (written into out, which it returns)
 typedef char *(*CheckpointNameMap)(const char *in, char *out, size_t n);
 
-int checkpoint_open_dir(Checkpoint *ck, const char *dir, CheckpointNameMap map, char *err, size_t errn); // map NULL: as stored
+int checkpoint_open_dir(Checkpoint *ck, const char *dir, CheckpointNameMap map, char *err, size_t errn);   // map NULL: as stored
 int checkpoint_open_file(Checkpoint *ck, const char *path, CheckpointNameMap map, char *err, size_t errn); // one .safetensors
-const WEntry *checkpoint_find(const Checkpoint *ck, const char *name); // O(log n); the first of equals
+const WEntry *checkpoint_find(const Checkpoint *ck, const char *name);                                     // O(log n); the first of equals
 void checkpoint_close(Checkpoint *ck);
 
 #ifdef __cplusplus

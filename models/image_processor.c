@@ -73,7 +73,8 @@ static int get_triple(const cJSON *o, const char *k, float *out, bool positive, 
             if (!cJSON_IsNumber(x)) goto bad;
             out[i] = (float)x->valuedouble;
         }
-    } else goto bad;
+    } else
+        goto bad;
     for (int i = 0; i < 3; i++)
         if (!isfinite(out[i]) || (positive && !(out[i] > 0))) goto bad;
     return 0;
@@ -150,12 +151,14 @@ int image_processor_save(const ImageProcessor *p, const char *path, char *err, s
     double m[3], s[3];
     for (int i = 0; i < 3; i++) m[i] = p->mean[i], s[i] = p->std[i];
     cJSON_AddItemToObject(o, "image_mean", cJSON_CreateDoubleArray(m, 3));
-    cJSON_AddStringToObject(o, "image_processor_type", strcmp(p->kind, "timm") && strcmp(p->kind, "default") ? p->kind : "ViTImageProcessor");
+    cJSON_AddStringToObject(o, "image_processor_type",
+                            strcmp(p->kind, "timm") && strcmp(p->kind, "default") ? p->kind : "ViTImageProcessor");
     cJSON_AddItemToObject(o, "image_std", cJSON_CreateDoubleArray(s, 3));
     cJSON_AddNumberToObject(o, "resample", p->resample);
     cJSON_AddNumberToObject(o, "rescale_factor", p->rescale_factor);
     cJSON *sz = cJSON_AddObjectToObject(o, "size");
-    if (p->shortest_edge) cJSON_AddNumberToObject(sz, "shortest_edge", p->shortest_edge);
+    if (p->shortest_edge)
+        cJSON_AddNumberToObject(sz, "shortest_edge", p->shortest_edge);
     else {
         cJSON_AddNumberToObject(sz, "height", p->size_h);
         cJSON_AddNumberToObject(sz, "width", p->size_w);
@@ -176,8 +179,10 @@ int image_processor_geometry(const ImageProcessor *p, const Image *in, Image *ou
             int S = p->shortest_edge, shorter = in->w <= in->h ? in->w : in->h, longer = in->w <= in->h ? in->h : in->w;
             double L = (double)S * longer / shorter;
             int Li = p->style == GEOM_TIMM ? (int)rint(L) : (int)L;
-            if (in->w <= in->h) w = S, h = Li;
-            else h = S, w = Li;
+            if (in->w <= in->h)
+                w = S, h = Li;
+            else
+                h = S, w = Li;
         }
         // the decompression-bomb bound holds for what a resize makes too (shortest_edge on a thin image)
         if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (long long)w * h > IMAGE_MAX_PIXELS) return -1;
@@ -187,7 +192,7 @@ int image_processor_geometry(const ImageProcessor *p, const Image *in, Image *ou
     int rc = 0;
     if (p->do_center_crop) {
         rc = p->style == GEOM_TIMM ? image_center_crop_tv(out, cur, p->crop_w, p->crop_h)
-                                                : image_center_crop_hf(out, cur, p->crop_w, p->crop_h);
+                                   : image_center_crop_hf(out, cur, p->crop_w, p->crop_h);
         image_free(&r);
     } else if (cur == &r) {
         *out = r;
@@ -199,8 +204,14 @@ int image_processor_geometry(const ImageProcessor *p, const Image *in, Image *ou
 }
 
 int image_processor_out_size(const ImageProcessor *p, int *h, int *w) {
-    if (p->do_center_crop) { *h = p->crop_h, *w = p->crop_w; return 0; }
-    if (p->do_resize && !p->shortest_edge) { *h = p->size_h, *w = p->size_w; return 0; }
+    if (p->do_center_crop) {
+        *h = p->crop_h, *w = p->crop_w;
+        return 0;
+    }
+    if (p->do_resize && !p->shortest_edge) {
+        *h = p->size_h, *w = p->size_w;
+        return 0;
+    }
     return -1;
 }
 
@@ -241,8 +252,10 @@ static int timm_processor(ImageProcessor *p, const cJSON *pc, int image_size, co
         return -1;
     }
     const char *interp = cJSON_IsString(in) ? in->valuestring : "bicubic";
-    p->resample = !strcmp(interp, "bilinear") ? RESAMPLE_BILINEAR : !strcmp(interp, "nearest") ? RESAMPLE_NEAREST
-                  : !strcmp(interp, "lanczos") ? RESAMPLE_LANCZOS : RESAMPLE_BICUBIC;
+    p->resample = !strcmp(interp, "bilinear")  ? RESAMPLE_BILINEAR
+                  : !strcmp(interp, "nearest") ? RESAMPLE_NEAREST
+                  : !strcmp(interp, "lanczos") ? RESAMPLE_LANCZOS
+                                               : RESAMPLE_BICUBIC;
     p->shortest_edge = (int)floor(image_size / crop_pct), p->size_h = p->size_w = 0;
     p->do_center_crop = true, p->crop_h = p->crop_w = image_size, p->style = GEOM_TIMM;
     if (get_triple(pc, "mean", p->mean, false, path, err, errn) || get_triple(pc, "std", p->std, true, path, err, errn)) return -1;

@@ -18,8 +18,8 @@ typedef enum { GEOM_HF, GEOM_TIMM } GeometryStyle;
 
 typedef struct {
     bool do_resize;
-    int size_h, size_w;   // exact size, or 0 with shortest_edge
-    int shortest_edge;    // resize the short side to this, keeping the aspect ratio; 0 if unused
+    int size_h, size_w; // exact size, or 0 with shortest_edge
+    int shortest_edge;  // resize the short side to this, keeping the aspect ratio; 0 if unused
     Resample resample;
     bool do_center_crop;
     int crop_h, crop_w;
@@ -28,7 +28,7 @@ typedef struct {
     double rescale_factor;
     bool do_normalize;
     float mean[3], std[3];
-    char kind[32];        // "ViTImageProcessor", "DeiTImageProcessor", "timm", "default"
+    char kind[32]; // "ViTImageProcessor", "DeiTImageProcessor", "timm", "default"
 } ImageProcessor;
 
 // ViTImageProcessor's defaults at image_size (resize to it with BILINEAR, rescale, mean/std 0.5).

@@ -26,21 +26,34 @@ static uint64_t rd(const unsigned char *p, int n) {
 static int zip_list(const WFile *f, ZipEnt **out, int *nout, char *err, size_t errn) {
     const unsigned char *m = f->map;
     size_t sz = f->size;
-    if (sz < 22) { snprintf(err, errn, "%s: not a zip archive (too short)", f->path); return -1; }
+    if (sz < 22) {
+        snprintf(err, errn, "%s: not a zip archive (too short)", f->path);
+        return -1;
+    }
     size_t eocd = 0;
     bool found = false;
     for (size_t i = sz - 22 + 1; i-- > 0 && sz - i <= 65557;)
-        if (rd(m + i, 4) == 0x06054b50) { eocd = i; found = true; break; }
-    if (!found) { snprintf(err, errn, "%s: not a zip archive (no end-of-directory record)", f->path); return -1; }
+        if (rd(m + i, 4) == 0x06054b50) {
+            eocd = i;
+            found = true;
+            break;
+        }
+    if (!found) {
+        snprintf(err, errn, "%s: not a zip archive (no end-of-directory record)", f->path);
+        return -1;
+    }
     uint64_t count = rd(m + eocd + 10, 2), cdsize = rd(m + eocd + 12, 4), cdoff = rd(m + eocd + 16, 4);
     if ((count == 0xffff || cdoff == 0xffffffff || cdsize == 0xffffffff) && eocd >= 20 && rd(m + eocd - 20, 4) == 0x07064b50) {
         uint64_t z = rd(m + eocd - 20 + 8, 8);
-        if (z > sz - 56 || rd(m + z, 4) != 0x06064b50) { snprintf(err, errn, "%s: broken zip64 directory", f->path); return -1; }
+        if (z > sz - 56 || rd(m + z, 4) != 0x06064b50) {
+            snprintf(err, errn, "%s: broken zip64 directory", f->path);
+            return -1;
+        }
         count = rd(m + z + 32, 8), cdsize = rd(m + z + 40, 8), cdoff = rd(m + z + 48, 8);
     }
     if (cdoff > sz || cdsize > sz - cdoff || count > cdsize / 46) {
-        snprintf(err, errn, "%s: broken zip directory (offset %llu, size %llu, %llu entries)", f->path,
-                 (unsigned long long)cdoff, (unsigned long long)cdsize, (unsigned long long)count);
+        snprintf(err, errn, "%s: broken zip directory (offset %llu, size %llu, %llu entries)", f->path, (unsigned long long)cdoff,
+                 (unsigned long long)cdsize, (unsigned long long)count);
         return -1;
     }
     ZipEnt *e = calloc((size_t)(count ? count : 1), sizeof *e);
@@ -113,8 +126,8 @@ typedef struct Pv {
     PvType t;
     int64_t i;
     double f;
-    char *s;          // string, global "module name"
-    struct Pv **it;   // tuple/list items; dict: key, value, key, value...
+    char *s;        // string, global "module name"
+    struct Pv **it; // tuple/list items; dict: key, value, key, value...
     int n, cap;
     // storage: dtype, bytes, numel; tensor: entry
     WDtype dt;
@@ -157,7 +170,7 @@ static const struct {
     const char *name;
     WDtype d;
 } STORAGES[] = {{"FloatStorage", WD_F32}, {"HalfStorage", WD_F16}, {"BFloat16Storage", WD_BF16}, {"DoubleStorage", WD_F64},
-                {"LongStorage", WD_I64},  {"IntStorage", WD_I32},  {"ShortStorage", WD_I16},    {"CharStorage", WD_I8},
+                {"LongStorage", WD_I64},  {"IntStorage", WD_I32},  {"ShortStorage", WD_I16},     {"CharStorage", WD_I8},
                 {"ByteStorage", WD_U8},   {"BoolStorage", WD_BOOL}};
 
 static bool global_allowed(const char *mod, const char *name) {
@@ -169,17 +182,17 @@ static bool global_allowed(const char *mod, const char *name) {
     return false;
 }
 
-#define VFAIL(...)                                          \
-    do {                                                    \
-        if (!vm->failed) snprintf(vm->err, vm->errn, __VA_ARGS__); \
-        vm->failed = true;                                  \
-        return NULL;                                        \
+#define VFAIL(...)                                                                                                                         \
+    do {                                                                                                                                   \
+        if (!vm->failed) snprintf(vm->err, vm->errn, __VA_ARGS__);                                                                         \
+        vm->failed = true;                                                                                                                 \
+        return NULL;                                                                                                                       \
     } while (0)
 
 static Pv *persistent_load(Vm *vm, Pv *pid) {
     // ('storage', torch.FloatStorage, 'KEY', 'cpu', numel)
-    if (pid->t != PV_TUPLE || pid->n != 5 || pid->it[0]->t != PV_STR || strcmp(pid->it[0]->s, "storage") ||
-        pid->it[1]->t != PV_GLOBAL || pid->it[2]->t != PV_STR || pid->it[4]->t != PV_INT)
+    if (pid->t != PV_TUPLE || pid->n != 5 || pid->it[0]->t != PV_STR || strcmp(pid->it[0]->s, "storage") || pid->it[1]->t != PV_GLOBAL ||
+        pid->it[2]->t != PV_STR || pid->it[4]->t != PV_INT)
         VFAIL("%s: unexpected persistent id in data.pkl", vm->f->path);
     const char *ty = strchr(pid->it[1]->s, ' ') + 1;
     int di = -1;
@@ -201,7 +214,10 @@ static Pv *persistent_load(Vm *vm, Pv *pid) {
             VFAIL("%s: storage '%s' holds %llu bytes, fewer than %lld elements need", vm->f->path, want,
                   (unsigned long long)vm->zip[i].usize, (long long)s->numel);
         s->data = zip_data(vm->f, &vm->zip[i], vm->err, vm->errn);
-        if (!s->data) { vm->failed = true; return NULL; }
+        if (!s->data) {
+            vm->failed = true;
+            return NULL;
+        }
         if (!crc_ok(s->data, vm->zip[i].usize, vm->zip[i].crc))
             VFAIL("%s: zip entry '%s' fails its CRC-32 check (the file is damaged)", vm->f->path, want);
         return s;
@@ -228,8 +244,10 @@ static Pv *rebuild_tensor(Vm *vm, Pv *args) {
         t->e->shape[d] = a->i, t->e->strides[d] = b->i;
         int64_t reach;
         overflow |= __builtin_mul_overflow(numel, a->i, &numel);
-        if (a->i == 0) empty = true;
-        else overflow |= __builtin_mul_overflow(a->i - 1, b->i, &reach) || __builtin_add_overflow(last, reach, &last);
+        if (a->i == 0)
+            empty = true;
+        else
+            overflow |= __builtin_mul_overflow(a->i - 1, b->i, &reach) || __builtin_add_overflow(last, reach, &last);
     }
     if (overflow) VFAIL("%s: tensor offset, sizes and strides overflow (offset %lld)", vm->f->path, (long long)off);
     if (!empty && last >= s->numel)
@@ -257,19 +275,19 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
     size_t sp_cap = 1024, sp = 0, memo_cap = 0, memo_n = 0;
     Pv **st = ctx_alloc(vm->c, sizeof *st * sp_cap), **memo = NULL;
     size_t i = 0;
-#define NEED(k) \
+#define NEED(k)                                                                                                                            \
     if (i + (k) > n) VFAIL("%s: data.pkl is truncated", vm->f->path)
-#define PUSH(v)                                                                   \
-    do {                                                                          \
-        Pv *v_ = (v);                                                             \
-        if (!v_) return NULL;                                                     \
-        if (sp == sp_cap) {                                                       \
-            if (sp_cap >= (1u << 22)) VFAIL("%s: pickle stack too deep", vm->f->path); \
-            Pv **ns = ctx_alloc(vm->c, sizeof *ns * sp_cap * 2);                   \
-            memcpy(ns, st, sizeof *ns * sp_cap);                                   \
-            st = ns, sp_cap *= 2;                                                 \
-        }                                                                         \
-        st[sp++] = v_;                                                            \
+#define PUSH(v)                                                                                                                            \
+    do {                                                                                                                                   \
+        Pv *v_ = (v);                                                                                                                      \
+        if (!v_) return NULL;                                                                                                              \
+        if (sp == sp_cap) {                                                                                                                \
+            if (sp_cap >= (1u << 22)) VFAIL("%s: pickle stack too deep", vm->f->path);                                                     \
+            Pv **ns = ctx_alloc(vm->c, sizeof *ns * sp_cap * 2);                                                                           \
+            memcpy(ns, st, sizeof *ns *sp_cap);                                                                                            \
+            st = ns, sp_cap *= 2;                                                                                                          \
+        }                                                                                                                                  \
+        st[sp++] = v_;                                                                                                                     \
     } while (0)
 #define POP() (sp ? st[--sp] : NULL)
 #define TOP() (sp ? st[sp - 1] : NULL)
@@ -277,19 +295,33 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
         // every opcode makes at most one value: their count, and so the memory, stays proportional to
         // the file (a pickle bomb of memo references and empty containers is refused, not built)
         if (vm->objects > vm->max_objects)
-            VFAIL("%s: data.pkl builds more than %zu values, more than a file of %zu bytes can describe", vm->f->path,
-                  vm->max_objects, vm->f->size);
+            VFAIL("%s: data.pkl builds more than %zu values, more than a file of %zu bytes can describe", vm->f->path, vm->max_objects,
+                  vm->f->size);
         unsigned char op = p[i++];
         switch (op) {
-        case 0x80: NEED(1); i++; break;        // PROTO
-        case 0x95: NEED(8); i += 8; break;     // FRAME
+        case 0x80:
+            NEED(1);
+            i++;
+            break; // PROTO
+        case 0x95:
+            NEED(8);
+            i += 8;
+            break; // FRAME
         case '(': PUSH(pv(vm, PV_MARK)); break;
         case ')': PUSH(pv(vm, PV_TUPLE)); break;
         case ']': PUSH(pv(vm, PV_LIST)); break;
         case '}': PUSH(pv(vm, PV_DICT)); break;
         case 'N': PUSH(pv(vm, PV_NONE)); break;
-        case 0x88: case 0x89: { Pv *b = pv(vm, PV_BOOL); b->i = op == 0x88; PUSH(b); break; }
-        case 'K': case 'M': case 'J': {
+        case 0x88:
+        case 0x89: {
+            Pv *b = pv(vm, PV_BOOL);
+            b->i = op == 0x88;
+            PUSH(b);
+            break;
+        }
+        case 'K':
+        case 'M':
+        case 'J': {
             int k = op == 'K' ? 1 : op == 'M' ? 2 : 4;
             NEED((size_t)k);
             Pv *v = pv(vm, PV_INT);
@@ -321,7 +353,13 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             PUSH(v);
             break;
         }
-        case 'X': case 0x8c: case 'U': case 'T': case 0x8d: case 'B': case 'C': {
+        case 'X':
+        case 0x8c:
+        case 'U':
+        case 'T':
+        case 0x8d:
+        case 'B':
+        case 'C': {
             int lk = (op == 0x8c || op == 'U' || op == 'C') ? 1 : op == 0x8d ? 8 : 4;
             NEED((size_t)lk);
             uint64_t L = rd(p + i, lk);
@@ -356,14 +394,17 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             Pv *name = POP(), *mod = POP();
             if (!name || !mod || name->t != PV_STR || mod->t != PV_STR) VFAIL("%s: malformed STACK_GLOBAL", vm->f->path);
             if (!global_allowed(mod->s, name->s))
-                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod->s, name->s);
+                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod->s,
+                      name->s);
             Pv *g = pv(vm, PV_GLOBAL);
             g->s = ctx_alloc(vm->c, strlen(mod->s) + strlen(name->s) + 2);
             sprintf(g->s, "%s %s", mod->s, name->s);
             PUSH(g);
             break;
         }
-        case 'q': case 'r': case 0x94: { // BINPUT, LONG_BINPUT, MEMOIZE (the next index)
+        case 'q':
+        case 'r':
+        case 0x94: { // BINPUT, LONG_BINPUT, MEMOIZE (the next index)
             size_t idx = memo_n;
             if (op != 0x94) {
                 int k = op == 'q' ? 1 : 4;
@@ -383,7 +424,8 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             if (idx + 1 > memo_n) memo_n = idx + 1;
             break;
         }
-        case 'h': case 'j': {
+        case 'h':
+        case 'j': {
             int k = op == 'h' ? 1 : 4;
             NEED((size_t)k);
             size_t idx = (size_t)rd(p + i, k);
@@ -392,7 +434,9 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             PUSH(memo[idx]);
             break;
         }
-        case 't': case 'l': case 'd': { // TUPLE, LIST, DICT from the mark
+        case 't':
+        case 'l':
+        case 'd': { // TUPLE, LIST, DICT from the mark
             size_t m = sp;
             while (m > 0 && st[m - 1]->t != PV_MARK) m--;
             if (m == 0) VFAIL("%s: no mark for a tuple", vm->f->path);
@@ -402,7 +446,9 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             PUSH(t);
             break;
         }
-        case 0x85: case 0x86: case 0x87: {
+        case 0x85:
+        case 0x86:
+        case 0x87: {
             size_t k = (size_t)(op - 0x84);
             if (sp < k) VFAIL("%s: stack underflow", vm->f->path);
             Pv *t = pv(vm, PV_TUPLE);
@@ -417,7 +463,8 @@ static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
             push_item(vm, l, x);
             break;
         }
-        case 'e': case 'u': { // APPENDS, SETITEMS from the mark
+        case 'e':
+        case 'u': { // APPENDS, SETITEMS from the mark
             size_t m = sp;
             while (m > 0 && st[m - 1]->t != PV_MARK) m--;
             if (m < 2) VFAIL("%s: no mark for APPENDS/SETITEMS", vm->f->path);
@@ -495,17 +542,24 @@ int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
             goto fail;
         }
         inflated = malloc((size_t)pk->usize + 1);
-        if (!inflated) { snprintf(err, errn, "%s: out of memory inflating data.pkl", path); goto fail; }
+        if (!inflated) {
+            snprintf(err, errn, "%s: out of memory inflating data.pkl", path);
+            goto fail;
+        }
         z_stream zs = {0};
         zs.next_in = (unsigned char *)pd, zs.avail_in = (uInt)pk->csize;
         zs.next_out = inflated, zs.avail_out = (uInt)pk->usize;
         int zr = inflateInit2(&zs, -MAX_WBITS);
         if (zr == Z_OK) zr = inflate(&zs, Z_FINISH);
         inflateEnd(&zs);
-        if (zr != Z_STREAM_END || zs.total_out != pk->usize) { snprintf(err, errn, "%s: data.pkl does not inflate", path); goto fail; }
+        if (zr != Z_STREAM_END || zs.total_out != pk->usize) {
+            snprintf(err, errn, "%s: data.pkl does not inflate", path);
+            goto fail;
+        }
         pd = inflated, plen = (size_t)pk->usize;
     } else if (pk->method == 0 && pk->usize != pk->csize) {
-        snprintf(err, errn, "%s: data.pkl claims %llu bytes but %llu are stored", path, (unsigned long long)pk->usize, (unsigned long long)pk->csize);
+        snprintf(err, errn, "%s: data.pkl claims %llu bytes but %llu are stored", path, (unsigned long long)pk->usize,
+                 (unsigned long long)pk->csize);
         goto fail;
     } else if (pk->method != 0) {
         snprintf(err, errn, "%s: data.pkl uses unsupported zip compression %d", path, pk->method);

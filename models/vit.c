@@ -112,8 +112,10 @@ static Tensor *make_from_ckpt(void *ud, const char *name, int ndim, const int64_
     for (int i = 0; ok && i < ndim; i++) ok = e->shape[i] == shape[i];
     if (!ok) {
         char want[128] = "[", got[128] = "[";
-        for (int i = 0; i < ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), i ? ", %lld" : "%lld", (long long)shape[i]);
-        for (int i = 0; i < e->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), i ? ", %lld" : "%lld", (long long)e->shape[i]);
+        for (int i = 0; i < ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), i ? ", %lld" : "%lld", (long long)shape[i]);
+        for (int i = 0; i < e->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), i ? ", %lld" : "%lld", (long long)e->shape[i]);
         snprintf(lc->err, lc->errn, "%s: tensor '%s' has shape %s] but config.json needs %s]", lc->dir, name, got, want);
         return NULL;
     }
@@ -183,8 +185,10 @@ static Tensor *make_random(void *ud, const char *name, int ndim, const int64_t *
     size_t L = strlen(name);
     bool is_bias = L > 5 && !strcmp(name + L - 5, ".bias");
     bool is_norm = strstr(name, "layernorm") != NULL;
-    if (is_norm && !is_bias) tensor_fill(t, 1.0);
-    else if (!is_bias) rng_fill_normal(ic->rng, t, 0.0, ic->std);
+    if (is_norm && !is_bias)
+        tensor_fill(t, 1.0);
+    else if (!is_bias)
+        rng_fill_normal(ic->rng, t, 0.0, ic->std);
     return t;
 }
 
@@ -236,8 +240,8 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     char s[96];
     if (!x) return NULL;
     if (x->ndim != 4 || x->shape[1] != cf->num_channels || x->shape[2] != cf->image_size || x->shape[3] != cf->image_size) {
-        ctx_fail(c, "vit: pixel_values %s do not match the model's [B, %d, %d, %d]", shape_str(x, s, sizeof s),
-                 cf->num_channels, cf->image_size, cf->image_size);
+        ctx_fail(c, "vit: pixel_values %s do not match the model's [B, %d, %d, %d]", shape_str(x, s, sizeof s), cf->num_channels,
+                 cf->image_size, cf->image_size);
         return NULL;
     }
     int64_t B = x->shape[0], D = cf->hidden_size;
@@ -263,7 +267,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
         else
             h = vit_attention_block(c, (const NnLinear *const[]){&L->q, &L->k, &L->v, &L->o}, (const NnLora *const *)L->lora, yq, y, h,
                                     cf->num_attention_heads, &m->rng, tr,
-                                            out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
+                                    out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
         y = nn_layernorm(c, &L->ln_after, h);
         h = vit_mlp_block(c, &L->fc1, L->lora[VIT_FC1], &L->fc2, L->lora[VIT_FC2], y, h, &m->rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
@@ -318,15 +322,31 @@ void vit_freeze_all(VitModel *m) { nn_params_set_trainable(&m->params, "*", fals
 // The other modules of ViTForImageClassification, per layer with %d; the vit.layers ones are
 // transformers 5's containers, as far as the golden names show them.
 static int regex_check_others(const VitModel *m, const VitTargetRe *re, const char *pat, char *err, size_t errn) {
-    static const char *const OTHERS[] = {
-        "vit", "vit.embeddings", "vit.embeddings.patch_embeddings", "vit.embeddings.patch_embeddings.projection",
-        "vit.embeddings.dropout", "vit.encoder", "vit.encoder.layer", "vit.layernorm", "classifier", "vit.layers",
-        "vit.encoder.layer.%d", "vit.encoder.layer.%d.attention", "vit.encoder.layer.%d.attention.attention",
-        "vit.encoder.layer.%d.attention.attention.dropout", "vit.encoder.layer.%d.attention.output",
-        "vit.encoder.layer.%d.attention.output.dropout", "vit.encoder.layer.%d.intermediate",
-        "vit.encoder.layer.%d.intermediate.intermediate_act_fn", "vit.encoder.layer.%d.output", "vit.encoder.layer.%d.output.dropout",
-        "vit.encoder.layer.%d.layernorm_before", "vit.encoder.layer.%d.layernorm_after", "vit.layers.%d", "vit.layers.%d.attention",
-        "vit.layers.%d.mlp"};
+    static const char *const OTHERS[] = {"vit",
+                                         "vit.embeddings",
+                                         "vit.embeddings.patch_embeddings",
+                                         "vit.embeddings.patch_embeddings.projection",
+                                         "vit.embeddings.dropout",
+                                         "vit.encoder",
+                                         "vit.encoder.layer",
+                                         "vit.layernorm",
+                                         "classifier",
+                                         "vit.layers",
+                                         "vit.encoder.layer.%d",
+                                         "vit.encoder.layer.%d.attention",
+                                         "vit.encoder.layer.%d.attention.attention",
+                                         "vit.encoder.layer.%d.attention.attention.dropout",
+                                         "vit.encoder.layer.%d.attention.output",
+                                         "vit.encoder.layer.%d.attention.output.dropout",
+                                         "vit.encoder.layer.%d.intermediate",
+                                         "vit.encoder.layer.%d.intermediate.intermediate_act_fn",
+                                         "vit.encoder.layer.%d.output",
+                                         "vit.encoder.layer.%d.output.dropout",
+                                         "vit.encoder.layer.%d.layernorm_before",
+                                         "vit.encoder.layer.%d.layernorm_after",
+                                         "vit.layers.%d",
+                                         "vit.layers.%d.attention",
+                                         "vit.layers.%d.mlp"};
     for (size_t i = 0; i < sizeof OTHERS / sizeof *OTHERS; i++) {
         bool per_layer = strstr(OTHERS[i], "%d") != NULL;
         for (int l = 0; l < (per_layer ? m->cfg.num_hidden_layers : 1); l++) {
@@ -346,12 +366,13 @@ static int regex_check_others(const VitModel *m, const VitTargetRe *re, const ch
 int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn) {
     bool use_re = spec->target_regex[0] != 0;
     if (spec->r <= 0 || spec->alpha <= 0 || !(spec->dropout >= 0 && spec->dropout < 1) || (spec->ntargets <= 0 && !use_re)) {
-        snprintf(err, errn, "LoRA needs r > 0, alpha > 0, dropout in [0, 1) and at least one target (got r %d, alpha %g, dropout %g, %d targets)",
+        snprintf(err, errn,
+                 "LoRA needs r > 0, alpha > 0, dropout in [0, 1) and at least one target (got r %d, alpha %g, dropout %g, %d targets)",
                  spec->r, spec->alpha, spec->dropout, spec->ntargets);
         return -1;
     }
     static const char *const MOD[] = {"attention.attention.query", "attention.attention.key", "attention.attention.value",
-                                      "attention.output.dense", "intermediate.dense", "output.dense"};
+                                      "attention.output.dense",    "intermediate.dense",      "output.dense"};
     int hits[VIT_MAX_TARGETS] = {0}, re_hits = 0;
     VitTargetRe *re = NULL;
     if (use_re) {
@@ -396,13 +417,16 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
     vit_target_re_free(re);
     if (failed) return -1;
     if (use_re && !re_hits) {
-        snprintf(err, errn, "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
+        snprintf(err, errn,
+                 "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
                  spec->target_regex);
         return -1;
     }
     for (int t = 0; t < spec->ntargets && !use_re; t++)
         if (!hits[t]) {
-            snprintf(err, errn, "LoRA target module '%s' matches no module of the model (known: query, key, value, dense, q_proj, k_proj, v_proj, o_proj, fc1, fc2)",
+            snprintf(err, errn,
+                     "LoRA target module '%s' matches no module of the model (known: query, key, value, dense, q_proj, k_proj, v_proj, "
+                     "o_proj, fc1, fc2)",
                      spec->targets[t]);
             return -1;
         }
@@ -468,7 +492,8 @@ int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t er
     for (int i = 0; i < m->params.n; i++)
         if (!strstr(m->params.p[i].name, ".lora_")) items[n++] = (StItem){m->params.p[i].name, m->params.p[i].t};
     char p[FILE_PATH_BUF];
-    int rc = safetensors_save(path_join(p, sizeof p, dir, "model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err, errn);
+    int rc = safetensors_save(path_join(p, sizeof p, dir, "model.safetensors"), items, n, (const char *const[]){"format", "pt", NULL}, err,
+                              errn);
     free(items);
     if (rc == 0) rc = vit_config_save(&m->cfg, path_join(p, sizeof p, dir, "config.json"), err, errn);
     return rc;

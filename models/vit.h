@@ -26,25 +26,25 @@ typedef struct {
 typedef struct {
     int r;
     double alpha, dropout;
-    bool rslora;                                // scale alpha / sqrt(r) instead of alpha / r
-    char targets[VIT_MAX_TARGETS][32];          // as given: query, value, q_proj, dense, ...
+    bool rslora;                       // scale alpha / sqrt(r) instead of alpha / r
+    char targets[VIT_MAX_TARGETS][32]; // as given: query, value, q_proj, dense, ...
     int ntargets;
-    char target_regex[256];                     // instead of targets: peft's regex string, full-matched (Python's syntax, PCRE2)
-    bool save_classifier;                       // modules_to_save = ["classifier"]
+    char target_regex[256]; // instead of targets: peft's regex string, full-matched (Python's syntax, PCRE2)
+    bool save_classifier;   // modules_to_save = ["classifier"]
 } VitLoraSpec;
 
 typedef struct {
     VitConfig cfg;
-    Ctx *pc;              // parameters, LoRA tensors, their gradients
-    Checkpoint ck;        // the mapped checkpoint the base weights are views of (may be empty)
+    Ctx *pc;                     // parameters, LoRA tensors, their gradients
+    Checkpoint ck;               // the mapped checkpoint the base weights are views of (may be empty)
     Tensor *cls_token, *pos_emb; // [1, 1, D], [1, N + 1, D]
-    NnLinear patch;       // weight [D, C, p, p]
+    NnLinear patch;              // weight [D, C, p, p]
     VitLayer *layers;
     NnLayerNorm ln_f;
-    NnLinear classifier;  // [num_labels, D]
-    NnParams params;      // every tensor by canonical name, LoRA included (its rng: &rng)
-    bool training;        // LoRA dropout on
-    Rng rng;              // dropout masks
+    NnLinear classifier; // [num_labels, D]
+    NnParams params;     // every tensor by canonical name, LoRA included (its rng: &rng)
+    bool training;       // LoRA dropout on
+    Rng rng;             // dropout masks
     bool has_lora;
     VitLoraSpec lora;
 } VitModel;

@@ -12,7 +12,10 @@
 
 static int get_int(const cJSON *o, const char *k, int *out, int dflt, int lo, int hi, const char *path, char *err, size_t errn) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v || cJSON_IsNull(v)) { *out = dflt; return 0; }
+    if (!v || cJSON_IsNull(v)) {
+        *out = dflt;
+        return 0;
+    }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
         snprintf(err, errn, "%s: \"%s\" must be an integer in [%d, %d]", path, k, lo, hi);
         return -1;
@@ -21,9 +24,13 @@ static int get_int(const cJSON *o, const char *k, int *out, int dflt, int lo, in
     return 0;
 }
 
-static int get_num(const cJSON *o, const char *k, double *out, double dflt, double lo, double hi, const char *path, char *err, size_t errn) {
+static int get_num(const cJSON *o, const char *k, double *out, double dflt, double lo, double hi, const char *path, char *err,
+                   size_t errn) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v || cJSON_IsNull(v)) { *out = dflt; return 0; }
+    if (!v || cJSON_IsNull(v)) {
+        *out = dflt;
+        return 0;
+    }
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
         snprintf(err, errn, "%s: \"%s\" must be a number in [%g, %g]", path, k, lo, hi);
         return -1;
@@ -104,7 +111,10 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
         goto fail;
     }
     const cJSON *qb = cJSON_GetObjectItemCaseSensitive(o, "qkv_bias");
-    if (qb && !cJSON_IsBool(qb)) { snprintf(err, errn, "%s: \"qkv_bias\" must be true or false", path); goto fail; }
+    if (qb && !cJSON_IsBool(qb)) {
+        snprintf(err, errn, "%s: \"qkv_bias\" must be true or false", path);
+        goto fail;
+    }
     cfg->qkv_bias = !qb || cJSON_IsTrue(qb);
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
     snprintf(cfg->hidden_act, sizeof cfg->hidden_act, "%s", act && cJSON_IsString(act) ? act->valuestring : "gelu");
@@ -116,7 +126,10 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
     const cJSON *i2l = cJSON_GetObjectItemCaseSensitive(o, "id2label");
     int nl = 0;
     if (i2l) {
-        if (!cJSON_IsObject(i2l)) { snprintf(err, errn, "%s: \"id2label\" must be an object", path); goto fail; }
+        if (!cJSON_IsObject(i2l)) {
+            snprintf(err, errn, "%s: \"id2label\" must be an object", path);
+            goto fail;
+        }
         nl = cJSON_GetArraySize(i2l);
     }
     int declared = -1;
@@ -126,7 +139,10 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
         snprintf(err, errn, "%s: num_labels %d disagrees with the %d entries of id2label", path, declared, nl);
         goto fail;
     }
-    if (nl < 1 || nl > BIG) { snprintf(err, errn, "%s: \"id2label\" is empty", path); goto fail; }
+    if (nl < 1 || nl > BIG) {
+        snprintf(err, errn, "%s: \"id2label\" is empty", path);
+        goto fail;
+    }
     cfg->id2label = calloc((size_t)nl, sizeof *cfg->id2label);
     cfg->num_labels = nl;
     for (const cJSON *it = i2l ? i2l->child : NULL; it; it = it->next) {
@@ -136,8 +152,14 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
             snprintf(err, errn, "%s: id2label key \"%s\" is not an id in [0, %d) with a string label", path, it->string, nl);
             goto fail;
         }
-        if (cfg->id2label[id]) { snprintf(err, errn, "%s: id2label has id %ld twice", path, id); goto fail; }
-        if (!text_is_utf8(it->valuestring)) { snprintf(err, errn, "%s: label %ld is not valid UTF-8", path, id); goto fail; }
+        if (cfg->id2label[id]) {
+            snprintf(err, errn, "%s: id2label has id %ld twice", path, id);
+            goto fail;
+        }
+        if (!text_is_utf8(it->valuestring)) {
+            snprintf(err, errn, "%s: label %ld is not valid UTF-8", path, id);
+            goto fail;
+        }
         cfg->id2label[id] = strdup(it->valuestring);
     }
     for (int i = 0; i < nl; i++)
@@ -181,8 +203,8 @@ int vit_config_validate(const VitConfig *c, const char *path, char *err, size_t 
     }
     int64_t side = c->image_size / c->patch_size;
     if (side * side > VIT_MAX_TOKENS) {
-        snprintf(err, errn, "%s: image_size %d with patch_size %d makes %lld patches, above %d", path, c->image_size,
-                 c->patch_size, (long long)(side * side), VIT_MAX_TOKENS);
+        snprintf(err, errn, "%s: image_size %d with patch_size %d makes %lld patches, above %d", path, c->image_size, c->patch_size,
+                 (long long)(side * side), VIT_MAX_TOKENS);
         return -1;
     }
     return 0;
@@ -199,9 +221,21 @@ int vit_config_load(VitConfig *cfg, const char *path, char *err, size_t errn) {
 
 char *vit_config_to_json(const VitConfig *cfg) {
     cJSON *o = cJSON_Duplicate(cfg->raw, true);
-    const char *drop[] = {"id2label", "label2id", "num_labels", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                          "intermediate_size", "image_size", "patch_size", "num_channels", "layer_norm_eps",
-                          "hidden_act", "qkv_bias", "hidden_dropout_prob", "attention_probs_dropout_prob"};
+    const char *drop[] = {"id2label",
+                          "label2id",
+                          "num_labels",
+                          "hidden_size",
+                          "num_hidden_layers",
+                          "num_attention_heads",
+                          "intermediate_size",
+                          "image_size",
+                          "patch_size",
+                          "num_channels",
+                          "layer_norm_eps",
+                          "hidden_act",
+                          "qkv_bias",
+                          "hidden_dropout_prob",
+                          "attention_probs_dropout_prob"};
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) cJSON_DeleteItemFromObjectCaseSensitive(o, drop[i]);
     cJSON_AddNumberToObject(o, "attention_probs_dropout_prob", cfg->attention_probs_dropout_prob);
     cJSON_AddStringToObject(o, "hidden_act", cfg->hidden_act);
@@ -276,24 +310,30 @@ int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck,
     }
     const char *arch = cJSON_GetObjectItemCaseSensitive(o, "architecture")->valuestring;
     cJSON *pc = cJSON_GetObjectItemCaseSensitive(o, "pretrained_cfg"), *ma = cJSON_GetObjectItemCaseSensitive(o, "model_args");
-    const WEntry *cls = checkpoint_find(ck, "vit.embeddings.cls_token"), *pe = checkpoint_find(ck, "vit.embeddings.patch_embeddings.projection.weight");
-    const WEntry *fc1 = checkpoint_find(ck, "vit.encoder.layer.0.intermediate.dense.weight"), *head = checkpoint_find(ck, "classifier.weight");
+    const WEntry *cls = checkpoint_find(ck, "vit.embeddings.cls_token"),
+                 *pe = checkpoint_find(ck, "vit.embeddings.patch_embeddings.projection.weight");
+    const WEntry *fc1 = checkpoint_find(ck, "vit.encoder.layer.0.intermediate.dense.weight"),
+                 *head = checkpoint_find(ck, "classifier.weight");
     int rc = -1;
     if (strstr(arch, "distilled") || checkpoint_find(ck, "dist_token")) {
         snprintf(err, errn, "%s: '%s' is a distilled DeiT (dist_token, head_dist): not supported", path, arch);
         goto out;
     }
-    if (!cls || cls->ndim != 3 || !pe || pe->ndim != 4 || pe->shape[2] != pe->shape[3] || !fc1 || fc1->ndim != 2 || !head || head->ndim != 2) {
-        snprintf(err, errn, "%s: a timm config, but the weights are not a ViT's (cls_token, patch_embed.proj, blocks.0.mlp.fc1, head)", path);
+    if (!cls || cls->ndim != 3 || !pe || pe->ndim != 4 || pe->shape[2] != pe->shape[3] || !fc1 || fc1->ndim != 2 || !head ||
+        head->ndim != 2) {
+        snprintf(err, errn, "%s: a timm config, but the weights are not a ViT's (cls_token, patch_embed.proj, blocks.0.mlp.fc1, head)",
+                 path);
         goto out;
     }
     // the sizes come from the weights' shapes: bounded before anything is derived or allocated from them
-    if (cls->shape[2] < 1 || cls->shape[2] > VIT_MAX_SIZE || fc1->shape[0] < 1 || fc1->shape[0] > 4 * VIT_MAX_SIZE ||
-        pe->shape[1] < 1 || pe->shape[1] > 64 || pe->shape[2] < 1 || pe->shape[2] > VIT_MAX_IMAGE || pe->shape[0] != cls->shape[2] ||
-        head->shape[0] < 1 || head->shape[0] > VIT_MAX_LABELS || head->shape[1] != cls->shape[2]) {
-        snprintf(err, errn, "%s: timm weights of unusable shapes: cls_token [%lld], patch_embed.proj [%lld, %lld, %lld, %lld], "
-                 "head [%lld, %lld]", path, (long long)cls->shape[2], (long long)pe->shape[0], (long long)pe->shape[1],
-                 (long long)pe->shape[2], (long long)pe->shape[3], (long long)head->shape[0], (long long)head->shape[1]);
+    if (cls->shape[2] < 1 || cls->shape[2] > VIT_MAX_SIZE || fc1->shape[0] < 1 || fc1->shape[0] > 4 * VIT_MAX_SIZE || pe->shape[1] < 1 ||
+        pe->shape[1] > 64 || pe->shape[2] < 1 || pe->shape[2] > VIT_MAX_IMAGE || pe->shape[0] != cls->shape[2] || head->shape[0] < 1 ||
+        head->shape[0] > VIT_MAX_LABELS || head->shape[1] != cls->shape[2]) {
+        snprintf(err, errn,
+                 "%s: timm weights of unusable shapes: cls_token [%lld], patch_embed.proj [%lld, %lld, %lld, %lld], "
+                 "head [%lld, %lld]",
+                 path, (long long)cls->shape[2], (long long)pe->shape[0], (long long)pe->shape[1], (long long)pe->shape[2],
+                 (long long)pe->shape[3], (long long)head->shape[0], (long long)head->shape[1]);
         goto out;
     }
     int layers = 0;
@@ -308,7 +348,8 @@ int vit_config_from_timm(VitConfig *cfg, const char *json, const Checkpoint *ck,
     cfg->num_attention_heads = cJSON_IsNumber(nh) ? nh->valueint : strstr(arch, "huge") ? 16 : cfg->hidden_size / 64;
     const cJSON *in = pc ? cJSON_GetObjectItemCaseSensitive(pc, "input_size") : NULL;
     cfg->image_size = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 && cJSON_IsNumber(cJSON_GetArrayItem(in, 2))
-                          ? cJSON_GetArrayItem(in, 2)->valueint : 224;
+                          ? cJSON_GetArrayItem(in, 2)->valueint
+                          : 224;
     if (cfg->num_attention_heads <= 0 || cfg->image_size <= 0 || layers == 0 || vit_config_validate(cfg, path, err, errn)) {
         if (cfg->num_attention_heads <= 0 || cfg->image_size <= 0 || layers == 0)
             snprintf(err, errn, "%s: cannot derive a ViT from '%s' (hidden %d, %d heads, image %d, patch %d, %d blocks)", path, arch,

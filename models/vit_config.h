@@ -17,8 +17,8 @@ typedef struct {
     double layer_norm_eps, hidden_dropout_prob, attention_probs_dropout_prob;
     bool qkv_bias;
     char hidden_act[32];
-    char **id2label;     // num_labels strings
-    struct cJSON *raw;   // the file as read: fields cgrad does not use are written back unchanged
+    char **id2label;   // num_labels strings
+    struct cJSON *raw; // the file as read: fields cgrad does not use are written back unchanged
 } VitConfig;
 
 // Reads and validates PATH (sizes positive, hidden_size divisible by heads, image divisible by
@@ -28,9 +28,9 @@ int vit_config_load(VitConfig *cfg, const char *path, char *err, size_t errn);
 // sizes within sane bounds (image_size at most VIT_MAX_IMAGE, at most VIT_MAX_TOKENS patches),
 // heads dividing the hidden size, patches dividing the image, and 3 channels (the image pipeline
 // makes RGB). 0, or -1 with "PATH: what is wrong".
-#define VIT_MAX_IMAGE 4096
+#define VIT_MAX_IMAGE  4096
 #define VIT_MAX_TOKENS 16384
-#define VIT_MAX_SIZE (1 << 16)
+#define VIT_MAX_SIZE   (1 << 16)
 #define VIT_MAX_LABELS (1 << 20)
 int vit_config_validate(const VitConfig *cfg, const char *path, char *err, size_t errn);
 int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *err, size_t errn);
@@ -40,11 +40,11 @@ int vit_config_parse(VitConfig *cfg, const char *json, const char *path, char *e
 bool vit_config_is_timm(const char *json);
 struct Checkpoint;
 int vit_config_from_timm(VitConfig *cfg, const char *json, const struct Checkpoint *ck, const char *path, char *err, size_t errn);
-void vit_config_init(VitConfig *cfg); // DeiT-Tiny's values, labels LABEL_i for num_labels
+void vit_config_init(VitConfig *cfg);                 // DeiT-Tiny's values, labels LABEL_i for num_labels
 int vit_config_set_num_labels(VitConfig *cfg, int n); // new ids get LABEL_<id>
 void vit_config_set_label(VitConfig *cfg, int id, const char *label);
 int vit_config_label_id(const VitConfig *cfg, const char *label); // -1 if absent
-char *vit_config_to_json(const VitConfig *cfg);   // malloc'd, HF layout (id2label, label2id, num_labels)
+char *vit_config_to_json(const VitConfig *cfg);                   // malloc'd, HF layout (id2label, label2id, num_labels)
 int vit_config_save(const VitConfig *cfg, const char *path, char *err, size_t errn);
 int vit_config_copy(VitConfig *dst, const VitConfig *src);
 void vit_config_free(VitConfig *cfg);

@@ -14,7 +14,8 @@
 
 // the eight bits of a byte as floats 0 and 1, lowest bit first: a dropout mask stored as bits
 // expands a byte at a time into one vector
-#define LB8(b)  {(b) & 1, (b) >> 1 & 1, (b) >> 2 & 1, (b) >> 3 & 1, (b) >> 4 & 1, (b) >> 5 & 1, (b) >> 6 & 1, (b) >> 7 & 1}
+#define LB8(b)                                                                                                                             \
+    { (b) & 1, (b) >> 1 & 1, (b) >> 2 & 1, (b) >> 3 & 1, (b) >> 4 & 1, (b) >> 5 & 1, (b) >> 6 & 1, (b) >> 7 & 1 }
 #define LB4(b)  LB8(b), LB8((b) + 1), LB8((b) + 2), LB8((b) + 3)
 #define LB16(b) LB4(b), LB4((b) + 4), LB4((b) + 8), LB4((b) + 12)
 #define LB64(b) LB16(b), LB16((b) + 16), LB16((b) + 32), LB16((b) + 48)

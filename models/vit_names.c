@@ -8,16 +8,20 @@
 
 // transformers-5 module names under vit.layers.N. and their transformers-4 spelling
 static const char *const V5[][2] = {
-    {"attention.q_proj", "attention.attention.query"}, {"attention.k_proj", "attention.attention.key"},
-    {"attention.v_proj", "attention.attention.value"}, {"attention.o_proj", "attention.output.dense"},
-    {"mlp.fc1", "intermediate.dense"},                 {"mlp.fc2", "output.dense"},
-    {"layernorm_before", "layernorm_before"},          {"layernorm_after", "layernorm_after"},
+    {"attention.q_proj", "attention.attention.query"},
+    {"attention.k_proj", "attention.attention.key"},
+    {"attention.v_proj", "attention.attention.value"},
+    {"attention.o_proj", "attention.output.dense"},
+    {"mlp.fc1", "intermediate.dense"},
+    {"mlp.fc2", "output.dense"},
+    {"layernorm_before", "layernorm_before"},
+    {"layernorm_after", "layernorm_after"},
 };
 
 // "FROM.N.MODULE..." -> "TO.N.MODULE'...", where MODULE is column `col` of a row of table and MODULE'
 // the other column; MODULE must be followed by '.' (or also by the end when `whole`). in may be out.
-static bool rename_layer(const char *in, char *out, size_t n, const char *from, const char *to, const char *const (*table)[2],
-                         size_t rows, int col, bool whole) {
+static bool rename_layer(const char *in, char *out, size_t n, const char *from, const char *to, const char *const (*table)[2], size_t rows,
+                         int col, bool whole) {
     char fmt[64], tmp[1024];
     int layer, used = 0;
     snprintf(fmt, sizeof fmt, "%s.%%d.%%n", from);
@@ -45,14 +49,16 @@ static void replace_all(char *s, size_t n, const char *from, const char *to) {
 
 // timm's ViT/DeiT names; the fused qkv becomes attention.attention.qkv (split when loading)
 static const char *const TIMM_BLOCK[][2] = {
-    {"norm1", "layernorm_before"}, {"norm2", "layernorm_after"},  {"attn.qkv", "attention.attention.qkv"},
+    {"norm1", "layernorm_before"},           {"norm2", "layernorm_after"},      {"attn.qkv", "attention.attention.qkv"},
     {"attn.proj", "attention.output.dense"}, {"mlp.fc1", "intermediate.dense"}, {"mlp.fc2", "output.dense"},
 };
 
 static bool timm_name(const char *in, char *out, size_t n) {
-    static const char *const TOP[][2] = {{"cls_token", "vit.embeddings.cls_token"}, {"pos_embed", "vit.embeddings.position_embeddings"},
+    static const char *const TOP[][2] = {{"cls_token", "vit.embeddings.cls_token"},
+                                         {"pos_embed", "vit.embeddings.position_embeddings"},
                                          {"patch_embed.proj.", "vit.embeddings.patch_embeddings.projection."},
-                                         {"norm.", "vit.layernorm."}, {"head.", "classifier."}};
+                                         {"norm.", "vit.layernorm."},
+                                         {"head.", "classifier."}};
     for (size_t i = 0; i < sizeof TOP / sizeof *TOP; i++) {
         size_t L = strlen(TOP[i][0]);
         if (!strncmp(in, TOP[i][0], L) && (TOP[i][0][L - 1] == '.' || in[L] == 0)) {

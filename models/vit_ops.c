@@ -12,7 +12,8 @@
 
 static bool fits_linear(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96];
-    if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "w", w) || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b))) return false;
+    if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "w", w) || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b)))
+        return false;
     int64_t IC = x->ndim ? x->shape[x->ndim - 1] : -1;
     if (x->ndim == 0 || w->ndim != 2 || w->shape[1] != IC || (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
         ctx_fail(c, "%s: input %s and weight %s do not fit", op, shape_str(x, s1, sizeof s1), shape_str(w, s2, sizeof s2));
@@ -44,17 +45,16 @@ static void lora_bw(AgNode *n) {
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
-    if (AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL,
-                    gb ? gb->data : NULL, gA ? gA->data : NULL, gB ? gB->data : NULL, n->out->grad->data, s->mask,
-                    s->x->data, s->w->data, A->data, B->data, s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p) != 0)
+    if (AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                    gA ? gA->data : NULL, gB ? gB->data : NULL, n->out->grad->data, s->mask, s->x->data, s->w->data, A->data, B->data,
+                    s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p) != 0)
         ctx_fail(n->out->ctx, "lora_linear: out of memory in the backward");
 }
 
-Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
-                       bool training) {
+Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng, bool training) {
     char s1[96], s2[96];
-    if (!fits_linear(c, "lora_linear", x, w, b) || !ag_arg(c, "lora_linear", "A", A) || !ag_arg(c, "lora_linear", "B", B) || !ag_check_float(c, "lora_linear", x, A) ||
-        !ag_check_float(c, "lora_linear", x, B))
+    if (!fits_linear(c, "lora_linear", x, w, b) || !ag_arg(c, "lora_linear", "A", A) || !ag_arg(c, "lora_linear", "B", B) ||
+        !ag_check_float(c, "lora_linear", x, A) || !ag_check_float(c, "lora_linear", x, B))
         return NULL;
     int64_t IC = w->shape[1], OC = w->shape[0], r = A->ndim == 2 ? A->shape[0] : -1;
     if (A->ndim != 2 || A->shape[1] != IC || B->ndim != 2 || B->shape[0] != OC || B->shape[1] != r) {
@@ -78,8 +78,8 @@ Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tens
     Tensor *Ac = tensor_contiguous(c, A), *Bc = tensor_contiguous(c, B);
     Tensor *y = out_like(c, x, OC), *t = tensor_new(c, x->dtype, 2, (int64_t[]){N, r});
     uint8_t *mask = p > 0 ? ctx_alloc_uninit(c, (size_t)(N * ((IC + 7) / 8))) : NULL;
-    if (AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, mask, xc->data, wc->data, bc ? bc->data : NULL, Ac->data,
-                    Bc->data, N, IC, OC, r, scale, p, seed, off) != 0) {
+    if (AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, mask, xc->data, wc->data, bc ? bc->data : NULL, Ac->data, Bc->data, N,
+                    IC, OC, r, scale, p, seed, off) != 0) {
         ctx_fail(c, "lora_linear: out of memory");
         return NULL;
     }
@@ -104,8 +104,8 @@ static void residual_bw(Tensor *res, Tensor *g) {
         for (int64_t i = 0; i < ns; i++)
             memcpy((char *)gr->data + (size_t)i * slice, (const char *)g->data + (size_t)i * slice,
                    bytes - (size_t)i * slice < slice ? bytes - (size_t)i * slice : slice);
-    }
-    else AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0, 0.0);
+    } else
+        AG_DISPATCH(g->dtype, unary_backward, UN_ADD_SCALAR, gr->data, g->data, g->data, g->data, tensor_numel(gr), 0.0, 0.0);
 }
 
 typedef struct {
@@ -118,18 +118,21 @@ static void linres_bw(AgNode *n) {
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     if (gx) AG_DISPATCH(s->x->dtype, linear_backward_dx, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, s->w->data, s->N, s->IC, s->OC);
-    AG_DISPATCH(s->x->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->x->data,
-                s->w->data, s->N, s->IC, s->OC);
+    AG_DISPATCH(s->x->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->x->data, s->w->data,
+                s->N, s->IC, s->OC);
     residual_bw(n->in[3], n->out->grad);
 }
 
 Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
     char s1[96], s2[96];
-    if (!fits_linear(c, "linear_residual", x, w, b) || !ag_arg(c, "linear_residual", "res", res) || !ag_check_float(c, "linear_residual", x, res)) return NULL;
+    if (!fits_linear(c, "linear_residual", x, w, b) || !ag_arg(c, "linear_residual", "res", res) ||
+        !ag_check_float(c, "linear_residual", x, res))
+        return NULL;
     int64_t IC = w->shape[1], OC = w->shape[0], N = tensor_numel(x) / IC;
     Tensor *y = out_like(c, x, OC);
     if (!tensor_same_shape(y, res)) {
-        ctx_fail(c, "linear_residual: residual %s is not the output's shape %s", shape_str(res, s1, sizeof s1), shape_str(y, s2, sizeof s2));
+        ctx_fail(c, "linear_residual: residual %s is not the output's shape %s", shape_str(res, s1, sizeof s1),
+                 shape_str(y, s2, sizeof s2));
         return NULL;
     }
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
@@ -155,19 +158,21 @@ static void mlp_bw(AgNode *n) {
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx);
     if (gx)
-        AG_DISPATCH(s->dgelu->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data,
-                    s->N, s->D, s->F);
+        AG_DISPATCH(s->dgelu->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data, s->N, s->D,
+                    s->F);
     residual_bw(n->in[1], g);
 }
 
 Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
     char s1[96];
-    if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !ag_arg(c, "mlp", "w2", w2) || !ag_arg(c, "mlp", "b1", b1) || !ag_arg(c, "mlp", "b2", b2) || !ag_arg(c, "mlp", "res", res) ||
-        !ag_check_float(c, "mlp", x, w2) || !ag_check_float(c, "mlp", x, res))
+    if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !ag_arg(c, "mlp", "w2", w2) ||
+        !ag_arg(c, "mlp", "b1", b1) || !ag_arg(c, "mlp", "b2", b2) || !ag_arg(c, "mlp", "res", res) || !ag_check_float(c, "mlp", x, w2) ||
+        !ag_check_float(c, "mlp", x, res))
         return NULL;
     int64_t D = w1->shape[1], F = w1->shape[0], N = tensor_numel(x) / D;
     if (w2->ndim != 2 || w2->shape[0] != D || w2->shape[1] != F || b2->ndim != 1 || b2->shape[0] != D || !tensor_same_shape(x, res)) {
-        ctx_fail(c, "mlp: fc2 %s, biases or residual do not fit fc1 [%lld, %lld]", shape_str(w2, s1, sizeof s1), (long long)F, (long long)D);
+        ctx_fail(c, "mlp: fc2 %s, biases or residual do not fit fc1 [%lld, %lld]", shape_str(w2, s1, sizeof s1), (long long)F,
+                 (long long)D);
         return NULL;
     }
     if (w1->requires_grad || b1->requires_grad || w2->requires_grad || b2->requires_grad) {
@@ -175,11 +180,11 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
         return NULL;
     }
     Tensor *xc = tensor_contiguous(c, x), *rc = tensor_contiguous(c, res);
-    Tensor *w1c = tensor_contiguous(c, w1), *w2c = tensor_contiguous(c, w2), *b1c = tensor_contiguous(c, b1), *b2c = tensor_contiguous(c, b2);
+    Tensor *w1c = tensor_contiguous(c, w1), *w2c = tensor_contiguous(c, w2), *b1c = tensor_contiguous(c, b1),
+           *b2c = tensor_contiguous(c, b2);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
     bool keep = ag_will_record(c, 2, (Tensor *[]){x, res});
-    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
-                D, F);
+    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N, D, F);
     AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
     MlpSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
     if (s) *s = (MlpSaved){h, w1c, w2c, N, D, F};
@@ -200,17 +205,17 @@ Tensor *vit_proj_residual(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x
     return vit_linear_residual(c, x, l->weight, l->bias, res);
 }
 
-Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLinear *fc2, const NnLora *lo2, Tensor *x,
-                      Tensor *res, Rng *rng, bool training) {
-    bool frozen = !fc1->weight->requires_grad && !fc2->weight->requires_grad && fc1->bias && fc2->bias &&
-                  !fc1->bias->requires_grad && !fc2->bias->requires_grad;
+Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLinear *fc2, const NnLora *lo2, Tensor *x, Tensor *res,
+                      Rng *rng, bool training) {
+    bool frozen = !fc1->weight->requires_grad && !fc2->weight->requires_grad && fc1->bias && fc2->bias && !fc1->bias->requires_grad &&
+                  !fc2->bias->requires_grad;
     if (frozen && !nn_lora_active(lo1) && !nn_lora_active(lo2)) // the fused row-blocked MLP
         return vit_mlp_residual(c, x, fc1->weight, fc1->bias, fc2->weight, fc2->bias, res);
     return vit_proj_residual(c, fc2, lo2, ag_gelu(c, vit_proj(c, fc1, lo1, x, rng, training)), res, rng, training);
 }
 
-Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x,
-                            Tensor *res, int NH, Rng *rng, bool training, Tensor **probs) {
+Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x, Tensor *res, int NH,
+                            Rng *rng, bool training, Tensor **probs) {
     Tensor *q = vit_proj(c, proj[0], lora[0], xq, rng, training);
     Tensor *k = vit_proj(c, proj[1], lora[1], x, rng, training);
     Tensor *v = vit_proj(c, proj[2], lora[2], x, rng, training);

@@ -7,8 +7,7 @@
 
 // LoRA: x w^T + b + scale * (dropout_p(x) A^T) B^T; A [r, IC], B [OC, r]; the dropout mask comes from
 // rng (advanced as ag_dropout would) and is kept as bits for the backward. !training: no dropout.
-Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng,
-                        bool training);
+Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng, bool training);
 Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res); // res + x w^T + b
 // res + gelu(x w1^T + b1) w2^T + b2 for frozen weights, computed in row blocks (x, res [.., D])
 Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res);
@@ -17,10 +16,10 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
 Tensor *vit_proj(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Rng *rng, bool training);
 Tensor *vit_proj_residual(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Tensor *res, Rng *rng, bool training);
 // res + fc2(gelu(fc1(x))), fused when the weights are frozen and carry no LoRA
-Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLinear *fc2, const NnLora *lo2, Tensor *x,
-                      Tensor *res, Rng *rng, bool training);
+Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLinear *fc2, const NnLora *lo2, Tensor *x, Tensor *res,
+                      Rng *rng, bool training);
 // res + o(attention(q(xq), k(x), v(x))): proj and lora are q, k, v, o; probs as ag_attention's
-Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x,
-                            Tensor *res, int NH, Rng *rng, bool training, Tensor **probs);
+Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x, Tensor *res, int NH,
+                            Rng *rng, bool training, Tensor **probs);
 
 #endif

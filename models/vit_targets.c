@@ -12,8 +12,8 @@
 // Bounds for one match against a module name (a few dozen characters): steps of the matcher,
 // backtracking depth, and its heap in KiB. A name that legitimately matches takes a few hundred
 // steps; a pattern of nested repetitions that would backtrack for minutes stops at the limit.
-#define RE_MATCH_LIMIT 200000
-#define RE_DEPTH_LIMIT 2000
+#define RE_MATCH_LIMIT    200000
+#define RE_DEPTH_LIMIT    2000
 #define RE_HEAP_LIMIT_KIB 8192
 
 struct VitTargetRe {
@@ -47,7 +47,8 @@ static char *pythonic(const char *p) {
             *q++ = !in_class && p[i] == 'Z' ? 'z' : p[i];
             continue;
         }
-        if (in_class) in_class = p[i] != ']';
+        if (in_class)
+            in_class = p[i] != ']';
         else if (p[i] == '[') {
             in_class = true;
             *q++ = p[i];
@@ -109,8 +110,8 @@ static int full_match(const VitTargetRe *re, const char *name, char *err, size_t
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     char msg[256];
     pcre2_get_error_message(rc, (PCRE2_UCHAR *)msg, sizeof msg);
-    snprintf(err, errn, "target_modules regex '%s': matching '%s' stopped: %s (a pattern of nested repetitions; simplify it)",
-             re->pattern, name, msg);
+    snprintf(err, errn, "target_modules regex '%s': matching '%s' stopped: %s (a pattern of nested repetitions; simplify it)", re->pattern,
+             name, msg);
     return -1;
 }
 

@@ -42,7 +42,7 @@ typedef struct NnParams {
 // An empty set allocating in pc, its generator seeded with seed, in training mode. (A set that
 // only registers tensors made elsewhere may also start as {0}.)
 void nn_params_init(NnParams *ps, Ctx *pc, uint64_t seed);
-void nn_params_train(NnParams *ps, bool on);                          // PyTorch's model.train(on) / model.eval()
+void nn_params_train(NnParams *ps, bool on); // PyTorch's model.train(on) / model.eval()
 // The set owns a copy of name. A name registered twice is refused: -1, with the message in the
 // set's context (ctx_error), and the set unchanged.
 int nn_params_add(NnParams *ps, const char *name, Tensor *t);

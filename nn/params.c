@@ -22,8 +22,10 @@ static NnParam *find(const NnParams *ps, const char *name);
 static int add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
     if (!ps || !name || !t) return -1;
     if (find(ps, name)) { // both would be trained, and the mistake would show only when saving
-        if (ps->ctx) ctx_fail(ps->ctx, "nn: the parameter name '%s' is registered twice in one set (the second is refused)", name);
-        else fprintf(stderr, "nn: the parameter name '%s' is registered twice in one set (the second is refused)\n", name);
+        if (ps->ctx)
+            ctx_fail(ps->ctx, "nn: the parameter name '%s' is registered twice in one set (the second is refused)", name);
+        else
+            fprintf(stderr, "nn: the parameter name '%s' is registered twice in one set (the second is refused)\n", name);
         return -1;
     }
     if (ps->n == ps->cap) {

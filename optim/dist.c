@@ -106,8 +106,8 @@ static int mpi_fail(int rc, const char *what, char *err, size_t errn) {
 
 #ifdef CGRAD_MPI
 typedef struct {
-    float *g;          // a gradient's data, or NULL (zeros go out, nothing comes back)
-    size_t at, len;    // where in the bucket
+    float *g;       // a gradient's data, or NULL (zeros go out, nothing comes back)
+    size_t at, len; // where in the bucket
 } Seg;
 
 // reduces bucket[0..used) on rank 0, broadcasts it, and puts the pieces back (scaled)
@@ -146,8 +146,10 @@ int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool avera
         float *g = params[i]->grad ? params[i]->grad->data : NULL;
         for (size_t off = 0; off < m && rc == 0;) {
             size_t take = m - off < cap - used ? m - off : cap - used;
-            if (g) memcpy(bucket + used, g + off, take * sizeof(float));
-            else memset(bucket + used, 0, take * sizeof(float));
+            if (g)
+                memcpy(bucket + used, g + off, take * sizeof(float));
+            else
+                memset(bucket + used, 0, take * sizeof(float));
             seg[nseg++] = (Seg){g ? g + off : NULL, used, take};
             used += take, off += take;
             if (used == cap) {

@@ -82,8 +82,8 @@ void optim_step(Optim *o, double lr) {
 #pragma omp parallel for schedule(static) if (n > 32768)
                 for (int64_t i = 0; i < n; i++) {
                     float x = decoupled ? w[i] * (float)(1.0 - glr * wd) : w[i]; // decoupled decay
-                    float gi = decoupled ? gr[i] : gr[i] + (float)wd * w[i];   // or L2 in the gradient
-                    m[i] = m[i] + w1 * (gi - m[i]);                            // torch's lerp
+                    float gi = decoupled ? gr[i] : gr[i] + (float)wd * w[i];     // or L2 in the gradient
+                    m[i] = m[i] + w1 * (gi - m[i]);                              // torch's lerp
                     v[i] = b2 * v[i] + w2 * gi * gi;
                     double denom = sqrt((double)v[i]) / sbc2 + o->eps;
                     w[i] = (float)(x - step_size * m[i] / denom);
@@ -205,9 +205,13 @@ int64_t schedule_warmup_steps(int64_t total, int64_t warmup_steps, double warmup
 const char *schedule_name(SchedKind k) { return k == SCHED_LINEAR ? "linear" : k == SCHED_COSINE ? "cosine" : "constant"; }
 
 int schedule_parse(const char *s, SchedKind *k) {
-    if (!strcmp(s, "linear")) *k = SCHED_LINEAR;
-    else if (!strcmp(s, "cosine")) *k = SCHED_COSINE;
-    else if (!strcmp(s, "constant") || !strcmp(s, "constant_with_warmup")) *k = SCHED_CONSTANT;
-    else return -1;
+    if (!strcmp(s, "linear"))
+        *k = SCHED_LINEAR;
+    else if (!strcmp(s, "cosine"))
+        *k = SCHED_COSINE;
+    else if (!strcmp(s, "constant") || !strcmp(s, "constant_with_warmup"))
+        *k = SCHED_CONSTANT;
+    else
+        return -1;
     return 0;
 }

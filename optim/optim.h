@@ -14,20 +14,20 @@ typedef enum { OPTIM_ADAMW, OPTIM_SGD, OPTIM_ADAM } OptimKind;
 typedef struct {
     Tensor **params;
     int n;
-    double lr_scale;     // this group's rate = lr_scale * the scheduled rate
+    double lr_scale; // this group's rate = lr_scale * the scheduled rate
     double weight_decay;
 } OptimGroup;
 
 typedef struct {
     OptimKind kind;
-    double beta1, beta2, eps;        // Adam, AdamW (0.9, 0.999, 1e-8)
-    double momentum, dampening;      // SGD
+    double beta1, beta2, eps;   // Adam, AdamW (0.9, 0.999, 1e-8)
+    double momentum, dampening; // SGD
     bool nesterov;
     OptimGroup *groups;
     int ngroups;
-    Tensor **m, **v;                 // state, one per parameter (in order of the groups)
-    int64_t t;                       // steps taken
-    Ctx *sc;                         // the state's memory
+    Tensor **m, **v; // state, one per parameter (in order of the groups)
+    int64_t t;       // steps taken
+    Ctx *sc;         // the state's memory
 } Optim;
 
 // AdamW (torch.optim.AdamW): p -= lr * wd * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;

@@ -4,8 +4,8 @@
 #include "tensor.h"
 
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ARENA_ALIGN 64
@@ -74,7 +74,10 @@ void ctx_free(Ctx *c) {
 void ctx_reset(Ctx *c) {
     size_t total = 0;
     int n = 0;
-    for (ArenaChunk *ch = c->chunks; ch; ch = ch->next) { total += ch->cap; n++; }
+    for (ArenaChunk *ch = c->chunks; ch; ch = ch->next) {
+        total += ch->cap;
+        n++;
+    }
     if (n > 1) { // coalesce into one chunk big enough for everything the last step used
         for (ArenaChunk *ch = c->chunks, *nx; ch; ch = nx) {
             nx = ch->next;
@@ -125,21 +128,32 @@ void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero) {
     ch->used += need;
     c->used_total += need;
     if (c->used_total > c->peak) c->peak = c->used_total;
-    if (zero) memset(p, 0, bytes);
-    else if (c->poison) memset(p, 0xff, bytes);
+    if (zero)
+        memset(p, 0, bytes);
+    else if (c->poison)
+        memset(p, 0xff, bytes);
     return p;
 }
 
 void *ctx_alloc_uninit(Ctx *c, size_t bytes) {
-    if (!c) { fprintf(stderr, "cgrad: ctx_alloc without a context\n"); abort(); }
+    if (!c) {
+        fprintf(stderr, "cgrad: ctx_alloc without a context\n");
+        abort();
+    }
     void *p = ctx_try_alloc(c, bytes, false);
-    if (!p) { fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", bytes); abort(); }
+    if (!p) {
+        fprintf(stderr, "cgrad: out of memory (%zu bytes)\n", bytes);
+        abort();
+    }
     return p;
 }
 
 bool ctx_ok(const Ctx *c) { return c && !c->failed; }
 const char *ctx_error(const Ctx *c) { return c->failed ? c->err : ""; }
-void ctx_clear_error(Ctx *c) { c->failed = false; c->err[0] = 0; }
+void ctx_clear_error(Ctx *c) {
+    c->failed = false;
+    c->err[0] = 0;
+}
 
 void ctx_fail(Ctx *c, const char *fmt, ...) {
     if (c->failed) return; // keep the first error: later ones are its consequences

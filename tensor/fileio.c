@@ -133,7 +133,8 @@ static void fill_random(char *x6) { // the last six characters of a temp_name
     static _Atomic unsigned long counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long v = (unsigned long long)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (unsigned long long)atomic_fetch_add(&counter, 1) * 0xbf58476d1ce4e5b9ull;
+    unsigned long long v =
+        (unsigned long long)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (unsigned long long)atomic_fetch_add(&counter, 1) * 0xbf58476d1ce4e5b9ull;
     static const char AL[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     for (int i = 0; i < 6; i++) x6[i] = AL[v % 62], v /= 62;
 }
@@ -203,8 +204,10 @@ int atomic_commit(AtomicFile *af, bool replace, char *err, size_t errn) {
     }
     if ((replace ? rename(af->tmp, af->path) : rename_noreplace(af->tmp, af->path, false)) != 0) {
         e = errno;
-        if (e == EEXIST) snprintf(err, errn, "%s: exists (not replaced)", af->path), file_note_write_failure(e);
-        else fail_write(err, errn, e, "cannot rename into place", af->path);
+        if (e == EEXIST)
+            snprintf(err, errn, "%s: exists (not replaced)", af->path), file_note_write_failure(e);
+        else
+            fail_write(err, errn, e, "cannot rename into place", af->path);
         atomic_abort(af);
         return -1;
     }
@@ -377,8 +380,10 @@ static int stage_merge_into(Stage *s, char *err, size_t errn) {
             rc = fail_write(err, errn, errno, "cannot move into place", path_join(p, sizeof p, s->out, e->d_name));
         }
     }
-    if (d) closedir(d);
-    else if (dup_fd >= 0) close(dup_fd);
+    if (d)
+        closedir(d);
+    else if (dup_fd >= 0)
+        close(dup_fd);
     if (rc == 0) fsync(ofd);
     close(ofd);
     return rc;

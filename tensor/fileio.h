@@ -18,7 +18,7 @@ extern "C" {
 // accepts, so a path that had to be cut there is refused by the kernel (ENAMETOOLONG) rather than
 // naming another file; a message holds two such paths and its cause.
 #define FILE_PATH_BUF (PATH_MAX + 256)
-#define FILE_ERR_BUF (2 * PATH_MAX + 1024)
+#define FILE_ERR_BUF  (2 * PATH_MAX + 1024)
 
 // opens PATH for reading only if it is a regular file: a FIFO, a device or a directory is refused
 // without blocking (opened non-blocking, checked, then made blocking); the fd and (size not NULL)

@@ -17,15 +17,27 @@ void kernels_blas_init(void);
 
 // binary ops; the comparisons give 1 or 0 and have no gradient; minimum/maximum split a tie's
 // gradient in halves (PyTorch's rule)
-typedef enum {
-    BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MIN, BIN_MAX,
-    BIN_EQ, BIN_NE, BIN_LT, BIN_LE, BIN_GT, BIN_GE
-} BinaryOp;
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MIN, BIN_MAX, BIN_EQ, BIN_NE, BIN_LT, BIN_LE, BIN_GT, BIN_GE } BinaryOp;
 // unary ops; p0, p1 are their scalars: UN_SCALE / UN_ADD_SCALAR s, UN_SOFTPLUS beta and threshold,
 // UN_LEAKY_RELU the slope, UN_POW the exponent, UN_CLAMP the bounds (+-inf: none)
 typedef enum {
-    UN_NEG, UN_EXP, UN_LOG, UN_SQRT, UN_TANH, UN_GELU, UN_RELU, UN_SCALE, UN_ADD_SCALAR,
-    UN_SIGMOID, UN_SILU, UN_SOFTPLUS, UN_LEAKY_RELU, UN_GELU_TANH, UN_POW, UN_ABS, UN_CLAMP
+    UN_NEG,
+    UN_EXP,
+    UN_LOG,
+    UN_SQRT,
+    UN_TANH,
+    UN_GELU,
+    UN_RELU,
+    UN_SCALE,
+    UN_ADD_SCALAR,
+    UN_SIGMOID,
+    UN_SILU,
+    UN_SOFTPLUS,
+    UN_LEAKY_RELU,
+    UN_GELU_TANH,
+    UN_POW,
+    UN_ABS,
+    UN_CLAMP
 } UnaryOp;
 
 // the geometry of a 2-d convolution or pooling (kernels_decl.inc); C and OC are per image, groups

@@ -11,10 +11,10 @@
 #include <tgmath.h>
 #undef I // complex.h's imaginary unit: the kernels use I for inner sizes
 
-#define real double
+#define real    double
 #define K(name) name##_f64
 #define GEMM_FN cblas_dgemm
-#define K_ERF erf
-#define K_EXP exp
-#define K_TANH tanh
+#define K_ERF   erf
+#define K_EXP   exp
+#define K_TANH  tanh
 #include "kernels.inc"

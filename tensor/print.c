@@ -19,15 +19,18 @@ static void fmt_value(const Fmt *f, double v, char *buf, size_t n) {
     case 2: snprintf(buf, n, "%.4f", v); break;
     default: snprintf(buf, n, "%.4e", v); break;
     }
-    if (isnan(v)) snprintf(buf, n, "nan");
-    else if (isinf(v)) snprintf(buf, n, v > 0 ? "inf" : "-inf");
+    if (isnan(v))
+        snprintf(buf, n, "nan");
+    else if (isinf(v))
+        snprintf(buf, n, v > 0 ? "inf" : "-inf");
 }
 
 static Fmt choose_format(const Tensor *t) {
     Fmt f = {0};
     int64_t n = tensor_numel(t);
     f.summarize = n > 1000;
-    if (!dtype_is_float(t->dtype)) f.mode = 0;
+    if (!dtype_is_float(t->dtype))
+        f.mode = 0;
     else {
         bool whole = true;
         double amax = 0, amin = INFINITY;
@@ -39,9 +42,12 @@ static Fmt choose_format(const Tensor *t) {
             if (a > amax) amax = a;
             if (a > 0 && a < amin) amin = a;
         }
-        if (whole) f.mode = amax >= 1e8 ? 3 : 1;
-        else if (amax > 0 && (amax / amin > 1000.0 || amax > 1e8 || amin < 1e-4)) f.mode = 3;
-        else f.mode = 2;
+        if (whole)
+            f.mode = amax >= 1e8 ? 3 : 1;
+        else if (amax > 0 && (amax / amin > 1000.0 || amax > 1e8 || amin < 1e-4))
+            f.mode = 3;
+        else
+            f.mode = 2;
     }
     char buf[64];
     for (int64_t i = 0; i < n; i++) {
@@ -83,8 +89,10 @@ static void print_dim(FILE *out, const Tensor *t, const Fmt *f, int d, int64_t *
                 i = n - 3;
             }
             idx[d] = i;
-            if (i > 0 && !(cut && i == n - 3)) fprintf(out, "%*s", indent + 1, "");
-            else if (i > 0) fprintf(out, "%*s", indent + 1, "");
+            if (i > 0 && !(cut && i == n - 3))
+                fprintf(out, "%*s", indent + 1, "");
+            else if (i > 0)
+                fprintf(out, "%*s", indent + 1, "");
             print_dim(out, t, f, d + 1, idx, indent + 1);
             if (i + 1 < n) {
                 fputc(',', out);
@@ -106,8 +114,10 @@ void tensor_fprint(FILE *out, const Tensor *t) {
     } else {
         print_dim(out, t, &f, 0, idx, 7);
     }
-    if (t->dtype == DT_F64) fputs(", dtype=torch.float64", out);
-    else if (t->dtype == DT_U8) fputs(", dtype=torch.uint8", out);
+    if (t->dtype == DT_F64)
+        fputs(", dtype=torch.float64", out);
+    else if (t->dtype == DT_U8)
+        fputs(", dtype=torch.uint8", out);
     fputs(")\n", out);
 }
 

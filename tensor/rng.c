@@ -43,8 +43,7 @@ void rng_fill_uniform(Rng *r, Tensor *t, double lo, double hi) {
     if (t->dtype == DT_F32 && tensor_is_contiguous(t)) {
         float *p = t->data;
 #pragma omp parallel for if (n > 65536)
-        for (int64_t i = 0; i < n; i++)
-            p[i] = (float)(lo + (hi - lo) * (double)(rng_draw(seed, off + (uint64_t)i) >> 40) * 0x1.0p-24);
+        for (int64_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * (double)(rng_draw(seed, off + (uint64_t)i) >> 40) * 0x1.0p-24);
     } else {
         for (int64_t i = 0; i < n; i++) tensor_set_flat(t, i, lo + (hi - lo) * u53(rng_draw(seed, off + (uint64_t)i)));
     }

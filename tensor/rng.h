@@ -37,13 +37,11 @@ static inline uint64_t rng_draw(uint64_t seed, uint64_t i) {
 // dropout keep-scale of element i: uniform u = top 24 bits * 2^-24; kept when u >= p, i.e. when
 // the 24-bit integer is at least rng_keep_threshold(p) = ceil(p * 2^24) (exact, and vectorisable)
 static inline uint64_t rng_keep_threshold(double p) { return (uint64_t)ceil(p * 16777216.0); }
-static inline float rng_keep(uint64_t seed, uint64_t i, uint64_t thr, float keep) {
-    return (rng_draw(seed, i) >> 40) >= thr ? keep : 0.0f;
-}
+static inline float rng_keep(uint64_t seed, uint64_t i, uint64_t thr, float keep) { return (rng_draw(seed, i) >> 40) >= thr ? keep : 0.0f; }
 uint64_t rng_next_u64(Rng *r);
-double rng_uniform(Rng *r);                    // [0, 1), 53 bits
-uint64_t rng_below(Rng *r, uint64_t n);        // uniform integer in [0, n), unbiased
-double rng_normal(Rng *r);                     // one N(0,1) (uses two draws)
+double rng_uniform(Rng *r);             // [0, 1), 53 bits
+uint64_t rng_below(Rng *r, uint64_t n); // uniform integer in [0, n), unbiased
+double rng_normal(Rng *r);              // one N(0,1) (uses two draws)
 
 // Fill float tensors (contiguous) in logical order; the rng advances by the draws used.
 void rng_fill_uniform(Rng *r, Tensor *t, double lo, double hi);

@@ -508,8 +508,7 @@ static int check_items(const StItem *items, int n, const char *path, char *err, 
     return 0;
 }
 
-int safetensors_write(const char *path, const StItem *items0, int n, const char *const *metadata, bool replace, char *err,
-                      size_t errn) {
+int safetensors_write(const char *path, const StItem *items0, int n, const char *const *metadata, bool replace, char *err, size_t errn) {
     StItem *items = malloc(sizeof *items * (size_t)(n ? n : 1));
     if (!items) return snprintf(err, errn, "%s: out of memory", path), -1;
     memcpy(items, items0, sizeof *items * (size_t)n);

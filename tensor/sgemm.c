@@ -16,8 +16,10 @@
 
 static const SgemmIsa *isa_named(const char *name) {
     const SgemmIsa *k = NULL;
-    if (!strcmp(name, "avx512")) k = sgemm_isa_avx512();
-    else if (!strcmp(name, "avx2")) k = sgemm_isa_avx2();
+    if (!strcmp(name, "avx512"))
+        k = sgemm_isa_avx512();
+    else if (!strcmp(name, "avx2"))
+        k = sgemm_isa_avx2();
     return k && k->cpu_has() ? k : NULL;
 }
 
@@ -26,9 +28,12 @@ static pthread_once_t decided = PTHREAD_ONCE_INIT;
 
 static void decide(void) {
     const char *e = getenv("CGRAD_GEMM");
-    if (e && !strcmp(e, "blas")) chosen = NULL;
-    else if (e && isa_named(e)) chosen = isa_named(e);
-    else chosen = isa_named("avx512") ? isa_named("avx512") : isa_named("avx2");
+    if (e && !strcmp(e, "blas"))
+        chosen = NULL;
+    else if (e && isa_named(e))
+        chosen = isa_named(e);
+    else
+        chosen = isa_named("avx512") ? isa_named("avx512") : isa_named("avx2");
 }
 
 static const SgemmIsa *isa(void) {
@@ -119,11 +124,10 @@ static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, 
         for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
 }
 
-bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float beta, float *C, int64_t ldc) {
     const SgemmIsa *k = isa();
-    if (!k)
-        return false;
+    if (!k) return false;
     float *bp = slot_for(k, 2, N, K);
     if (!bp) return false;
     int64_t nkb = nkblocks(k, K), np = npanels(k, N), strips = (M + k->mr - 1) / k->mr;
@@ -156,7 +160,7 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
     return bp;
 }
 
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                  float beta, float *C, int64_t ldc) {
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
+                  int64_t ldc) {
     run_packed(isa(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
 }

@@ -22,14 +22,14 @@ bool sgemm_use_isa(const char *name);
 // OpenMP threads unless called inside a parallel region. Returns false, having done nothing, only
 // when there is no kernel: it takes every shape, so that each row of C comes out the same bits
 // however many rows the product has (an image's outputs do not depend on its batch).
-bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float beta, float *C, int64_t ldc);
 
 // op(B) [K, N] packed once for several products with it, into this thread's buffer slot (0 or 1; the
 // next pack into the same slot overwrites it; not to be freed); NULL when there is no kernel
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
 // C = alpha op(A) op(B) + beta C with op(B) from sgemm_pack; one thread (for use inside parallel regions)
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp,
-                  float beta, float *C, int64_t ldc);
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
+                  int64_t ldc);
 
 #endif

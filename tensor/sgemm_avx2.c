@@ -21,9 +21,8 @@ static inline __m256i lanes(int64_t n) {
 }
 
 // C[0..mr, 0..nr] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]
-static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp,
-                                                         float *c, int64_t ldc, int mr, int64_t nr, float alpha, float beta,
-                                                         bool load_c) {
+static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
+                                                        int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c) {
     __m256 c0[MR], c1[MR];
     const float *ar[MR];
 #pragma GCC unroll 6
@@ -124,10 +123,12 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
 }
 
 // one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
-static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
-                 float alpha, float beta, bool load_c) {
-    if (ta) micro(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c); // a(i, k) = a[k lda + i]
-    else micro(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c);
+static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
+                 float beta, bool load_c) {
+    if (ta)
+        micro(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c); // a(i, k) = a[k lda + i]
+    else
+        micro(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }

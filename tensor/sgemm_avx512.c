@@ -17,9 +17,9 @@ static inline __mmask16 mask_lo(int64_t nr) { return nr >= 16 ? (__mmask16)0xfff
 static inline __mmask16 mask_hi(int64_t nr) { return nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; }
 
 // C[0..mr, 0..32 (masked)] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]
-static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp,
-                                                         float *c, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1,
-                                                         float alpha, float beta, bool load_c) {
+static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
+                                                        int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, float alpha, float beta,
+                                                        bool load_c) {
     __m512 c0[MR], c1[MR];
     const float *ar[MR];
 #pragma GCC unroll 12
@@ -109,10 +109,12 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
 }
 
 // one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
-static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
-                 float alpha, float beta, bool load_c) {
-    if (ta) micro(kc, a, 1, lda, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c); // a(i, k) = a[k lda + i]
-    else micro(kc, a, lda, 1, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c);
+static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
+                 float beta, bool load_c) {
+    if (ta)
+        micro(kc, a, 1, lda, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c); // a(i, k) = a[k lda + i]
+    else
+        micro(kc, a, lda, 1, bp, c, ldc, mr, mask_lo(nr), mask_hi(nr), alpha, beta, load_c);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx512f"); }

@@ -17,8 +17,8 @@ typedef struct {
     // one tile of C (mr <= MR rows, nr <= NR columns) += or = alpha op(A) panel, over kc rows of K:
     // a points at op(A)'s element (row 0, k 0) of this block, bp at the packed panel; beta scales C
     // when load_c (else C is written)
-    void (*tile)(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr,
-                 float alpha, float beta, bool load_c);
+    void (*tile)(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
+                 float beta, bool load_c);
 } SgemmIsa;
 
 // NULL where the build left the kernel out

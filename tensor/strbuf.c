@@ -76,10 +76,14 @@ void sb_json_str(StrBuf *b, const char *s) {
     while (*p) {
         unsigned char ch = *p;
         size_t n = utf8_seq_len(p);
-        if (ch == '"' || ch == '\\') sb_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f) sb_printf(b, "\\u%04x", ch);
-        else if (n == 0) sb_printf(b, "\\ufffd");
-        else sb_append(b, (const char *)p, n);
+        if (ch == '"' || ch == '\\')
+            sb_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            sb_printf(b, "\\u%04x", ch);
+        else if (n == 0)
+            sb_printf(b, "\\ufffd");
+        else
+            sb_append(b, (const char *)p, n);
         p += n ? n : 1;
     }
     sb_printf(b, "\"");

@@ -52,8 +52,7 @@ bool tensor_same_shape(const Tensor *a, const Tensor *b) {
 char *shape_str(const Tensor *t, char *buf, size_t n) {
     size_t k = 0;
     k += (size_t)snprintf(buf + k, n - k, "[");
-    for (int i = 0; i < t->ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    for (int i = 0; i < t->ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
     if (k < n) snprintf(buf + k, n - k, "]");
     return buf;
 }
@@ -290,9 +289,12 @@ Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *sh
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
         sh[i] = shape[i];
-        if (sh[i] == -1 && infer < 0) infer = i;
-        else if (sh[i] < 0) { ctx_fail(c, "reshape: bad size %lld", (long long)sh[i]); return NULL; }
-        else if (__builtin_mul_overflow(known, sh[i], &known)) {
+        if (sh[i] == -1 && infer < 0)
+            infer = i;
+        else if (sh[i] < 0) {
+            ctx_fail(c, "reshape: bad size %lld", (long long)sh[i]);
+            return NULL;
+        } else if (__builtin_mul_overflow(known, sh[i], &known)) {
             ctx_fail(c, "reshape: the sizes overflow");
             return NULL;
         }
@@ -357,8 +359,8 @@ Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int6
     char b1[96];
     int d = tensor_dim(t, dim);
     if (d < 0 || start < 0 || len < 0 || start > t->shape[d] || len > t->shape[d] - start) { // no start + len: it may overflow
-        ctx_fail(c, "narrow: dim %d start %lld length %lld out of range for %s", dim, (long long)start,
-                 (long long)len, shape_str(t, b1, sizeof b1));
+        ctx_fail(c, "narrow: dim %d start %lld length %lld out of range for %s", dim, (long long)start, (long long)len,
+                 shape_str(t, b1, sizeof b1));
         return NULL;
     }
     Tensor *v = tensor_view(c, t);
@@ -390,7 +392,10 @@ Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *sha
         int j = i - off;
         int64_t src = j >= 0 ? t->shape[j] : 1, want = shape[i];
         if (want == -1) {
-            if (j < 0) { ctx_fail(c, "expand: -1 for a new dimension %d", i); return NULL; }
+            if (j < 0) {
+                ctx_fail(c, "expand: -1 for a new dimension %d", i);
+                return NULL;
+            }
             want = src;
         }
         if (src == want) {
@@ -400,8 +405,8 @@ Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *sha
             v->shape[i] = want;
             v->strides[i] = 0;
         } else {
-            ctx_fail(c, "expand: size %lld of %s cannot become %lld in dimension %d", (long long)src,
-                     shape_str(t, b1, sizeof b1), (long long)want, i);
+            ctx_fail(c, "expand: size %lld of %s cannot become %lld in dimension %d", (long long)src, shape_str(t, b1, sizeof b1),
+                     (long long)want, i);
             return NULL;
         }
     }
@@ -418,9 +423,12 @@ int broadcast_shapes(const Tensor *a, const Tensor *b, int64_t *out) {
     for (int i = 0; i < nd; i++) {
         int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
         int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
-        if (sa == sb || sb == 1) out[i] = sa;
-        else if (sa == 1) out[i] = sb;
-        else return -1;
+        if (sa == sb || sb == 1)
+            out[i] = sa;
+        else if (sa == 1)
+            out[i] = sb;
+        else
+            return -1;
     }
     return nd;
 }

@@ -27,11 +27,11 @@ typedef struct Tensor {
     void *data;                       // first element of this view
     Ctx *ctx;                         // owner of the header (and usually the data)
     bool requires_grad;
-    struct Tensor *grad;              // contiguous, same shape and dtype; NULL until needed
-    struct AgNode *node;              // the op that made it (autograd/), NULL for leaves
+    struct Tensor *grad; // contiguous, same shape and dtype; NULL until needed
+    struct AgNode *node; // the op that made it (autograd/), NULL for leaves
     const char *name;
-    uint32_t gen;                     // ctx->gen when it was made: a tensor of a reset context is refused
-    uint32_t version;                 // in-place writes through the API (set, fill, copy, optimizer steps)
+    uint32_t gen;     // ctx->gen when it was made: a tensor of a reset context is refused
+    uint32_t version; // in-place writes through the API (set, fill, copy, optimizer steps)
 } Tensor;
 
 // ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----
@@ -39,24 +39,24 @@ typedef struct Tensor {
 // grown it, later steps allocate nothing from the system. Errors are values: an op that fails
 // returns NULL and leaves a message here (the first failure wins until ctx_clear_error).
 struct Ctx {
-    struct ArenaChunk *chunks;  // newest first
+    struct ArenaChunk *chunks; // newest first
     size_t used_total, peak, chunk_min;
-    int nsys_allocs;            // chunks allocated from the system (for tests)
-    struct AgNode *tape;        // newest recorded op (autograd/)
+    int nsys_allocs;     // chunks allocated from the system (for tests)
+    struct AgNode *tape; // newest recorded op (autograd/)
     long ntape;
-    bool no_grad;               // scoped no-grad mode (autograd/)
+    bool no_grad;                // scoped no-grad mode (autograd/)
     struct GradBlock *grad_pool; // gradient buffers free for reuse during backward (autograd/)
     bool failed;
-    bool poison;                // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
-    uint32_t gen;               // bumped by every ctx_reset: its tensors from before are dead
+    bool poison;  // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
+    uint32_t gen; // bumped by every ctx_reset: its tensors from before are dead
     char err[512];
 };
 
 Ctx *ctx_new(size_t initial_bytes); // a hint: a context starts smaller when the system has less; NULL out of memory
 void ctx_free(Ctx *c);
-void ctx_reset(Ctx *c);                          // drop all tensors and the tape; keep memory
-void *ctx_alloc(Ctx *c, size_t bytes);           // 64-byte aligned, zero-filled; NULL ctx: abort
-void *ctx_alloc_uninit(Ctx *c, size_t bytes);    // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
+void ctx_reset(Ctx *c);                       // drop all tensors and the tape; keep memory
+void *ctx_alloc(Ctx *c, size_t bytes);        // 64-byte aligned, zero-filled; NULL ctx: abort
+void *ctx_alloc_uninit(Ctx *c, size_t bytes); // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
 // what tensors' data comes from: NULL with the context's error set ("out of memory: N bytes") when
 // the system cannot give it, instead of aborting (ctx_alloc aborts: it is for small bookkeeping)
 void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero);
@@ -72,30 +72,32 @@ bool dtype_is_float(DType dt);
 int64_t tensor_numel(const Tensor *t);
 bool tensor_is_contiguous(const Tensor *t);
 bool tensor_same_shape(const Tensor *a, const Tensor *b);
-char *shape_str(const Tensor *t, char *buf, size_t n);   // "[2, 3]"
-int tensor_dim(const Tensor *t, int dim);                  // negative dims count from the end; -1 if bad
+char *shape_str(const Tensor *t, char *buf, size_t n); // "[2, 3]"
+int tensor_dim(const Tensor *t, int dim);              // negative dims count from the end; -1 if bad
 
 // ---- creation (all in ctx) ----
-Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape);   // uninitialised: for outputs
-                                                                       // that are written whole
+Tensor *tensor_new(Ctx *c, DType dt, int ndim, const int64_t *shape); // uninitialised: for outputs
+                                                                      // that are written whole
 Tensor *tensor_zeros(Ctx *c, DType dt, int ndim, const int64_t *shape);
 Tensor *tensor_ones(Ctx *c, DType dt, int ndim, const int64_t *shape);
 Tensor *tensor_full(Ctx *c, DType dt, int ndim, const int64_t *shape, double v);
 Tensor *tensor_arange(Ctx *c, DType dt, double start, double stop, double step);
-Tensor *tensor_from_buffer(Ctx *c, DType dt, int ndim, const int64_t *shape, void *data); // no copy
+Tensor *tensor_from_buffer(Ctx *c, DType dt, int ndim, const int64_t *shape, void *data);     // no copy
 Tensor *tensor_from_data(Ctx *c, DType dt, int ndim, const int64_t *shape, const void *data); // copy
-Tensor *tensor_clone(Ctx *c, const Tensor *t);                 // contiguous copy, no autograd
-Tensor *tensor_to(Ctx *c, const Tensor *t, DType dt);          // converted contiguous copy
+Tensor *tensor_clone(Ctx *c, const Tensor *t);                                                // contiguous copy, no autograd
+Tensor *tensor_to(Ctx *c, const Tensor *t, DType dt);                                         // converted contiguous copy
 #ifdef __cplusplus // g++ refuses the address of a non-const temporary array; a const one lives to the end of the call
-#define SHAPE(...) (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+#define SHAPE(...)                                                                                                                         \
+    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) { __VA_ARGS__ }
 #else
-#define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define SHAPE(...)                                                                                                                         \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
 #endif
 
 // ---- element access (any dtype, any strides; slow, for tests and tools) ----
 double tensor_get(const Tensor *t, const int64_t *idx);
 void tensor_set(Tensor *t, const int64_t *idx, double v);
-double tensor_get_flat(const Tensor *t, int64_t i);             // i-th element in logical order
+double tensor_get_flat(const Tensor *t, int64_t i); // i-th element in logical order
 void tensor_set_flat(Tensor *t, int64_t i, double v);
 // Writes through tensor_set, tensor_set_flat, tensor_fill and tensor_copy (and the optimizers'
 // steps) count in t->version: a backward whose op read t before such a write refuses to run, as
@@ -104,17 +106,17 @@ static inline void tensor_bump_version(Tensor *t) { t->version++; }
 // false for a tensor whose context was reset after it was made (its memory is being reused)
 static inline bool tensor_alive(const Tensor *t) { return !t->ctx || t->gen == t->ctx->gen; }
 void tensor_fill(Tensor *t, double v);
-int tensor_copy(Tensor *dst, const Tensor *src);                // same shape; any strides; converts dtype
-bool tensor_all_finite(const Tensor *t);                        // no NaN or Inf (integer tensors: true)
+int tensor_copy(Tensor *dst, const Tensor *src); // same shape; any strides; converts dtype
+bool tensor_all_finite(const Tensor *t);         // no NaN or Inf (integer tensors: true)
 
 // ---- views: new header, same storage, no copy (no autograd; see ag_* for recorded views) ----
-Tensor *tensor_view(Ctx *c, const Tensor *t);                         // plain alias
+Tensor *tensor_view(Ctx *c, const Tensor *t);                                         // plain alias
 Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape); // contiguous only; one -1 allowed
 Tensor *tensor_permute_view(Ctx *c, const Tensor *t, const int *perm);
 Tensor *tensor_transpose_view(Ctx *c, const Tensor *t, int d0, int d1);
 Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int64_t len);
 Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape); // -1 keeps a size
-Tensor *tensor_contiguous(Ctx *c, const Tensor *t);                  // t itself if already contiguous
+Tensor *tensor_contiguous(Ctx *c, const Tensor *t);                                  // t itself if already contiguous
 
 // ---- printing, PyTorch's style: tensor([[ 0.1234, -1.0000], ...]) ----
 void tensor_fprint(FILE *f, const Tensor *t);

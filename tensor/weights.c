@@ -135,11 +135,11 @@ static float bf16_to_float(uint16_t h) {
 }
 
 // element off of an entry as a double (the bytes may be unaligned: read through memcpy)
-#define LOAD_AS(T, conv)                                                                                                  \
-    do {                                                                                                                  \
-        T v;                                                                                                              \
-        memcpy(&v, p, sizeof v);                                                                                          \
-        return (double)conv(v);                                                                                           \
+#define LOAD_AS(T, conv)                                                                                                                   \
+    do {                                                                                                                                   \
+        T v;                                                                                                                               \
+        memcpy(&v, p, sizeof v);                                                                                                           \
+        return (double)conv(v);                                                                                                            \
     } while (0)
 #define AS_IS(v) (v)
 

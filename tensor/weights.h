@@ -31,8 +31,8 @@ typedef struct {
     size_t size;
     WEntry *e;
     int n;
-    char **meta;         // safetensors "__metadata__": key, value, key, value, ..., NULL (or NULL)
-    int *by_name;        // entry indices sorted by name, for wfile_find
+    char **meta;  // safetensors "__metadata__": key, value, key, value, ..., NULL (or NULL)
+    int *by_name; // entry indices sorted by name, for wfile_find
 } WFile;
 
 // Opens and validates a safetensors file: the header (strict JSON, as the reference reader), every
@@ -40,8 +40,8 @@ typedef struct {
 int safetensors_open(WFile *f, const char *path, char *err, size_t errn);
 void wfile_close(WFile *f);
 const char *wfile_metadata(const WFile *f, const char *key); // a "__metadata__" value, or NULL
-int wfile_index(WFile *f, char *err, size_t errn); // sorts by name for wfile_find; a name twice is an error
-const WEntry *wfile_find(const WFile *f, const char *name); // O(log n)
+int wfile_index(WFile *f, char *err, size_t errn);           // sorts by name for wfile_find; a name twice is an error
+const WEntry *wfile_find(const WFile *f, const char *name);  // O(log n)
 size_t wdtype_size(WDtype d);
 const char *wdtype_name(WDtype d);
 int wdtype_from_name(const char *s); // "F32" -> WD_F32; -1 when unknown
@@ -62,8 +62,7 @@ typedef struct {
 // metadata: NULL, or key, value, key, value, ..., NULL (strings), written as "__metadata__"
 int safetensors_save(const char *path, const StItem *items, int n, const char *const *metadata, char *err, size_t errn);
 // the same, replacing an existing PATH only when REPLACE (else an existing PATH is refused)
-int safetensors_write(const char *path, const StItem *items, int n, const char *const *metadata, bool replace, char *err,
-                      size_t errn);
+int safetensors_write(const char *path, const StItem *items, int n, const char *const *metadata, bool replace, char *err, size_t errn);
 
 #ifdef __cplusplus
 }

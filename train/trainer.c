@@ -48,8 +48,10 @@ static void print_log(FILE *f, const TrainLog *l) {
 
 static void hms(char *b, size_t n, double s) {
     long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(b, n, "%02ld:%02ld", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(b, n, "%02ld:%02ld", t / 60, t % 60);
 }
 
 typedef struct {
@@ -70,12 +72,12 @@ static void progress(Progress *p, int64_t step, int64_t total, double loss, bool
         char bar[64];
         for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : ' ';
         bar[w] = 0;
-        fprintf(stderr, "\r%3d%%|%s| %lld/%lld [%s<%s, %.2f it/s, loss %.4g]%s", pct, bar, (long long)step, (long long)total, e, r,
-                rate, loss, last ? "\n" : "");
+        fprintf(stderr, "\r%3d%%|%s| %lld/%lld [%s<%s, %.2f it/s, loss %.4g]%s", pct, bar, (long long)step, (long long)total, e, r, rate,
+                loss, last ? "\n" : "");
         fflush(stderr);
     } else if (last || el - p->last_print >= 10.0 || step == p->first_step + 1) { // plain periodic lines
-        fprintf(stderr, "step %lld/%lld (%d%%) elapsed %s remaining %s %.2f it/s loss %.4g\n", (long long)step, (long long)total,
-                pct, e, r, rate, loss);
+        fprintf(stderr, "step %lld/%lld (%d%%) elapsed %s remaining %s %.2f it/s loss %.4g\n", (long long)step, (long long)total, pct, e, r,
+                rate, loss);
         p->last_print = el;
     }
 }
@@ -111,10 +113,14 @@ static int draws_per_item(const TrainModel *tm, Ctx *c, int64_t item, uint64_t *
 }
 
 static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
-    const char *bad = a->batch_size < 1 ? "batch size must be at least 1" : a->grad_accum < 1 ? "gradient accumulation must be at least 1"
-                      : a->epochs < 1 ? "epochs must be at least 1" : !(a->lr > 0) ? "learning rate must be positive"
-                      : a->weight_decay < 0 ? "weight decay must not be negative" : a->logging_steps < 0 ? "logging steps must not be negative"
-                      : n < 1 ? "no training samples" : NULL;
+    const char *bad = a->batch_size < 1      ? "batch size must be at least 1"
+                      : a->grad_accum < 1    ? "gradient accumulation must be at least 1"
+                      : a->epochs < 1        ? "epochs must be at least 1"
+                      : !(a->lr > 0)         ? "learning rate must be positive"
+                      : a->weight_decay < 0  ? "weight decay must not be negative"
+                      : a->logging_steps < 0 ? "logging steps must not be negative"
+                      : n < 1                ? "no training samples"
+                                             : NULL;
     if (bad) snprintf(err, errn, "trainer: %s", bad);
     return bad ? -1 : 0;
 }
@@ -247,7 +253,9 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
         fmt4(r, sizeof r, st->runtime_s), fmt4(sps, sizeof sps, (double)n * a->epochs / rt);
         fmt4(tps, sizeof tps, (double)st->max_steps / rt), fmt4(tl, sizeof tl, st->total_loss / (double)st->global_step);
         fmt4(ep, sizeof ep, st->epoch);
-        fprintf(a->log, "{'train_runtime': '%s', 'train_samples_per_second': '%s', 'train_steps_per_second': '%s', 'train_loss': '%s', 'epoch': '%s'}\n",
+        fprintf(a->log,
+                "{'train_runtime': '%s', 'train_samples_per_second': '%s', 'train_steps_per_second': '%s', 'train_loss': '%s', 'epoch': "
+                "'%s'}\n",
                 r, sps, tps, tl, ep);
     }
     rc = 0;
@@ -274,10 +282,14 @@ void metrics_finish(Metrics *mt, int target) {
             int64_t v = mt->confusion[t * K + p];
             n += v;
             if (t == p) correct += v;
-            if (t == target && p == target) tp += v;
-            else if (t != target && p == target) fp += v;
-            else if (t == target && p != target) fn += v;
-            else tn += v;
+            if (t == target && p == target)
+                tp += v;
+            else if (t != target && p == target)
+                fp += v;
+            else if (t == target && p != target)
+                fn += v;
+            else
+                tn += v;
         }
     mt->n = n, mt->tp = tp, mt->fp = fp, mt->fn = fn, mt->tn = tn;
     mt->accuracy = n ? (double)correct / (double)n : 0.0;
@@ -314,7 +326,10 @@ int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int
         ag_no_grad(c, true);
         err[0] = 0;
         Tensor *lg = tm->logits(tm->self, c, items + lo, nb, lab, err, errn);
-        if (!lg && err[0]) { rc = -1; break; }
+        if (!lg && err[0]) {
+            rc = -1;
+            break;
+        }
         Tensor *pr = ag_softmax(c, lg);
         if (!pr || pr->ndim != 2 || pr->shape[0] != nb || pr->shape[1] != K) {
             snprintf(err, errn, "evaluate: %s", pr ? "the model's scores are not [batch, classes]" : ctx_error(c));

@@ -24,18 +24,17 @@ extern "C" {
 // What the Trainer needs of a model. Samples are named by index (int64); the model fetches its
 // own data for them, so the Trainer needs no data pipeline.
 typedef struct TrainModel {
-    void *self;        // passed to every function below
-    NnParams *params;  // the parameters with requires_grad are trained; their names key the
-                       // optimizer state and HF's decay groups (no decay for biases and norms)
-    Rng *rng;          // the model's random draws in training (dropout), or NULL: reseeded from
-                       // TrainArgs.seed, its position kept in checkpoints and dealt over processes
-    bool *training;    // set true while training (dropout on), back to false after; or NULL
+    void *self;          // passed to every function below
+    NnParams *params;    // the parameters with requires_grad are trained; their names key the
+                         // optimizer state and HF's decay groups (no decay for biases and norms)
+    Rng *rng;            // the model's random draws in training (dropout), or NULL: reseeded from
+                         // TrainArgs.seed, its position kept in checkpoints and dealt over processes
+    bool *training;      // set true while training (dropout on), back to false after; or NULL
     int64_t input_numel; // numbers in one sample's input, for HF's total_flos (6 x it x parameters)
     // The loss of samples items[0..n): the SUM of their losses times scale, a scalar built in c
     // (the Trainer runs the backward). label_smoothing: TrainArgs.label_smoothing, for classifiers.
     // NULL with a message in err on failure (a sample that cannot be read).
-    Tensor *(*loss)(void *self, Ctx *c, const int64_t *items, int n, double scale, double label_smoothing, char *err,
-                    size_t errn);
+    Tensor *(*loss)(void *self, Ctx *c, const int64_t *items, int n, double scale, double label_smoothing, char *err, size_t errn);
     // For trainer_evaluate (NULL: evaluation is refused): class scores [n, nclasses] of items[0..n)
     // in c, and their true classes into labels[0..n).
     Tensor *(*logits)(void *self, Ctx *c, const int64_t *items, int n, int64_t *labels, char *err, size_t errn);
@@ -50,18 +49,18 @@ typedef struct {
     int batch_size, grad_accum, epochs;
     double lr, weight_decay, max_grad_norm;
     double adam_beta1, adam_beta2, adam_eps;
-    double label_smoothing;       // HF's label_smoothing_factor (0)
+    double label_smoothing;                          // HF's label_smoothing_factor (0)
     int logging_steps, save_steps, save_total_limit; // save_total_limit 0: keep all
     uint64_t seed, data_seed;
     SchedKind scheduler;
     int64_t warmup_steps;
     double warmup_ratio;
-    bool shuffle;                 // epoch orders from data_seed (else in order)
-    const char *output_dir;       // checkpoints and trainer_state.json (NULL: none)
-    bool resume;                  // continue from the newest complete checkpoint in output_dir
-    const int64_t *fixed_order;   // tests: epochs x n positions, replacing the shuffle
-    FILE *log;                    // HF's log lines (stdout by default; NULL: quiet)
-    bool progress;                // a progress bar on stderr (plain lines when not a terminal)
+    bool shuffle;               // epoch orders from data_seed (else in order)
+    const char *output_dir;     // checkpoints and trainer_state.json (NULL: none)
+    bool resume;                // continue from the newest complete checkpoint in output_dir
+    const int64_t *fixed_order; // tests: epochs x n positions, replacing the shuffle
+    FILE *log;                  // HF's log lines (stdout by default; NULL: quiet)
+    bool progress;              // a progress bar on stderr (plain lines when not a terminal)
     // what the run's data, split and order depend on, as "name=value" lines (the caller's words;
     // the trainer only compares them): kept in each checkpoint, and a resume whose lines differ
     // is refused, naming the first that does
@@ -99,28 +98,26 @@ void train_args_default(TrainArgs *a); // HF's TrainingArguments defaults
 // Trains the model's trainable parameters on its samples items[0..n).
 // Returns 0, -1 on error (message in err; the last good checkpoint stays), or 130 when
 // trainer_stop was raised (the current step finished and a checkpoint was written).
-int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err,
-                  size_t errn);
+int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn);
 void train_state_free(TrainState *st);
-extern volatile sig_atomic_t trainer_stop; // set from a signal handler to stop after this step
+extern volatile sig_atomic_t trainer_stop;                                   // set from a signal handler to stop after this step
 int trainer_latest_checkpoint(const char *output_dir, char *path, size_t n); // its step, or -1
 
 // ---- evaluation: a classifier's metrics for one target class ----
 typedef struct {
     int64_t n, tp, fp, fn, tn;
-    double avg_loss;          // mean of -log(p_true + 1e-8)
-    double accuracy;          // predictions equal to the label / n
+    double avg_loss;              // mean of -log(p_true + 1e-8)
+    double accuracy;              // predictions equal to the label / n
     double precision, recall, f1; // for the target class (0 where a denominator is 0)
     int nclasses;
-    int64_t *confusion;       // nclasses x nclasses, [true][pred]
+    int64_t *confusion; // nclasses x nclasses, [true][pred]
 } Metrics;
 
 // The same with the batches dealt over the processes of dist (NULL: this one), the counts and the
 // loss summed: every process gets the metrics of the whole set.
-int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int batch, int target, const Dist *dist,
-                          Metrics *out, char *err, size_t errn);
-int trainer_evaluate(const TrainModel *tm, const int64_t *items, int n, int batch, int target, Metrics *out, char *err,
-                     size_t errn);
+int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int batch, int target, const Dist *dist, Metrics *out,
+                          char *err, size_t errn);
+int trainer_evaluate(const TrainModel *tm, const int64_t *items, int n, int batch, int target, Metrics *out, char *err, size_t errn);
 // the metrics from counts (exposed for tests): fills accuracy..f1 and tp..tn from the matrix
 void metrics_finish(Metrics *mt, int target);
 void metrics_free(Metrics *mt);

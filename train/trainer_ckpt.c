@@ -142,7 +142,11 @@ static void rotate(const char *out, int limit) {
     closedir(d);
     for (int i = 0; i < k; i++) // newest first
         for (int j = i + 1; j < k; j++)
-            if (steps[j] > steps[i]) { int t = steps[i]; steps[i] = steps[j]; steps[j] = t; }
+            if (steps[j] > steps[i]) {
+                int t = steps[i];
+                steps[i] = steps[j];
+                steps[j] = t;
+            }
     for (int i = limit; i < k; i++) { // a real folder only (a symlink of that name is left alone), moved aside, then removed
         char p[FILE_PATH_BUF], e[FILE_ERR_BUF];
         snprintf(p, sizeof p, "%s/checkpoint-%d", out, steps[i]);
@@ -177,7 +181,8 @@ int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Op
     }
     char step[32];
     snprintf(step, sizeof step, "%lld", (long long)o->t);
-    int w = safetensors_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), items, 2 * np, (const char *const[]){"step", step, NULL}, err, errn);
+    int w = safetensors_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), items, 2 * np, (const char *const[]){"step", step, NULL},
+                             err, errn);
     for (int i = 0; i < 2 * np; i++) free(names[i]);
     free(names), free(items);
     if (w != 0) goto fail;
@@ -268,9 +273,11 @@ int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rn
     if (!(cs = read_json(path_join(p, sizeof p, dir, "cgrad_state.json"), err, errn))) goto out;
     const cJSON *rset = cJSON_GetObjectItemCaseSensitive(cs, "run_settings");
     char line[512];
-    const char *diff = cJSON_IsString(rset) && a->run_settings ? first_difference(rset->valuestring, a->run_settings, line, sizeof line) : NULL;
+    const char *diff =
+        cJSON_IsString(rset) && a->run_settings ? first_difference(rset->valuestring, a->run_settings, line, sizeof line) : NULL;
     if (diff) {
-        snprintf(err, errn, "%s: made with other settings than %s: resume with the checkpoint's (its cgrad_state.json lists them)", dir, diff);
+        snprintf(err, errn, "%s: made with other settings than %s: resume with the checkpoint's (its cgrad_state.json lists them)", dir,
+                 diff);
         goto out;
     }
     if (load_trainables(dir, tm, err, errn) != 0) goto out;
@@ -315,16 +322,16 @@ int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rn
         goto out;
     }
     if (ms != st->max_steps || gs < 0 || gs > ms || o->t != gs) {
-        snprintf(err, errn, "%s: made for %lld steps at step %lld, but these settings give %lld steps: resume with the same settings",
-                 dir, (long long)ms, (long long)gs, (long long)st->max_steps);
+        snprintf(err, errn, "%s: made for %lld steps at step %lld, but these settings give %lld steps: resume with the same settings", dir,
+                 (long long)ms, (long long)gs, (long long)st->max_steps);
         goto out;
     }
     st->global_step = gs;
     const cJSON *lh = cJSON_GetObjectItemCaseSensitive(ts, "log_history");
     for (const cJSON *e = lh ? lh->child : NULL; e; e = e->next) {
         bool k = true;
-        TrainLog l = {num_field(e, "loss", &k), num_field(e, "grad_norm", &k), num_field(e, "learning_rate", &k),
-                      num_field(e, "epoch", &k), (int64_t)num_field(e, "step", &k)};
+        TrainLog l = {num_field(e, "loss", &k), num_field(e, "grad_norm", &k), num_field(e, "learning_rate", &k), num_field(e, "epoch", &k),
+                      (int64_t)num_field(e, "step", &k)};
         if (!k) continue; // the closing summary entry
         st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
         st->logs[st->nlogs++] = l;

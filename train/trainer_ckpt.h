@@ -10,5 +10,4 @@ int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Op
 int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rng, Optim *o, TrainState *st, char *err, size_t errn);
 struct cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st);
 
-
 #endif

@@ -8,8 +8,14 @@
 #include <string.h>
 
 static Ctx *P, *c;
-static void setup(void) { P = ctx_new(1 << 16); c = ctx_new(1 << 16); }
-static void teardown(void) { ctx_free(c); ctx_free(P); }
+static void setup(void) {
+    P = ctx_new(1 << 16);
+    c = ctx_new(1 << 16);
+}
+static void teardown(void) {
+    ctx_free(c);
+    ctx_free(P);
+}
 
 static Tensor *param(int ndim, const int64_t *shape, const float *v) {
     Tensor *t = tensor_from_data(P, DT_F32, ndim, shape, v);
@@ -21,8 +27,8 @@ static void expect(const Tensor *t, const double *want, int64_t n) {
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(tensor_numel(t), n);
     for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(tensor_get_flat(t, i) - want[i]) < 1e-6, "element %lld: got %g want %g", (long long)i,
-                      tensor_get_flat(t, i), want[i]);
+        ck_assert_msg(fabs(tensor_get_flat(t, i) - want[i]) < 1e-6, "element %lld: got %g want %g", (long long)i, tensor_get_flat(t, i),
+                      want[i]);
 }
 
 START_TEST(test_broadcast_gradients_reduce) {
@@ -105,7 +111,7 @@ START_TEST(test_will_record_answers_as_record_does) {
     ck_assert(!ag_will_record(c, 2, (Tensor *[]){w, NULL})); // frozen inputs (and a missing one)
     ck_assert(ag_will_record(c, 2, (Tensor *[]){w, p}));
     bool prev = ag_no_grad(c, true);
-    ck_assert(!ag_will_record(c, 2, (Tensor *[]){w, p}));     // no-grad mode
+    ck_assert(!ag_will_record(c, 2, (Tensor *[]){w, p})); // no-grad mode
     ag_no_grad(c, prev);
     ck_assert_int_eq(c->ntape, 0); // asking records nothing
 }
@@ -265,12 +271,12 @@ START_TEST(test_op_recorded_in_another_context) {
 }
 END_TEST
 
-#define EXPECT_NULL_ARG(call, want)                                                                                    \
-    do {                                                                                                               \
-        ctx_clear_error(c);                                                                                            \
-        ck_assert_ptr_null(call);                                                                                      \
-        ck_assert_msg(!ctx_ok(c), "%s: no error set", #call);                                                          \
-        ck_assert_str_eq(ctx_error(c), want);                                                                          \
+#define EXPECT_NULL_ARG(call, want)                                                                                                        \
+    do {                                                                                                                                   \
+        ctx_clear_error(c);                                                                                                                \
+        ck_assert_ptr_null(call);                                                                                                          \
+        ck_assert_msg(!ctx_ok(c), "%s: no error set", #call);                                                                              \
+        ck_assert_str_eq(ctx_error(c), want);                                                                                              \
     } while (0)
 
 START_TEST(test_null_arguments_are_named) {

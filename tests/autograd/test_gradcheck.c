@@ -1,6 +1,6 @@
 // test_gradcheck.c: one gradient check per differentiable op, in float64.
-#include "../../models/vit_ops.h"
 #include "../../autograd/extend.h"
+#include "../../models/vit_ops.h"
 
 #include "../check_util.h"
 #include <math.h>
@@ -24,8 +24,11 @@ static void gc(AgFn f, Tensor **in, int n, void *ud) {
     ck_assert_msg(ok, "%s", msg);
 }
 
-#define GC_CASE(name, expr)                                                        \
-    static Tensor *fn_##name(Ctx *c, Tensor **in, void *ud) { (void)ud; return expr; }
+#define GC_CASE(name, expr)                                                                                                                \
+    static Tensor *fn_##name(Ctx *c, Tensor **in, void *ud) {                                                                              \
+        (void)ud;                                                                                                                          \
+        return expr;                                                                                                                       \
+    }
 
 GC_CASE(add, ag_add(c, in[0], in[1]))
 GC_CASE(sub, ag_sub(c, in[0], in[1]))
@@ -96,9 +99,7 @@ GC_CASE(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
 GC_CASE(flip, ag_mul(c, ag_flip(c, in[0], 1), in[1]))
 GC_CASE(pad, ag_pad(c, in[0], 0, 1, 2, 0.5))
 GC_CASE(stack, ag_stack(c, (Tensor *[]){in[0], in[1], in[0]}, 3, 1))
-static Tensor *fn_batch_norm(Ctx *c, Tensor **in, void *ud) {
-    return ag_batch_norm(c, in[0], in[1], in[2], NULL, NULL, true, 0.1, 1e-5);
-}
+static Tensor *fn_batch_norm(Ctx *c, Tensor **in, void *ud) { return ag_batch_norm(c, in[0], in[1], in[2], NULL, NULL, true, 0.1, 1e-5); }
 static Tensor *fn_batch_norm_eval(Ctx *c, Tensor **in, void *ud) {
     Tensor *rm = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.1, -0.2, 0.3});
     Tensor *rv = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.5, 1.5, 2.0});
@@ -160,7 +161,6 @@ static Tensor *fn_nll_loss(Ctx *c, Tensor **in, void *ud) {
     int64_t lab[] = {2, 0, 4};
     return ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), lab));
 }
-
 
 START_TEST(test_gradcheck_add) { gc(fn_add, (Tensor *[]){rnd(1, SHAPE(3, 4), -1, 1), rnd(2, SHAPE(4), -1, 1)}, 2, NULL); }
 END_TEST
@@ -228,7 +228,8 @@ START_TEST(test_gradcheck_linear) {
 }
 END_TEST
 START_TEST(test_gradcheck_conv2d_patch) {
-    gc(fn_conv2d_patch, (Tensor *[]){rnd(39, SHAPE(2, 2, 4, 6), -1, 1), rnd(40, SHAPE(3, 2, 2, 2), -1, 1), rnd(41, SHAPE(3), -1, 1)}, 3, NULL);
+    gc(fn_conv2d_patch, (Tensor *[]){rnd(39, SHAPE(2, 2, 4, 6), -1, 1), rnd(40, SHAPE(3, 2, 2, 2), -1, 1), rnd(41, SHAPE(3), -1, 1)}, 3,
+       NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_concat) { gc(fn_concat, (Tensor *[]){rnd(42, SHAPE(2, 1, 3), -1, 1), rnd(43, SHAPE(2, 4, 3), -1, 1)}, 2, NULL); }
@@ -291,7 +292,9 @@ START_TEST(test_gradcheck_softplus) { // both sides of the threshold (beta x > 4
     gc(fn_softplus, (Tensor *[]){away(rnd(82, SHAPE(4, 5), -4, 6), (double[]){4.0 / 1.5}, 1, 0.01)}, 1, NULL);
 }
 END_TEST
-START_TEST(test_gradcheck_leaky_relu) { gc(fn_leaky_relu, (Tensor *[]){away(rnd(83, SHAPE(4, 5), -2, 2), (double[]){0}, 1, 0.01)}, 1, NULL); }
+START_TEST(test_gradcheck_leaky_relu) {
+    gc(fn_leaky_relu, (Tensor *[]){away(rnd(83, SHAPE(4, 5), -2, 2), (double[]){0}, 1, 0.01)}, 1, NULL);
+}
 END_TEST
 START_TEST(test_gradcheck_gelu_tanh) { gc(fn_gelu_tanh, (Tensor *[]){rnd(84, SHAPE(3, 5), -4, 4)}, 1, NULL); }
 END_TEST
@@ -370,10 +373,14 @@ START_TEST(test_gradcheck_flip) { gc(fn_flip, (Tensor *[]){rnd(132, SHAPE(2, 4),
 END_TEST
 START_TEST(test_gradcheck_pad) { gc(fn_pad, (Tensor *[]){rnd(134, SHAPE(2, 3), -1, 1)}, 1, NULL); }
 END_TEST
-START_TEST(test_gradcheck_concat_many) { gc(fn_concat_many, (Tensor *[]){rnd(137, SHAPE(2, 1, 3), -1, 1), rnd(138, SHAPE(2, 1, 3), -1, 1)}, 2, NULL); }
+START_TEST(test_gradcheck_concat_many) {
+    gc(fn_concat_many, (Tensor *[]){rnd(137, SHAPE(2, 1, 3), -1, 1), rnd(138, SHAPE(2, 1, 3), -1, 1)}, 2, NULL);
+}
 END_TEST
 
-START_TEST(test_gradcheck_stack_many) { gc(fn_stack_many, (Tensor *[]){rnd(139, SHAPE(2, 3), -1, 1), rnd(140, SHAPE(2, 3), -1, 1)}, 2, NULL); }
+START_TEST(test_gradcheck_stack_many) {
+    gc(fn_stack_many, (Tensor *[]){rnd(139, SHAPE(2, 3), -1, 1), rnd(140, SHAPE(2, 3), -1, 1)}, 2, NULL);
+}
 END_TEST
 
 START_TEST(test_gradcheck_stack) { gc(fn_stack, (Tensor *[]){rnd(135, SHAPE(2, 3), -1, 1), rnd(136, SHAPE(2, 3), -1, 1)}, 2, NULL); }
@@ -381,11 +388,13 @@ END_TEST
 START_TEST(test_gradcheck_cross_entropy_nd) { gc(fn_cross_entropy_nd, (Tensor *[]){rnd(137, SHAPE(2, 4, 3), -2, 2)}, 1, NULL); }
 END_TEST
 START_TEST(test_gradcheck_attention_masked) {
-    gc(fn_attention_masked, (Tensor *[]){rnd(140, SHAPE(2, 3, 4), -1, 1), rnd(141, SHAPE(2, 4, 4), -1, 1), rnd(142, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+    gc(fn_attention_masked, (Tensor *[]){rnd(140, SHAPE(2, 3, 4), -1, 1), rnd(141, SHAPE(2, 4, 4), -1, 1), rnd(142, SHAPE(2, 4, 4), -1, 1)},
+       3, NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_attention_probs) {
-    gc(fn_attention_probs, (Tensor *[]){rnd(146, SHAPE(2, 3, 4), -1, 1), rnd(147, SHAPE(2, 4, 4), -1, 1), rnd(148, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+    gc(fn_attention_probs, (Tensor *[]){rnd(146, SHAPE(2, 3, 4), -1, 1), rnd(147, SHAPE(2, 4, 4), -1, 1), rnd(148, SHAPE(2, 4, 4), -1, 1)},
+       3, NULL);
 }
 END_TEST
 
@@ -393,8 +402,8 @@ START_TEST(test_gradcheck_attention_blocks) {
     Tensor *mask = tensor_new(P, DT_F64, 3, (int64_t[]){1, 259, 261});
     Rng r = rng_new(149);
     rng_fill_uniform(&r, mask, -1, 1);
-    gc(fn_attention_blocks, (Tensor *[]){rnd(150, SHAPE(1, 259, 2), -1, 1), rnd(151, SHAPE(1, 261, 2), -1, 1), rnd(152, SHAPE(1, 261, 2), -1, 1)},
-       3, mask);
+    gc(fn_attention_blocks,
+       (Tensor *[]){rnd(150, SHAPE(1, 259, 2), -1, 1), rnd(151, SHAPE(1, 261, 2), -1, 1), rnd(152, SHAPE(1, 261, 2), -1, 1)}, 3, mask);
     // the same values as the path that keeps the probabilities
     Ctx *c = ctx_new(1 << 20);
     Tensor *in[3] = {rnd(150, SHAPE(1, 259, 2), -1, 1), rnd(151, SHAPE(1, 261, 2), -1, 1), rnd(152, SHAPE(1, 261, 2), -1, 1)}, *probs;
@@ -406,7 +415,8 @@ START_TEST(test_gradcheck_attention_blocks) {
 END_TEST
 
 START_TEST(test_gradcheck_attention_causal) { // 3 queries over 4 keys: query i sees keys 0..i+1
-    gc(fn_attention_causal, (Tensor *[]){rnd(143, SHAPE(2, 3, 4), -1, 1), rnd(144, SHAPE(2, 4, 4), -1, 1), rnd(145, SHAPE(2, 4, 4), -1, 1)}, 3, NULL);
+    gc(fn_attention_causal, (Tensor *[]){rnd(143, SHAPE(2, 3, 4), -1, 1), rnd(144, SHAPE(2, 4, 4), -1, 1), rnd(145, SHAPE(2, 4, 4), -1, 1)},
+       3, NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_matmul_broadcast) { // [2, 1, 3, 4] @ [3, 4, 5] -> [2, 3, 3, 5]
@@ -441,13 +451,17 @@ END_TEST
 START_TEST(test_gradcheck_lora_linear) {
     for (int k = 0; k < 2; k++) {
         double p = k ? 0.3 : 0.0; // with and without dropout on the LoRA branch
-        gc(fn_lora_linear, (Tensor *[]){rnd(60 + k, SHAPE(2, 3, 5), -1, 1), rnd(62, SHAPE(4, 5), -1, 1), rnd(63, SHAPE(4), -1, 1),
-                                        rnd(64, SHAPE(3, 5), -1, 1), rnd(65, SHAPE(4, 3), -1, 1)}, 5, &p);
+        gc(fn_lora_linear,
+           (Tensor *[]){rnd(60 + k, SHAPE(2, 3, 5), -1, 1), rnd(62, SHAPE(4, 5), -1, 1), rnd(63, SHAPE(4), -1, 1),
+                        rnd(64, SHAPE(3, 5), -1, 1), rnd(65, SHAPE(4, 3), -1, 1)},
+           5, &p);
     }
     // 19 inputs: the dropout mask's bits fill two whole bytes and part of a third
     double p = 0.4;
-    gc(fn_lora_linear, (Tensor *[]){rnd(80, SHAPE(3, 19), -1, 1), rnd(81, SHAPE(6, 19), -1, 1), rnd(82, SHAPE(6), -1, 1),
-                                    rnd(83, SHAPE(2, 19), -1, 1), rnd(84, SHAPE(6, 2), -1, 1)}, 5, &p);
+    gc(fn_lora_linear,
+       (Tensor *[]){rnd(80, SHAPE(3, 19), -1, 1), rnd(81, SHAPE(6, 19), -1, 1), rnd(82, SHAPE(6), -1, 1), rnd(83, SHAPE(2, 19), -1, 1),
+                    rnd(84, SHAPE(6, 2), -1, 1)},
+       5, &p);
 }
 END_TEST
 
@@ -470,12 +484,13 @@ START_TEST(test_lora_linear_matches_composition) {
     Tensor *branch = ag_linear(c, ag_linear(c, ag_dropout(c, x, p, &r2, true), A, NULL), B, NULL);
     Tensor *composed = ag_add(c, ag_linear(c, x, w, b), ag_mul_scalar(c, branch, scale));
     ck_assert_msg(fused && composed, "%s", ctx_error(c));
-    ck_assert_uint_eq(r1.offset, r2.offset); // the same draws taken
+    ck_assert_uint_eq(r1.offset, r2.offset);   // the same draws taken
     Tensor *wt = rnd(95, SHAPE(N, OC), -1, 1); // a loss that weighs every output differently
     ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, fused, wt))), 0);
     ck_assert_int_eq(ag_backward(c, ag_sum_all(c, ag_mul(c, composed, wt))), 0);
     const double *yf = fused->data, *yc = composed->data;
-    for (int64_t i = 0; i < N * OC; i++) ck_assert_msg(fabs(yf[i] - yc[i]) < 1e-12, "output %lld: %.17g vs %.17g", (long long)i, yf[i], yc[i]);
+    for (int64_t i = 0; i < N * OC; i++)
+        ck_assert_msg(fabs(yf[i] - yc[i]) < 1e-12, "output %lld: %.17g vs %.17g", (long long)i, yf[i], yc[i]);
     for (int k = 0; k < 5; k++) {
         const double *gf = in[0][k]->grad->data, *gcmp = in[1][k]->grad->data;
         for (int64_t i = 0; i < tensor_numel(in[0][k]); i++)
@@ -485,8 +500,9 @@ START_TEST(test_lora_linear_matches_composition) {
 }
 END_TEST
 START_TEST(test_gradcheck_linear_residual) {
-    gc(fn_linear_residual, (Tensor *[]){rnd(66, SHAPE(2, 3, 5), -1, 1), rnd(67, SHAPE(4, 5), -1, 1), rnd(68, SHAPE(4), -1, 1),
-                                        rnd(69, SHAPE(2, 3, 4), -1, 1)}, 4, NULL);
+    gc(fn_linear_residual,
+       (Tensor *[]){rnd(66, SHAPE(2, 3, 5), -1, 1), rnd(67, SHAPE(4, 5), -1, 1), rnd(68, SHAPE(4), -1, 1), rnd(69, SHAPE(2, 3, 4), -1, 1)},
+       4, NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_mlp_residual) {

@@ -11,7 +11,8 @@
 #include <string.h>
 
 typedef Tensor *(*OpFn)(Ctx *c, Tensor **in);
-#define OP(name, expr) static Tensor *op_##name(Ctx *c, Tensor **in) { return expr; }
+#define OP(name, expr)                                                                                                                     \
+    static Tensor *op_##name(Ctx *c, Tensor **in) { return expr; }
 OP(sigmoid, ag_sigmoid(c, in[0]))
 OP(silu, ag_silu(c, in[0]))
 OP(softplus, ag_softplus(c, in[0], 1.5, 4.0))
@@ -75,17 +76,50 @@ OP(ge, ag_ge(c, in[0], in[1]))
 static const struct {
     const char *name;
     OpFn fn;
-} OPS[] = {{"sigmoid", op_sigmoid}, {"silu", op_silu}, {"softplus", op_softplus}, {"leaky_relu", op_leaky_relu},
-           {"gelu_tanh", op_gelu_tanh}, {"pow_scalar", op_pow_scalar}, {"abs", op_abs}, {"clamp", op_clamp},
-           {"minimum", op_minimum}, {"maximum", op_maximum}, {"where", op_where}, {"masked_fill", op_masked_fill},
-           {"logsumexp", op_logsumexp}, {"var", op_var}, {"std", op_std}, {"mse_loss", op_mse_loss},
-           {"bce_with_logits", op_bce_with_logits}, {"nll_loss", op_nll_loss}, {"conv2d", op_conv2d}, {"conv2d_groups", op_conv2d_groups}, {"max_pool2d", op_max_pool2d}, {"avg_pool2d", op_avg_pool2d},
-           {"global_avg_pool2d", op_global_avg_pool2d}, {"softmax_dim", op_softmax_dim}, {"group_norm", op_group_norm},
-           {"batch_norm", op_batch_norm}, {"batch_norm_running", op_batch_norm_running}, {"batch_norm_eval", op_batch_norm_eval},
-           {"rms_norm", op_rms_norm}, {"embedding", op_embedding}, {"flip", op_flip}, {"pad", op_pad}, {"stack", op_stack},
-           {"cross_entropy_nd", op_cross_entropy_nd}, {"attention_masked", op_attention_masked},
-           {"attention_causal", op_attention_causal}, {"mha_causal", op_mha_causal}, {"matmul_broadcast", op_matmul_broadcast}, {"sum_dims", op_sum_dims},
-           {"mean_dims", op_mean_dims}, {"layernorm_dim", op_layernorm_dim}, {"eq", op_eq}, {"lt", op_lt}, {"ge", op_ge}};
+} OPS[] = {{"sigmoid", op_sigmoid},
+           {"silu", op_silu},
+           {"softplus", op_softplus},
+           {"leaky_relu", op_leaky_relu},
+           {"gelu_tanh", op_gelu_tanh},
+           {"pow_scalar", op_pow_scalar},
+           {"abs", op_abs},
+           {"clamp", op_clamp},
+           {"minimum", op_minimum},
+           {"maximum", op_maximum},
+           {"where", op_where},
+           {"masked_fill", op_masked_fill},
+           {"logsumexp", op_logsumexp},
+           {"var", op_var},
+           {"std", op_std},
+           {"mse_loss", op_mse_loss},
+           {"bce_with_logits", op_bce_with_logits},
+           {"nll_loss", op_nll_loss},
+           {"conv2d", op_conv2d},
+           {"conv2d_groups", op_conv2d_groups},
+           {"max_pool2d", op_max_pool2d},
+           {"avg_pool2d", op_avg_pool2d},
+           {"global_avg_pool2d", op_global_avg_pool2d},
+           {"softmax_dim", op_softmax_dim},
+           {"group_norm", op_group_norm},
+           {"batch_norm", op_batch_norm},
+           {"batch_norm_running", op_batch_norm_running},
+           {"batch_norm_eval", op_batch_norm_eval},
+           {"rms_norm", op_rms_norm},
+           {"embedding", op_embedding},
+           {"flip", op_flip},
+           {"pad", op_pad},
+           {"stack", op_stack},
+           {"cross_entropy_nd", op_cross_entropy_nd},
+           {"attention_masked", op_attention_masked},
+           {"attention_causal", op_attention_causal},
+           {"mha_causal", op_mha_causal},
+           {"matmul_broadcast", op_matmul_broadcast},
+           {"sum_dims", op_sum_dims},
+           {"mean_dims", op_mean_dims},
+           {"layernorm_dim", op_layernorm_dim},
+           {"eq", op_eq},
+           {"lt", op_lt},
+           {"ge", op_ge}};
 
 static Tensor *load(Ctx *c, const WFile *f, const char *op, const char *what) {
     char k[128];
@@ -142,7 +176,8 @@ int main(int argc, char **argv) {
                 ok = d <= 1e-10;
             }
         }
-        if (ok) pass++;
+        if (ok)
+            pass++;
         else {
             fail++;
             printf("FAIL %s: worst relative difference %.3g %s\n", op, worst, ctx_ok(c) ? "" : ctx_error(c));
@@ -163,8 +198,9 @@ int main(int argc, char **argv) {
             tensor_copy(p, p0);
             ag_set_requires_grad(p, true);
             OptimGroup g = {&p, 1, 1.0, k < 2 ? 0.1 : 0.01};
-            Optim *o = k == 0 ? optim_adam(&g, 1, 0.9, 0.99, 1e-8) : k == 1 ? optim_adamw(&g, 1, 0.9, 0.99, 1e-8)
-                                                                          : optim_sgd(&g, 1, 0.9, k == 2 ? 0.1 : 0.0, k == 3);
+            Optim *o = k == 0   ? optim_adam(&g, 1, 0.9, 0.99, 1e-8)
+                       : k == 1 ? optim_adamw(&g, 1, 0.9, 0.99, 1e-8)
+                                : optim_sgd(&g, 1, 0.9, k == 2 ? 0.1 : 0.0, k == 3);
             double lr = k < 2 ? 0.01 : 0.1;
             worst = 0;
             double scale = 1e-300;
@@ -179,7 +215,8 @@ int main(int argc, char **argv) {
             }
             optim_free(o);
         }
-        if (worst <= 1e-6) pass++;
+        if (worst <= 1e-6)
+            pass++;
         else {
             fail++;
             printf("FAIL %s: worst relative difference %.3g\n", op, worst);

@@ -2,15 +2,15 @@
 // LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
 #include "../../models/adapter.h"
 #include "../../models/image_processor.h"
-#include "../../tensor/fileio.h"
 #include "../../models/vit.h"
+#include "../../tensor/fileio.h"
 
 #include "../check_util.h"
 #include <math.h>
-#include <zlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define GOLD TEST_DATA "/golden"
 
@@ -232,7 +232,9 @@ START_TEST(test_timm_directory_gives_tiny_logits) {
     // the HF directory with timm's eps: the same model, so the same logits
     char d[400], cmd[2400];
     snprintf(d, sizeof d, "%s/hf_eps6", tmpdir);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"layer_norm_eps\": 1e-12/\"layer_norm_eps\": 1e-06/' %s/tiny/config.json > %s/config.json",
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"layer_norm_eps\": 1e-12/\"layer_norm_eps\": 1e-06/' "
+             "%s/tiny/config.json > %s/config.json",
              d, GOLD, d, GOLD, d);
     ck_assert_int_eq(system(cmd), 0);
     load(&h, d);
@@ -347,7 +349,7 @@ START_TEST(test_lora_target_regex) {
     expect_regex("vit\\.encoder\\.layer\\.\\d+\\.attention\\.attention\\.(query|value)", Q | V, Q | V);
     expect_regex(".*\\.layers\\.[0-9]+\\.attention\\.[qv]_proj", Q | V, Q | V); // transformers 5 names
     expect_regex(".*dense", O | F1 | F2, O | F1 | F2);
-    expect_regex(".*?\\.layers?\\.1\\..*(key|fc2)", 0, K | F2); // one layer only, either generation; a lazy quantifier
+    expect_regex(".*?\\.layers?\\.1\\..*(key|fc2)", 0, K | F2);          // one layer only, either generation; a lazy quantifier
     expect_regex(".*query|.*\\.output\\.dense", Q | O | F2, Q | O | F2); // alternation across the whole pattern
     expect_regex("(.*\\.)?query", Q, Q);
     // full match, not search: a bare name matches no full module name
@@ -395,7 +397,8 @@ START_TEST(test_regex_adapter_roundtrip) {
     load(&b, GOLD "/tiny");
     ck_assert_msg(adapter_load(&b, d, err, sizeof err) == 0, "%s", err);
     ck_assert(lora_mask(&b, 0) == 4 && lora_mask(&b, 1) == 0);
-    ck_assert(max_diff(b.layers[0].lora[VIT_V]->B, m.layers[0].lora[VIT_V]->B) == 0 && max_diff(b.layers[0].lora[VIT_V]->A, m.layers[0].lora[VIT_V]->A) == 0);
+    ck_assert(max_diff(b.layers[0].lora[VIT_V]->B, m.layers[0].lora[VIT_V]->B) == 0 &&
+              max_diff(b.layers[0].lora[VIT_V]->A, m.layers[0].lora[VIT_V]->A) == 0);
     char o[400];
     snprintf(o, sizeof o, "%s/rx5", tmpdir);
     ck_assert_int_eq(adapter_convert(d, o, PEFT_V5, err, sizeof err), -1);
@@ -557,8 +560,9 @@ START_TEST(test_corrupt_safetensors_refused) {
     expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", 8, "not a JSON object");
     expect_st_error("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'Q7'");
     expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "needs 12 bytes");
-    expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                    12, "overlap");
+    expect_st_error(
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+        12, "overlap");
     expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "bad size");
     expect_st_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "data_offsets must be");
     expect_st_error("[1,2]", 0, "not a JSON object");
@@ -617,8 +621,9 @@ START_TEST(test_safetensors_header_grammar) {
     expect_st_error(big, 0, "key 'k7' appears twice");
     free(big);
     // what it accepts: escapes decoded (é, a surrogate pair), unknown fields skipped, metadata kept
-    const char *ok = "{\"__metadata__\":{\"format\":\"pt\",\"k\\\"q\":\"v\\n\"},"
-                     "\"caf\\u00e9\\ud83d\\ude00\":{\"dtype\":\"F32\",\"extra\":[{\"n\":-1.5e3},true,null],\"shape\":[2],\"data_offsets\":[0,8]}} ";
+    const char *ok =
+        "{\"__metadata__\":{\"format\":\"pt\",\"k\\\"q\":\"v\\n\"},"
+        "\"caf\\u00e9\\ud83d\\ude00\":{\"dtype\":\"F32\",\"extra\":[{\"n\":-1.5e3},true,null],\"shape\":[2],\"data_offsets\":[0,8]}} ";
     char p[400];
     snprintf(p, sizeof p, "%s/ok.safetensors", tmpdir);
     write_st(p, ok, 8);
@@ -670,12 +675,16 @@ START_TEST(test_safetensors_empty_spans) {
     // takes it); an empty one between two that do overlap hides nothing
     WFile f;
     ck_assert_msg(open_raw_safetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
-                                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &f) == 0, "%s", err);
+                                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                                       8, &f) == 0,
+                  "%s", err);
     ck_assert_int_eq(f.n, 2);
     wfile_close(&f);
     ck_assert_int_eq(open_raw_safetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
                                           "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
-                                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, &f), -1);
+                                          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                                          16, &f),
+                     -1);
     ck_assert_msg(strstr(err, "overlap") != NULL, "%s", err);
 }
 END_TEST
@@ -683,7 +692,8 @@ END_TEST
 START_TEST(test_half_precision_converts) {
     char p[400];
     snprintf(p, sizeof p, "%s/half.safetensors", tmpdir);
-    const char *h = "{\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]}}";
+    const char *h =
+        "{\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]}}";
     size_t hl = strlen(h);
     unsigned char buf[512] = {0};
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
@@ -696,14 +706,15 @@ START_TEST(test_half_precision_converts) {
     Ctx *c = ctx_new(1 << 16);
     Tensor *t = wentry_tensor(c, wfile_find(&f, "h"), true), *b = wentry_tensor(c, wfile_find(&f, "b"), true);
     ck_assert(t->dtype == DT_F32);
-    ck_assert(tensor_get_flat(t, 0) == 1 && tensor_get_flat(t, 1) == -2 && tensor_get_flat(t, 2) == ldexp(1, -24) && isinf(tensor_get_flat(t, 3)));
+    ck_assert(tensor_get_flat(t, 0) == 1 && tensor_get_flat(t, 1) == -2 && tensor_get_flat(t, 2) == ldexp(1, -24) &&
+              isinf(tensor_get_flat(t, 3)));
     ck_assert(tensor_get_flat(b, 0) == 1 && tensor_get_flat(b, 1) == -5);
     ctx_free(c);
     wfile_close(&f);
 }
 END_TEST
 
-static uint32_t zip_crc_flip; // nonzero: the directory's CRC-32s are wrong by these bits
+static uint32_t zip_crc_flip;  // nonzero: the directory's CRC-32s are wrong by these bits
 static bool zip_deflate_first; // the first entry deflated (method 8), as some zip writers store data.pkl
 
 // raw deflate of DATA into a malloc'd buffer
@@ -770,9 +781,11 @@ static void expect_bin_error(const unsigned char *pkl, size_t n, const char *wan
 }
 
 START_TEST(test_pickle_never_executes) {
-    static const unsigned char sys[] = "\x80\x02" "cos\nsystem\nq\x00X\x05\x00\x00\x00touch\x85R.";
+    static const unsigned char sys[] = "\x80\x02"
+                                       "cos\nsystem\nq\x00X\x05\x00\x00\x00touch\x85R.";
     expect_bin_error(sys, sizeof sys - 1, "refusing foreign global 'os.system'");
-    static const unsigned char bi[] = "\x80\x02" "cbuiltins\neval\n.";
+    static const unsigned char bi[] = "\x80\x02"
+                                      "cbuiltins\neval\n.";
     expect_bin_error(bi, sizeof bi - 1, "refusing foreign global 'builtins.eval'");
     static const unsigned char inst[] = "\x80\x02(i__main__\nX\n.";
     expect_bin_error(inst, sizeof inst - 1, "opcode 0x69");
@@ -781,8 +794,11 @@ START_TEST(test_pickle_never_executes) {
     static const unsigned char notdict[] = "\x80\x02K\x05.";
     expect_bin_error(notdict, sizeof notdict - 1, "not a state dict");
     // a tensor that reaches past its storage: 4 floats from a storage of 2
-    static const unsigned char over[] = "\x80\x02}(X\x01\x00\x00\x00w" "ctorch._utils\n_rebuild_tensor_v2\n"
-                                        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x02tQK\x00K\x04\x85K\x01\x85\x89}tRu.";
+    static const unsigned char over[] = "\x80\x02}(X\x01\x00\x00\x00w"
+                                        "ctorch._utils\n_rebuild_tensor_v2\n"
+                                        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"
+                                        "0X\x03\x00\x00\x00"
+                                        "cpuK\x02tQK\x00K\x04\x85K\x01\x85\x89}tRu.";
     expect_bin_error(over, sizeof over - 1, "reaches element 3 of a storage of 2");
     char p[400];
     snprintf(p, sizeof p, "%s/pytorch_model.bin", tmpdir);
@@ -823,18 +839,23 @@ START_TEST(test_model_dir_mismatches_refused) {
     snprintf(d, sizeof d, "%s/m", tmpdir);
     VitModel m;
     // a config that needs 3 layers: tensors for layer 2 are missing
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' %s/tiny/config.json > %s/config.json",
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/tiny/model.safetensors %s/ && sed 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' "
+             "%s/tiny/config.json > %s/config.json",
              d, GOLD, d, GOLD, d);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "lacks tensor 'vit.encoder.layer.2.attention.attention.query.weight'"));
     // a wider MLP than the weights
-    snprintf(cmd, sizeof cmd, "sed 's/\"intermediate_size\": 96/\"intermediate_size\": 128/' %s/tiny/config.json > %s/config.json", GOLD, d);
+    snprintf(cmd, sizeof cmd, "sed 's/\"intermediate_size\": 96/\"intermediate_size\": 128/' %s/tiny/config.json > %s/config.json", GOLD,
+             d);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "tensor 'vit.encoder.layer.0.intermediate.dense.weight' has shape [96, 48] but config.json needs [128, 48]"));
+    ck_assert_ptr_nonnull(
+        strstr(err, "tensor 'vit.encoder.layer.0.intermediate.dense.weight' has shape [96, 48] but config.json needs [128, 48]"));
     // hidden size not divisible by the heads
-    snprintf(cmd, sizeof cmd, "sed 's/\"num_attention_heads\": 3/\"num_attention_heads\": 5/' %s/tiny/config.json > %s/config.json", GOLD, d);
+    snprintf(cmd, sizeof cmd, "sed 's/\"num_attention_heads\": 3/\"num_attention_heads\": 5/' %s/tiny/config.json > %s/config.json", GOLD,
+             d);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "hidden_size 48 is not divisible by num_attention_heads 5"));
@@ -849,7 +870,9 @@ START_TEST(test_model_dir_mismatches_refused) {
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "num_labels 3 disagrees with the 1 entries of id2label"));
     // a sharded index naming a shard that is not there
-    snprintf(cmd, sizeof cmd, "rm %s/model.safetensors && cp %s/tiny/config.json %s/ && printf '{\"weight_map\": {\"classifier.bias\": \"model-00001-of-00002.safetensors\"}}' > %s/model.safetensors.index.json",
+    snprintf(cmd, sizeof cmd,
+             "rm %s/model.safetensors && cp %s/tiny/config.json %s/ && printf '{\"weight_map\": {\"classifier.bias\": "
+             "\"model-00001-of-00002.safetensors\"}}' > %s/model.safetensors.index.json",
              d, GOLD, d, d);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(vit_load(&m, d, err, sizeof err), -1);
@@ -865,7 +888,9 @@ END_TEST
 START_TEST(test_adapter_mismatches_refused) {
     char d[400], cmd[1500], p[500];
     snprintf(d, sizeof d, "%s/a", tmpdir);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/tiny_lora/adapter_model.safetensors %s/ && sed 's/\"r\": 4/\"r\": 0/' %s/tiny_lora/adapter_config.json > %s/adapter_config.json",
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/tiny_lora/adapter_model.safetensors %s/ && sed 's/\"r\": 4/\"r\": 0/' %s/tiny_lora/adapter_config.json "
+             "> %s/adapter_config.json",
              d, GOLD, d, GOLD, d);
     ck_assert_int_eq(system(cmd), 0);
     VitModel m;

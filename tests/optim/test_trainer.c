@@ -175,8 +175,8 @@ static void on_step(void *ud, int64_t step, double loss, double gn, double lr) {
         for (int64_t j = 0; j < tensor_numel(r); j++) {
             double d = rel(tensor_get_flat(p, j), tensor_get_flat(r, j));
             sc->worst = fmax(sc->worst, d);
-            ck_assert_msg(d <= 1e-5, "step %lld %s[%lld]: %.9g vs %.9g", (long long)step, canon, (long long)j,
-                          tensor_get_flat(p, j), tensor_get_flat(r, j));
+            ck_assert_msg(d <= 1e-5, "step %lld %s[%lld]: %.9g vs %.9g", (long long)step, canon, (long long)j, tensor_get_flat(p, j),
+                          tensor_get_flat(r, j));
         }
         found++;
     }
@@ -431,7 +431,8 @@ START_TEST(test_resume_is_bit_exact_and_rotation) {
     char rot[128];
     snprintf(rot, sizeof rot, "%s/rot", dir);
     ck_assert(run(rot, 1, 2, false, 2, 0.0, NULL) == 0);
-    snprintf(cmd, sizeof cmd, "test $(ls -d %s/checkpoint-* | wc -l) -eq 2 && test -d %s/checkpoint-8 && test -d %s/checkpoint-7", rot, rot, rot);
+    snprintf(cmd, sizeof cmd, "test $(ls -d %s/checkpoint-* | wc -l) -eq 2 && test -d %s/checkpoint-8 && test -d %s/checkpoint-7", rot, rot,
+             rot);
     ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
@@ -447,7 +448,8 @@ START_TEST(test_interrupted_save_and_stop_signal) {
     ck_assert_ptr_nonnull(strstr(err, "continue with --resume"));
     ck_assert_int_eq(trainer_latest_checkpoint(out, p, sizeof p), 1);
     // a save that died half-way (temporary folder, or a checkpoint without trainer_state.json) is ignored
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/.checkpoint-2.tmp %s/checkpoint-3 && touch %s/checkpoint-3/adapter_model.safetensors", out, out, out);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/.checkpoint-2.tmp %s/checkpoint-3 && touch %s/checkpoint-3/adapter_model.safetensors", out, out,
+             out);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(trainer_latest_checkpoint(out, p, sizeof p), 1);
     snprintf(cmd, sizeof cmd, "rm -rf %s/checkpoint-3", out);

@@ -1,7 +1,7 @@
 // test_dataset.c: folder datasets, Fashion-MNIST, seeded splits, and a loader whose batches do
 // not depend on the thread count.
-#include "../../models/image_processor.h"
 #include "../../data/dataset.h"
+#include "../../models/image_processor.h"
 #include "../../tensor/fileio.h"
 
 #include "../check_util.h"
@@ -53,7 +53,9 @@ END_TEST
 
 START_TEST(test_image_folder_layout) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/dog %s/cat && cp %s/small_20x30.jpg %s/dog/1.jpg && cp %s/small_20x30.jpg %s/cat/2.jpg && cp %s/gray_256x256.png %s/cat/1.png",
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/dog %s/cat && cp %s/small_20x30.jpg %s/dog/1.jpg && cp %s/small_20x30.jpg %s/cat/2.jpg && cp %s/gray_256x256.png "
+             "%s/cat/1.png",
              dir, dir, IMG, dir, IMG, dir, IMG, dir);
     ck_assert_int_eq(system(cmd), 0);
     Dataset d;
@@ -141,8 +143,10 @@ END_TEST
 START_TEST(test_folder_of_many_images) {
     // past the first allocation of 64 slots, with two non-images among them
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "for i in $(seq 100 249); do cp %s/small_20x30.jpg %s/img$i.jpg; done && echo x > %s/b.txt && "
-             "echo y > %s/a.txt", IMG, dir, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "for i in $(seq 100 249); do cp %s/small_20x30.jpg %s/img$i.jpg; done && echo x > %s/b.txt && "
+             "echo y > %s/a.txt",
+             IMG, dir, dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     Dataset d;
     ck_assert_msg(dataset_from_folder(&d, dir, "x", err, sizeof err) == 0, "%s", err);
@@ -180,7 +184,8 @@ START_TEST(test_loader_same_for_any_thread_count) {
     ck_assert(!memcmp(a, cc, sizeof(float) * per * 8));
     loader_free(&L);
     // a file that went bad after listing is reported by name
-    snprintf(cmd, sizeof cmd, "head -c 500 %s/gradient_400x300.jpg > %s/gradient_400x300.jpg.tmp && mv %s/gradient_400x300.jpg.tmp %s/gradient_400x300.jpg",
+    snprintf(cmd, sizeof cmd,
+             "head -c 500 %s/gradient_400x300.jpg > %s/gradient_400x300.jpg.tmp && mv %s/gradient_400x300.jpg.tmp %s/gradient_400x300.jpg",
              IMG, dir, dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     loader_init(&L, &d, image_processor_prep, &ip, 64, 64, false);

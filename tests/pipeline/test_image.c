@@ -1,8 +1,8 @@
 // test_image.c: decoding and resizing equal Pillow's pixel for pixel on the golden images; the
 // processors' crops and normalisation; bad files refused with the documented messages.
 #include "../../models/image_processor.h"
-#include "../../tensor/weights.h"
 #include "../../tensor/fileio.h"
+#include "../../tensor/weights.h"
 
 #include "../check_util.h"
 #include <math.h>
@@ -12,8 +12,8 @@
 #include <zlib.h>
 
 #define IMG TEST_DATA "/golden/images"
-static const char *FILES[] = {"gradient_400x300.jpg", "gray_256x256.jpg", "gray_256x256.png", "noise_150x250.png",
-                              "palette_120x90.png", "progressive_317x233.jpg", "rgba_200x150.png", "small_20x30.jpg"};
+static const char *FILES[] = {"gradient_400x300.jpg", "gray_256x256.jpg",        "gray_256x256.png", "noise_150x250.png",
+                              "palette_120x90.png",   "progressive_317x233.jpg", "rgba_200x150.png", "small_20x30.jpg"};
 static char err[1024];
 static WFile ref;
 static Ctx *c;
@@ -107,8 +107,8 @@ END_TEST
 
 // ---------------------------------------------------------------- unusual modes
 
-static const char *MODES[] = {"cmyk.jpg", "progressive_grey.jpg", "grey16.png", "rgb16.png", "rgba16.png", "la.png",
-                              "palette_trns.png", "grey_trns.png", "interlaced.png", "bilevel.png", "exif_rotated.jpg"};
+static const char *MODES[] = {"cmyk.jpg",         "progressive_grey.jpg", "grey16.png",     "rgb16.png",   "rgba16.png",      "la.png",
+                              "palette_trns.png", "grey_trns.png",        "interlaced.png", "bilevel.png", "exif_rotated.jpg"};
 
 START_TEST(test_unusual_modes_equal_pillow) {
     WFile ex;
@@ -134,15 +134,18 @@ START_TEST(test_processor_configs_both_styles) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(p, sizeof p, "%s/preprocessor_config.json", dir);
     // the facebook/deit-tiny-patch16-224 file: a ViTImageProcessor with an int size
-    const char *vit = "{\"do_normalize\": true, \"do_resize\": true, \"image_mean\": [0.5,0.5,0.5], \"image_std\": [0.5,0.5,0.5], \"size\": 224}";
+    const char *vit =
+        "{\"do_normalize\": true, \"do_resize\": true, \"image_mean\": [0.5,0.5,0.5], \"image_std\": [0.5,0.5,0.5], \"size\": 224}";
     write_file(p, vit, strlen(vit));
     ImageProcessor ip;
     ck_assert_msg(image_processor_load(&ip, p, 224, err, sizeof err) == 0, "%s", err);
     ck_assert(ip.do_resize && ip.size_h == 224 && ip.size_w == 224 && ip.resample == RESAMPLE_BILINEAR && !ip.do_center_crop);
     ck_assert(fabs(ip.rescale_factor - 1 / 255.0) < 1e-15 && ip.mean[1] == 0.5f && ip.std[2] == 0.5f);
     // a DeiTImageProcessor: {height, width}, crop, bicubic, ImageNet statistics
-    const char *deit = "{\"crop_size\": {\"height\": 4, \"width\": 4}, \"do_center_crop\": true, \"image_processor_type\": \"DeiTImageProcessor\","
-                       " \"resample\": 3, \"size\": {\"height\": 8, \"width\": 8}, \"image_mean\": [0.485, 0.456, 0.406], \"image_std\": [0.229, 0.224, 0.225]}";
+    const char *deit =
+        "{\"crop_size\": {\"height\": 4, \"width\": 4}, \"do_center_crop\": true, \"image_processor_type\": \"DeiTImageProcessor\","
+        " \"resample\": 3, \"size\": {\"height\": 8, \"width\": 8}, \"image_mean\": [0.485, 0.456, 0.406], \"image_std\": [0.229, 0.224, "
+        "0.225]}";
     write_file(p, deit, strlen(deit));
     ck_assert_msg(image_processor_load(&ip, p, 224, err, sizeof err) == 0, "%s", err);
     ck_assert(ip.do_center_crop && ip.crop_h == 4 && ip.size_h == 8 && ip.resample == RESAMPLE_BICUBIC && ip.mean[0] == 0.485f);
@@ -241,7 +244,10 @@ START_TEST(test_bad_images_refused) {
     uint8_t *crc = malloc(n);
     memcpy(crc, png, n);
     for (size_t i = 0; i + 4 < n; i++)
-        if (!memcmp(crc + i, "IDAT", 4)) { crc[i + 8] ^= 0x55; break; } // corrupt the compressed data
+        if (!memcmp(crc + i, "IDAT", 4)) {
+            crc[i + 8] ^= 0x55;
+            break;
+        } // corrupt the compressed data
     expect_bad(crc, n, "badcrc.png", "corrupt or truncated PNG");
     expect_bad(png, n / 3, "truncated.png", "corrupt or truncated PNG");
     memcpy(crc, png, n);

@@ -4,8 +4,8 @@
 // dimensions, alpha and beta, one thread, two threads and inside a parallel region; the
 // packed-operand API; the fused MLP that uses it against the same layer in float64 (the BLAS); the
 // choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
-#include "../../models/vit_ops.h"
 #include "../../autograd/autograd.h"
+#include "../../models/vit_ops.h"
 #include "../../tensor/sgemm.h"
 #include "../../tensor/sgemm_isa.h"
 
@@ -28,7 +28,8 @@ static void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
     float *C0 = malloc(sizeof(float) * (size_t)(M * ldc));
     for (int64_t i = 0; i < M * ldc; i++) C0[i] = C[i];
     bool done = false;
-    if (mode == 0) done = sgemm_fast(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (mode == 0)
+        done = sgemm_fast(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else if (mode == 1) {
 #pragma omp parallel num_threads(2)
 #pragma omp single
@@ -81,8 +82,8 @@ static bool use(int i) {
 
 START_TEST(test_sgemm_against_reference) {
     if (!use(_i)) return; // the BLAS path is covered by every other suite
-    const int64_t shapes[][3] = {{12, 32, 16}, {13, 17, 19}, {197, 64, 197}, {100, 200, 300}, {47, 95, 513}, {256, 48, 256},
-                                 {788, 192, 192}, {300, 33, 257}};
+    const int64_t shapes[][3] = {{12, 32, 16},  {13, 17, 19},   {197, 64, 197},  {100, 200, 300},
+                                 {47, 95, 513}, {256, 48, 256}, {788, 192, 192}, {300, 33, 257}};
     const float ab[][2] = {{1, 0}, {0.125f, 0}, {1, 1}, {-0.5f, 0.75f}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int t = 0; t < 4; t++) {
@@ -117,10 +118,10 @@ END_TEST
 START_TEST(test_sgemm_every_shape_rows_invariant) {
     if (!use(_i)) return;
     for (int t = 0; t < 4; t++) {
-        check_gemm(t & 1, t & 2, 64, 4, 64, 1, 0, 0, 0);   // rank-r factor
-        check_gemm(t & 1, t & 2, 8, 64, 64, 1, 0, 0, 0);   // fewer rows than a tile
-        check_gemm(t & 1, t & 2, 64, 64, 8, 1, 0, 0, 0);   // short K
-        check_gemm(t & 1, t & 2, 3, 10, 48, 1, 0, 0, 0);   // a small classifier
+        check_gemm(t & 1, t & 2, 64, 4, 64, 1, 0, 0, 0);    // rank-r factor
+        check_gemm(t & 1, t & 2, 8, 64, 64, 1, 0, 0, 0);    // fewer rows than a tile
+        check_gemm(t & 1, t & 2, 64, 64, 8, 1, 0, 0, 0);    // short K
+        check_gemm(t & 1, t & 2, 3, 10, 48, 1, 0, 0, 0);    // a small classifier
         check_gemm(t & 1, t & 2, 16, 1100, 30, 1, 0, 0, 0); // large N
         check_gemm(t & 1, t & 2, 7, 20, 1100, 1, 0, 0, 0);  // large K
     }

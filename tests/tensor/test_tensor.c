@@ -16,8 +16,8 @@ static void expect(const Tensor *t, const double *want, int64_t n, double tol) {
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(tensor_numel(t), n);
     for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(tensor_get_flat(t, i) - want[i]) <= tol, "element %lld: got %.9g want %.9g", (long long)i,
-                      tensor_get_flat(t, i), want[i]);
+        ck_assert_msg(fabs(tensor_get_flat(t, i) - want[i]) <= tol, "element %lld: got %.9g want %.9g", (long long)i, tensor_get_flat(t, i),
+                      want[i]);
 }
 
 static char *printed(const Tensor *t) {
@@ -110,11 +110,19 @@ START_TEST(test_rng_reproducible_and_documented) {
     rng_fill_normal(&b, y, 0, 1);
     ck_assert(!memcmp(x->data, y->data, 400000));
     double s = 0, s2 = 0;
-    for (int i = 0; i < 100000; i++) { double v = ((float *)x->data)[i]; s += v; s2 += v * v; }
+    for (int i = 0; i < 100000; i++) {
+        double v = ((float *)x->data)[i];
+        s += v;
+        s2 += v * v;
+    }
     ck_assert(fabs(s / 1e5) < 0.02 && fabs(s2 / 1e5 - 1) < 0.02);
     rng_fill_uniform(&a, x, -2, 3);
     double lo = 1e9, hi = -1e9;
-    for (int i = 0; i < 100000; i++) { double v = ((float *)x->data)[i]; lo = v < lo ? v : lo; hi = v > hi ? v : hi; }
+    for (int i = 0; i < 100000; i++) {
+        double v = ((float *)x->data)[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
     ck_assert(lo >= -2 && hi < 3 && lo < -1.99 && hi > 2.99);
     int64_t idx[10];
     for (int i = 0; i < 10; i++) idx[i] = i;
@@ -142,7 +150,8 @@ END_TEST
 // ---------------------------------------------------------------- printing
 
 START_TEST(test_print_like_pytorch) {
-    ck_assert_str_eq(printed(f32(SHAPE(2, 2), (float[]){1.5f, -2, 0.25f, 3})), "tensor([[ 1.5000, -2.0000],\n        [ 0.2500,  3.0000]])\n");
+    ck_assert_str_eq(printed(f32(SHAPE(2, 2), (float[]){1.5f, -2, 0.25f, 3})),
+                     "tensor([[ 1.5000, -2.0000],\n        [ 0.2500,  3.0000]])\n");
     ck_assert_str_eq(printed(f32(SHAPE(3), (float[]){1, 2, 3})), "tensor([1., 2., 3.])\n");
     ck_assert_str_eq(printed(tensor_arange(c, DT_I64, 0, 3, 1)), "tensor([0, 1, 2])\n");
     ck_assert_str_eq(printed(f32(SHAPE(2), (float[]){1e-5f, 1})), "tensor([1.0000e-05, 1.0000e+00])\n");
@@ -230,7 +239,7 @@ START_TEST(test_forward_matmul_linear_conv) {
     ck_assert_int_eq(out->ndim, 4);
     ck_assert_int_eq(out->shape[1], 2);
     ck_assert_int_eq(out->shape[3], 2);
-    expect(out, (double[]){14, 22, 95, 95}, 4, 0); // [B, D, gh, gw]
+    expect(out, (double[]){14, 22, 95, 95}, 4, 0);                             // [B, D, gh, gw]
     expect(ag_patch_embed(c, img, k, NULL), (double[]){14, -5, 22, -5}, 4, 0); // [B, N, D]
 }
 END_TEST
