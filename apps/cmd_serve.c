@@ -7,7 +7,9 @@
 #include "deit_lora.h"
 #include "results.h"
 #include "serve.h"
+#include "version.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -34,6 +36,9 @@ typedef struct {
     ServeBatcher batcher;
     ServeMetrics *metrics;
     ServeGuard *guard;
+    const char *model_dir, *adapter_dir; // what /health says is served
+    FILE *access_log;                    // --access-log, or NULL
+    pthread_mutex_t log_mu;
     size_t max_upload;
     size_t decode_budget, decode_used; // bytes that images being decoded may take, and take now
     pthread_cond_t decode_free;        // (under mu) signalled when a decode ends
@@ -53,6 +58,8 @@ typedef struct {
     int status;
     bool close; // the connection cannot be reused (its framing was bad)
     double t0;
+    char method[12], url[200]; // for the access log
+    size_t bytes;              // the answer's body
 } Request;
 
 // ---- routing ----
@@ -78,6 +85,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
     if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
+    r->bytes = n;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -308,6 +316,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *con_cls = r;
         r->t0 = app_seconds();
         snprintf(r->path, sizeof r->path, "%s", route(url));
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->url, sizeof r->url, "%s", url);
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
@@ -340,7 +350,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         bool draining = s->draining;
         pthread_mutex_unlock(&s->mu);
         StrBuf b = {0};
-        sb_printf(&b, "{\"status\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d}\n", draining ? "stopping" : "ok",
+        sb_printf(&b, "{\"status\": \"%s\", \"model\": ", draining ? "stopping" : "ok");
+        sb_json_str(&b, s->model_dir);
+        sb_printf(&b, ", \"adapter\": ");
+        if (s->adapter_dir)
+            sb_json_str(&b, s->adapter_dir);
+        else
+            sb_printf(&b, "null");
+        sb_printf(&b, ", \"version\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d}\n", DEIT_LORA_VERSION,
                   s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch);
         return answer_text(conn, r, draining ? 503 : 200, "application/json", &b);
     }
@@ -357,6 +374,37 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return model_endpoint(s, conn, r, !strcmp(r->path, "/explain"));
 }
 
+// one line per request: time (UTC, ISO 8601), client, method, path (the query left out: it may hold
+// names), status, bytes of the answer's body, seconds; the path as a JSON string (escaped)
+static void access_log_line(Server *s, struct MHD_Connection *conn, const Request *r, int status, double dt) {
+    char when[40], client[64] = "-";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + k, sizeof when - k, ".%03ldZ", ts.tv_nsec / 1000000);
+    const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, client, sizeof client);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, client, sizeof client);
+    StrBuf path = {0};
+    char url[sizeof r->url];
+    snprintf(url, sizeof url, "%s", r->url);
+    url[strcspn(url, "?")] = 0;
+    sb_json_str(&path, url);
+    char method[sizeof r->method];
+    snprintf(method, sizeof method, "%s", r->method);
+    for (char *q = method; *q; q++)
+        if (*q < 'A' || *q > 'Z') *q = '?';
+    pthread_mutex_lock(&s->log_mu);
+    fprintf(s->access_log, "%s %s %s %s %d %zu %.6f\n", when, client, method, path.s ? path.s : "\"\"", status, r->bytes, dt);
+    fflush(s->access_log);
+    pthread_mutex_unlock(&s->log_mu);
+    sb_free(&path);
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why) {
     (void)why;
     Server *s = cls;
@@ -366,7 +414,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     // a request the client or a timeout cut short counts as 408; one the HTTP library refused itself
     // (a malformed request it answers on its own) as 400
     int status = r->status ? r->status : why == MHD_REQUEST_TERMINATED_WITH_ERROR ? 400 : 408;
-    serve_metrics_request(s->metrics, r->path, status, app_seconds() - r->t0);
+    double dt = app_seconds() - r->t0;
+    serve_metrics_request(s->metrics, r->path, status, dt);
+    if (s->access_log) access_log_line(s, conn, r, status, dt);
     sb_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -380,6 +430,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
 typedef struct {
     const char *model, *adapter, *host;
     long port, threads, max_batch, max_upload_mb, queue, timeout, connections, per_ip, decode_mb, max_memory_mb;
+    const char *access_log;
     double wait_ms, request_timeout;
 } ServeArgs;
 
@@ -478,6 +529,8 @@ int cmd_serve(int argc, char **argv) {
         {"--max-connections-per-ip", OPT_INT, &a.per_ip, 1, 10000, "connections at once from one address (half of --max-connections)"},
         {"--request-timeout", OPT_DOUBLE, &a.request_timeout, 0.1, 3600, "seconds to send a whole request, headers and body (30)"},
         {"--decode-memory-mb", OPT_INT, &a.decode_mb, 16, 1 << 20, "memory for images being decoded at once, in MiB (1024)"},
+        {"--access-log", OPT_STR, &a.access_log, 0, 0,
+         "a line per request (time, client, method, path, status, bytes, seconds) to FILE, or - for stderr"},
         {"--max-memory-mb", OPT_INT, &a.max_memory_mb, 64, 1 << 24, "refuse to start when the worst case needs more (half the RAM)"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
@@ -499,6 +552,14 @@ int cmd_serve(int argc, char **argv) {
     char err[FILE_ERR_BUF];
     Server *s = calloc(1, sizeof *s);
     if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
+    s->model_dir = a.model, s->adapter_dir = a.adapter;
+    pthread_mutex_init(&s->log_mu, NULL);
+    if (a.access_log && !(s->access_log = strcmp(a.access_log, "-") ? fopen(a.access_log, "a") : stderr)) {
+        snprintf(err, sizeof err, "--access-log: cannot open %s: %s", a.access_log, strerror(errno));
+        vit_free(&s->model);
+        free(s);
+        return app_fail("serve", err);
+    }
     s->max_upload = (size_t)a.max_upload_mb << 20;
     s->decode_budget = (size_t)a.decode_mb << 20;
     s->request_timeout = a.request_timeout;
@@ -545,6 +606,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "deit_lora serve: stopped after %llu images in %llu batches\n", (unsigned long long)s->batcher.images,
                 (unsigned long long)s->batcher.batches);
     serve_guard_free(s->guard);
+    if (s->access_log && s->access_log != stderr) fclose(s->access_log);
+    pthread_mutex_destroy(&s->log_mu);
     serve_metrics_free(s->metrics);
     pthread_cond_destroy(&s->decode_free);
     pthread_mutex_destroy(&s->mu);

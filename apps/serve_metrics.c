@@ -2,8 +2,15 @@
 #include "results.h"
 #include "serve.h"
 
+#include "../tensor/sgemm.h"
+#include "version.h"
+
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *const PATHS[] = {"/predict", "/explain", "/health", "/metrics", "/", "other"};
 #define NPATHS 6
@@ -16,9 +23,10 @@ static const int BATCH_LE[] = {1, 2, 4, 8, 16, 32, 64, 128};
 
 struct ServeMetrics {
     pthread_mutex_t mu;
-    unsigned long requests[NPATHS][NCODES + 1]; // the last column: any other status
-    unsigned long lat[NLAT + 1], lat_count;     // per bucket (not cumulative); the last: above all
-    double lat_sum;
+    unsigned long requests[NPATHS][NCODES + 1];             // the last column: any other status
+    unsigned long lat[NPATHS][NLAT + 1], lat_count[NPATHS]; // per path and bucket (not cumulative); the last: above all
+    double lat_sum[NPATHS];
+    double start_time; // the process's start, seconds since the epoch
     unsigned long batch[NBATCH + 1], batch_count, batch_sum;
     unsigned long conn_events[3]; // EVENTS
 };
@@ -37,7 +45,11 @@ void serve_metrics_event(ServeMetrics *m, const char *event) {
 
 ServeMetrics *serve_metrics_new(void) {
     ServeMetrics *m = calloc(1, sizeof *m);
-    if (m) pthread_mutex_init(&m->mu, NULL);
+    if (!m) return NULL;
+    pthread_mutex_init(&m->mu, NULL);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    m->start_time = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
     return m;
 }
 
@@ -54,11 +66,9 @@ void serve_metrics_request(ServeMetrics *m, const char *path, int status, double
     while (b < NLAT && seconds > LAT_LE[b]) b++;
     pthread_mutex_lock(&m->mu);
     m->requests[p][c]++;
-    if (p < 2) { // the latency of the model's endpoints
-        m->lat[b]++;
-        m->lat_count++;
-        m->lat_sum += seconds;
-    }
+    m->lat[p][b]++;
+    m->lat_count[p]++;
+    m->lat_sum[p] += seconds;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -70,6 +80,50 @@ void serve_metrics_batch(ServeMetrics *m, int size) {
     m->batch_count++;
     m->batch_sum += (unsigned long)size;
     pthread_mutex_unlock(&m->mu);
+}
+
+// the process's own metrics, as Prometheus' client libraries name them, and the build
+static void process_metrics(StrBuf *b, double start_time) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu =
+        (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    long pages = 0, vpages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &vpages, &pages) != 2) pages = vpages = 0;
+    if (f) fclose(f);
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));) fds += e->d_name[0] != '.';
+    if (d) closedir(d), fds--; // the listing's own descriptor
+    long page = sysconf(_SC_PAGESIZE);
+    sb_printf(b,
+              "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+              "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n",
+              cpu);
+    sb_printf(b,
+              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+              "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
+              pages * page);
+    sb_printf(b,
+              "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+              "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %ld\n",
+              vpages * page);
+    sb_printf(b, "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds %d\n", fds);
+    sb_printf(b,
+              "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+              "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+              start_time);
+    sb_printf(b,
+              "# HELP cgrad_build_info The build: version, git commit, GEMM kernel, whether MPI is built in.\n"
+              "# TYPE cgrad_build_info gauge\ncgrad_build_info{version=\"%s\",commit=\"%s\",gemm_kernel=\"%s\",mpi=\"%s\"} 1\n",
+              DEIT_LORA_VERSION, DEIT_LORA_COMMIT, sgemm_fast_isa(),
+#ifdef CGRAD_MPI
+              "yes"
+#else
+              "no"
+#endif
+    );
 }
 
 char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
@@ -85,15 +139,20 @@ char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
                 sb_printf(&b, "deit_lora_requests_total{path=\"%s\",code=\"%s\"} %lu\n", PATHS[p], c < NCODES ? code : "other",
                           m->requests[p][c]);
             }
-    sb_printf(&b, "# HELP deit_lora_request_duration_seconds Time from a request's first byte to its answer (/predict, /explain).\n"
+    sb_printf(&b, "# HELP deit_lora_request_duration_seconds Time from a request's first byte to its answer, by path.\n"
                   "# TYPE deit_lora_request_duration_seconds histogram\n");
     unsigned long cum = 0;
-    for (int i = 0; i < NLAT; i++) {
-        cum += m->lat[i];
-        sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"%g\"} %lu\n", LAT_LE[i], cum);
+    for (int p = 0; p < NPATHS; p++) {
+        if (!m->lat_count[p]) continue;
+        cum = 0;
+        for (int i = 0; i < NLAT; i++) {
+            cum += m->lat[p][i];
+            sb_printf(&b, "deit_lora_request_duration_seconds_bucket{path=\"%s\",le=\"%g\"} %lu\n", PATHS[p], LAT_LE[i], cum);
+        }
+        sb_printf(&b, "deit_lora_request_duration_seconds_bucket{path=\"%s\",le=\"+Inf\"} %lu\n", PATHS[p], m->lat_count[p]);
+        sb_printf(&b, "deit_lora_request_duration_seconds_sum{path=\"%s\"} %.6f\n", PATHS[p], m->lat_sum[p]);
+        sb_printf(&b, "deit_lora_request_duration_seconds_count{path=\"%s\"} %lu\n", PATHS[p], m->lat_count[p]);
     }
-    sb_printf(&b, "deit_lora_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", m->lat_count);
-    sb_printf(&b, "deit_lora_request_duration_seconds_sum %.6f\ndeit_lora_request_duration_seconds_count %lu\n", m->lat_sum, m->lat_count);
     sb_printf(&b, "# HELP deit_lora_batch_size Images per forward pass of the model.\n# TYPE deit_lora_batch_size histogram\n");
     cum = 0;
     for (int i = 0; i < NBATCH; i++) {
@@ -114,6 +173,7 @@ char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight) {
               "# HELP deit_lora_requests_in_flight Requests being read or answered.\n"
               "# TYPE deit_lora_requests_in_flight gauge\ndeit_lora_requests_in_flight %d\n",
               in_flight);
+    process_metrics(&b, m->start_time);
     if (b.oom) {
         sb_free(&b);
         return NULL;

@@ -130,6 +130,28 @@ try:
 finally:
     srv.stop()
 
+# observability: an access log (a line per request), latency by path, process metrics, the build,
+# the model's identity in /health
+import tempfile
+log = os.path.join(tempfile.mkdtemp(), "access.log")
+srv = Server("--access-log", log)
+try:
+    st, _, body = srv.request("GET", "/health")
+    h = json.loads(body)
+    check("/health names the model and the version", st == 200 and h["model"] == MODEL and h["adapter"] is None and h["version"], h)
+    srv.request("GET", "/nope?name=secret")
+    st, _, body = srv.request("GET", "/metrics")
+    text = body.decode()
+    for want in ('deit_lora_request_duration_seconds_count{path="/health"} 1', "process_cpu_seconds_total ", "process_resident_memory_bytes ",
+                 "process_open_fds ", "process_start_time_seconds ", "cgrad_build_info{version="):
+        check("/metrics has %s" % want.split("{")[0].strip(), want in text, text[-800:])
+finally:
+    srv.stop()
+lines = open(log).read().splitlines()
+check("the access log: a line per request, time, client, method, path (no query), status, bytes, seconds",
+      len(lines) == 3 and lines[0].split()[1:6] == ["127.0.0.1", "GET", '"/health"', "200", lines[0].split()[5]]
+      and lines[1].split()[3:5] == ['"/nope"', "404"] and "secret" not in lines[1] and lines[0].endswith(lines[0].split()[-1]), lines)
+
 # memory: images are admitted by their decoded size (from the header alone) under --decode-memory-mb,
 # and a configuration whose worst case exceeds --max-memory-mb does not start
 import struct, zlib
