@@ -6,6 +6,9 @@
 #include "../apps/serve.h"
 #include "../data/image.h"
 
+#include "../tensor/fileio.h"
+#include "../tensor/strbuf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     // the body in its own allocation, so that reading past it is caught
     uint8_t *b = malloc(bn ? bn : 1);
     memcpy(b, body, bn);
+    // JSON text is UTF-8 whatever the bytes of a name: the escaped string always is
+    char *name = malloc(bn + 1);
+    memcpy(name, b, bn);
+    name[bn] = 0;
+    StrBuf js = {0};
+    sb_json_str(&js, name);
+    if (!js.oom && (!js.s || !text_is_utf8(js.s))) abort();
+    utf8_cut_clean(name);
+    if (!text_is_utf8(name) && serve_utf8_ok(name)) abort(); // the server's check is at least as strict
+    sb_free(&js);
+    free(name);
     char err[512];
     ServeUpload up;
     if (serve_parse_upload(ct, b, bn, &up, err, sizeof err) == 0) {
