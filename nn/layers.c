@@ -1,6 +1,8 @@
 // layers.c: the layers' constructors, with PyTorch's default initialisation, and their forwards.
 #include "nn.h"
 
+#include <string.h>
+
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -45,7 +47,25 @@ NnLinear nn_linear_new(NnParams *ps, const char *name, int64_t in, int64_t out, 
     return l;
 }
 
-Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) { return ag_linear(c, x, l->weight, l->bias); }
+// A failure inside a layer's forward names the layer before the op ("layer1.0.conv2: conv2d: ..."):
+// the layer's name is its tensor's registered name less the last part (".weight"); an error that
+// already names a layer (a layer inside another) is left as it is.
+static Tensor *named(Ctx *c, bool was_ok, const Tensor *w, Tensor *y) {
+    if (y || !was_ok || ctx_ok(c) || !w || !w->name) return y;
+    const char *dot = strrchr(w->name, '.');
+    int L = dot ? (int)(dot - w->name) : (int)strlen(w->name);
+    if (L == 0 || (!strncmp(c->err, w->name, (size_t)L) && c->err[L] == ':')) return y;
+    char msg[2 * sizeof c->err];
+    snprintf(msg, sizeof msg, "%.*s: %s", L, w->name, c->err);
+    memcpy(c->err, msg, sizeof c->err - 1); // cut to the context's message size
+    c->err[sizeof c->err - 1] = 0;
+    return y;
+}
+
+Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) {
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_linear(c, x, l->weight, l->bias));
+}
 
 NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation, int groups,
                        bool bias) {
@@ -61,7 +81,8 @@ NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kern
 }
 
 Tensor *nn_conv2d(Ctx *c, const NnConv2d *l, Tensor *x) {
-    return ag_conv2d(c, x, l->weight, l->bias, l->stride, l->padding, l->dilation, l->groups);
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_conv2d(c, x, l->weight, l->bias, l->stride, l->padding, l->dilation, l->groups));
 }
 
 NnEmbedding nn_embedding_new(NnParams *ps, const char *name, int64_t num, int64_t dim) {
@@ -70,7 +91,10 @@ NnEmbedding nn_embedding_new(NnParams *ps, const char *name, int64_t num, int64_
     return l;
 }
 
-Tensor *nn_embedding(Ctx *c, const NnEmbedding *l, Tensor *ids) { return ag_embedding(c, l->weight, ids); }
+Tensor *nn_embedding(Ctx *c, const NnEmbedding *l, Tensor *ids) {
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_embedding(c, l->weight, ids));
+}
 
 // ---- normalisations ----
 
@@ -78,19 +102,28 @@ NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double
     return (NnLayerNorm){constant(ps, name, "weight", dim, 1.0), constant(ps, name, "bias", dim, 0.0), eps};
 }
 
-Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) { return ag_layernorm(c, x, l->weight, l->bias, l->eps); }
+Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) {
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_layernorm(c, x, l->weight, l->bias, l->eps));
+}
 
 NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
     return (NnRMSNorm){constant(ps, name, "weight", dim, 1.0), eps > 0 ? eps : FLT_EPSILON};
 }
 
-Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x) { return ag_rms_norm(c, x, l->weight, l->eps); }
+Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x) {
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_rms_norm(c, x, l->weight, l->eps));
+}
 
 NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps) {
     return (NnGroupNorm){constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), groups, eps};
 }
 
-Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) { return ag_group_norm(c, x, l->groups, l->weight, l->bias, l->eps); }
+Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) {
+    bool ok = ctx_ok(c);
+    return named(c, ok, l->weight, ag_group_norm(c, x, l->groups, l->weight, l->bias, l->eps));
+}
 
 NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
     NnBatchNorm l = {
@@ -103,8 +136,9 @@ NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, d
 }
 
 Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x) {
-    bool tr = l->set && l->set->training;
-    Tensor *y = ag_batch_norm(c, x, l->weight, l->bias, l->running_mean, l->running_var, tr, l->momentum, l->eps);
+    bool tr = l->set && l->set->training, ok = ctx_ok(c);
+    Tensor *y = named(c, ok, l->weight ? l->weight : l->running_mean,
+                      ag_batch_norm(c, x, l->weight, l->bias, l->running_mean, l->running_var, tr, l->momentum, l->eps));
     if (y && tr && l->num_batches_tracked) ((int64_t *)l->num_batches_tracked->data)[0]++;
     return y;
 }
@@ -141,10 +175,12 @@ NnMultiheadAttention nn_mha_new(NnParams *ps, const char *name, int64_t E, int n
 }
 
 Tensor *nn_mha(Ctx *c, const NnMultiheadAttention *l, Tensor *x, Tensor *mask) {
+    bool ok = ctx_ok(c);
     Tensor *qkv = ag_linear(c, x, l->in_proj_weight, l->in_proj_bias), *part[3];
-    if (!qkv) return NULL;
+    if (!qkv) return named(c, ok, l->in_proj_weight, NULL);
     int64_t E = l->in_proj_weight->shape[1];
-    if (ag_split(c, qkv, qkv->ndim - 1, (int64_t[]){E, E, E}, 3, part) != 0) return NULL;
+    if (ag_split(c, qkv, qkv->ndim - 1, (int64_t[]){E, E, E}, 3, part) != 0) return named(c, ok, l->in_proj_weight, NULL);
     Tensor *a = ag_attention_masked(c, part[0], part[1], part[2], l->num_heads, mask, l->causal, NULL);
+    if (!a) return named(c, ok, l->in_proj_weight, NULL);
     return nn_linear(c, &l->out_proj, a);
 }

@@ -120,6 +120,12 @@ START_TEST(test_duplicate_names_and_grad_masks_refused) {
     ck_assert_int_eq(ps.n, n);
     ck_assert_msg(strstr(ctx_error(pc), "'fc.weight' is registered twice"), "%s", ctx_error(pc));
     ck_assert_int_eq(nn_params_add(&ps, "fc.bias", a.bias), -1);
+    // an error inside a layer names the layer before the op (nested layers name the innermost)
+    Tensor *bad = tensor_zeros(c, DT_F32, SHAPE(2, 5));
+    NnLinear fc2 = nn_linear_new(&ps, "layer1.0.fc2", 4, 3, true);
+    ck_assert_ptr_null(nn_linear(c, &fc2, bad));
+    ck_assert_msg(!strncmp(ctx_error(c), "layer1.0.fc2: linear: ", 22), "%s", ctx_error(c));
+    ctx_clear_error(c);
     Tensor *q = tensor_zeros(c, DT_F32, SHAPE(1, 2, 4)), *m = tensor_zeros(c, DT_F32, SHAPE(2, 2));
     ag_set_requires_grad(m, true);
     ck_assert_ptr_null(ag_attention_masked(c, q, q, q, 2, m, false, NULL));
