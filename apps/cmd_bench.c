@@ -23,13 +23,7 @@ static void cpu_desc(char *model, size_t n, const char **features) {
             break;
         }
     if (f) fclose(f);
-#if defined(__x86_64__)
-    *features = __builtin_cpu_supports("avx512f")                                 ? "avx512f+avx2+fma"
-                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma"
-                                                                                  : "no avx2";
-#else
-    *features = "not x86-64";
-#endif
+    *features = app_cpu_features();
 }
 
 static double peak_rss_mb(void) {

@@ -143,19 +143,13 @@ static int decode_upload(Server *s, const ServeUpload *up, const char *name, dou
     }
     pthread_mutex_lock(&s->mu);
     while (s->decode_used + cost > s->decode_budget) {
-        double until = t0 + s->request_timeout;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double left = until - app_seconds();
+        double left = t0 + s->request_timeout - app_seconds();
         if (left <= 0) {
             pthread_mutex_unlock(&s->mu);
             snprintf(err, errn, "busy: other images are being decoded; try again");
             return 503;
         }
-        double t = (double)ts.tv_nsec * 1e-9 + (left < 0.2 ? left : 0.2);
-        ts.tv_sec += (time_t)t;
-        ts.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
-        pthread_cond_timedwait(&s->decode_free, &s->mu, &ts);
+        serve_cond_wait(&s->decode_free, &s->mu, left < 0.2 ? left : 0.2);
     }
     s->decode_used += cost;
     pthread_mutex_unlock(&s->mu);
@@ -385,10 +379,8 @@ static void access_log_line(Server *s, struct MHD_Connection *conn, const Reques
     size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + k, sizeof when - k, ".%03ldZ", ts.tv_nsec / 1000000);
     const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, client, sizeof client);
-    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, client, sizeof client);
+    if (ci && ci->client_addr) serve_addr_text(ci->client_addr, client, sizeof client);
+    if (!client[0]) snprintf(client, sizeof client, "-");
     StrBuf path = {0};
     char url[sizeof r->url];
     snprintf(url, sizeof url, "%s", r->url);

@@ -29,6 +29,12 @@ int serve_parse_upload(const char *content_type, const uint8_t *body, size_t n, 
 int serve_parse_int(const char *what, const char *s, long lo, long hi, long *out, char *err, size_t errn);
 bool serve_utf8_ok(const char *s); // valid UTF-8 without control characters
 
+// waits on cv (mu held) for at most SECONDS; false when the time ran out (serve_batch.c)
+bool serve_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds);
+struct sockaddr;
+// a client's address as text ("127.0.0.1", "::1"; "" for another family) (serve_guard.c)
+void serve_addr_text(const struct sockaddr *a, char *out, size_t n);
+
 // ---- batching (serve_batch.c) ----
 
 typedef enum { JOB_PREDICT, JOB_EXPLAIN } JobKind;

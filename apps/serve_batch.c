@@ -12,6 +12,15 @@
 #include <string.h>
 #include <time.h>
 
+bool serve_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double t = (double)ts.tv_nsec * 1e-9 + seconds;
+    ts.tv_sec += (time_t)t;
+    ts.tv_nsec = (long)((t - floor(t)) * 1e9);
+    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT;
+}
+
 // each job's image (decoded by its connection's thread) into x, job i at image i
 static void prepare(ServeBatcher *b, ServeJob **jobs, int n, float *x) {
     int S = b->model->cfg.image_size;
@@ -72,13 +81,7 @@ static void *worker(void *arg) {
         double until = app_seconds() + b->wait_s;
         while (b->count < b->max_batch && !b->stop && b->queue[b->head]->kind == JOB_PREDICT) {
             double left = until - app_seconds();
-            if (left <= 0) break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            double t = (double)ts.tv_nsec * 1e-9 + left;
-            ts.tv_sec += (time_t)t;
-            ts.tv_nsec = (long)((t - floor(t)) * 1e9);
-            if (pthread_cond_timedwait(&b->more, &b->mu, &ts) == ETIMEDOUT) break;
+            if (left <= 0 || !serve_cond_wait(&b->more, &b->mu, left)) break;
         }
         int n = 0;
         JobKind kind = b->queue[b->head]->kind;

@@ -50,7 +50,7 @@ struct ServeGuard {
     ServeMetrics *metrics;
 };
 
-static void addr_text(const struct sockaddr *a, char *out, size_t n) {
+void serve_addr_text(const struct sockaddr *a, char *out, size_t n) {
     out[0] = 0;
     if (a->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out, (socklen_t)n);
@@ -80,11 +80,7 @@ static void *watchdog(void *arg) {
         double now = app_seconds();
         for (GuardConn *c = g->head; c; c = c->next)
             if (!c->cut && c->state != CONN_ANSWERING && now - c->t > g->request_timeout) cut(g, c, "deadline");
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&g->wake, &g->mu, &ts);
+        serve_cond_wait(&g->wake, &g->mu, 0.1);
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -127,7 +123,7 @@ enum MHD_Result serve_guard_accept(void *cls, const struct sockaddr *addr, sockl
     (void)len;
     ServeGuard *g = cls;
     char ip[64];
-    addr_text(addr, ip, sizeof ip);
+    serve_addr_text(addr, ip, sizeof ip);
     pthread_mutex_lock(&g->mu);
     double now = app_seconds();
     int same = 0;
@@ -170,7 +166,7 @@ void serve_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_co
             return;
         }
         c->fd = fd->connect_fd;
-        if (ad && ad->client_addr) addr_text(ad->client_addr, c->addr, sizeof c->addr);
+        if (ad && ad->client_addr) serve_addr_text(ad->client_addr, c->addr, sizeof c->addr);
         pthread_mutex_lock(&g->mu);
         c->t = app_seconds();
         c->state = CONN_READING;

@@ -7,13 +7,17 @@
 
 #include <string.h>
 
-void app_print_version(FILE *f, const char *prog) {
-    const char *features = "not x86-64";
+const char *app_cpu_features(void) {
 #if defined(__x86_64__)
-    features = __builtin_cpu_supports("avx512f")                                 ? "avx512f+avx2+fma"
-               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma"
-                                                                                 : "no avx2";
+    if (__builtin_cpu_supports("avx512f")) return "avx512f+avx2+fma";
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "avx2+fma" : "no avx2";
+#else
+    return "not x86-64";
 #endif
+}
+
+void app_print_version(FILE *f, const char *prog) {
+    const char *features = app_cpu_features();
     fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s\n", prog, DEIT_LORA_VERSION, DEIT_LORA_COMMIT, features,
             sgemm_fast_isa());
 #ifdef CGRAD_MPI

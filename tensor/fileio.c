@@ -1,6 +1,7 @@
 // fileio.c: see fileio.h.
 #define _GNU_SOURCE // renameat2
 #include "fileio.h"
+#include "strbuf.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -234,16 +235,20 @@ int file_write_atomic(const char *path, const void *data, size_t len, bool repla
 
 #define STAGE_MARKER ".cgrad-stage"
 
+// a stream over the folder FD (from its start), leaving FD open; NULL on failure
+static DIR *dir_of_fd(int fd) {
+    int dup_fd = dup(fd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d && dup_fd >= 0) close(dup_fd);
+    if (d) rewinddir(d); // the duplicate shares its position with FD, which may have been read before
+    return d;
+}
+
 // removes what the folder FD holds, never following a symlink: symlinks and files are unlinked,
 // real folders (opened with O_NOFOLLOW) emptied and removed; DEPTH bounds the recursion
 static int remove_contents(int fd, int depth) {
-    int dup_fd = dup(fd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        if (dup_fd >= 0) close(dup_fd);
-        return -1;
-    }
-    rewinddir(d); // the duplicate shares its position with FD, which may have been read before
+    DIR *d = dir_of_fd(fd);
+    if (!d) return -1;
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -323,10 +328,8 @@ static long stage_name_pid(const char *name) {
 int stage_clean_stale(const char *dir) {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return 0;
-    int dup_fd = dup(dfd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    DIR *d = dir_of_fd(dfd);
     if (!d) {
-        if (dup_fd >= 0) close(dup_fd);
         close(dfd);
         return 0;
     }
@@ -351,6 +354,25 @@ int stage_clean_stale(const char *dir) {
     return removed;
 }
 
+// moves the real folder PATH into a fresh staging folder of its own (as TRASH/old), from where
+// stage_abort removes it; a symlink or a file at PATH is refused
+static int move_aside(const char *path, Stage *trash, char *err, size_t errn) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return fail_write(err, errn, errno, "cannot move aside", path);
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errn, "%s: not a folder (a symlink or a file): left alone", path);
+        return -1;
+    }
+    char p[FILE_PATH_BUF];
+    if (stage_make(trash, path, err, errn) != 0) return -1;
+    if (rename(path, path_join(p, sizeof p, trash->path, "old")) != 0) {
+        fail_write(err, errn, errno, "cannot move aside", path);
+        stage_abort(trash);
+        return -1;
+    }
+    return 0;
+}
+
 int stage_begin(Stage *s, const char *out, char *err, size_t errn) {
     const char *name;
     char *parent = split_dir(out, &name);
@@ -364,10 +386,8 @@ int stage_begin(Stage *s, const char *out, char *err, size_t errn) {
 static int stage_merge_into(Stage *s, char *err, size_t errn) {
     int ofd = open(s->out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ofd < 0) return fail_write(err, errn, errno, "cannot open the output folder", s->out);
-    int dup_fd = dup(s->fd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    DIR *d = dir_of_fd(s->fd);
     int rc = d ? 0 : fail_write(err, errn, errno, "cannot read the staging folder", s->path);
-    if (d) rewinddir(d);
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, STAGE_MARKER)) continue;
@@ -380,10 +400,7 @@ static int stage_merge_into(Stage *s, char *err, size_t errn) {
             rc = fail_write(err, errn, errno, "cannot move into place", path_join(p, sizeof p, s->out, e->d_name));
         }
     }
-    if (d)
-        closedir(d);
-    else if (dup_fd >= 0)
-        close(dup_fd);
+    if (d) closedir(d);
     if (rc == 0) fsync(ofd);
     close(ofd);
     return rc;
@@ -396,19 +413,8 @@ int stage_commit(Stage *s, int mode, char *err, size_t errn) {
     if (!exists || mode == STAGE_REPLACE_DIR) {
         unlinkat(s->fd, STAGE_MARKER, 0);
         Stage old = {.fd = -1};
-        if (exists) { // the whole folder swapped: the old one moved into a staging folder of its own, then removed
-            if (!S_ISDIR(st.st_mode)) {
-                snprintf(err, errn, "%s: exists and is not a folder (not replaced)", s->out);
-                goto done;
-            }
-            char p[FILE_PATH_BUF];
-            if (stage_make(&old, s->out, err, errn) != 0) goto done;
-            if (rename(s->out, path_join(p, sizeof p, old.path, "old")) != 0) {
-                fail_write(err, errn, errno, "cannot move aside to replace it", s->out);
-                stage_abort(&old);
-                goto done;
-            }
-        }
+        // the whole folder swapped: the old one moved aside, then removed
+        if (exists && move_aside(s->out, &old, err, errn) != 0) goto done;
         if (rename_noreplace(s->path, s->out, true) == 0) {
             fsync_dir_of(s->out);
             if (exists) stage_abort(&old);
@@ -447,37 +453,17 @@ void stage_abort(Stage *s) {
 }
 
 int stage_remove_dir(const char *path, char *err, size_t errn) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return fail_write(err, errn, errno, "cannot remove", path);
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errn, "%s: not a folder (a symlink or a file): not removed", path);
-        return -1;
-    }
     Stage trash;
-    char p[FILE_PATH_BUF];
-    if (stage_make(&trash, path, err, errn) != 0) return -1;
-    if (rename(path, path_join(p, sizeof p, trash.path, "old")) != 0) {
-        fail_write(err, errn, errno, "cannot remove", path);
-        stage_abort(&trash);
-        return -1;
-    }
+    if (move_aside(path, &trash, err, errn) != 0) return -1;
     stage_abort(&trash);
     return 0;
 }
 
 bool text_is_utf8(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        int n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
-        if (n < 0 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4)) return false;
-        unsigned cp = n ? c & (0x3f >> n) : c;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return false;
-        p += n + 1;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq_len(p);
+        if (!n) return false;
+        p += n;
     }
     return true;
 }
