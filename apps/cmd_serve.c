@@ -36,6 +36,7 @@ typedef struct {
     ServeBatcher batcher;
     ServeMetrics *metrics;
     ServeGuard *guard;
+    ServeFront *front;
     const char *model_dir, *adapter_dir; // what /health says is served
     FILE *access_log;                    // --access-log, or NULL
     pthread_mutex_t log_mu;
@@ -56,7 +57,6 @@ typedef struct {
     char refusal[160];
     size_t dropped; // bytes of body read and dropped
     int status;
-    bool close; // the connection cannot be reused (its framing was bad)
     double t0;
     char method[12], url[200]; // for the access log
     size_t bytes;              // the answer's body
@@ -83,7 +83,6 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
-    if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->bytes = n;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
@@ -243,48 +242,7 @@ static const char *too_big_msg(Server *s, char *m, size_t n) {
     return m;
 }
 
-// the framing headers, checked before anything else (RFC 9112 6.1-6.3): a transfer coding other
-// than chunked cannot be read (501), Content-Length must be digits and, when repeated, agree (400).
-// Answered at once, with the connection closed: the body's end cannot be known.
-typedef struct {
-    const char *first;
-    bool differ;
-    int n;
-} ClSeen;
-
-static enum MHD_Result cl_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
-    (void)kind;
-    ClSeen *c = cls;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
-    if (c->n++ && value && c->first && strcmp(value, c->first)) c->differ = true;
-    if (!c->first) c->first = value;
-    return MHD_YES;
-}
-
-static const char *bad_framing(struct MHD_Connection *conn, int *status) {
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    *status = 400;
-    if (te && strcasecmp(te, "chunked")) {
-        *status = 501;
-        return "Transfer-Encoding: only chunked is understood here (send the image's bytes as they are)";
-    }
-    ClSeen c = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, cl_each, &c);
-    if (c.differ) return "Content-Length given twice with different values";
-    if (c.first && (!*c.first || strspn(c.first, "0123456789") != strlen(c.first) || strlen(c.first) > 18))
-        return "Content-Length is not a number of bytes";
-    if (te && c.first) return "both Transfer-Encoding and Content-Length";
-    return NULL;
-}
-
 static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
-    int fs;
-    const char *framing = bad_framing(conn, &fs);
-    if (framing) {
-        r->close = true;
-        enum MHD_Result res = answer_error(conn, r, fs, framing);
-        return res == MHD_YES ? MHD_YES : MHD_NO;
-    }
     if (!strcmp(r->path, "other")) return refuse(s, conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
     bool post = is_post_path(r->path);
     if (strcmp(method, post ? "POST" : "GET") && !(!post && !strcmp(method, "HEAD")))
@@ -370,7 +328,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
 // one line per request: time (UTC, ISO 8601), client, method, path (the query left out: it may hold
 // names), status, bytes of the answer's body, seconds; the path as a JSON string (escaped)
-static void access_log_line(Server *s, struct MHD_Connection *conn, const Request *r, int status, double dt) {
+static void access_log_line(Server *s, const struct sockaddr *addr, const char *method_in, const char *url_in, int status, size_t bytes,
+                            double dt) {
     char when[40], client[64] = "-";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -378,20 +337,20 @@ static void access_log_line(Server *s, struct MHD_Connection *conn, const Reques
     gmtime_r(&ts.tv_sec, &tm);
     size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + k, sizeof when - k, ".%03ldZ", ts.tv_nsec / 1000000);
-    const union MHD_ConnectionInfo *ci = conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    if (ci && ci->client_addr) serve_addr_text(ci->client_addr, client, sizeof client);
+    if (addr) serve_addr_text(addr, client, sizeof client);
     if (!client[0]) snprintf(client, sizeof client, "-");
     StrBuf path = {0};
-    char url[sizeof r->url];
-    snprintf(url, sizeof url, "%s", r->url);
+    char url[200];
+    snprintf(url, sizeof url, "%s", url_in);
     url[strcspn(url, "?")] = 0;
     sb_json_str(&path, url);
-    char method[sizeof r->method];
-    snprintf(method, sizeof method, "%s", r->method);
+    char method[12];
+    snprintf(method, sizeof method, "%s", method_in);
     for (char *q = method; *q; q++)
         if (*q < 'A' || *q > 'Z') *q = '?';
     pthread_mutex_lock(&s->log_mu);
-    fprintf(s->access_log, "%s %s %s %s %d %zu %.6f\n", when, client, method, path.s ? path.s : "\"\"", status, r->bytes, dt);
+    fprintf(s->access_log, "%s %s %s %s %d %zu %.6f\n", when, client, method[0] ? method : "-", path.s ? path.s : "\"\"", status, bytes,
+            dt);
     fflush(s->access_log);
     pthread_mutex_unlock(&s->log_mu);
     sb_free(&path);
@@ -403,18 +362,35 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     serve_guard_done(s->guard, conn);
     Request *r = *con_cls;
     if (!r) return;
-    // a request the client or a timeout cut short counts as 408; one the HTTP library refused itself
-    // (a malformed request it answers on its own) as 400
-    int status = r->status ? r->status : why == MHD_REQUEST_TERMINATED_WITH_ERROR ? 400 : 408;
-    double dt = app_seconds() - r->t0;
-    serve_metrics_request(s->metrics, r->path, status, dt);
-    if (s->access_log) access_log_line(s, conn, r, status, dt);
+    // a request the client or a timeout cut short counts as 408; one whose body the front door
+    // refused (a chunk gone bad) is the front's to count
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!(fd && serve_front_completed(s->front, fd->connect_fd))) {
+        int status = r->status ? r->status : 408;
+        double dt = app_seconds() - r->t0;
+        serve_metrics_request(s->metrics, r->path, status, dt);
+        if (s->access_log) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            access_log_line(s, ci ? ci->client_addr : NULL, r->method, r->url, status, r->bytes, dt);
+        }
+    }
     sb_free(&r->body);
     free(r);
     *con_cls = NULL;
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
     pthread_mutex_unlock(&s->mu);
+}
+
+// a request the front door refused (bad framing, a malformed head): counted and logged as any other
+static void front_refused(void *cls, const struct sockaddr *client, const char *method, const char *target, int status, size_t bytes,
+                          double seconds) {
+    Server *s = cls;
+    char path[200];
+    snprintf(path, sizeof path, "%s", target);
+    path[strcspn(path, "?")] = 0;
+    serve_metrics_request(s->metrics, route(path), status, seconds);
+    if (s->access_log) access_log_line(s, client, method, target, status, bytes, seconds);
 }
 
 // ---- the command ----
@@ -426,27 +402,43 @@ typedef struct {
     double wait_ms, request_timeout;
 } ServeArgs;
 
-static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err, size_t errn) {
-    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port)};
-    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)a->port)};
-    struct sockaddr *addr;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
-    if (inet_pton(AF_INET, a->host, &v4.sin_addr) == 1)
-        addr = (struct sockaddr *)&v4;
-    else if (inet_pton(AF_INET6, a->host, &v6.sin6_addr) == 1) {
-        addr = (struct sockaddr *)&v6;
-        flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", a->host);
-        return NULL;
+// the listening socket, on HOST (an IPv4 or IPv6 address) and PORT; its port (when 0 was asked
+// for) into *bound; -1 with a message
+static int listen_on(const char *host, long port, unsigned *bound, char *err, size_t errn) {
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET, v4->sin_port = htons((uint16_t)port), len = sizeof *v4;
+    else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6, v6->sin6_port = htons((uint16_t)port), len = sizeof *v6;
+    else
+        return snprintf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", host), -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
+        snprintf(err, errn, "cannot listen on %s port %ld: %s", host, port, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
     }
+    len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *bound = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+    return fd;
+}
+
+// libmicrohttpd answers the requests the front door (serve_front.c) hands it, a thread per
+// connection; it listens on nothing itself
+static struct MHD_Daemon *start_daemon(Server *s, const ServeArgs *a, char *err, size_t errn) {
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET;
     // the guard enforces --max-connections and the per-address limit itself (with its reserve);
     // libmicrohttpd's own limit leaves room for connections cut but not yet closed
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)a->port, serve_guard_accept, s->guard, handle, s, MHD_OPTION_SOCK_ADDR, addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION, serve_guard_notify,
-                                            s->guard, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout, MHD_OPTION_CONNECTION_LIMIT,
-                                            (unsigned)a->connections + 32, MHD_OPTION_END);
-    if (!d) snprintf(err, errn, "cannot listen on %s port %ld (in use, or not this machine's address?)", a->host, a->port);
+    struct MHD_Daemon *d = MHD_start_daemon(flags, 0, serve_guard_accept, s->guard, handle, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                            MHD_OPTION_NOTIFY_CONNECTION, serve_guard_notify, s->guard, MHD_OPTION_CONNECTION_TIMEOUT,
+                                            (unsigned)a->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->connections + 32,
+                                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 << 10), MHD_OPTION_END);
+    if (!d) snprintf(err, errn, "cannot start the HTTP server (libmicrohttpd)");
     return d;
 }
 
@@ -477,15 +469,14 @@ static int worst_case_fits(const VitModel *m, const ServeArgs *a, char *err, siz
 
 // blocks until SIGTERM or SIGINT; then stops taking connections and waits (up to drain_s) for the
 // requests in flight
-static void wait_and_drain(Server *s, struct MHD_Daemon *d, const sigset_t *sigs, double drain_s) {
+static void wait_and_drain(Server *s, const sigset_t *sigs, double drain_s) {
     int sig = 0;
     sigwait(sigs, &sig);
     fprintf(stderr, "deit_lora serve: %s: finishing the requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     pthread_mutex_lock(&s->mu);
     s->draining = true;
     pthread_mutex_unlock(&s->mu);
-    int fd = MHD_quiesce_daemon(d);
-    if (fd >= 0) close(fd);
+    serve_front_stop_accepting(s->front);
     for (double t0 = app_seconds(); app_seconds() - t0 < drain_s; usleep(10000)) {
         pthread_mutex_lock(&s->mu);
         int n = s->in_flight;
@@ -581,17 +572,24 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int rc = 2;
     struct MHD_Daemon *d = NULL;
+    int lfd = -1;
+    unsigned port = 0;
     if (serve_batcher_start(&s->batcher, &s->model, &s->ip, s->metrics, (int)a.max_batch, (int)a.queue, a.wait_ms / 1000, err,
                             sizeof err) != 0) {
-    } else if ((d = start_daemon(s, &a, err, sizeof err))) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld)\n", a.host, info ? info->port : (unsigned)a.port,
-               s->model.cfg.num_labels, a.max_batch);
-        fflush(stdout);
-        wait_and_drain(s, d, &sigs, (double)a.timeout + 5);
-        MHD_stop_daemon(d);
-        rc = 0;
+    } else if ((d = start_daemon(s, &a, err, sizeof err)) && (lfd = listen_on(a.host, a.port, &port, err, sizeof err)) >= 0) {
+        if (!(s->front = serve_front_start(lfd, d, front_refused, s))) {
+            close(lfd);
+            snprintf(err, sizeof err, "cannot start the server's threads");
+        } else {
+            printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld)\n", a.host, port, s->model.cfg.num_labels,
+                   a.max_batch);
+            fflush(stdout);
+            wait_and_drain(s, &sigs, (double)a.timeout + 5);
+            rc = 0;
+        }
     }
+    if (d) MHD_stop_daemon(d);
+    serve_front_free(s->front, 5);
     if (rc != 0) app_fail("serve", err);
     if (s->batcher.queue) serve_batcher_stop(&s->batcher);
     if (rc == 0)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 // ---- request parsing (serve_request.c) ----
 
@@ -110,6 +111,24 @@ void serve_guard_done(ServeGuard *g, struct MHD_Connection *conn);              
 enum MHD_Result serve_guard_accept(void *cls, const struct sockaddr *addr, socklen_t len);
 void serve_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context, enum MHD_ConnectionNotificationCode code);
 #endif
+// ---- the front door (serve_front.c): every request's head and framing checked before
+// libmicrohttpd sees it; what fails is answered there (JSON, closed) ----
+
+typedef struct ServeFront ServeFront;
+struct MHD_Daemon;
+// a request the front refused and answered itself: its client, method and target (as far as they
+// were read; "" otherwise), status, the answer's body bytes, seconds since its first byte
+typedef void (*ServeFrontRefused)(void *cls, const struct sockaddr *client, const char *method, const char *target, int status,
+                                  size_t bytes, double seconds);
+// takes LISTEN_FD (listening) and accepts on it, handing each connection to DAEMON (started with
+// MHD_USE_NO_LISTEN_SOCKET) through a socket pair; NULL when the thread cannot start
+ServeFront *serve_front_start(int listen_fd, struct MHD_Daemon *daemon, ServeFrontRefused refused, void *cls);
+void serve_front_stop_accepting(ServeFront *f);      // closes the listening socket
+void serve_front_free(ServeFront *f, double wait_s); // after the daemon stops: waits for the connections' threads
+// libmicrohttpd completed a request on its end MHD_FD: true when the front door refused that
+// request itself (its body went bad after its head was passed on) and counts it
+bool serve_front_completed(ServeFront *f, int mhd_fd);
+
 // the Prometheus text exposition (version 0.0.4); the caller frees
 char *serve_metrics_text(ServeMetrics *m, int queue_depth, int in_flight);
 

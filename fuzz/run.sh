@@ -20,18 +20,19 @@ declare -A seeds=(
   [config]="$D/golden/tiny/config.json $D/golden/tiny_lora/adapter_config.json $D/bad/cfg_wrong_type $D/bad/pre_size $D/bad/adapter_regex $D/bad/adapter_regex_python $D/bad/adapter_regex_classifier"
   [image]="$D/images $D/bad/images $D/golden/images/small_20x30.jpg $D/golden/images/palette_120x90.png"
   [request]="$D/requests"
+  [http]="$D/http"
 )
-declare -A extra=([request]="apps/serve_request.c")
+declare -A extra=([request]="apps/serve_request.c" [http]="apps/serve_http.c")
 # the library once, instrumented, into an archive
 objflags=${flags/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}
 rm -f "$out"/lib/*.o "$out/libcgrad_fuzz.a"
 mkdir -p "$out/lib"
 if ! printf '%s\n' $src | xargs -P "$(nproc)" -I{} sh -c 'clang '"$objflags"' $(pkg-config --cflags openblas) -c {} -o '"$out"'/lib/$(echo {} | tr / _).o' 2>"$out/lib.build.log"; then
-  echo "fuzz: the library did not build (see $out/lib.build.log)"; echo "fuzz: 0 passed, 5 failed"; exit 1
+  echo "fuzz: the library did not build (see $out/lib.build.log)"; echo "fuzz: 0 passed, 6 failed"; exit 1
 fi
 ar rcs "$out/libcgrad_fuzz.a" "$out"/lib/*.o
 pass=0 fail=0
-for t in safetensors pickle config image request; do
+for t in safetensors pickle config image request http; do
   if ! clang $flags -o "$out/fuzz_$t" "fuzz/fuzz_$t.c" ${extra[$t]:-} "$out/libcgrad_fuzz.a" $libs 2>"$out/$t.build.log"; then
     echo "fuzz_$t: build failed (see $out/$t.build.log)"; fail=$((fail + 1)); continue
   fi
