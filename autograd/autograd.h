@@ -93,7 +93,8 @@ Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
 // not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default); every label
 // ignored: NaN (0 / 0, as PyTorch), with gradients 0
 Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index);
-// normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance
+// normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance; fused
+// (one kernel forward, one backward: ops_norm.c)
 Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);
 // training: batch statistics, and running_mean / running_var (if given) updated in place as
 // PyTorch does (momentum 0.1: r = 0.9 r + 0.1 stat, the variance unbiased); eval: the running ones
@@ -112,15 +113,27 @@ Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax); // ar
 // torch.topk: the k largest (or smallest) values along dim, sorted, and their int64 indices
 // (optional); ties keep the lower index first, NaN counts as the largest. No gradient (a constant).
 Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indices);
-Tensor *ag_sum_all(Ctx *c, Tensor *x);                                                 // 0-d
-Tensor *ag_mean_all(Ctx *c, Tensor *x);                                                // 0-d
-Tensor *ag_softmax(Ctx *c, Tensor *x);                                                 // over the last dimension
-Tensor *ag_log_softmax(Ctx *c, Tensor *x);                                             // over the last dimension
-Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps);             // over the last dim C
+Tensor *ag_sum_all(Ctx *c, Tensor *x);                                     // 0-d
+Tensor *ag_mean_all(Ctx *c, Tensor *x);                                    // 0-d
+Tensor *ag_softmax(Ctx *c, Tensor *x);                                     // over the last dimension
+Tensor *ag_log_softmax(Ctx *c, Tensor *x);                                 // over the last dimension
+Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps); // over the last dim C, w and b [C]
+// torch.nn.functional.layer_norm: over x's last nd dimensions, w and b of their shape (or NULL)
+Tensor *ag_layer_norm(Ctx *c, Tensor *x, int nd, Tensor *w, Tensor *b, double eps);
 Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);                      // [N, C], int64 [N] -> mean
 Tensor *ag_cross_entropy_scaled(Ctx *c, Tensor *logits, Tensor *labels, double scale); // scale * sum
 // with label smoothing eps (the target (1 - eps) one-hot + eps / C, as PyTorch and HF's Trainer)
 Tensor *ag_cross_entropy_smoothed(Ctx *c, Tensor *logits, Tensor *labels, double scale, double eps);
+
+// ---- recurrent layers (ops_recurrent.c): one direction of one layer over a whole sequence ----
+// x [T, B, I] (time first); h0 (and c0) [B, H] or NULL (zeros); w_ih [G H, I], w_hh [G H, H], b_ih,
+// b_hh [G H] or NULL, in PyTorch's gate order (GRU G = 3: r, z, n; LSTM G = 4: i, f, g, o) and
+// equations. reverse: from the last step to the first (a bidirectional layer's second direction).
+// ag_gru returns the hidden state after each step [T, B, H] (its position t holds the state after
+// x[t]); ag_lstm returns [T + 1, B, H]: those, then the last cell state c_n. nn_gru / nn_lstm build
+// layers on them.
+Tensor *ag_gru(Ctx *c, Tensor *x, Tensor *h0, Tensor *w_ih, Tensor *w_hh, Tensor *b_ih, Tensor *b_hh, bool reverse);
+Tensor *ag_lstm(Ctx *c, Tensor *x, Tensor *h0, Tensor *c0, Tensor *w_ih, Tensor *w_hh, Tensor *b_ih, Tensor *b_hh, bool reverse);
 
 // ---- products (ops_matmul.c) ----
 Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);                  // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;

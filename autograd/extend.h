@@ -12,7 +12,7 @@
 extern "C" {
 #endif
 
-#define AG_MAX_IN 6
+#define AG_MAX_IN 8
 
 // One recorded op. The engine owns prev, seq, visit and consumed; the op fills the rest.
 typedef struct AgNode {

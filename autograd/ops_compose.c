@@ -1,6 +1,6 @@
 // ops_compose.c: ops built from other ops; their gradients come from those ops' backward kernels.
 // PyTorch's semantics: logsumexp, var / std, the losses, softmax over any dimension, the
-// normalisations (group, batch, RMS), embedding, flip, pad and stack.
+// RMS norm, embedding, flip, pad and stack.
 #include "extend.h"
 
 #include <math.h>
@@ -84,87 +84,6 @@ static Tensor *over_dim(Ctx *c, const char *op, Tensor *x, int dim, Tensor *(*f)
 
 Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim) { return over_dim(c, "softmax", x, dim, ag_softmax); }
 Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim) { return over_dim(c, "log_softmax", x, dim, ag_log_softmax); }
-
-// (x - mean) / sqrt(var + eps) over dimension d of x (biased variance, as the norms use)
-static Tensor *standardize(Ctx *c, Tensor *x, int d, double eps) {
-    Tensor *dev = ag_sub(c, x, ag_mean(c, x, d, true));
-    return ag_mul(c, dev, ag_pow_scalar(c, ag_add_scalar(c, ag_mean(c, ag_mul(c, dev, dev), d, true), eps), -0.5));
-}
-
-// a per-channel vector [C] shaped to broadcast over x [N, C, ...]
-static Tensor *per_channel(Ctx *c, Tensor *v, int ndim) {
-    int64_t shape[TENSOR_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) shape[i] = 1;
-    shape[1] = v->shape[0];
-    return ag_reshape(c, v, ndim, shape);
-}
-
-static bool channel_params(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
-    char s1[96];
-    if (!ag_arg(c, op, "x", x) || x->ndim < 2) {
-        if (x) ctx_fail(c, "%s: input %s needs [N, C, ...]", op, shape_str(x, s1, sizeof s1));
-        return false;
-    }
-    const Tensor *params[2] = {w, b};
-    for (int i = 0; i < 2; i++) {
-        const Tensor *v = params[i];
-        if (v && (v->ndim != 1 || v->shape[0] != x->shape[1])) {
-            ctx_fail(c, "%s: weight and bias must be [%lld], got %s", op, (long long)x->shape[1], shape_str(v, s1, sizeof s1));
-            return false;
-        }
-    }
-    return true;
-}
-
-static Tensor *affine(Ctx *c, Tensor *y, Tensor *w, Tensor *b) {
-    if (w) y = ag_mul(c, y, per_channel(c, w, y->ndim));
-    if (b) y = ag_add(c, y, per_channel(c, b, y->ndim));
-    return y;
-}
-
-Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps) {
-    if (!channel_params(c, "group_norm", x, w, b)) return NULL;
-    if (groups < 1 || x->shape[1] % groups) {
-        ctx_fail(c, "group_norm: %d groups do not divide %lld channels", groups, (long long)x->shape[1]);
-        return NULL;
-    }
-    Tensor *g = ag_reshape(c, x, 3, (int64_t[]){x->shape[0], groups, -1});
-    return affine(c, ag_reshape(c, standardize(c, g, 2, eps), x->ndim, x->shape), w, b);
-}
-
-Tensor *ag_batch_norm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *running_mean, Tensor *running_var, bool training, double momentum,
-                      double eps) {
-    if (!channel_params(c, "batch_norm", x, w, b)) return NULL;
-    int64_t C = x->shape[1], n = tensor_numel(x) / C;
-    if ((running_mean && tensor_numel(running_mean) != C) || (running_var && tensor_numel(running_var) != C) ||
-        (!running_mean != !running_var) || (!training && !running_mean) || (training && n < 2)) {
-        ctx_fail(c, "batch_norm: %s",
-                 !running_mean != !running_var ? "running_mean and running_var go together (both or neither)"
-                 : training                    ? "running statistics must be [C], and training needs more than one value per channel"
-                                               : "eval mode needs running_mean and running_var [C]");
-        return NULL;
-    }
-    int inv[TENSOR_MAX_DIMS];
-    Tensor *xt = ag_reshape(c, dim_last(c, x, 1, inv), 2, (int64_t[]){n, C}); // [n, C]
-    Tensor *y;
-    if (training) {
-        Tensor *mu = ag_mean(c, xt, 0, true), *dev = ag_sub(c, xt, mu), *var = ag_mean(c, ag_mul(c, dev, dev), 0, true);
-        y = ag_mul(c, dev, ag_pow_scalar(c, ag_add_scalar(c, var, eps), -0.5));
-        for (int64_t k = 0; var && running_mean && k < C; k++) { // PyTorch's update, unbiased variance
-            double rm = tensor_get_flat(running_mean, k), rv = tensor_get_flat(running_var, k);
-            tensor_set_flat(running_mean, k, (1 - momentum) * rm + momentum * tensor_get_flat(mu, k));
-            tensor_set_flat(running_var, k, (1 - momentum) * rv + momentum * tensor_get_flat(var, k) * (double)n / (double)(n - 1));
-        }
-    } else {
-        Tensor *rm = ag_detach(c, ag_reshape(c, running_mean, 2, (int64_t[]){1, C}));
-        Tensor *rv = ag_detach(c, ag_reshape(c, running_var, 2, (int64_t[]){1, C}));
-        y = ag_mul(c, ag_sub(c, xt, rm), ag_pow_scalar(c, ag_add_scalar(c, rv, eps), -0.5));
-    }
-    int64_t shape[TENSOR_MAX_DIMS]; // back to x's layout
-    for (int i = 0; i < x->ndim; i++) shape[inv[i]] = x->shape[i];
-    Tensor *back = y ? ag_contiguous(c, ag_permute(c, ag_reshape(c, y, x->ndim, shape), inv)) : NULL;
-    return back ? affine(c, back, w, b) : NULL;
-}
 
 Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps) {
     if (!ag_arg(c, "rms_norm", "x", x)) return NULL;

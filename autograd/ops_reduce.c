@@ -203,41 +203,6 @@ static Tensor *softmax_impl(Ctx *c, const char *op, Tensor *x, bool logsm) {
 Tensor *ag_softmax(Ctx *c, Tensor *x) { return softmax_impl(c, "softmax", x, false); }
 Tensor *ag_log_softmax(Ctx *c, Tensor *x) { return softmax_impl(c, "log_softmax", x, true); }
 
-// ---- layer norm ----
-
-static void layernorm_bw(AgNode *n) {
-    Tensor *xc = n->saved[0], *mean = n->saved[1], *rstd = n->saved[2], *w = n->in[1];
-    Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
-    Tensor *wc = n->aux;
-    AG_DISPATCH(xc->dtype, layernorm_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
-                xc->data, wc ? wc->data : w->data, mean->data, rstd->data, n->i[0], n->i[1]);
-}
-
-Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
-    char s1[96], s2[96], s3[96];
-    if (!ag_arg(c, "layernorm", "x", x) || !ag_arg(c, "layernorm", "weight", w) || !ag_arg(c, "layernorm", "bias", b) ||
-        !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b))
-        return NULL;
-    int64_t C = x->ndim ? x->shape[x->ndim - 1] : 0;
-    if (x->ndim == 0 || w->ndim != 1 || b->ndim != 1 || w->shape[0] != C || b->shape[0] != C) {
-        ctx_fail(c, "layernorm: input %s needs weight and bias [%lld], got %s and %s", shape_str(x, s1, sizeof s1), (long long)C,
-                 shape_str(w, s2, sizeof s2), shape_str(b, s3, sizeof s3));
-        return NULL;
-    }
-    int64_t N = C ? tensor_numel(x) / C : 0;
-    Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = tensor_contiguous(c, b);
-    Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape);
-    Tensor *mean = tensor_new(c, x->dtype, 1, &N), *rstd = tensor_new(c, x->dtype, 1, &N);
-    AG_DISPATCH(x->dtype, layernorm_forward, y->data, mean->data, rstd->data, xc->data, wc->data, bc->data, N, C, eps);
-    AgNode *n = ag_record(c, "layernorm", y, 3, (Tensor *[]){x, w, b}, layernorm_bw);
-    if (n) {
-        n->saved[0] = xc, n->saved[1] = mean, n->saved[2] = rstd;
-        n->aux = wc;
-        n->i[0] = N, n->i[1] = C;
-    }
-    return y;
-}
-
 // ---- cross-entropy from logits ----
 
 static void ce_bw(AgNode *n) {

@@ -53,8 +53,8 @@ static Tensor *batch(Ctx *c, const Dataset *d, const int64_t *order, int64_t i0,
 
 static int run(int argc, char **argv, const Dist *d);
 
-// CNN_BENCH=N: N timed training steps on random images (after 5 untimed), one JSON line, for
-// bench/cnn_compare.sh against the same CNN in PyTorch
+// BENCH_STEPS=N: N timed training steps on random images (after 5 untimed), one JSON line, for
+// bench/model_compare.sh against the same CNN in PyTorch
 static int bench(Ctx *c, const Cnn *m, Optim *o, int steps) {
     Rng r = rng_new(1);
     double t = 0;
@@ -101,7 +101,7 @@ static int run(int argc, char **argv, const Dist *d) {
     cnn_new(&m, pc, 0);
     OptimGroup g = optim_group_all(&m.ps, 0.0); // every trainable parameter, no weight decay
     Optim *o = optim_adam(&g, 1, 0.9, 0.999, 1e-8);
-    if (getenv("CNN_BENCH")) return bench(c, &m, o, atoi(getenv("CNN_BENCH")));
+    if (getenv("BENCH_STEPS")) return bench(c, &m, o, atoi(getenv("BENCH_STEPS")));
     int64_t *order = malloc(sizeof *order * (size_t)ntrain);
     const int B = 64, Bl = B / d->size; // this rank's share of every batch
     if (B % d->size) {

@@ -184,3 +184,127 @@ Tensor *nn_mha(Ctx *c, const NnMultiheadAttention *l, Tensor *x, Tensor *mask) {
     if (!a) return named(c, ok, l->in_proj_weight, NULL);
     return nn_linear(c, &l->out_proj, a);
 }
+
+// ---- recurrent layers ----
+
+static NnRnn rnn_new(NnParams *ps, const char *name, NnRnnOptions o, bool lstm) {
+    NnRnn l = {.o = o, .lstm = lstm};
+    if (!l.o.num_layers) l.o.num_layers = 1;
+    int D = o.bidirectional ? 2 : 1, G = lstm ? 4 : 3;
+    if (l.o.num_layers < 1 || l.o.num_layers > NN_RNN_MAX_LAYERS || o.input_size < 1 || o.hidden_size < 1) {
+        ctx_fail(ps->ctx, "%s: %s needs 1 to %d layers and positive sizes (got %d layers, input %lld, hidden %lld)", name,
+                 lstm ? "lstm" : "gru", NN_RNN_MAX_LAYERS, l.o.num_layers, (long long)o.input_size, (long long)o.hidden_size);
+        l.o.num_layers = 0; // the forward refuses it
+        return l;
+    }
+    int64_t H = o.hidden_size;
+    double bound = 1.0 / sqrt((double)H);
+    for (int k = 0; k < l.o.num_layers; k++)
+        for (int d = 0; d < D; d++) {
+            char sfx[64];
+            const char *rev = d ? "_reverse" : "";
+            int64_t in = k == 0 ? o.input_size : D * H;
+            int i = k * D + d;
+            snprintf(sfx, sizeof sfx, "weight_ih_l%d%s", k, rev), l.w_ih[i] = uniform(ps, name, sfx, 2, (int64_t[]){G * H, in}, bound);
+            snprintf(sfx, sizeof sfx, "weight_hh_l%d%s", k, rev), l.w_hh[i] = uniform(ps, name, sfx, 2, (int64_t[]){G * H, H}, bound);
+            if (o.no_bias) continue;
+            snprintf(sfx, sizeof sfx, "bias_ih_l%d%s", k, rev), l.b_ih[i] = uniform(ps, name, sfx, 1, (int64_t[]){G * H}, bound);
+            snprintf(sfx, sizeof sfx, "bias_hh_l%d%s", k, rev), l.b_hh[i] = uniform(ps, name, sfx, 1, (int64_t[]){G * H}, bound);
+        }
+    return l;
+}
+
+NnGRU nn_gru_new(NnParams *ps, const char *name, NnRnnOptions o) { return rnn_new(ps, name, o, false); }
+NnLSTM nn_lstm_new(NnParams *ps, const char *name, NnRnnOptions o) { return rnn_new(ps, name, o, true); }
+
+// state [layers x directions, B, H] at index i, or NULL
+static Tensor *state_at(Ctx *c, Tensor *s, int i) {
+    return s ? ag_reshape(c, ag_narrow(c, s, 0, i, 1), 2, (int64_t[]){s->shape[1], s->shape[2]}) : NULL;
+}
+
+static Tensor *rnn_forward(Ctx *c, const NnRnn *l, Tensor *x, Tensor *h0, Tensor *c0, Tensor **h_n, Tensor **c_n) {
+    const char *op = l->lstm ? "lstm" : "gru";
+    bool ok = ctx_ok(c);
+    int L = l->o.num_layers, D = l->o.bidirectional ? 2 : 1;
+    if (!x) {
+        if (ctx_ok(c)) ctx_fail(c, "%s: argument x is NULL", op);
+        return named(c, ok, l->w_ih[0], NULL);
+    }
+    if (L < 1 || x->ndim != 3) {
+        ctx_fail(c, "%s: %s", op,
+                 L < 1 ? "the layer was not made (see its constructor's message)" : "x must be [T, B, I] or, batch_first, [B, T, I]");
+        return named(c, ok, l->w_ih[0], NULL);
+    }
+    Tensor *h = l->o.batch_first ? ag_contiguous(c, ag_permute(c, x, (int[]){1, 0, 2})) : x; // [T, B, I]
+    int64_t B = h ? h->shape[1] : 0, H = l->o.hidden_size;
+    const Tensor *states[2] = {h0, c0};
+    for (int k = 0; k < 2; k++)
+        if (states[k] && (states[k]->ndim != 3 || states[k]->shape[0] != L * D || states[k]->shape[1] != B || states[k]->shape[2] != H)) {
+            char s1[96];
+            ctx_fail(c, "%s: %s must be [%d, %lld, %lld], got %s", op, k ? "c0" : "h0", L * D, (long long)B, (long long)H,
+                     shape_str(states[k], s1, sizeof s1));
+            return named(c, ok, l->w_ih[0], NULL);
+        }
+    Tensor *hs[2 * NN_RNN_MAX_LAYERS], *cs[2 * NN_RNN_MAX_LAYERS];
+    for (int k = 0; k < L && h; k++) {
+        Tensor *outs[2];
+        for (int d = 0; d < D; d++) {
+            int i = k * D + d;
+            int64_t T = h->shape[0];
+            if (l->lstm) {
+                Tensor *o = ag_lstm(c, h, state_at(c, h0, i), state_at(c, c0, i), l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i], d == 1);
+                outs[d] = ag_narrow(c, o, 0, 0, T);
+                cs[i] = o ? ag_reshape(c, ag_narrow(c, o, 0, T, 1), 2, (int64_t[]){B, H}) : NULL;
+            } else
+                outs[d] = ag_gru(c, h, state_at(c, h0, i), l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i], d == 1);
+            // the final state: after the last step forward, after the first one in reverse
+            hs[i] = outs[d] ? ag_reshape(c, ag_narrow(c, outs[d], 0, d ? 0 : T - 1, 1), 2, (int64_t[]){B, H}) : NULL;
+        }
+        h = D == 2 ? ag_concat(c, outs, 2, 2) : outs[0];
+    }
+    if (h && h_n) *h_n = ag_stack(c, hs, L * D, 0);
+    if (h && c_n && l->lstm) *c_n = ag_stack(c, cs, L * D, 0);
+    if (h && l->o.batch_first) h = ag_contiguous(c, ag_permute(c, h, (int[]){1, 0, 2}));
+    return named(c, ok, l->w_ih[0], h);
+}
+
+Tensor *nn_gru(Ctx *c, const NnGRU *l, Tensor *x, Tensor *h0, Tensor **h_n) { return rnn_forward(c, l, x, h0, NULL, h_n, NULL); }
+Tensor *nn_lstm(Ctx *c, const NnLSTM *l, Tensor *x, Tensor *h0, Tensor *c0, Tensor **h_n, Tensor **c_n) {
+    return rnn_forward(c, l, x, h0, c0, h_n, c_n);
+}
+
+static NnRnnCell cell_new(NnParams *ps, const char *name, int64_t in, int64_t H, bool bias, bool lstm) {
+    int G = lstm ? 4 : 3;
+    double bound = 1.0 / sqrt((double)H);
+    NnRnnCell l = {.lstm = lstm};
+    l.weight_ih = uniform(ps, name, "weight_ih", 2, (int64_t[]){G * H, in}, bound);
+    l.weight_hh = uniform(ps, name, "weight_hh", 2, (int64_t[]){G * H, H}, bound);
+    if (bias) {
+        l.bias_ih = uniform(ps, name, "bias_ih", 1, (int64_t[]){G * H}, bound);
+        l.bias_hh = uniform(ps, name, "bias_hh", 1, (int64_t[]){G * H}, bound);
+    }
+    return l;
+}
+
+NnGRUCell nn_gru_cell_new(NnParams *ps, const char *name, int64_t in, int64_t H, bool bias) {
+    return cell_new(ps, name, in, H, bias, false);
+}
+NnLSTMCell nn_lstm_cell_new(NnParams *ps, const char *name, int64_t in, int64_t H, bool bias) {
+    return cell_new(ps, name, in, H, bias, true);
+}
+
+// a [B, I] step as a sequence of one
+static Tensor *one_step(Ctx *c, Tensor *x) { return x && x->ndim == 2 ? ag_reshape(c, x, 3, (int64_t[]){1, x->shape[0], x->shape[1]}) : x; }
+
+Tensor *nn_gru_cell(Ctx *c, const NnGRUCell *l, Tensor *x, Tensor *h) {
+    bool ok = ctx_ok(c);
+    Tensor *y = ag_gru(c, one_step(c, x), h, l->weight_ih, l->weight_hh, l->bias_ih, l->bias_hh, false);
+    return named(c, ok, l->weight_ih, y ? ag_reshape(c, y, 2, (int64_t[]){y->shape[1], y->shape[2]}) : NULL);
+}
+
+Tensor *nn_lstm_cell(Ctx *c, const NnLSTMCell *l, Tensor *x, Tensor *h, Tensor *cell, Tensor **c_next) {
+    bool ok = ctx_ok(c);
+    Tensor *y = ag_lstm(c, one_step(c, x), h, cell, l->weight_ih, l->weight_hh, l->bias_ih, l->bias_hh, false); // [2, B, H]
+    if (y && c_next) *c_next = ag_reshape(c, ag_narrow(c, y, 0, 1, 1), 2, (int64_t[]){y->shape[1], y->shape[2]});
+    return named(c, ok, l->weight_ih, y ? ag_reshape(c, ag_narrow(c, y, 0, 0, 1), 2, (int64_t[]){y->shape[1], y->shape[2]}) : NULL);
+}

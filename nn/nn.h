@@ -147,6 +147,49 @@ NnMultiheadAttention nn_mha_new(NnParams *ps, const char *name, int64_t embed_di
 // x [B, T, E] -> [B, T, E]; mask: NULL or additive [T, T] / [B, T, T] (-INFINITY hides a key)
 Tensor *nn_mha(Ctx *c, const NnMultiheadAttention *l, Tensor *x, Tensor *mask);
 
+// ---- recurrent layers: GRU and LSTM (PyTorch's nn.GRU / nn.LSTM, and their cells) ----
+// The arguments of nn.GRU / nn.LSTM (dropout between layers is not offered). Parameters as
+// PyTorch names them: NAME.weight_ih_l{k}[_reverse] [G H, I or D H], weight_hh_l{k} [G H, H],
+// bias_ih_l{k}, bias_hh_l{k} [G H] (G = 3 for GRU, gates r, z, n; 4 for LSTM, gates i, f, g, o),
+// all ~ U(-1/sqrt(H), 1/sqrt(H)). Each layer and direction runs as one fused op over the sequence
+// (ag_gru / ag_lstm).
+#define NN_RNN_MAX_LAYERS 8
+typedef struct {
+    int64_t input_size, hidden_size;
+    int num_layers;     // 0: 1
+    bool no_bias;       // PyTorch's bias=False
+    bool batch_first;   // x and the output [B, T, ...] instead of [T, B, ...]
+    bool bidirectional; // a second direction per layer, from the last step; outputs concatenated
+} NnRnnOptions;
+typedef struct {
+    NnRnnOptions o;
+    bool lstm;
+    // per layer and direction, at [layer * directions + direction]
+    Tensor *w_ih[2 * NN_RNN_MAX_LAYERS], *w_hh[2 * NN_RNN_MAX_LAYERS], *b_ih[2 * NN_RNN_MAX_LAYERS], *b_hh[2 * NN_RNN_MAX_LAYERS];
+} NnRnn;
+typedef NnRnn NnGRU;
+typedef NnRnn NnLSTM;
+NnGRU nn_gru_new(NnParams *ps, const char *name, NnRnnOptions o);
+NnLSTM nn_lstm_new(NnParams *ps, const char *name, NnRnnOptions o);
+// x [T, B, I] ([B, T, I] when batch_first); h0 (c0) [layers x directions, B, H] or NULL (zeros).
+// Returns the last layer's states at every step [T, B, directions x H] (batch_first: [B, T, ...]);
+// *h_n (and *c_n), when asked for, the final states [layers x directions, B, H].
+Tensor *nn_gru(Ctx *c, const NnGRU *l, Tensor *x, Tensor *h0, Tensor **h_n);
+Tensor *nn_lstm(Ctx *c, const NnLSTM *l, Tensor *x, Tensor *h0, Tensor *c0, Tensor **h_n, Tensor **c_n);
+
+// GRUCell / LSTMCell: one step. NAME.weight_ih [G H, I], weight_hh [G H, H], bias_ih, bias_hh [G H]
+typedef struct {
+    Tensor *weight_ih, *weight_hh, *bias_ih, *bias_hh; // biases NULL without bias
+    bool lstm;
+} NnRnnCell;
+typedef NnRnnCell NnGRUCell;
+typedef NnRnnCell NnLSTMCell;
+NnGRUCell nn_gru_cell_new(NnParams *ps, const char *name, int64_t input_size, int64_t hidden_size, bool bias);
+NnLSTMCell nn_lstm_cell_new(NnParams *ps, const char *name, int64_t input_size, int64_t hidden_size, bool bias);
+// x [B, I], h (and cell) [B, H] or NULL (zeros) -> the next h [B, H] (LSTM: the next cell into *c_next)
+Tensor *nn_gru_cell(Ctx *c, const NnGRUCell *l, Tensor *x, Tensor *h);
+Tensor *nn_lstm_cell(Ctx *c, const NnLSTMCell *l, Tensor *x, Tensor *h, Tensor *cell, Tensor **c_next);
+
 // ---- LoRA: a wrapper around any Linear (peft's LoraLayer) ----
 // y = base(x) + scale * B(A(dropout(x))), A [r, in] ~ kaiming_uniform(a = sqrt(5)), B [out, r] = 0,
 // scale = alpha / r. The base layer is not changed (freeze it with nn_params_set_trainable); the

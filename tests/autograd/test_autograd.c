@@ -316,10 +316,10 @@ START_TEST(test_norm_parameters_are_checked) {
     // a bias of the wrong size is refused with or without a weight beside it
     Tensor *x = tensor_ones(c, DT_F32, SHAPE(2, 4, 3)), *w = tensor_ones(c, DT_F32, SHAPE(4)), *bad = tensor_ones(c, DT_F32, SHAPE(3));
     ck_assert_ptr_null(ag_group_norm(c, x, 2, NULL, bad, 1e-5));
-    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be [4], got [3]");
+    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be float32 [4], got float32 [3]");
     ctx_clear_error(c);
     ck_assert_ptr_null(ag_group_norm(c, x, 2, w, bad, 1e-5));
-    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be [4], got [3]");
+    ck_assert_str_eq(ctx_error(c), "group_norm: weight and bias must be float32 [4], got float32 [3]");
     ctx_clear_error(c);
     ck_assert_ptr_nonnull(ag_group_norm(c, x, 2, NULL, w, 1e-5));
     // one running statistic without the other would be left un-updated: refused

@@ -95,6 +95,16 @@ GC_CASE(global_avg_pool2d, ag_global_avg_pool2d(c, in[0]))
 GC_CASE(softmax_dim, ag_softmax_dim(c, in[0], 1))
 GC_CASE(log_softmax_dim, ag_log_softmax_dim(c, in[0], 0))
 GC_CASE(group_norm, ag_group_norm(c, in[0], 2, in[1], in[2], 1e-5))
+GC_CASE(group_norm_plain, ag_group_norm(c, in[0], 3, NULL, NULL, 1e-5)) // no affine, 2-d input (S = 1)
+GC_CASE(batch_norm_bias_only, ag_batch_norm(c, in[0], NULL, in[1], NULL, NULL, true, 0.1, 1e-5))
+GC_CASE(layer_norm_2d, ag_layer_norm(c, in[0], 2, in[1], in[2], 1e-5)) // over the last two dimensions
+GC_CASE(gru, ag_gru(c, in[0], in[1], in[2], in[3], in[4], in[5], false))
+GC_CASE(gru_reverse, ag_gru(c, in[0], in[1], in[2], in[3], in[4], in[5], true))
+GC_CASE(gru_plain, ag_gru(c, in[0], NULL, in[1], in[2], NULL, NULL, false))       // no initial state, no biases
+GC_CASE(lstm, ag_lstm(c, in[0], in[1], in[2], in[3], in[4], in[5], in[6], false)) // the states and c_n
+GC_CASE(lstm_reverse, ag_lstm(c, in[0], in[1], in[2], in[3], in[4], in[5], in[6], true))
+GC_CASE(lstm_plain, ag_lstm(c, in[0], NULL, NULL, in[1], in[2], NULL, NULL, false))
+GC_CASE(layer_norm_plain, ag_layer_norm(c, in[0], 3, NULL, NULL, 1e-5))
 GC_CASE(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
 GC_CASE(flip, ag_mul(c, ag_flip(c, in[0], 1), in[1]))
 GC_CASE(pad, ag_pad(c, in[0], 0, 1, 2, 0.5))
@@ -357,6 +367,45 @@ START_TEST(test_gradcheck_group_norm) {
     gc(fn_group_norm, (Tensor *[]){rnd(120, SHAPE(2, 4, 3, 2), -2, 2), rnd(121, SHAPE(4), 0.5, 1.5), rnd(122, SHAPE(4), -1, 1)}, 3, NULL);
 }
 END_TEST
+START_TEST(test_gradcheck_group_norm_plain) { gc(fn_group_norm_plain, (Tensor *[]){rnd(140, SHAPE(3, 6), -2, 2)}, 1, NULL); }
+END_TEST
+START_TEST(test_gradcheck_batch_norm_bias_only) {
+    gc(fn_batch_norm_bias_only, (Tensor *[]){rnd(141, SHAPE(3, 2, 5), -2, 2), rnd(142, SHAPE(2), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_layer_norm_2d) {
+    gc(fn_layer_norm_2d, (Tensor *[]){rnd(143, SHAPE(2, 3, 4), -2, 2), rnd(144, SHAPE(3, 4), 0.5, 1.5), rnd(145, SHAPE(3, 4), -1, 1)}, 3,
+       NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_layer_norm_plain) { gc(fn_layer_norm_plain, (Tensor *[]){rnd(146, SHAPE(2, 2, 3), -2, 2)}, 1, NULL); }
+END_TEST
+// several steps (T = 4), a batch of 2, 3 inputs, 2 hidden units
+#define RNN_IN(G, seed)                                                                                                                    \
+    rnd(seed, SHAPE(4, 2, 3), -1, 1), rnd(seed + 1, SHAPE(2, 2), -1, 1), rnd(seed + 2, SHAPE(G * 2, 3), -0.8, 0.8),                        \
+        rnd(seed + 3, SHAPE(G * 2, 2), -0.8, 0.8), rnd(seed + 4, SHAPE(G * 2), -0.5, 0.5), rnd(seed + 5, SHAPE(G * 2), -0.5, 0.5)
+START_TEST(test_gradcheck_gru) {
+    gc(fn_gru, (Tensor *[]){RNN_IN(3, 150)}, 6, NULL);
+    gc(fn_gru_reverse, (Tensor *[]){RNN_IN(3, 160)}, 6, NULL);
+    gc(fn_gru_plain, (Tensor *[]){rnd(170, SHAPE(4, 2, 3), -1, 1), rnd(171, SHAPE(6, 3), -0.8, 0.8), rnd(172, SHAPE(6, 2), -0.8, 0.8)}, 3,
+       NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_lstm) {
+    gc(fn_lstm,
+       (Tensor *[]){rnd(180, SHAPE(4, 2, 3), -1, 1), rnd(181, SHAPE(2, 2), -1, 1), rnd(182, SHAPE(2, 2), -1, 1),
+                    rnd(183, SHAPE(8, 3), -0.8, 0.8), rnd(184, SHAPE(8, 2), -0.8, 0.8), rnd(185, SHAPE(8), -0.5, 0.5),
+                    rnd(186, SHAPE(8), -0.5, 0.5)},
+       7, NULL);
+    gc(fn_lstm_reverse,
+       (Tensor *[]){rnd(190, SHAPE(4, 2, 3), -1, 1), rnd(191, SHAPE(2, 2), -1, 1), rnd(192, SHAPE(2, 2), -1, 1),
+                    rnd(193, SHAPE(8, 3), -0.8, 0.8), rnd(194, SHAPE(8, 2), -0.8, 0.8), rnd(195, SHAPE(8), -0.5, 0.5),
+                    rnd(196, SHAPE(8), -0.5, 0.5)},
+       7, NULL);
+    gc(fn_lstm_plain, (Tensor *[]){rnd(197, SHAPE(4, 2, 3), -1, 1), rnd(198, SHAPE(8, 3), -0.8, 0.8), rnd(199, SHAPE(8, 2), -0.8, 0.8)}, 3,
+       NULL);
+}
+END_TEST
 START_TEST(test_gradcheck_batch_norm) {
     gc(fn_batch_norm, (Tensor *[]){rnd(123, SHAPE(4, 3, 2, 2), -2, 2), rnd(124, SHAPE(3), 0.5, 1.5), rnd(125, SHAPE(3), -1, 1)}, 3, NULL);
 }
@@ -604,6 +653,12 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_log_softmax_dim);
     tcase_add_test(tc, test_gradcheck_group_norm);
     tcase_add_test(tc, test_gradcheck_batch_norm);
+    tcase_add_test(tc, test_gradcheck_group_norm_plain);
+    tcase_add_test(tc, test_gradcheck_batch_norm_bias_only);
+    tcase_add_test(tc, test_gradcheck_layer_norm_2d);
+    tcase_add_test(tc, test_gradcheck_layer_norm_plain);
+    tcase_add_test(tc, test_gradcheck_gru);
+    tcase_add_test(tc, test_gradcheck_lstm);
     tcase_add_test(tc, test_gradcheck_batch_norm_eval);
     tcase_add_test(tc, test_gradcheck_rms_norm);
     tcase_add_test(tc, test_gradcheck_embedding);

@@ -50,6 +50,10 @@ static Tensor *op_batch_norm_eval(Ctx *c, Tensor **in) {
     Tensor *rv = tensor_from_data(c, DT_F64, SHAPE(3), (double[]){0.5, 1.5, 2.0});
     return ag_batch_norm(c, in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5);
 }
+OP(group_norm_plain, ag_group_norm(c, in[0], 3, NULL, NULL, 1e-5))
+OP(batch_norm_bias_only, ag_batch_norm(c, in[0], NULL, in[1], NULL, NULL, true, 0.1, 1e-5))
+OP(layer_norm_2d, ag_layer_norm(c, in[0], 2, in[1], in[2], 1e-5))
+OP(layer_norm_plain, ag_layer_norm(c, in[0], 3, NULL, NULL, 1e-5))
 OP(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
 OP(embedding, ag_embedding(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){4, 0, 2, 2, 1, 4})))
 OP(flip, ag_flip(c, in[0], 1))
@@ -101,6 +105,10 @@ static const struct {
            {"global_avg_pool2d", op_global_avg_pool2d},
            {"softmax_dim", op_softmax_dim},
            {"group_norm", op_group_norm},
+           {"group_norm_plain", op_group_norm_plain},
+           {"batch_norm_bias_only", op_batch_norm_bias_only},
+           {"layer_norm_2d", op_layer_norm_2d},
+           {"layer_norm_plain", op_layer_norm_plain},
            {"batch_norm", op_batch_norm},
            {"batch_norm_running", op_batch_norm_running},
            {"batch_norm_eval", op_batch_norm_eval},
