@@ -5,29 +5,62 @@
 
 #include <string.h>
 
-// dst (any strides, may alias itself through stride 0) += src (contiguous, same shape)
-static void accum_into(Tensor *dst, const Tensor *src) {
+// dst (any strides, may alias itself through stride 0) += src (contiguous, same shape), a row of the
+// last dimension at a time: a contiguous dst is one vector pass, a row of stride 1 a vector add, a
+// broadcast row (stride 0) a sum. fresh: dst is a new, unzeroed, contiguous buffer (written, not added).
+#define ACCUM_ROWS(real)                                                                                                                   \
+    do {                                                                                                                                   \
+        real *d = dst->data;                                                                                                               \
+        const real *s = src->data;                                                                                                         \
+        if (contiguous) {                                                                                                                  \
+            if (fresh)                                                                                                                     \
+                memcpy(d, s, sizeof(real) * (size_t)n);                                                                                    \
+            else {                                                                                                                         \
+                _Pragma("omp parallel for simd if (n > 65536)") for (int64_t i = 0; i < n; i++) d[i] += s[i];                              \
+            }                                                                                                                              \
+            break;                                                                                                                         \
+        }                                                                                                                                  \
+        for (int64_t r = 0; r < rows; r++, s += L) {                                                                                       \
+            real *dr = d + off;                                                                                                            \
+            if (st == 1) {                                                                                                                 \
+                _Pragma("omp simd") for (int64_t j = 0; j < L; j++) dr[j] += s[j];                                                         \
+            } else if (st == 0) {                                                                                                          \
+                real acc = 0;                                                                                                              \
+                for (int64_t j = 0; j < L; j++) acc += s[j];                                                                               \
+                dr[0] += acc;                                                                                                              \
+            } else                                                                                                                         \
+                for (int64_t j = 0; j < L; j++) dr[j * st] += s[j];                                                                        \
+            for (int k = nd - 2; k >= 0; k--) { /* the next row's offset */                                                                \
+                off += dst->strides[k];                                                                                                    \
+                if (++idx[k] < dst->shape[k]) break;                                                                                       \
+                off -= dst->strides[k] * dst->shape[k];                                                                                    \
+                idx[k] = 0;                                                                                                                \
+            }                                                                                                                              \
+        }                                                                                                                                  \
+    } while (0)
+
+static void accum_into(Tensor *dst, const Tensor *src, bool fresh) {
     int64_t n = tensor_numel(src), idx[TENSOR_MAX_DIMS] = {0}, off = 0;
     int nd = dst->ndim;
-    for (int64_t i = 0; i < n; i++) {
-        if (dst->dtype == DT_F32)
-            ((float *)dst->data)[off] += ((const float *)src->data)[i];
-        else
-            ((double *)dst->data)[off] += ((const double *)src->data)[i];
-        for (int d = nd - 1; d >= 0; d--) {
-            off += dst->strides[d];
-            if (++idx[d] < dst->shape[d]) break;
-            off -= dst->strides[d] * dst->shape[d];
-            idx[d] = 0;
-        }
-    }
+    if (n == 0) return;
+    bool contiguous = tensor_is_contiguous(dst);
+    if (nd == 0) contiguous = true;
+    int64_t L = nd ? dst->shape[nd - 1] : 1, st = nd ? dst->strides[nd - 1] : 1, rows = n / (L ? L : 1);
+    if (dst->dtype == DT_F32)
+        ACCUM_ROWS(float);
+    else
+        ACCUM_ROWS(double);
 }
 
 enum { V_RESHAPE, V_PERMUTE, V_NARROW, V_EXPAND, V_CONTIG };
 
 static void view_bw(AgNode *n) {
-    Tensor *gx = ag_grad_buf(n->in[0]), *g = n->out->grad;
+    Tensor *g = n->out->grad;
     Ctx *c = n->out->ctx;
+    bool whole = n->i[0] == V_RESHAPE || n->i[0] == V_CONTIG, fresh = false;
+    // a reshape's gradient is the output's, copied into a new buffer (not zeroed and then added)
+    Tensor *gx = whole ? ag_grad_fresh(n->in[0], &fresh) : ag_grad_buf(n->in[0]);
+    if (!gx) return;
     Tensor *dst = NULL;
     switch (n->i[0]) {
     case V_RESHAPE:
@@ -41,7 +74,7 @@ static void view_bw(AgNode *n) {
     case V_NARROW: dst = tensor_narrow_view(c, gx, (int)n->i[1], n->i[2], n->i[3]); break;
     case V_EXPAND: dst = tensor_expand_view(c, gx, g->ndim, g->shape); break;
     }
-    accum_into(dst, g);
+    if (dst) accum_into(dst, tensor_contiguous(c, g), fresh && whole);
 }
 
 static Tensor *record_view(Ctx *c, const char *op, Tensor *x, Tensor *v, int kind) {
