@@ -54,6 +54,14 @@ bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b); // non-NULL, 
 // any other NULL sets "op: argument NAME is NULL"
 bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
 
+// A frozen float32 weight W [OC, IC] packed for the products with it and kept between calls
+// (tensor/sgemm.h's sgemm_kept, found again by W's id and version): transposed for y = x W^T (the
+// forward), not for dx = dy W (the backward). NULL where W is no such weight (it requires a
+// gradient, is a view, is not float32 or not contiguous) or there is no kernel or room: the kernel
+// packs per product then. Released with ag_weight_release once the product is done.
+const void *ag_weight_packed(const Tensor *w, bool transposed);
+void ag_weight_release(const void *wp);
+
 // Calls fn_f32 or fn_f64 (kernels.h) by dtype.
 #define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
 

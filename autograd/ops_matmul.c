@@ -2,6 +2,9 @@
 // convolution (im2col + GEMM).
 #include "extend.h"
 
+#include "../tensor/kernels_ext.h"
+#include "../tensor/sgemm.h"
+
 #include <string.h>
 
 // Is t's [.., R, Cc] a plain (trans = false) or transposed (trans = true) matrix stack with
@@ -94,9 +97,21 @@ Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
 static void linear_bw(AgNode *n) {
     Tensor *xc = n->saved[0], *wc = n->saved[1];
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
-    AG_DISPATCH(xc->dtype, linear_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data,
-                wc->data, n->i[0], n->i[1], n->i[2]);
+    const void *wp = gx ? ag_weight_packed(n->in[1], false) : NULL; // a frozen weight's packing, kept
+    if (gx) AG_DISPATCH(xc->dtype, linear_backward_dx, wp, gx->data, 1.0, n->out->grad->data, wc->data, n->i[0], n->i[1], n->i[2]);
+    ag_weight_release(wp);
+    AG_DISPATCH(xc->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data, wc->data,
+                n->i[0], n->i[1], n->i[2]);
 }
+
+const void *ag_weight_packed(const Tensor *w, bool transposed) {
+    if (!w || w->requires_grad || !w->id || w->dtype != DT_F32 || w->ndim != 2 || !tensor_is_contiguous(w)) return NULL;
+    int64_t OC = w->shape[0], IC = w->shape[1];
+    return transposed ? sgemm_kept(w->id, w->version, true, OC, IC, w->data, IC)
+                      : sgemm_kept(w->id, w->version, false, IC, OC, w->data, IC);
+}
+
+void ag_weight_release(const void *wp) { sgemm_kept_release(wp); }
 
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96], s3[96] = "none";
@@ -115,7 +130,9 @@ Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = OC;
     Tensor *y = tensor_new(c, x->dtype, x->ndim, shape);
-    AG_DISPATCH(x->dtype, linear_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, N, IC, OC);
+    const void *wp = ag_weight_packed(w, true);
+    AG_DISPATCH(x->dtype, linear_into, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, NULL, N, IC, OC);
+    ag_weight_release(wp);
     AgNode *n = ag_record(c, "linear", y, b ? 3 : 2, (Tensor *[]){x, w, b}, linear_bw);
     if (n) {
         n->saved[0] = xc, n->saved[1] = wc;

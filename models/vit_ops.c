@@ -45,10 +45,12 @@ static void lora_bw(AgNode *n) {
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
     Tensor *gA = ag_grad_buf(A), *gB = ag_grad_buf(B);
-    if (AG_DISPATCH(s->x->dtype, lora_linear_backward, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                    gA ? gA->data : NULL, gB ? gB->data : NULL, n->out->grad->data, s->mask, s->x->data, s->w->data, A->data, B->data,
-                    s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p) != 0)
-        ctx_fail(n->out->ctx, "lora_linear: out of memory in the backward");
+    const void *wp = gx ? ag_weight_packed(n->in[1], false) : NULL;
+    int rc = AG_DISPATCH(s->x->dtype, lora_linear_backward, wp, gx ? gx->data : NULL, fx ? 0.0 : 1.0, gw ? gw->data : NULL,
+                         gb ? gb->data : NULL, gA ? gA->data : NULL, gB ? gB->data : NULL, n->out->grad->data, s->mask, s->x->data,
+                         s->w->data, A->data, B->data, s->t->data, s->N, s->IC, s->OC, s->r, s->scale, s->p);
+    ag_weight_release(wp);
+    if (rc != 0) ctx_fail(n->out->ctx, "lora_linear: out of memory in the backward");
 }
 
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng, bool training) {
@@ -78,8 +80,11 @@ Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tens
     Tensor *Ac = tensor_contiguous(c, A), *Bc = tensor_contiguous(c, B);
     Tensor *y = out_like(c, x, OC), *t = tensor_new(c, x->dtype, 2, (int64_t[]){N, r});
     uint8_t *mask = p > 0 ? ctx_alloc_uninit(c, (size_t)(N * ((IC + 7) / 8))) : NULL;
-    if (AG_DISPATCH(x->dtype, lora_linear_forward, y->data, t->data, mask, xc->data, wc->data, bc ? bc->data : NULL, Ac->data, Bc->data, N,
-                    IC, OC, r, scale, p, seed, off) != 0) {
+    const void *wp = ag_weight_packed(w, true);
+    int rc = AG_DISPATCH(x->dtype, lora_linear_forward, wp, y->data, t->data, mask, xc->data, wc->data, bc ? bc->data : NULL, Ac->data,
+                         Bc->data, N, IC, OC, r, scale, p, seed, off);
+    ag_weight_release(wp);
+    if (rc != 0) {
         ctx_fail(c, "lora_linear: out of memory");
         return NULL;
     }
@@ -117,7 +122,9 @@ static void linres_bw(AgNode *n) {
     const LinResSaved *s = n->aux;
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx), *gw = ag_grad_buf(n->in[1]), *gb = n->in[2] ? ag_grad_buf(n->in[2]) : NULL;
-    if (gx) AG_DISPATCH(s->x->dtype, linear_backward_dx, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, s->w->data, s->N, s->IC, s->OC);
+    const void *wp = gx ? ag_weight_packed(n->in[1], false) : NULL;
+    if (gx) AG_DISPATCH(s->x->dtype, linear_backward_dx, wp, gx->data, fx ? 0.0 : 1.0, n->out->grad->data, s->w->data, s->N, s->IC, s->OC);
+    ag_weight_release(wp);
     AG_DISPATCH(s->x->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->x->data, s->w->data,
                 s->N, s->IC, s->OC);
     residual_bw(n->in[3], n->out->grad);
@@ -137,7 +144,9 @@ Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res
     }
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
     Tensor *rc = tensor_contiguous(c, res);
-    AG_DISPATCH(x->dtype, linear_residual_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
+    const void *wp = ag_weight_packed(w, true);
+    AG_DISPATCH(x->dtype, linear_residual_forward, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
+    ag_weight_release(wp);
     AgNode *n = ag_record(c, "linear_residual", y, 4, (Tensor *[]){x, w, b, res}, linres_bw);
     LinResSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
     if (s) *s = (LinResSaved){xc, wc, N, IC, OC};
@@ -157,9 +166,12 @@ static void mlp_bw(AgNode *n) {
     Tensor *g = n->out->grad;
     bool fx;
     Tensor *gx = ag_grad_fresh(n->in[0], &fx);
-    if (gx)
-        AG_DISPATCH(s->dgelu->dtype, mlp_backward, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data, s->N, s->D,
-                    s->F);
+    if (gx) {
+        const void *w1p = ag_weight_packed(s->w1, false), *w2p = ag_weight_packed(s->w2, false);
+        AG_DISPATCH(s->dgelu->dtype, mlp_backward, w1p, w2p, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data,
+                    s->N, s->D, s->F);
+        ag_weight_release(w1p), ag_weight_release(w2p);
+    }
     residual_bw(n->in[1], g);
 }
 
@@ -184,7 +196,10 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
            *b2c = tensor_contiguous(c, b2);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
     bool keep = ag_will_record(c, 2, (Tensor *[]){x, res});
-    AG_DISPATCH(x->dtype, mlp_forward, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N, D, F);
+    const void *w1p = ag_weight_packed(w1c, true), *w2p = ag_weight_packed(w2c, true);
+    AG_DISPATCH(x->dtype, mlp_forward, w1p, w2p, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
+                D, F);
+    ag_weight_release(w1p), ag_weight_release(w2p);
     AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
     MlpSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
     if (s) *s = (MlpSaved){h, w1c, w2c, N, D, F};

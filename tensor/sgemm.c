@@ -162,5 +162,103 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
 
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
                   int64_t ldc) {
-    run_packed(isa(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+    const SgemmIsa *k = isa();
+    int64_t strips = (M + k->mr - 1) / k->mr;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
+    if (nt == 1) {
+        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    { // row strips of mr split evenly, as sgemm_fast
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
+        if (hi > M) hi = M;
+        if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+    }
+}
+
+// ---- packings kept between products (sgemm_kept) ----
+
+typedef struct {
+    uint64_t id, last_use;
+    uint32_t version;
+    bool tb;
+    int64_t N, K, ldb;
+    const SgemmIsa *isa; // the layout depends on the kernel
+    float *bp;
+    size_t bytes;
+    int pins;
+} Kept;
+
+#define KEPT_MAX 1024
+static Kept kept[KEPT_MAX];
+static int nkept;
+static size_t kept_bytes, kept_cap;
+static uint64_t kept_clock;
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void kept_drop(int i) { // the lock held; entry i unpinned
+    free(kept[i].bp);
+    kept_bytes -= kept[i].bytes;
+    kept[i] = kept[--nkept];
+}
+
+const float *sgemm_kept(uint64_t id, uint32_t version, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    const SgemmIsa *k = isa();
+    if (!k || !id || N <= 0 || K <= 0) return NULL;
+    pthread_mutex_lock(&kept_mu);
+    if (!kept_cap) {
+        const char *e = getenv("CGRAD_PACK_CACHE_MB");
+        long mb = e ? atol(e) : 512;
+        kept_cap = (size_t)(mb > 0 ? mb : 0) << 20;
+    }
+    for (int i = 0; i < nkept; i++) {
+        Kept *e = &kept[i];
+        if (e->id != id || e->tb != tb) continue;
+        if (e->version == version && e->N == N && e->K == K && e->ldb == ldb && e->isa == k) {
+            e->pins++, e->last_use = ++kept_clock;
+            pthread_mutex_unlock(&kept_mu);
+            return e->bp;
+        }
+        if (!e->pins) kept_drop(i--); // its contents changed since: never wanted again
+    }
+    size_t bytes = (size_t)(npanels(k, N) * k->nr) * (size_t)K * sizeof(float);
+    while (nkept > 0 && (kept_bytes + bytes > kept_cap || nkept == KEPT_MAX)) { // room: the oldest unpinned go
+        int old = -1;
+        for (int i = 0; i < nkept; i++)
+            if (!kept[i].pins && (old < 0 || kept[i].last_use < kept[old].last_use)) old = i;
+        if (old < 0) break;
+        kept_drop(old);
+    }
+    float *bp = NULL;
+    if (kept_bytes + bytes <= kept_cap && nkept < KEPT_MAX && (bp = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+        pack_all(k, bp, B, ldb, tb, N, K);
+        kept[nkept++] = (Kept){.id = id,
+                               .version = version,
+                               .tb = tb,
+                               .N = N,
+                               .K = K,
+                               .ldb = ldb,
+                               .isa = k,
+                               .bp = bp,
+                               .bytes = bytes,
+                               .pins = 1,
+                               .last_use = ++kept_clock};
+        kept_bytes += bytes;
+    }
+    pthread_mutex_unlock(&kept_mu);
+    return bp;
+}
+
+void sgemm_kept_release(const float *bp) {
+    if (!bp) return;
+    pthread_mutex_lock(&kept_mu);
+    for (int i = 0; i < nkept; i++)
+        if (kept[i].bp == bp) {
+            kept[i].pins--;
+            break;
+        }
+    pthread_mutex_unlock(&kept_mu);
 }

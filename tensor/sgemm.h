@@ -28,8 +28,18 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 // op(B) [K, N] packed once for several products with it, into this thread's buffer slot (0 or 1; the
 // next pack into the same slot overwrites it; not to be freed); NULL when there is no kernel
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
-// C = alpha op(A) op(B) + beta C with op(B) from sgemm_pack; one thread (for use inside parallel regions)
+// C = alpha op(A) op(B) + beta C with op(B) from sgemm_pack or sgemm_kept: inside a parallel region
+// on this thread alone, outside it split across the threads as sgemm_fast
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
                   int64_t ldc);
+
+// op(B) packed once and kept between products, for a B whose contents stay the same (a frozen
+// weight): found again by the caller's name for those contents, id and version (a tensor's
+// unique id and its count of writes). Returns the packing, pinned until sgemm_kept_release, or
+// NULL (no kernel, or no room: CGRAD_PACK_CACHE_MB, 512 by default): the caller packs per product
+// then. Unpinned packings are dropped oldest first to make room; one whose id comes back with
+// another version is dropped at once.
+const float *sgemm_kept(uint64_t id, uint32_t version, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
+void sgemm_kept_release(const float *bp);
 
 #endif

@@ -103,6 +103,8 @@ static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
         return NULL;
     }
     Tensor *t = ctx_alloc(c, sizeof *t);
+    static _Atomic uint64_t next_id;
+    t->id = ++next_id;
     t->gen = c->gen;
     t->dtype = dt;
     t->ndim = ndim;
@@ -270,6 +272,7 @@ int tensor_copy(Tensor *dst, const Tensor *src) {
 Tensor *tensor_view(Ctx *c, const Tensor *t) {
     Tensor *v = ctx_alloc(c, sizeof *v);
     *v = *t;
+    v->id = 0; // its writes do not count in its base's version: never a cache key
     v->ctx = c;
     v->gen = c->gen;
     v->grad = NULL;

@@ -32,6 +32,8 @@ typedef struct Tensor {
     const char *name;
     uint32_t gen;     // ctx->gen when it was made: a tensor of a reset context is refused
     uint32_t version; // in-place writes through the API (set, fill, copy, optimizer steps)
+    uint64_t id;      // unique in the process for a tensor that owns its elements; 0 for a view.
+                      // With version it names the contents (products keep a frozen weight packed by it)
 } Tensor;
 
 // ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----

@@ -5,6 +5,7 @@
 // packed-operand API; the fused MLP that uses it against the same layer in float64 (the BLAS); the
 // choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
 #include "../../autograd/autograd.h"
+#include "../../autograd/extend.h"
 #include "../../models/vit_ops.h"
 #include "../../tensor/sgemm.h"
 #include "../../tensor/sgemm_isa.h"
@@ -179,6 +180,36 @@ START_TEST(test_mlp_f32_matches_f64) {
 }
 END_TEST
 
+// a frozen weight's packing is kept between products (sgemm_kept): the same one while the weight's
+// version holds, a new one after a write through the API (the products then follow the new values),
+// none for a view or a weight that requires a gradient; and with or without it, the same bits
+START_TEST(test_weight_packing_kept) {
+    if (!sgemm_fast_available()) return;
+    Ctx *c = ctx_new(1 << 20);
+    Rng r = rng_new(5);
+    Tensor *w = tensor_new(c, DT_F32, 2, (int64_t[]){40, 24}), *x = tensor_new(c, DT_F32, 2, (int64_t[]){7, 24});
+    rng_fill_uniform(&r, w, -1, 1), rng_fill_uniform(&r, x, -1, 1);
+    const void *p1 = ag_weight_packed(w, true), *p2 = ag_weight_packed(w, true), *pt = ag_weight_packed(w, false);
+    ck_assert_ptr_nonnull(p1);
+    ck_assert_ptr_eq(p1, p2); // found again
+    ck_assert_ptr_ne(p1, pt); // the backward's layout is another packing
+    ag_weight_release(p1), ag_weight_release(p2), ag_weight_release(pt);
+    Tensor *y1 = ag_linear(c, x, w, NULL);
+    ag_set_requires_grad(w, true); // the same product, packed per call
+    Tensor *y2 = ag_linear(c, x, w, NULL);
+    ck_assert_ptr_null(ag_weight_packed(w, true));
+    ag_set_requires_grad(w, false);
+    ck_assert_mem_eq(y1->data, y2->data, sizeof(float) * 7 * 40);
+    tensor_set_flat(w, 3 * 24 + 5, 10.0); // a write: the next product sees it
+    Tensor *y3 = ag_linear(c, x, w, NULL);
+    double want = 0;
+    for (int k = 0; k < 24; k++) want += tensor_get_flat(x, 2 * 24 + k) * tensor_get_flat(w, 3 * 24 + k);
+    ck_assert_double_eq_tol(tensor_get_flat(y3, 2 * 40 + 3), want, 1e-4);
+    ck_assert_ptr_null(ag_weight_packed(tensor_reshape_view(c, w, 2, (int64_t[]){20, 48}), true)); // a view: never kept
+    ctx_free(c);
+}
+END_TEST
+
 // the best kernel the CPU runs is the default; CGRAD_GEMM=blas (here: sgemm_use_isa) turns it off
 START_TEST(test_kernel_chosen_by_cpu) {
     bool has512 = sgemm_use_isa("avx512"), has2 = sgemm_use_isa("avx2");
@@ -210,6 +241,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_sgemm_packed_and_threads, 0, N_ISAS);
     tcase_add_loop_test(tc, test_sgemm_every_shape_rows_invariant, 0, N_ISAS);
     tcase_add_loop_test(tc, test_mlp_f32_matches_f64, 0, N_ISAS + 1);
+    tcase_add_test(tc, test_weight_packing_kept);
     tcase_add_test(tc, test_kernel_chosen_by_cpu);
     suite_add_tcase(s, tc);
     return check_run(s);
