@@ -1,5 +1,5 @@
 """The ResNet of examples/resnet_fashion.c in eager PyTorch: the training step's time on random 28x28
-images, batch 128 (SGD, momentum 0.9, weight decay 5e-4). Usage: resnet_torch.py [--threads T] [--steps N] [--json]"""
+images, batch 128 (SGD, lr 0.1, momentum 0.9, weight decay 5e-4). Usage: resnet_torch.py [--threads T] [--steps N] [--json]"""
 import argparse, json, time
 import torch
 import torch.nn as nn
@@ -48,7 +48,7 @@ if __name__ == "__main__":
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     m = ResNet()
-    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x, y = torch.randn(128, 1, 28, 28), torch.zeros(128, dtype=torch.long)
     t = 0.0
     for i in range(5 + a.steps):

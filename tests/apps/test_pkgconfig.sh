@@ -49,8 +49,8 @@ echo "installed headers: public only, usable from C and C++"
 # an op of one's own, through the extender header (docs/ops.md)
 cc -std=c11 "$src/examples/custom_op.c" $core -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
-# the MLP example (1 epoch of all 60,000 images) and the CNN example, shortened (1 epoch of 6,400
-# images; the full runs are in the README)
+# the MLP example (1 epoch of all 60,000 images) and the CNN, ResNet and GRU examples, shortened
+# (the full runs are in the README)
 if [ -d /usr/share/datasets/fashion-mnist ]; then
     cc -std=c11 -O2 "$src/examples/mlp_fashion.c" $flags -lm -o "$tmp/mlp_fashion"
     MIN_ACC=0.80 LD_LIBRARY_PATH="$libdir" "$tmp/mlp_fashion" 1
@@ -70,6 +70,11 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
         OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 \
             -x MIN_ACC=0.70 -x LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400 | grep "data-parallel"
     fi
+    # the ResNet (BatchNorm) and the GRU over rows, shortened (1 epoch of 6,400 images each)
+    cc -std=c11 -O2 "$src/examples/resnet_fashion.c" $flags -lm -o "$tmp/resnet_fashion"
+    MIN_ACC=0.60 LD_LIBRARY_PATH="$libdir" "$tmp/resnet_fashion" 1 6400 | grep "test accuracy"
+    cc -std=c11 -O2 "$src/examples/gru_rows.c" $flags -lm -o "$tmp/gru_rows"
+    MIN_ACC=0.60 LD_LIBRARY_PATH="$libdir" "$tmp/gru_rows" 1 6400 | grep "test accuracy"
 else
     echo "skip: the CNN example needs dataset-fashion-mnist"
 fi
