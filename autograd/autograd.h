@@ -93,6 +93,24 @@ Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
 // not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default); every label
 // ignored: NaN (0 / 0, as PyTorch), with gradients 0
 Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index);
+// ---- losses with PyTorch's options (reduction=, ignore_index=, label_smoothing=) ----
+// how a loss reduces over its elements: the mean (over the counted ones: labels not ignored), the
+// sum, or none (a value per element: the labels' shape, or the input's for elementwise losses). A
+// mean over no counted element is NaN, as PyTorch's 0 / 0, with gradients 0.
+typedef enum { AG_REDUCE_MEAN, AG_REDUCE_SUM, AG_REDUCE_NONE } AgReduction;
+typedef struct {
+    AgReduction reduction;
+    int64_t ignore_index;   // a label equal to it counts for nothing (PyTorch's default: -100)
+    double label_smoothing; // cross-entropy's target (1 - eps) one-hot + eps / C; 0 for NLL
+} AgLossOptions;
+#define AG_LOSS_DEFAULTS ((AgLossOptions){AG_REDUCE_MEAN, -100, 0.0})
+// F.cross_entropy over logits [N, C, d...] and int64 labels [N, d...]
+Tensor *ag_cross_entropy_with(Ctx *c, Tensor *logits, Tensor *labels, AgLossOptions o);
+// F.nll_loss over log-probabilities [N, C, d...] and int64 labels [N, d...]
+Tensor *ag_nll_loss_with(Ctx *c, Tensor *logp, Tensor *labels, AgLossOptions o);
+Tensor *ag_mse_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);          // F.mse_loss
+Tensor *ag_l1_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);           // F.l1_loss
+Tensor *ag_bce_with_logits_with(Ctx *c, Tensor *logits, Tensor *target, AgReduction r);  // F.binary_cross_entropy_with_logits
 // normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance; fused
 // (one kernel forward, one backward: ops_norm.c)
 Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);

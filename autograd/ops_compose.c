@@ -36,18 +36,9 @@ Tensor *ag_std(Ctx *c, Tensor *x, int dim, double correction, bool keepdim) {
     return ag_sqrt(c, ag_var(c, x, dim, correction, keepdim));
 }
 
-Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target) {
-    if (!ag_arg(c, "mse_loss", "input", input) || !ag_arg(c, "mse_loss", "target", target)) return NULL;
-    Tensor *d = ag_sub(c, input, target);
-    return ag_mean_all(c, ag_mul(c, d, d));
-}
+Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target) { return ag_mse_loss_with(c, input, target, AG_REDUCE_MEAN); }
 
-Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target) {
-    if (!ag_arg(c, "bce_with_logits", "logits", logits) || !ag_arg(c, "bce_with_logits", "target", target)) return NULL;
-    // max(x, 0) - x y + log(1 + e^-|x|): no overflow for any x
-    Tensor *l = ag_sub(c, ag_relu(c, logits), ag_mul(c, logits, target));
-    return ag_mean_all(c, ag_add(c, l, ag_softplus(c, ag_neg(c, ag_abs(c, logits)), 1.0, 20.0)));
-}
+Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target) { return ag_bce_with_logits_with(c, logits, target, AG_REDUCE_MEAN); }
 
 Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels) {
     char s1[96], s2[96];
@@ -161,38 +152,99 @@ Tensor *ag_stack(Ctx *c, Tensor *const *parts, int k, int dim) {
     return ag_concat(c, u, k, dim < 0 ? dim + parts[0]->ndim + 1 : dim);
 }
 
-Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index) {
+// a loss's per-element values [M] (already zero where not counted) reduced as asked: none gives them
+// in shape (ndim, shape); mean divides the sum by counted (no element counted: NaN, as PyTorch's 0 / 0,
+// with gradients 0)
+static Tensor *reduce_loss(Ctx *c, Tensor *per, AgReduction r, int64_t counted, int ndim, const int64_t *shape) {
+    if (!per) return NULL;
+    if (r == AG_REDUCE_NONE) return ag_reshape(c, per, ndim, shape);
+    Tensor *sum = ag_sum_all(c, per);
+    if (r == AG_REDUCE_SUM) return sum;
+    if (!counted) return ag_add_scalar(c, ag_mul_scalar(c, sum, 0.0), NAN);
+    return ag_mul_scalar(c, sum, 1.0 / (double)counted);
+}
+
+static bool reduction_ok(Ctx *c, const char *op, AgReduction r) {
+    if (r == AG_REDUCE_MEAN || r == AG_REDUCE_SUM || r == AG_REDUCE_NONE) return true;
+    ctx_fail(c, "%s: reduction %d is not AG_REDUCE_MEAN, AG_REDUCE_SUM or AG_REDUCE_NONE", op, (int)r);
+    return false;
+}
+
+// cross-entropy (from logits) or NLL (from log-probabilities) over x [N, C, d...] and int64 labels
+// [N, d...]: -(1 - eps) lp[label] - eps mean_c lp, zero where the label is ignore_index
+static Tensor *class_loss(Ctx *c, const char *op, Tensor *x, Tensor *labels, AgLossOptions o, bool logits) {
     char s1[96], s2[96];
-    if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels)) return NULL;
-    bool ok = logits->ndim >= 2 && labels->dtype == DT_I64 && labels->ndim == logits->ndim - 1 && labels->shape[0] == logits->shape[0];
-    for (int i = 2; ok && i < logits->ndim; i++) ok = labels->shape[i - 1] == logits->shape[i];
+    if (!ag_arg(c, op, "input", x) || !ag_arg(c, op, "labels", labels) || !reduction_ok(c, op, o.reduction)) return NULL;
+    bool ok = x->ndim >= 2 && labels->dtype == DT_I64 && labels->ndim == x->ndim - 1 && labels->shape[0] == x->shape[0];
+    for (int i = 2; ok && i < x->ndim; i++) ok = labels->shape[i - 1] == x->shape[i];
     if (!ok) {
-        ctx_fail(c, "cross_entropy: needs logits [N, C, d...] and int64 labels [N, d...], got %s and %s %s",
-                 shape_str(logits, s1, sizeof s1), dtype_name(labels->dtype), shape_str(labels, s2, sizeof s2));
+        ctx_fail(c, "%s: needs input [N, C, d...] and int64 labels [N, d...], got %s and %s %s", op, shape_str(x, s1, sizeof s1),
+                 dtype_name(labels->dtype), shape_str(labels, s2, sizeof s2));
         return NULL;
     }
-    int64_t C = logits->shape[1], M = tensor_numel(labels), kept = 0;
+    if (!(o.label_smoothing >= 0 && o.label_smoothing < 1)) {
+        ctx_fail(c, "%s: label smoothing %g outside [0, 1)", op, o.label_smoothing);
+        return NULL;
+    }
+    int64_t C = x->shape[1], M = tensor_numel(labels), kept = 0;
     int inv[TENSOR_MAX_DIMS];
-    Tensor *z = ag_reshape(c, dim_last(c, logits, 1, inv), 2, (int64_t[]){M, C});
-    Tensor *lab = tensor_new(c, DT_I64, 2, (int64_t[]){M, 1}), *mask = tensor_new(c, logits->dtype, 2, (int64_t[]){M, 1});
+    Tensor *z = ag_reshape(c, dim_last(c, x, 1, inv), 2, (int64_t[]){M, C});
+    Tensor *lab = tensor_new(c, DT_I64, 2, (int64_t[]){M, 1}), *mask = tensor_new(c, x->dtype, 2, (int64_t[]){M, 1});
     Tensor *lc = tensor_contiguous(c, labels);
+    if (!z || !lab || !mask || !lc) return NULL;
     for (int64_t i = 0; i < M; i++) {
         int64_t t = ((const int64_t *)lc->data)[i];
-        bool keep = t != ignore_index;
+        bool keep = t != o.ignore_index;
         if (keep && (t < 0 || t >= C)) {
-            ctx_fail(c, "cross_entropy: label %lld outside [0, %lld) (ignore_index %lld)", (long long)t, (long long)C,
-                     (long long)ignore_index);
+            ctx_fail(c, "%s: label %lld outside [0, %lld) (ignore_index %lld)", op, (long long)t, (long long)C, (long long)o.ignore_index);
             return NULL;
         }
         ((int64_t *)lab->data)[i] = keep ? t : 0;
         tensor_set_flat(mask, i, keep);
         kept += keep;
     }
-    Tensor *picked = ag_gather(c, ag_log_softmax(c, z), 1, lab); // [M, 1]
-    Tensor *sum = ag_sum_all(c, ag_mul(c, picked, mask));
-    if (!kept) // every label ignored: NaN, as PyTorch's 0 / 0, with gradients 0 (as PyTorch's)
-        return ag_add_scalar(c, ag_mul_scalar(c, sum, 0.0), NAN);
-    return ag_mul_scalar(c, sum, -1.0 / (double)kept);
+    Tensor *lp = logits ? ag_log_softmax(c, z) : z;
+    Tensor *per = ag_mul_scalar(c, ag_gather(c, lp, 1, lab), -(1 - o.label_smoothing)); // [M, 1]
+    if (o.label_smoothing > 0) per = ag_sub(c, per, ag_mul_scalar(c, ag_mean(c, lp, 1, true), o.label_smoothing));
+    per = ag_reshape(c, ag_mul(c, per, mask), 1, &M);
+    return reduce_loss(c, per, o.reduction, kept, labels->ndim, labels->shape);
+}
+
+Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index) {
+    return class_loss(c, "cross_entropy", logits, labels, (AgLossOptions){AG_REDUCE_MEAN, ignore_index, 0.0}, true);
+}
+
+Tensor *ag_cross_entropy_with(Ctx *c, Tensor *logits, Tensor *labels, AgLossOptions o) {
+    return class_loss(c, "cross_entropy", logits, labels, o, true);
+}
+
+Tensor *ag_nll_loss_with(Ctx *c, Tensor *logp, Tensor *labels, AgLossOptions o) { return class_loss(c, "nll_loss", logp, labels, o, false); }
+
+// an elementwise loss's values reduced as asked (none: input's shape)
+static Tensor *elementwise_loss(Ctx *c, Tensor *l, AgReduction r) {
+    if (!l) return NULL;
+    int64_t n = tensor_numel(l);
+    return reduce_loss(c, ag_reshape(c, l, 1, &n), r, n, l->ndim, l->shape);
+}
+
+Tensor *ag_mse_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r) {
+    if (!ag_arg(c, "mse_loss", "input", input) || !ag_arg(c, "mse_loss", "target", target) || !reduction_ok(c, "mse_loss", r)) return NULL;
+    Tensor *d = ag_sub(c, input, target);
+    return elementwise_loss(c, ag_mul(c, d, d), r);
+}
+
+Tensor *ag_bce_with_logits_with(Ctx *c, Tensor *logits, Tensor *target, AgReduction r) {
+    if (!ag_arg(c, "bce_with_logits", "logits", logits) || !ag_arg(c, "bce_with_logits", "target", target) ||
+        !reduction_ok(c, "bce_with_logits", r))
+        return NULL;
+    // max(x, 0) - x y + log(1 + e^-|x|): no overflow for any x
+    Tensor *l = ag_sub(c, ag_relu(c, logits), ag_mul(c, logits, target));
+    return elementwise_loss(c, ag_add(c, l, ag_softplus(c, ag_neg(c, ag_abs(c, logits)), 1.0, 20.0)), r);
+}
+
+Tensor *ag_l1_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r) {
+    if (!ag_arg(c, "l1_loss", "input", input) || !ag_arg(c, "l1_loss", "target", target) || !reduction_ok(c, "l1_loss", r)) return NULL;
+    return elementwise_loss(c, ag_abs(c, ag_sub(c, input, target)), r);
 }
 
 // sum or mean over several dimensions, one at a time from the last (the indices stay valid)

@@ -104,6 +104,24 @@ GC_CASE(gru_plain, ag_gru(c, in[0], NULL, in[1], in[2], NULL, NULL, false))     
 GC_CASE(lstm, ag_lstm(c, in[0], in[1], in[2], in[3], in[4], in[5], in[6], false)) // the states and c_n
 GC_CASE(lstm_reverse, ag_lstm(c, in[0], in[1], in[2], in[3], in[4], in[5], in[6], true))
 GC_CASE(lstm_plain, ag_lstm(c, in[0], NULL, NULL, in[1], in[2], NULL, NULL, false))
+static Tensor *fn_ce_none(Ctx *c, Tensor **in, void *ud) { // [N 2, C 4, d 3], smoothing, one label ignored
+    (void)ud;
+    Tensor *lab = tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){2, -1, 0, 1, 3, 3});
+    return ag_cross_entropy_with(c, in[0], lab, (AgLossOptions){AG_REDUCE_NONE, -1, 0.1});
+}
+static Tensor *fn_ce_sum(Ctx *c, Tensor **in, void *ud) {
+    (void)ud;
+    Tensor *lab = tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4});
+    return ag_cross_entropy_with(c, in[0], lab, (AgLossOptions){AG_REDUCE_SUM, -100, 0.2});
+}
+static Tensor *fn_nll_none(Ctx *c, Tensor **in, void *ud) {
+    (void)ud;
+    Tensor *lab = tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 7, 1});
+    return ag_nll_loss_with(c, ag_log_softmax(c, in[0]), lab, (AgLossOptions){AG_REDUCE_NONE, 7, 0});
+}
+GC_CASE(mse_sum, ag_mse_loss_with(c, in[0], in[1], AG_REDUCE_SUM))
+GC_CASE(bce_none, ag_bce_with_logits_with(c, in[0], in[1], AG_REDUCE_NONE))
+GC_CASE(l1_mean, ag_l1_loss_with(c, in[0], in[1], AG_REDUCE_MEAN))
 GC_CASE(layer_norm_plain, ag_layer_norm(c, in[0], 3, NULL, NULL, 1e-5))
 GC_CASE(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
 GC_CASE(flip, ag_mul(c, ag_flip(c, in[0], 1), in[1]))
@@ -406,6 +424,16 @@ START_TEST(test_gradcheck_lstm) {
        NULL);
 }
 END_TEST
+START_TEST(test_gradcheck_loss_reductions) {
+    gc(fn_ce_none, (Tensor *[]){rnd(210, SHAPE(2, 4, 3), -2, 2)}, 1, NULL);
+    gc(fn_ce_sum, (Tensor *[]){rnd(211, SHAPE(3, 5), -2, 2)}, 1, NULL);
+    gc(fn_nll_none, (Tensor *[]){rnd(212, SHAPE(3, 4), -2, 2)}, 1, NULL);
+    gc(fn_mse_sum, (Tensor *[]){rnd(213, SHAPE(2, 3), -2, 2), rnd(214, SHAPE(3), -2, 2)}, 2, NULL);
+    gc(fn_bce_none, (Tensor *[]){rnd(215, SHAPE(2, 3), -3, 3), rnd(216, SHAPE(2, 3), 0, 1)}, 2, NULL);
+    // |x - y| away from its kink: x in [0.5, 1.5], y in [-1, 0]
+    gc(fn_l1_mean, (Tensor *[]){rnd(217, SHAPE(2, 3), 0.5, 1.5), rnd(218, SHAPE(2, 3), -1, 0)}, 2, NULL);
+}
+END_TEST
 START_TEST(test_gradcheck_batch_norm) {
     gc(fn_batch_norm, (Tensor *[]){rnd(123, SHAPE(4, 3, 2, 2), -2, 2), rnd(124, SHAPE(3), 0.5, 1.5), rnd(125, SHAPE(3), -1, 1)}, 3, NULL);
 }
@@ -658,6 +686,7 @@ int main(void) {
     tcase_add_test(tc, test_gradcheck_layer_norm_2d);
     tcase_add_test(tc, test_gradcheck_layer_norm_plain);
     tcase_add_test(tc, test_gradcheck_gru);
+    tcase_add_test(tc, test_gradcheck_loss_reductions);
     tcase_add_test(tc, test_gradcheck_lstm);
     tcase_add_test(tc, test_gradcheck_batch_norm_eval);
     tcase_add_test(tc, test_gradcheck_rms_norm);

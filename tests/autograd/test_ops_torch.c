@@ -54,6 +54,16 @@ OP(group_norm_plain, ag_group_norm(c, in[0], 3, NULL, NULL, 1e-5))
 OP(batch_norm_bias_only, ag_batch_norm(c, in[0], NULL, in[1], NULL, NULL, true, 0.1, 1e-5))
 OP(layer_norm_2d, ag_layer_norm(c, in[0], 2, in[1], in[2], 1e-5))
 OP(layer_norm_plain, ag_layer_norm(c, in[0], 3, NULL, NULL, 1e-5))
+OP(ce_none, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){2, -1, 0, 1, 3, 3}),
+                                   (AgLossOptions){AG_REDUCE_NONE, -1, 0.1}))
+OP(ce_sum, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4}), (AgLossOptions){AG_REDUCE_SUM, -100, 0.2}))
+OP(ce_all_ignored, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2), (int64_t[]){-100, -100}),
+                                         (AgLossOptions){AG_REDUCE_SUM, -100, 0}))
+OP(nll_none, ag_nll_loss_with(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 7, 1}),
+                              (AgLossOptions){AG_REDUCE_NONE, 7, 0}))
+OP(mse_sum, ag_mse_loss_with(c, in[0], in[1], AG_REDUCE_SUM))
+OP(bce_none, ag_bce_with_logits_with(c, in[0], in[1], AG_REDUCE_NONE))
+OP(l1_mean, ag_l1_loss_with(c, in[0], in[1], AG_REDUCE_MEAN))
 OP(rms_norm, ag_rms_norm(c, in[0], in[1], 1e-6))
 OP(embedding, ag_embedding(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){4, 0, 2, 2, 1, 4})))
 OP(flip, ag_flip(c, in[0], 1))
@@ -106,6 +116,13 @@ static const struct {
            {"softmax_dim", op_softmax_dim},
            {"group_norm", op_group_norm},
            {"group_norm_plain", op_group_norm_plain},
+           {"ce_none", op_ce_none},
+           {"ce_sum", op_ce_sum},
+           {"ce_all_ignored", op_ce_all_ignored},
+           {"nll_none", op_nll_none},
+           {"mse_sum", op_mse_sum},
+           {"bce_none", op_bce_none},
+           {"l1_mean", op_l1_mean},
            {"batch_norm_bias_only", op_batch_norm_bias_only},
            {"layer_norm_2d", op_layer_norm_2d},
            {"layer_norm_plain", op_layer_norm_plain},
