@@ -6,6 +6,7 @@
 #define CGRAD_H
 #include "cgrad_core.h"
 #include "data/dataset.h"
+#include "data/image_grid.h"
 #include "train/trainer.h"
 
 #endif

@@ -1,5 +1,6 @@
 // test_image.c: decoding and resizing equal Pillow's pixel for pixel on the golden images; the
 // processors' crops and normalisation; bad files refused with the documented messages.
+#include "../../data/image_grid.h"
 #include "../../models/image_processor.h"
 #include "../../tensor/fileio.h"
 #include "../../tensor/weights.h"
@@ -262,6 +263,41 @@ START_TEST(test_bad_images_refused) {
 }
 END_TEST
 
+// a batch as one PNG grid: the layout (rows of ncols, 2-pixel black gaps), values mapped from
+// [lo, hi] and clamped, gray and colour batches; bad shapes and ranges refused with a message
+START_TEST(test_image_grid) {
+    char dir[] = "/tmp/cgrad-grid-XXXXXX", path[64], err[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/g.png", dir);
+    Ctx *c = ctx_new(1 << 16);
+    Tensor *x = tensor_zeros(c, DT_F32, 4, (int64_t[]){3, 1, 4, 5});
+    for (int64_t i = 0; i < tensor_numel(x); i++) tensor_set_flat(x, i, (double)(i % 20) / 19.0 * 2 - 1); // -1 .. 1 per image
+    tensor_set_flat(x, 2 * 20 + 3, 5.0);                                                                   // clamped to white
+    ck_assert_int_eq(image_grid_save(x, 2, -1, 1, path, err, sizeof err), 0);
+    Image im;
+    ck_assert_int_eq(image_load(&im, path, err, sizeof err), 0);
+    ck_assert_int_eq(im.w, 2 * 5 + 3 * 2); // 2 columns, 3 gaps
+    ck_assert_int_eq(im.h, 2 * 4 + 3 * 2); // 2 rows
+    ck_assert_int_eq(im.px[0], 0);         // a gap
+    ck_assert_int_eq(im.px[(2 * im.w + 2) * 3], 0);              // image 0, pixel 0: -1 -> 0
+    ck_assert_int_eq(im.px[((2 + 3) * im.w + 2 + 4) * 3 + 1], 255); // image 0, last pixel: 1 -> 255
+    ck_assert_int_eq(im.px[((2 + 4 + 2) * im.w + 2 + 3) * 3 + 2], 255); // image 2 (second row), the clamped pixel
+    image_free(&im);
+    Tensor *g = tensor_full(c, DT_F64, 3, (int64_t[]){2, 3, 3}, 0.5); // gray [B, H, W], columns about square
+    ck_assert_int_eq(image_grid_save(g, 0, 0, 1, path, err, sizeof err), 0);
+    ck_assert_int_eq(image_load(&im, path, err, sizeof err), 0);
+    ck_assert_int_eq(im.w, 2 * 3 + 3 * 2);
+    ck_assert_int_eq(im.px[(2 * im.w + 2) * 3], 128);
+    image_free(&im);
+    ck_assert_int_eq(image_grid_save(tensor_zeros(c, DT_F32, 4, (int64_t[]){2, 2, 3, 3}), 0, 0, 1, path, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "C 1 or 3"));
+    ck_assert_int_eq(image_grid_save(g, 0, 1, 1, path, err, sizeof err), -1);
+    ck_assert_int_eq(image_grid_save(NULL, 0, 0, 1, path, err, sizeof err), -1);
+    unlink(path), rmdir(dir);
+    ctx_free(c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("pillow");
@@ -274,6 +310,7 @@ int main(void) {
     tcase_add_test(tc, test_processor_configs_both_styles);
     tcase_add_test(tc, test_resample_filters_sane);
     tcase_add_test(tc, test_bad_images_refused);
+    tcase_add_test(tc, test_image_grid);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
