@@ -17,6 +17,9 @@ extern "C" {
 // Sizes for path and message buffers. A path buffer is longer than the longest path the kernel
 // accepts, so a path that had to be cut there is refused by the kernel (ENAMETOOLONG) rather than
 // naming another file; a message holds two such paths and its cause.
+#ifndef PATH_MAX // strict ISO C (-std=c11 without a POSIX feature macro) leaves it out: Linux's value
+#define PATH_MAX 4096
+#endif
 #define FILE_PATH_BUF (PATH_MAX + 256)
 #define FILE_ERR_BUF  (2 * PATH_MAX + 1024)
 

@@ -70,11 +70,16 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
         OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 2 -x OMP_NUM_THREADS=1 \
             -x MIN_ACC=0.70 -x LD_LIBRARY_PATH="$libdir" "$tmp/cnn_fashion" 1 6400 | grep "data-parallel"
     fi
-    # the ResNet (BatchNorm) and the GRU over rows, shortened (1 epoch of 6,400 images each)
+    # the ResNet (BatchNorm), the GRU over rows and the VAE, shortened (1 epoch of 6,400 images each)
     cc -std=c11 -O2 "$src/examples/resnet_fashion.c" $flags -lm -o "$tmp/resnet_fashion"
     MIN_ACC=0.60 LD_LIBRARY_PATH="$libdir" "$tmp/resnet_fashion" 1 6400 | grep "test accuracy"
     cc -std=c11 -O2 "$src/examples/gru_rows.c" $flags -lm -o "$tmp/gru_rows"
     MIN_ACC=0.60 LD_LIBRARY_PATH="$libdir" "$tmp/gru_rows" 1 6400 | grep "test accuracy"
+    # the VAE: its test ELBO and a PNG grid of samples
+    cc -std=c11 -O2 "$src/examples/vae_fashion.c" $flags -lm -o "$tmp/vae_fashion"
+    MIN_ELBO=-330 LD_LIBRARY_PATH="$libdir" "$tmp/vae_fashion" 1 6400 /usr/share/datasets/fashion-mnist "$tmp/samples.png" | grep "ELBO"
+    /usr/bin/python3 -c "import struct, sys; d = open(sys.argv[1], 'rb').read(); sys.exit(not (d[:8] == b'\x89PNG\r\n\x1a\n' and struct.unpack('>II', d[16:24]) == (242, 242)))" \
+        "$tmp/samples.png" || { echo "the VAE's samples are not an 8 x 8 grid PNG"; exit 1; }
 else
     echo "skip: the CNN example needs dataset-fashion-mnist"
 fi
