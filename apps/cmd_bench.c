@@ -78,7 +78,7 @@ static double bench_train(VitModel *m, Ctx *c, Tensor *x, Tensor *y, const Bench
     int np = optim_nparams(o);
     Tensor **ps = malloc(sizeof *ps * (size_t)np);
     for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);
-    m->training = true;
+    nn_params_train(&m->params, true);
     double t = 0;
     for (long i = 0; i < a->warmup + a->steps && t >= 0; i++) {
         double t0 = app_seconds();
@@ -96,7 +96,7 @@ static double bench_train(VitModel *m, Ctx *c, Tensor *x, Tensor *y, const Bench
             fprintf(stderr, "step %ld: arena chunks allocated %d, used %zu MiB, peak %zu MiB\n", i, c->nsys_allocs, c->used_total >> 20,
                     c->peak >> 20);
     }
-    m->training = false;
+    nn_params_train(&m->params, false);
     optim_free(o);
     free(ps);
     return t;

@@ -78,7 +78,7 @@ int cmd_check(int argc, char **argv) {
     } else {
         nn_params_set_trainable(&m.params, "*", true); // full fine-tuning gradients
     }
-    m.training = false;
+    nn_params_train(&m.params, false);
     const WEntry *pv = wfile_find(src, "pixel_values");
     if (!pv) {
         snprintf(err, sizeof err, "%s: no pixel_values (use --inputs FILE)", inputs ? inputs : pos[1]);

@@ -162,7 +162,7 @@ int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {
     }
     free(json);
     m->pc = ctx_new(1 << 20);
-    m->rng = rng_new(0);
+    m->params.own_rng = rng_new(0), m->params.rng = &m->params.own_rng; // eval mode (params.training false)
     LoadCtx lc = {m, dir, err, errn};
     if (!build(m, make_from_ckpt, &lc)) {
         vit_free(m);
@@ -196,7 +196,7 @@ int vit_init_random(VitModel *m, const VitConfig *cfg, uint64_t seed, char *err,
     memset(m, 0, sizeof *m);
     vit_config_copy(&m->cfg, cfg);
     m->pc = ctx_new(1 << 20);
-    m->rng = rng_new(seed ^ 0x5eedull);
+    m->params.own_rng = rng_new(seed ^ 0x5eedull), m->params.rng = &m->params.own_rng; // eval mode
     Rng r = rng_new(seed);
     InitCtx ic = {m, &r, 0.02};
     if (!build(m, make_random, &ic)) {
@@ -227,12 +227,12 @@ static Tensor *gated_attention_residual(Ctx *c, VitModel *m, VitLayer *L, Tensor
     Tensor *hq[3];
     const NnLinear *proj[3] = {&L->q, &L->k, &L->v};
     for (int i = 0; i < 3; i++)
-        hq[i] = ag_permute(c, ag_reshape(c, vit_proj(c, proj[i], L->lora[i], y, &m->rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
+        hq[i] = ag_permute(c, ag_reshape(c, vit_proj(c, proj[i], L->lora[i], y, m->params.rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
     Tensor *scores = ag_mul_scalar(c, ag_matmul(c, hq[0], ag_transpose(c, hq[1], 2, 3)), 1.0 / sqrt((double)hd));
     Tensor *a = ag_softmax(c, scores);
     *probs = a;
     Tensor *ctx = ag_permute(c, ag_matmul(c, ag_mul(c, a, gate), hq[2]), split);
-    return vit_proj_residual(c, &L->o, L->lora[VIT_O], ag_reshape(c, ctx, 3, (int64_t[]){B, T, D}), res, &m->rng, false);
+    return vit_proj_residual(c, &L->o, L->lora[VIT_O], ag_reshape(c, ctx, 3, (int64_t[]){B, T, D}), res, m->params.rng, false);
 }
 
 Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
@@ -245,7 +245,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
         return NULL;
     }
     int64_t B = x->shape[0], D = cf->hidden_size;
-    bool tr = m->training;
+    bool tr = m->params.training;
     // embeddings: patches [B, N, D], cls in front, plus positions
     Tensor *patches = ag_patch_embed(c, x, m->patch.weight, m->patch.bias);
     Tensor *cls = ag_expand(c, m->cls_token, 3, (int64_t[]){B, 1, D});
@@ -266,10 +266,10 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
             h = gated_attention_residual(c, m, L, y, h, out->attention_gates[i], &probs);
         else
             h = vit_attention_block(c, (const NnLinear *const[]){&L->q, &L->k, &L->v, &L->o}, (const NnLora *const *)L->lora, yq, y, h,
-                                    cf->num_attention_heads, &m->rng, tr,
+                                    cf->num_attention_heads, m->params.rng, tr,
                                     out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
         y = nn_layernorm(c, &L->ln_after, h);
-        h = vit_mlp_block(c, &L->fc1, L->lora[VIT_FC1], &L->fc2, L->lora[VIT_FC2], y, h, &m->rng, tr);
+        h = vit_mlp_block(c, &L->fc1, L->lora[VIT_FC1], &L->fc2, L->lora[VIT_FC2], y, h, m->params.rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
         if (out && out->attentions) out->attentions[i] = probs;
     }

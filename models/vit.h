@@ -42,9 +42,8 @@ typedef struct {
     VitLayer *layers;
     NnLayerNorm ln_f;
     NnLinear classifier; // [num_labels, D]
-    NnParams params;     // every tensor by canonical name, LoRA included (its rng: &rng)
-    bool training;       // LoRA dropout on
-    Rng rng;             // dropout masks
+    NnParams params;     // every tensor by canonical name, LoRA included; its mode (training: LoRA
+                         // dropout on; eval after loading) and its generator (dropout masks)
     bool has_lora;
     VitLoraSpec lora;
 } VitModel;

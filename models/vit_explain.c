@@ -68,8 +68,8 @@ int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod metho
         return -1;
     }
     ctx_reset(c);
-    bool was_training = m->training, prev = ag_no_grad(c, method == VIT_EXPLAIN_ROLLOUT);
-    m->training = false;
+    bool was_training = m->params.training, prev = ag_no_grad(c, method == VIT_EXPLAIN_ROLLOUT);
+    nn_params_train(&m->params, false);
     Tensor **attn = ctx_alloc(c, sizeof *attn * (size_t)L), **gates = NULL;
     if (method == VIT_EXPLAIN_RELEVANCE) {
         gates = ctx_alloc(c, sizeof *gates * (size_t)L);
@@ -99,6 +99,6 @@ int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod metho
     }
     if (rc != 0) snprintf(err, errn, "explain: %s", ctx_error(c));
     ag_no_grad(c, prev);
-    m->training = was_training;
+    nn_params_train(&m->params, was_training);
     return rc;
 }

@@ -100,8 +100,6 @@ TrainModel *vit_task(VitTask *t, VitModel *m, Loader *L, PeftGen peft_gen) {
     const VitConfig *cf = &m->cfg;
     t->tm = (TrainModel){.self = t,
                          .params = &m->params,
-                         .rng = &m->rng,
-                         .training = &m->training,
                          .input_numel = (int64_t)cf->num_channels * cf->image_size * cf->image_size,
                          .loss = vit_loss,
                          .logits = vit_logits,

@@ -36,8 +36,12 @@ typedef struct NnParams {
     Ctx *ctx; // where constructors allocate (the set does not own it)
     Rng *rng; // initialisation and dropout draws (points at own_rng unless the model sets it)
     Rng own_rng;
-    bool training; // train/eval mode: nn_params_train
+    bool training; // train/eval mode: nn_params_train (the Trainer switches it; nothing keeps a copy)
 } NnParams;
+// The set is the one owner of the mode and the generator: layers that depend on them (Dropout,
+// BatchNorm, LoRA) keep a pointer to their set and read them at each forward, so a set must stay
+// where it was made (a member of the model's struct, never copied or moved after its layers are
+// made).
 
 // An empty set allocating in pc, its generator seeded with seed, in training mode. (A set that
 // only registers tensors made elsewhere may also start as {0}.)

@@ -100,14 +100,15 @@ static void epoch_order(const TrainArgs *a, int e, int n, int64_t *ord) {
 // the data, only on the batch's size.
 static int draws_per_item(const TrainModel *tm, Ctx *c, int64_t item, uint64_t *d, char *err, size_t errn) {
     *d = 0;
-    if (!tm->rng) return 0;
-    uint64_t off0 = tm->rng->offset;
+    Rng *rng = tm->params->rng;
+    if (!rng) return 0;
+    uint64_t off0 = rng->offset;
     ctx_reset(c);
     bool prev = ag_no_grad(c, true);
     Tensor *l = tm->loss(tm->self, c, &item, 1, 1.0, 0.0, err, errn);
     ag_no_grad(c, prev);
-    *d = tm->rng->offset - off0;
-    tm->rng->offset = off0;
+    *d = rng->offset - off0;
+    rng->offset = off0;
     ctx_reset(c);
     return l ? 0 : -1;
 }
@@ -153,8 +154,10 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     int rc = -1;
     int64_t *ord = malloc(sizeof *ord * (size_t)n), *idx = malloc(sizeof *idx * (size_t)a->batch_size);
     Ctx *c = ctx_new(64u << 20);
-    if (tm->training) *tm->training = true;
-    Rng own, *rng = tm->rng ? tm->rng : &own; // the model's dropout generator, or one kept for it
+    bool was_training = tm->params->training;
+    nn_params_train(tm->params, true);
+    if (!tm->params->rng) tm->params->rng = &tm->params->own_rng; // a set started as {0}
+    Rng *rng = tm->params->rng;                                     // the model's dropout generator
     *rng = rng_new(a->seed);
 
     if (a->resume) {
@@ -260,7 +263,7 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     }
     rc = 0;
 out:
-    if (tm->training) *tm->training = false;
+    nn_params_train(tm->params, was_training);
     optim_free(o);
     ctx_free(c);
     free(ps), free(ord), free(idx);
@@ -315,8 +318,8 @@ int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int
     out->confusion = calloc((size_t)K * (size_t)K, sizeof *out->confusion);
     int64_t *lab = malloc(sizeof *lab * (size_t)batch);
     Ctx *c = ctx_new(16u << 20);
-    bool was = tm->training ? *tm->training : false;
-    if (tm->training) *tm->training = false; // dropout off
+    bool was = tm->params->training;
+    nn_params_train(tm->params, false); // eval mode: dropout off, BatchNorm's running statistics
     double loss = 0;
     int rc = 0;
     for (int lo = 0; lo < n && rc == 0; lo += batch) {
@@ -351,7 +354,7 @@ int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int
             out->confusion[t * K + best]++;
         }
     }
-    if (tm->training) *tm->training = was;
+    nn_params_train(tm->params, was);
     ctx_free(c);
     free(lab);
     if (dist) { // counts and the loss summed over the processes (a failure anywhere fails all)

@@ -26,10 +26,11 @@ extern "C" {
 typedef struct TrainModel {
     void *self;          // passed to every function below
     NnParams *params;    // the parameters with requires_grad are trained; their names key the
-                         // optimizer state and HF's decay groups (no decay for biases and norms)
-    Rng *rng;            // the model's random draws in training (dropout), or NULL: reseeded from
-                         // TrainArgs.seed, its position kept in checkpoints and dealt over processes
-    bool *training;      // set true while training (dropout on), back to false after; or NULL
+                         // optimizer state and HF's decay groups (no decay for biases and norms).
+                         // The set owns the train/eval mode and the generator of random draws
+                         // (dropout): the Trainer switches the mode (train while training, eval to
+                         // evaluate, as it was after) and reseeds the generator from TrainArgs.seed,
+                         // its position kept in checkpoints and dealt over processes
     int64_t input_numel; // numbers in one sample's input, for HF's total_flos (6 x it x parameters)
     // The loss of samples items[0..n): the SUM of their losses times scale, a scalar built in c
     // (the Trainer runs the backward). label_smoothing: TrainArgs.label_smoothing, for classifiers.

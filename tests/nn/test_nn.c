@@ -346,8 +346,6 @@ static void mlp_new(Mlp *m, Ctx *pc, const float *x, const int64_t *y) {
     m->x = x, m->y = y;
     m->tm = (TrainModel){.self = m,
                          .params = &m->ps,
-                         .rng = m->ps.rng,
-                         .training = &m->ps.training,
                          .input_numel = 4,
                          .loss = mlp_loss,
                          .logits = mlp_logits,
@@ -376,11 +374,19 @@ START_TEST(test_trainer_any_model) {
     TrainState st;
     ck_assert_msg(trainer_train(&m1.tm, items, N, &a, &st, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(st.global_step, 16);
-    ck_assert(!m1.ps.training); // the Trainer leaves eval mode
-    Metrics mt;
+    ck_assert(m1.ps.training); // the Trainer leaves the set's mode as it found it (training: nn_params_init's)
+    // evaluation switches to eval mode (dropout off) whatever the mode: the same loss twice, and the
+    // mode as it was after
+    Metrics mt, mt2;
     ck_assert_msg(trainer_evaluate(&m1.tm, items, N, 16, 0, &mt, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(trainer_evaluate(&m1.tm, items, N, 16, 0, &mt2, err, sizeof err) == 0, "%s", err);
     ck_assert_msg(mt.accuracy > 0.9, "accuracy %g", mt.accuracy);
-    metrics_free(&mt);
+    ck_assert_double_eq(mt.avg_loss, mt2.avg_loss);
+    ck_assert(m1.ps.training);
+    nn_params_train(&m1.ps, false);
+    ck_assert_msg(trainer_evaluate(&m1.tm, items, N, 16, 0, &mt2, err, sizeof err) == 0, "%s", err);
+    ck_assert(!m1.ps.training);
+    metrics_free(&mt), metrics_free(&mt2);
     train_state_free(&st);
     // resumed from checkpoint-10 (the later ones removed): the same parameters, bit for bit
     char p[1400];
