@@ -18,6 +18,10 @@ extern "C" {
 // ---- the engine (tape.c) ----
 void ag_set_requires_grad(Tensor *t, bool on); // a leaf: allocates its zeroed .grad in t->ctx
 bool ag_no_grad(Ctx *c, bool on);              // sets no-grad mode; returns the previous mode
+// A block run in no-grad mode, the mode before it restored after it (leave it at its end, not by
+// return, break or goto):   AG_NO_GRAD(c) { logits = forward(c, m, x); }
+#define AG_NO_GRAD(c)                                                                                                                      \
+    for (int ag_ng_once_ = 1, ag_ng_prev_ = ag_no_grad((c), true); ag_ng_once_; ag_ng_once_ = 0, ag_no_grad((c), ag_ng_prev_))
 // Backward from loss (one element): walks the ops that loss depends on, in whatever context they
 // were recorded, newest first, accumulating (+=) into the .grad of every leaf that requires one.
 // Leaves keep .grad; intermediate gradients are recycled. The walked ops are consumed (PyTorch's
@@ -108,9 +112,9 @@ typedef struct {
 Tensor *ag_cross_entropy_with(Ctx *c, Tensor *logits, Tensor *labels, AgLossOptions o);
 // F.nll_loss over log-probabilities [N, C, d...] and int64 labels [N, d...]
 Tensor *ag_nll_loss_with(Ctx *c, Tensor *logp, Tensor *labels, AgLossOptions o);
-Tensor *ag_mse_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);          // F.mse_loss
-Tensor *ag_l1_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);           // F.l1_loss
-Tensor *ag_bce_with_logits_with(Ctx *c, Tensor *logits, Tensor *target, AgReduction r);  // F.binary_cross_entropy_with_logits
+Tensor *ag_mse_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);         // F.mse_loss
+Tensor *ag_l1_loss_with(Ctx *c, Tensor *input, Tensor *target, AgReduction r);          // F.l1_loss
+Tensor *ag_bce_with_logits_with(Ctx *c, Tensor *logits, Tensor *target, AgReduction r); // F.binary_cross_entropy_with_logits
 // normalisations over x [N, C, ...], w and b [C] or NULL (no affine), the biased variance; fused
 // (one kernel forward, one backward: ops_norm.c)
 Tensor *ag_group_norm(Ctx *c, Tensor *x, int groups, Tensor *w, Tensor *b, double eps);

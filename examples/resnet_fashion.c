@@ -69,9 +69,16 @@ static Tensor *block(Ctx *c, const Block *b, Tensor *x) {
     return ag_relu(c, ag_add(c, h, sc));
 }
 
+// Under no-grad (evaluation) each stage's intermediates are given back as soon as it is done
+// (ctx_mark / ctx_release_keep): the arena holds a stage, not the whole network.
 static Tensor *forward(Ctx *c, const ResNet *m, Tensor *x) {
+    bool release = c->no_grad;
+    CtxMark mk = ctx_mark(c);
     Tensor *h = ag_relu(c, nn_batchnorm(c, &m->bn1, nn_conv2d(c, &m->conv1, x))); // [B, 16, 28, 28]
-    for (int i = 0; i < 3; i++) h = block(c, &m->layer[i], h);                    // ... [B, 64, 7, 7]
+    for (int i = 0; i < 3; i++) {                                                 // ... [B, 64, 7, 7]
+        if (release) h = ctx_release_keep(c, mk, h);
+        h = block(c, &m->layer[i], h);
+    }
     h = ag_reshape(c, ag_global_avg_pool2d(c, h), 2, (int64_t[]){x->shape[0], 64});
     return nn_linear(c, &m->fc, h);
 }
@@ -133,13 +140,12 @@ static int bench(Ctx *c, const ResNet *m, Optim *o, int steps) {
 static double test_accuracy(Ctx *c, ResNet *m, const Dataset *test) {
     nn_params_train(&m->ps, false); // BatchNorm with the running statistics
     int64_t correct = 0;
+    c->peak = 0;
     for (int64_t i0 = 0; i0 < test->n; i0 += 500) {
         ctx_reset(c);
-        bool prev = ag_no_grad(c, true);
         int n = test->n - i0 < 500 ? (int)(test->n - i0) : 500;
-        Tensor *y, *x = batch(c, test, NULL, i0, n, NULL, &y);
-        Tensor *logits = forward(c, m, x);
-        ag_no_grad(c, prev);
+        Tensor *y, *x = batch(c, test, NULL, i0, n, NULL, &y), *logits = NULL;
+        AG_NO_GRAD(c) { logits = forward(c, m, x); }
         for (int b = 0; logits && b < n; b++) {
             int best = 0;
             for (int k = 1; k < 10; k++)
@@ -148,6 +154,7 @@ static double test_accuracy(Ctx *c, ResNet *m, const Dataset *test) {
         }
     }
     nn_params_train(&m->ps, true);
+    printf("evaluation: the arena's peak %.0f MiB for batches of 500\n", (double)c->peak / (1 << 20));
     return (double)correct / (double)test->n;
 }
 

@@ -163,3 +163,61 @@ void ctx_fail(Ctx *c, const char *fmt, ...) {
     va_end(ap);
     c->failed = true;
 }
+
+// ---- marks: freeing what a stretch of work made, keeping its result ----
+
+CtxMark ctx_mark(const Ctx *c) {
+    return (CtxMark){.chunk = c->chunks, .used = c->chunks->used, .used_total = c->used_total, .tape = c->tape, .gen = c->gen};
+}
+
+// whether p lies in memory the arena handed out after the mark
+static bool after_mark(const Ctx *c, CtxMark m, const void *p) {
+    const unsigned char *q = p;
+    for (ArenaChunk *ch = c->chunks; ch; ch = ch->next) {
+        if (ch == m.chunk) return q >= ch->mem + m.used && q < ch->mem + ch->cap;
+        if (q >= ch->mem && q < ch->mem + ch->cap) return true;
+    }
+    return false;
+}
+
+Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t) {
+    if (!c || m.gen != c->gen) {
+        if (c) ctx_fail(c, "ctx_release_keep: the mark is from before a ctx_reset");
+        return NULL;
+    }
+    if (c->tape != m.tape) {
+        ctx_fail(c, "ctx_release_keep: ops were recorded since the mark (their backward needs what would be freed): use it under no-grad");
+        return NULL;
+    }
+    if (!ctx_ok(c)) return NULL;
+    // t's elements, contiguous, aside while the memory after the mark is given back
+    size_t bytes = t ? (size_t)tensor_numel(t) * dtype_size(t->dtype) : 0;
+    bool move = t && (after_mark(c, m, t) || after_mark(c, m, t->data));
+    void *aside = NULL;
+    int ndim = t ? t->ndim : 0;
+    int64_t shape[TENSOR_MAX_DIMS];
+    DType dt = t ? t->dtype : DT_F32;
+    const char *name = t ? t->name : NULL;
+    if (move) {
+        Tensor *tc = tensor_contiguous(c, t);
+        if (!tc || !(aside = malloc(bytes ? bytes : 1))) {
+            ctx_fail(c, "ctx_release_keep: out of memory for %zu bytes", bytes);
+            return NULL;
+        }
+        memcpy(aside, tc->data, bytes);
+        memcpy(shape, t->shape, sizeof(int64_t) * (size_t)ndim);
+    }
+    while (c->chunks != m.chunk) { // chunks made since the mark
+        ArenaChunk *ch = c->chunks;
+        c->chunks = ch->next;
+        free(ch->mem);
+        free(ch);
+    }
+    c->chunks->used = m.used;
+    c->used_total = m.used_total;
+    if (!move) return t;
+    Tensor *k = tensor_new(c, dt, ndim, shape);
+    if (k) memcpy(k->data, aside, bytes), k->name = name;
+    free(aside);
+    return k;
+}

@@ -56,7 +56,25 @@ struct Ctx {
 
 Ctx *ctx_new(size_t initial_bytes); // a hint: a context starts smaller when the system has less; NULL out of memory
 void ctx_free(Ctx *c);
-void ctx_reset(Ctx *c);                       // drop all tensors and the tape; keep memory
+void ctx_reset(Ctx *c); // drop all tensors and the tape; keep memory
+// A point in a context's allocations, to give back what a stretch of work made (a layer's
+// intermediates in inference) while keeping its result: ctx_release_keep(c, mark, y) frees
+// everything made in c since the mark and returns y, moved to where the mark was (contiguous) when
+// it was made after it. Every other tensor made since the mark is gone: using it is a bug (its
+// memory is handed out again). Refused (NULL, with a message) when ops were recorded on the tape
+// since the mark (their backward needs what would be freed: use it under no-grad) or the
+// context was reset in between. For a stack of layers, mark once before it and release to that
+// mark after each layer: each layer's input (the last one kept) goes with its intermediates.
+//     CtxMark m = ctx_mark(c);
+//     for (int i = 0; i < L; i++) h = ctx_release_keep(c, m, layer(c, i, h));
+typedef struct {
+    struct ArenaChunk *chunk;
+    size_t used, used_total;
+    struct AgNode *tape;
+    uint32_t gen;
+} CtxMark;
+CtxMark ctx_mark(const Ctx *c);
+struct Tensor *ctx_release_keep(Ctx *c, CtxMark m, struct Tensor *t);
 void *ctx_alloc(Ctx *c, size_t bytes);        // 64-byte aligned, zero-filled; NULL ctx: abort
 void *ctx_alloc_uninit(Ctx *c, size_t bytes); // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
 // what tensors' data comes from: NULL with the context's error set ("out of memory: N bytes") when

@@ -407,6 +407,54 @@ START_TEST(test_steady_state_step_allocates_nothing) {
 }
 END_TEST
 
+// inference memory: a stack of layers under no-grad, each layer's intermediates given back with
+// ctx_mark / ctx_release_keep, peaks at a few activations however many layers there are (without:
+// all of them); a mark refused when ops were recorded since it; AG_NO_GRAD restores the mode
+START_TEST(test_inference_memory_bounded) {
+    Ctx *pc = ctx_new(1 << 20), *c = ctx_new(1 << 16);
+    Rng r = rng_new(3);
+    enum { L = 24, N = 64, D = 256 };
+    Tensor *w[L];
+    for (int i = 0; i < L; i++) {
+        w[i] = tensor_new(pc, DT_F32, 2, (int64_t[]){D, D});
+        rng_fill_uniform(&r, w[i], -0.06, 0.06);
+    }
+    size_t act = (size_t)N * D * sizeof(float), peak[2];
+    for (int keep = 0; keep < 2; keep++) {
+        ctx_reset(c);
+        c->peak = 0;
+        Tensor *h = tensor_full(c, DT_F32, 2, (int64_t[]){N, D}, 0.5);
+        AG_NO_GRAD(c) {
+            CtxMark m = ctx_mark(c); // once: each layer's input, made since, goes with its intermediates
+            for (int i = 0; i < L && h; i++) {
+                h = ag_add(c, ag_tanh(c, ag_linear(c, h, w[i], NULL)), h); // three activations per layer
+                if (keep) h = ctx_release_keep(c, m, h);
+            }
+        }
+        ck_assert_msg(h && ctx_ok(c), "%s", ctx_error(c));
+        ck_assert(!c->no_grad); // restored
+        peak[keep] = c->peak;
+    }
+    ck_assert_msg(peak[0] > (size_t)L * 2 * act, "without release %zu", peak[0]);
+    ck_assert_msg(peak[1] < 6 * act, "with release %zu bytes, an activation %zu", peak[1], act);
+    // the same result either way (the kept tensor is a copy)
+    ctx_reset(c);
+    Tensor *x = tensor_full(c, DT_F32, 2, (int64_t[]){2, D}, 0.25), *ref = NULL, *got = NULL;
+    AG_NO_GRAD(c) { ref = ag_linear(c, x, w[0], NULL); }
+    CtxMark m = ctx_mark(c);
+    AG_NO_GRAD(c) { got = ctx_release_keep(c, m, ag_tanh(c, ag_linear(c, x, w[0], NULL))); }
+    for (int i = 0; i < 2 * D; i++) ck_assert_float_eq_tol(tensor_get_flat(got, i), tanh(tensor_get_flat(ref, i)), 1e-6);
+    // recorded ops since the mark: refused, named
+    Tensor *wg = tensor_full(pc, DT_F32, 2, (int64_t[]){D, D}, 0.01);
+    ag_set_requires_grad(wg, true);
+    m = ctx_mark(c);
+    Tensor *y = ag_linear(c, x, wg, NULL);
+    ck_assert_ptr_null(ctx_release_keep(c, m, y));
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "no-grad"));
+    ctx_free(c), ctx_free(pc);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("autograd");
     TCase *tc = tcase_create("engine");
@@ -431,6 +479,7 @@ int main(void) {
     tcase_add_test(tc, test_max_pool_2x2_rule);
     tcase_add_test(tc, test_topk);
     tcase_add_test(tc, test_steady_state_step_allocates_nothing);
+    tcase_add_test(tc, test_inference_memory_bounded);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
