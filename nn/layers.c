@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 // a new tensor of the set, registered as PREFIX.SUFFIX
@@ -65,6 +66,15 @@ static Tensor *named(Ctx *c, bool was_ok, const Tensor *w, Tensor *y) {
 Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) {
     bool ok = ctx_ok(c);
     return named(c, ok, l->weight, ag_linear(c, x, l->weight, l->bias));
+}
+
+NnConv2d nn_conv2d_make(NnParams *ps, const char *name, NnConv2dOptions o) {
+    if (o.in > INT32_MAX || o.out > INT32_MAX) { // nn_conv2d_new's ints
+        ctx_fail(ps->ctx, "conv2d '%s': %lld in and %lld out channels are too many", name, (long long)o.in, (long long)o.out);
+        return (NnConv2d){0};
+    }
+    return nn_conv2d_new(ps, name, (int)o.in, (int)o.out, o.kernel, o.stride ? o.stride : 1, o.padding, o.dilation ? o.dilation : 1,
+                         o.groups ? o.groups : 1, !o.no_bias);
 }
 
 NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation, int groups,

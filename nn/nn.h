@@ -36,7 +36,8 @@ typedef struct NnParams {
     Ctx *ctx; // where constructors allocate (the set does not own it)
     Rng *rng; // initialisation and dropout draws (points at own_rng unless the model sets it)
     Rng own_rng;
-    bool training; // train/eval mode: nn_params_train (the Trainer switches it; nothing keeps a copy)
+    bool training;   // train/eval mode: nn_params_train (the Trainer switches it; nothing keeps a copy)
+    char scope[256]; // the prefix of names registered now (nn_scope_push): "layer1.0", or ""
 } NnParams;
 // The set is the one owner of the mode and the generator: layers that depend on them (Dropout,
 // BatchNorm, LoRA) keep a pointer to their set and read them at each forward, so a set must stay
@@ -52,6 +53,12 @@ void nn_params_train(NnParams *ps, bool on); // PyTorch's model.train(on) / mode
 int nn_params_add(NnParams *ps, const char *name, Tensor *t);
 int nn_params_add_buffer(NnParams *ps, const char *name, Tensor *t); // saved, loaded, never trained
 Tensor *nn_params_get(const NnParams *ps, const char *name);
+// Scoped names, as nested nn.Modules give them: between nn_scope_push(ps, "layer1") and
+// nn_scope_pop(ps), every name registered (by a constructor or nn_params_add) gets the prefix
+// "layer1."; scopes nest ("layer1" then "0": "layer1.0."). Push returns -1 (message in the set's
+// context) when the prefix would pass 255 characters or the name is empty or holds a dot at an end.
+int nn_scope_push(NnParams *ps, const char *name);
+void nn_scope_pop(NnParams *ps);
 bool nn_params_replace(NnParams *ps, const char *name, Tensor *t);
 int64_t nn_params_count(const NnParams *ps, bool trainable_only); // numbers in parameters (not buffers)
 // Sets requires_grad on every parameter whose name matches the fnmatch(3) pattern (with '*'
@@ -81,6 +88,13 @@ typedef struct {
     Tensor *weight, *bias;
     int stride[2], padding[2], dilation[2], groups;
 } NnConv2d;
+// nn.Conv2d's arguments by name; a zero stride or dilation means 1, zero groups 1 (square kernels)
+typedef struct {
+    int64_t in, out;
+    int kernel, stride, padding, dilation, groups;
+    bool no_bias; // PyTorch's bias=False
+} NnConv2dOptions;
+NnConv2d nn_conv2d_make(NnParams *ps, const char *name, NnConv2dOptions o);
 NnConv2d nn_conv2d_new(NnParams *ps, const char *name, int in, int out, int kernel, int stride, int padding, int dilation, int groups,
                        bool bias);
 Tensor *nn_conv2d(Ctx *c, const NnConv2d *l, Tensor *x); // x [B, in, H, W]
@@ -193,6 +207,42 @@ NnLSTMCell nn_lstm_cell_new(NnParams *ps, const char *name, int64_t input_size, 
 // x [B, I], h (and cell) [B, H] or NULL (zeros) -> the next h [B, H] (LSTM: the next cell into *c_next)
 Tensor *nn_gru_cell(Ctx *c, const NnGRUCell *l, Tensor *x, Tensor *h);
 Tensor *nn_lstm_cell(Ctx *c, const NnLSTMCell *l, Tensor *x, Tensor *h, Tensor *cell, Tensor **c_next);
+
+// ---- Sequential: modules applied in order (nn.Sequential) ----
+// Modules are named by their index under the container's name: the first Linear of
+// nn_sequential_init(&s, &ps, "classifier") registers "classifier.0.weight"; modules without
+// parameters (ReLU, Flatten) take an index too, as in PyTorch. Any module fits: a forward function
+// and the module's struct (kept as long as the container); nn_seq_* make the common ones.
+//     NnSequential net;
+//     nn_sequential_init(&net, &ps, "net");
+//     nn_seq_linear(&net, 784, 256, true), nn_seq_relu(&net), nn_seq_linear(&net, 256, 10, true);
+//     Tensor *logits = nn_sequential(c, &net, x);   // net.0.weight, net.0.bias, net.2.weight, ...
+#define NN_SEQUENTIAL_MAX 64
+typedef Tensor *(*NnModuleForward)(Ctx *c, const void *module, Tensor *x);
+typedef struct {
+    NnModuleForward forward;
+    const void *module;
+} NnSequentialItem;
+typedef struct {
+    NnParams *ps;
+    char name[128], next[160];
+    NnSequentialItem items[NN_SEQUENTIAL_MAX];
+    int n;
+} NnSequential;
+void nn_sequential_init(NnSequential *s, NnParams *ps, const char *name);
+const char *nn_sequential_next(NnSequential *s); // the next module's name, "NAME.k", for its constructor
+int nn_sequential_add(NnSequential *s, NnModuleForward forward, const void *module); // 0, or -1 (full)
+Tensor *nn_sequential(Ctx *c, const NnSequential *s, Tensor *x);
+// the common modules, each made under the next name and added (0, or -1 with the message in the set's context)
+int nn_seq_linear(NnSequential *s, int64_t in, int64_t out, bool bias);
+int nn_seq_conv2d(NnSequential *s, NnConv2dOptions o);
+int nn_seq_batchnorm(NnSequential *s, int64_t channels); // eps 1e-5, momentum 0.1
+int nn_seq_dropout(NnSequential *s, double p);
+int nn_seq_max_pool2d(NnSequential *s, int kernel); // stride = kernel
+int nn_seq_relu(NnSequential *s);
+int nn_seq_gelu(NnSequential *s);
+int nn_seq_tanh(NnSequential *s);
+int nn_seq_flatten(NnSequential *s); // [N, ...] -> [N, rest]
 
 // ---- LoRA: a wrapper around any Linear (peft's LoraLayer) ----
 // y = base(x) + scale * B(A(dropout(x))), A [r, in] ~ kaiming_uniform(a = sqrt(5)), B [out, r] = 0,

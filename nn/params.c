@@ -4,6 +4,7 @@
 #include "../tensor/weights.h"
 
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,36 @@ void nn_params_train(NnParams *ps, bool on) { ps->training = on; }
 
 static NnParam *find(const NnParams *ps, const char *name);
 
+int nn_scope_push(NnParams *ps, const char *name) {
+    size_t n = name ? strlen(name) : 0, at = strlen(ps->scope);
+    if (!n || name[0] == '.' || name[n - 1] == '.' || at + (at > 0) + n >= sizeof ps->scope) {
+        ctx_fail(ps->ctx, "nn_scope_push: '%s' cannot extend the scope '%s' (empty, a dot at an end, or over %zu characters)",
+                 name ? name : "(null)", ps->scope, sizeof ps->scope - 1);
+        return -1;
+    }
+    if (at) ps->scope[at++] = '.';
+    memcpy(ps->scope + at, name, n + 1); // fits: checked above
+    return 0;
+}
+
+void nn_scope_pop(NnParams *ps) {
+    char *dot = strrchr(ps->scope, '.');
+    if (dot)
+        *dot = 0;
+    else
+        ps->scope[0] = 0;
+}
+
 static int add(NnParams *ps, const char *name, Tensor *t, bool buffer) {
     if (!ps || !name || !t) return -1;
+    char scoped[512];
+    if (ps->scope[0]) { // under a scope: its prefix first
+        if ((size_t)snprintf(scoped, sizeof scoped, "%s.%s", ps->scope, name) >= sizeof scoped) {
+            if (ps->ctx) ctx_fail(ps->ctx, "nn: the name '%s.%s' is too long", ps->scope, name);
+            return -1;
+        }
+        name = scoped;
+    }
     if (find(ps, name)) { // both would be trained, and the mistake would show only when saving
         if (ps->ctx)
             ctx_fail(ps->ctx, "nn: the parameter name '%s' is registered twice in one set (the second is refused)", name);

@@ -344,12 +344,8 @@ static void mlp_new(Mlp *m, Ctx *pc, const float *x, const int64_t *y) {
     m->l2 = nn_linear_new(&m->ps, "2", 16, 3, true);
     m->dr = nn_dropout_new(&m->ps, 0.1);
     m->x = x, m->y = y;
-    m->tm = (TrainModel){.self = m,
-                         .params = &m->ps,
-                         .input_numel = 4,
-                         .loss = mlp_loss,
-                         .logits = mlp_logits,
-                         .nclasses = 3}; // save/load: the default
+    m->tm = (TrainModel){
+        .self = m, .params = &m->ps, .input_numel = 4, .loss = mlp_loss, .logits = mlp_logits, .nclasses = 3}; // save/load: the default
 }
 
 START_TEST(test_trainer_any_model) {
@@ -412,11 +408,72 @@ START_TEST(test_trainer_any_model) {
 }
 END_TEST
 
+// scoped names and Sequential give PyTorch's state_dict names: nn.Sequential(Conv2d, BatchNorm2d,
+// ReLU, MaxPool2d, Flatten, Linear) inside a module "features" registers features.0.weight, ...,
+// features.1.num_batches_tracked, features.5.bias; the container's forward is its modules' in order;
+// the options struct makes the same convolution as the positional constructor
+START_TEST(test_scopes_and_sequential) {
+    Ctx *pc = ctx_new(1 << 20), *c = ctx_new(1 << 20);
+    NnParams ps;
+    nn_params_init(&ps, pc, 11);
+    ck_assert_int_eq(nn_scope_push(&ps, "features"), 0);
+    NnSequential net;
+    nn_sequential_init(&net, &ps, "");
+    ck_assert_int_eq(nn_seq_conv2d(&net, (NnConv2dOptions){.in = 1, .out = 4, .kernel = 3, .padding = 1}), 0);
+    ck_assert_int_eq(nn_seq_batchnorm(&net, 4), 0);
+    ck_assert_int_eq(nn_seq_relu(&net), 0);
+    ck_assert_int_eq(nn_seq_max_pool2d(&net, 2), 0);
+    ck_assert_int_eq(nn_seq_flatten(&net), 0);
+    ck_assert_int_eq(nn_seq_linear(&net, 4 * 3 * 3, 5, true), 0);
+    nn_scope_pop(&ps);
+    NnLinear head = nn_linear_new(&ps, "head", 5, 2, false);
+    const char *want[] = {"features.0.weight",
+                          "features.0.bias",
+                          "features.1.weight",
+                          "features.1.bias",
+                          "features.1.running_mean",
+                          "features.1.running_var",
+                          "features.1.num_batches_tracked",
+                          "features.5.weight",
+                          "features.5.bias",
+                          "head.weight"};
+    ck_assert_int_eq(ps.n, 10);
+    for (int i = 0; i < 10; i++) ck_assert_str_eq(ps.p[i].name, want[i]);
+    Tensor *x = tensor_new(c, DT_F32, 4, (int64_t[]){2, 1, 6, 6});
+    rng_fill_normal(ps.rng, x, 0, 1);
+    Tensor *y = nn_linear(c, &head, nn_sequential(c, &net, x));
+    ck_assert_msg(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 2, "%s", ctx_error(c));
+    // the same modules by hand
+    const NnConv2d *cv = net.items[0].module;
+    const NnBatchNorm *bn = net.items[1].module;
+    const NnLinear *fc = net.items[5].module;
+    Tensor *h = ag_max_pool2d(c, ag_relu(c, nn_batchnorm(c, bn, nn_conv2d(c, cv, x))), (int[]){2, 2}, NULL, NULL);
+    Tensor *y2 = nn_linear(c, &head, nn_linear(c, fc, ag_reshape(c, h, 2, (int64_t[]){2, 36})));
+    for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(tensor_get_flat(y, i), tensor_get_flat(y2, i), 1e-6);
+    // nested scopes, and names the scope refuses
+    ck_assert_int_eq(nn_scope_push(&ps, "layer1"), 0);
+    ck_assert_int_eq(nn_scope_push(&ps, "0"), 0);
+    NnConv2d a = nn_conv2d_make(&ps, "conv1", (NnConv2dOptions){.in = 2, .out = 2, .kernel = 3, .stride = 2, .no_bias = true});
+    ck_assert_str_eq(a.weight->name, "layer1.0.conv1.weight");
+    ck_assert_ptr_null(a.bias);
+    ck_assert_int_eq(a.stride[0], 2);
+    ck_assert_int_eq(a.dilation[1], 1);
+    ck_assert_int_eq(a.groups, 1);
+    nn_scope_pop(&ps), nn_scope_pop(&ps);
+    ck_assert_str_eq(ps.scope, "");
+    ck_assert_int_eq(nn_scope_push(&ps, ".bad"), -1);
+    ck_assert_ptr_nonnull(strstr(ctx_error(pc), "nn_scope_push"));
+    nn_params_free(&ps);
+    ctx_free(c), ctx_free(pc);
+}
+END_TEST
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cgrad_nn_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_scopes_and_sequential);
     tcase_add_test(tc, test_default_init_and_names);
     tcase_add_test(tc, test_train_eval_mode);
     tcase_add_test(tc, test_save_load);
