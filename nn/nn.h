@@ -232,6 +232,7 @@ typedef struct {
 void nn_sequential_init(NnSequential *s, NnParams *ps, const char *name);
 const char *nn_sequential_next(NnSequential *s); // the next module's name, "NAME.k", for its constructor
 int nn_sequential_add(NnSequential *s, NnModuleForward forward, const void *module); // 0, or -1 (full)
+// Under no-grad each module's intermediates are given back as soon as it is done (ctx_release_keep)
 Tensor *nn_sequential(Ctx *c, const NnSequential *s, Tensor *x);
 // the common modules, each made under the next name and added (0, or -1 with the message in the set's context)
 int nn_seq_linear(NnSequential *s, int64_t in, int64_t out, bool bias);

@@ -26,8 +26,15 @@ int nn_sequential_add(NnSequential *s, NnModuleForward forward, const void *modu
     return 0;
 }
 
+// Under no-grad (inference) each module's intermediates, and its input once used, are given back as
+// soon as the module is done: the arena holds one module's work, not the whole network's.
 Tensor *nn_sequential(Ctx *c, const NnSequential *s, Tensor *x) {
-    for (int i = 0; i < s->n && x; i++) x = s->items[i].forward(c, s->items[i].module, x);
+    bool release = c->no_grad;
+    CtxMark m = ctx_mark(c);
+    for (int i = 0; i < s->n && x; i++) {
+        x = s->items[i].forward(c, s->items[i].module, x);
+        if (release && x) x = ctx_release_keep(c, m, x);
+    }
     return x;
 }
 

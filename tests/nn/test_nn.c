@@ -450,6 +450,16 @@ START_TEST(test_scopes_and_sequential) {
     Tensor *h = ag_max_pool2d(c, ag_relu(c, nn_batchnorm(c, bn, nn_conv2d(c, cv, x))), (int[]){2, 2}, NULL, NULL);
     Tensor *y2 = nn_linear(c, &head, nn_linear(c, fc, ag_reshape(c, h, 2, (int64_t[]){2, 36})));
     for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(tensor_get_flat(y, i), tensor_get_flat(y2, i), 1e-6);
+    // under no-grad the container gives back each module's work: a deep stack peaks at a few activations
+    NnSequential deep;
+    nn_sequential_init(&deep, &ps, "deep");
+    for (int i = 0; i < 16; i++) nn_seq_linear(&deep, 128, 128, true), nn_seq_tanh(&deep);
+    Tensor *z = tensor_full(c, DT_F32, 2, (int64_t[]){64, 128}, 0.1), *out = NULL;
+    size_t base = c->used_total, act = 64 * 128 * sizeof(float);
+    c->peak = 0;
+    AG_NO_GRAD(c) { out = nn_sequential(c, &deep, z); }
+    ck_assert_msg(out && out->shape[1] == 128, "%s", ctx_error(c));
+    ck_assert_msg(c->peak < base + 6 * act, "peak %zu above %zu + 6 x %zu", c->peak, base, act);
     // nested scopes, and names the scope refuses
     ck_assert_int_eq(nn_scope_push(&ps, "layer1"), 0);
     ck_assert_int_eq(nn_scope_push(&ps, "0"), 0);
