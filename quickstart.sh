@@ -10,7 +10,7 @@ PACKAGES="gcc meson ninja-build pkg-config python3 libopenblas-dev libpng-dev li
 # the test suite also checks the C sources' format (clang-format), cross-checks image decoding against Pillow (python3-pil, python3-numpy)
 # and fuzzes the parsers with clang's libFuzzer; valgrind checks for leaks; headless chromium
 # drives the serve page
-TEST_PACKAGES="python3-pil python3-numpy clang clang-format libclang-rt-14-dev valgrind libblas-dev chromium chromium-driver"
+TEST_PACKAGES="python3-pil python3-numpy clang clang-format libclang-rt-14-dev valgrind libblas-dev chromium chromium-driver cmake"
 
 install_missing() {
     local missing=()

@@ -218,7 +218,9 @@ Tensor *ag_cross_entropy_with(Ctx *c, Tensor *logits, Tensor *labels, AgLossOpti
     return class_loss(c, "cross_entropy", logits, labels, o, true);
 }
 
-Tensor *ag_nll_loss_with(Ctx *c, Tensor *logp, Tensor *labels, AgLossOptions o) { return class_loss(c, "nll_loss", logp, labels, o, false); }
+Tensor *ag_nll_loss_with(Ctx *c, Tensor *logp, Tensor *labels, AgLossOptions o) {
+    return class_loss(c, "nll_loss", logp, labels, o, false);
+}
 
 // an elementwise loss's values reduced as asked (none: input's shape)
 static Tensor *elementwise_loss(Ctx *c, Tensor *l, AgReduction r) {

@@ -23,7 +23,8 @@ int image_grid_save(const Tensor *x, int ncols, double lo, double hi, const char
     int64_t cols = ncols < B ? ncols : B, rows = (B + cols - 1) / cols, gap = 2;
     int64_t GW = cols * W + (cols + 1) * gap, GH = rows * H + (rows + 1) * gap;
     if (GW > IMAGE_MAX_SIDE || GH > IMAGE_MAX_SIDE || GW * GH > IMAGE_MAX_PIXELS)
-        return snprintf(err, errn, "image_grid: a %lld x %lld grid is larger than a PNG this writer makes", (long long)GW, (long long)GH), -1;
+        return snprintf(err, errn, "image_grid: a %lld x %lld grid is larger than a PNG this writer makes", (long long)GW, (long long)GH),
+               -1;
     Image im = {0};
     if (image_alloc(&im, (int)GW, (int)GH) != 0) return snprintf(err, errn, "image_grid: out of memory"), -1;
     memset(im.px, 0, (size_t)(GW * GH * 3)); // the gaps black

@@ -227,7 +227,8 @@ static Tensor *gated_attention_residual(Ctx *c, VitModel *m, VitLayer *L, Tensor
     Tensor *hq[3];
     const NnLinear *proj[3] = {&L->q, &L->k, &L->v};
     for (int i = 0; i < 3; i++)
-        hq[i] = ag_permute(c, ag_reshape(c, vit_proj(c, proj[i], L->lora[i], y, m->params.rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
+        hq[i] =
+            ag_permute(c, ag_reshape(c, vit_proj(c, proj[i], L->lora[i], y, m->params.rng, false), 4, (int64_t[]){B, T, NH, hd}), split);
     Tensor *scores = ag_mul_scalar(c, ag_matmul(c, hq[0], ag_transpose(c, hq[1], 2, 3)), 1.0 / sqrt((double)hd));
     Tensor *a = ag_softmax(c, scores);
     *probs = a;

@@ -157,7 +157,7 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     bool was_training = tm->params->training;
     nn_params_train(tm->params, true);
     if (!tm->params->rng) tm->params->rng = &tm->params->own_rng; // a set started as {0}
-    Rng *rng = tm->params->rng;                                     // the model's dropout generator
+    Rng *rng = tm->params->rng;                                   // the model's dropout generator
     *rng = rng_new(a->seed);
 
     if (a->resume) {

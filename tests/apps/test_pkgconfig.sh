@@ -16,6 +16,12 @@ export PKG_CONFIG_PATH=$(dirname "$pc")
 flags=$(pkg-config --define-variable=prefix="$tmp$prefix" --cflags --libs cgrad)
 core=$(pkg-config --define-variable=prefix="$tmp$prefix" --cflags --libs cgrad-core)
 case "$core" in *png*|*jpeg*|*cjson*) echo "cgrad-core's flags name an image or JSON library: $core"; exit 1;; esac
+# no installed header includes mpi.h: a consumer needs no Open MPI development files (MPI may be in
+# Libs.private, for a static link, never in Requires)
+if grep -h '^Requires' "$(dirname "$pc")"/cgrad*.pc | grep -qi 'ompi\|mpi'; then echo "a .pc file requires MPI's"; exit 1; fi
+if grep -rl 'mpi\.h' "$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=includedir cgrad)/cgrad"; then
+    echo "an installed header includes mpi.h"; exit 1
+fi
 cc -std=c11 "$src/examples/xor_mlp.c" $core -o "$tmp/xor_mlp"
 libdir=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=libdir cgrad)
 LD_LIBRARY_PATH="$libdir" "$tmp/xor_mlp"
@@ -46,6 +52,30 @@ if command -v g++ >/dev/null; then
     done
 fi
 echo "installed headers: public only, usable from C and C++"
+# CMake: find_package(cgrad) and its imported targets, a C consumer of cgrad::core and a C++ one of cgrad::cgrad
+if command -v cmake >/dev/null; then
+    mkdir -p "$tmp/cm"
+    cp "$src/examples/xor_mlp.c" "$tmp/cm/"
+    printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); Tensor *t = tensor_zeros(c, DT_F32, SHAPE(2, 3));\n'\
+'  bool ok = ctx_ok(c) && t && tensor_numel(t) == 6; ctx_free(c); return ok ? 0 : 1; }\n' > "$tmp/cm/use.cpp"
+    cat > "$tmp/cm/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(consumer C CXX)
+find_package(cgrad 0.1 REQUIRED)
+add_executable(xor_mlp xor_mlp.c)
+target_link_libraries(xor_mlp PRIVATE cgrad::core)
+set_target_properties(xor_mlp PROPERTIES C_STANDARD 11)
+add_executable(use_cpp use.cpp)
+target_link_libraries(use_cpp PRIVATE cgrad::cgrad)
+CM
+    cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp$prefix" >"$tmp/cm.log" 2>&1 &&
+        cmake --build "$tmp/cm/build" >>"$tmp/cm.log" 2>&1 || { cat "$tmp/cm.log"; echo "find_package(cgrad) failed"; exit 1; }
+    LD_LIBRARY_PATH="$libdir" "$tmp/cm/build/xor_mlp" >/dev/null && LD_LIBRARY_PATH="$libdir" "$tmp/cm/build/use_cpp" ||
+        { echo "the CMake-built consumers do not run"; exit 1; }
+    echo "CMake: find_package(cgrad) builds a C consumer of cgrad::core and a C++ one of cgrad::cgrad"
+else
+    echo "skip: the CMake consumers need cmake"
+fi
 # an op of one's own, through the extender header (docs/ops.md)
 cc -std=c11 "$src/examples/custom_op.c" $core -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"

@@ -55,10 +55,11 @@ OP(batch_norm_bias_only, ag_batch_norm(c, in[0], NULL, in[1], NULL, NULL, true, 
 OP(layer_norm_2d, ag_layer_norm(c, in[0], 2, in[1], in[2], 1e-5))
 OP(layer_norm_plain, ag_layer_norm(c, in[0], 3, NULL, NULL, 1e-5))
 OP(ce_none, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2, 3), (int64_t[]){2, -1, 0, 1, 3, 3}),
-                                   (AgLossOptions){AG_REDUCE_NONE, -1, 0.1}))
-OP(ce_sum, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4}), (AgLossOptions){AG_REDUCE_SUM, -100, 0.2}))
-OP(ce_all_ignored, ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2), (int64_t[]){-100, -100}),
-                                         (AgLossOptions){AG_REDUCE_SUM, -100, 0}))
+                                  (AgLossOptions){AG_REDUCE_NONE, -1, 0.1}))
+OP(ce_sum,
+   ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4}), (AgLossOptions){AG_REDUCE_SUM, -100, 0.2}))
+OP(ce_all_ignored,
+   ag_cross_entropy_with(c, in[0], tensor_from_data(c, DT_I64, SHAPE(2), (int64_t[]){-100, -100}), (AgLossOptions){AG_REDUCE_SUM, -100, 0}))
 OP(nll_none, ag_nll_loss_with(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 7, 1}),
                               (AgLossOptions){AG_REDUCE_NONE, 7, 0}))
 OP(mse_sum, ag_mse_loss_with(c, in[0], in[1], AG_REDUCE_SUM))

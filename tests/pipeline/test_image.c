@@ -272,15 +272,15 @@ START_TEST(test_image_grid) {
     Ctx *c = ctx_new(1 << 16);
     Tensor *x = tensor_zeros(c, DT_F32, 4, (int64_t[]){3, 1, 4, 5});
     for (int64_t i = 0; i < tensor_numel(x); i++) tensor_set_flat(x, i, (double)(i % 20) / 19.0 * 2 - 1); // -1 .. 1 per image
-    tensor_set_flat(x, 2 * 20 + 3, 5.0);                                                                   // clamped to white
+    tensor_set_flat(x, 2 * 20 + 3, 5.0);                                                                  // clamped to white
     ck_assert_int_eq(image_grid_save(x, 2, -1, 1, path, err, sizeof err), 0);
     Image im;
     ck_assert_int_eq(image_load(&im, path, err, sizeof err), 0);
-    ck_assert_int_eq(im.w, 2 * 5 + 3 * 2); // 2 columns, 3 gaps
-    ck_assert_int_eq(im.h, 2 * 4 + 3 * 2); // 2 rows
-    ck_assert_int_eq(im.px[0], 0);         // a gap
-    ck_assert_int_eq(im.px[(2 * im.w + 2) * 3], 0);              // image 0, pixel 0: -1 -> 0
-    ck_assert_int_eq(im.px[((2 + 3) * im.w + 2 + 4) * 3 + 1], 255); // image 0, last pixel: 1 -> 255
+    ck_assert_int_eq(im.w, 2 * 5 + 3 * 2);                              // 2 columns, 3 gaps
+    ck_assert_int_eq(im.h, 2 * 4 + 3 * 2);                              // 2 rows
+    ck_assert_int_eq(im.px[0], 0);                                      // a gap
+    ck_assert_int_eq(im.px[(2 * im.w + 2) * 3], 0);                     // image 0, pixel 0: -1 -> 0
+    ck_assert_int_eq(im.px[((2 + 3) * im.w + 2 + 4) * 3 + 1], 255);     // image 0, last pixel: 1 -> 255
     ck_assert_int_eq(im.px[((2 + 4 + 2) * im.w + 2 + 3) * 3 + 2], 255); // image 2 (second row), the clamped pixel
     image_free(&im);
     Tensor *g = tensor_full(c, DT_F64, 3, (int64_t[]){2, 3, 3}, 0.5); // gray [B, H, W], columns about square
