@@ -76,6 +76,29 @@ CM
 else
     echo "skip: the CMake consumers need cmake"
 fi
+# beside the programs: a man page each (from their --help: every command of deit_lora is in it),
+# bash completion of deit_lora's commands and flags, share/doc/cgrad
+share=$tmp$prefix/share
+for page in deit_lora lora_demo; do
+    [ -s "$share/man/man1/$page.1" ] || { echo "no man page for $page"; exit 1; }
+done
+if command -v groff >/dev/null; then
+    txt=$(groff -man -Tascii "$share/man/man1/deit_lora.1" 2>/dev/null | col -b 2>/dev/null || true)
+    for cmd in train predict serve explain; do
+        echo "$txt" | grep -q "deit_lora $cmd" || { echo "the man page lacks the $cmd command"; exit 1; }
+    done
+    echo "$txt" | grep -q -- "--request-timeout" || { echo "the man page lacks serve's flags"; exit 1; }
+fi
+comp=$share/bash-completion/completions/deit_lora
+[ -s "$comp" ] || { echo "no bash completion installed"; exit 1; }
+got=$(PATH="$tmp$prefix/bin:$PATH" LD_LIBRARY_PATH="$libdir" bash -c 'source "$1"; COMP_WORDS=(deit_lora pre); COMP_CWORD=1; _deit_lora; echo "${COMPREPLY[*]}"' _ "$comp")
+[ "$got" = "predict preprocess" ] || { echo "completion of 'deit_lora pre': '$got'"; exit 1; }
+got=$(PATH="$tmp$prefix/bin:$PATH" LD_LIBRARY_PATH="$libdir" bash -c 'source "$1"; COMP_WORDS=(deit_lora train --ep); COMP_CWORD=2; _deit_lora; echo "${COMPREPLY[*]}"' _ "$comp")
+[ "$got" = "--epochs" ] || { echo "completion of 'deit_lora train --ep': '$got'"; exit 1; }
+for f in README.md LICENSE examples/xor_mlp.c docs/ops.md; do
+    [ -s "$share/doc/cgrad/$f" ] || { echo "share/doc/cgrad/$f was not installed"; exit 1; }
+done
+echo "man pages, bash completion and share/doc/cgrad installed"
 # an op of one's own, through the extender header (docs/ops.md)
 cc -std=c11 "$src/examples/custom_op.c" $core -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
