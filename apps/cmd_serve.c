@@ -39,6 +39,7 @@ typedef struct {
     ServeFront *front;
     const char *model_dir, *adapter_dir; // what /health says is served
     FILE *access_log;                    // --access-log, or NULL
+    const char *cors_origin;             // --cors-origin, or NULL
     pthread_mutex_t log_mu;
     size_t max_upload;
     size_t decode_budget, decode_used; // bytes that images being decoded may take, and take now
@@ -60,6 +61,7 @@ typedef struct {
     double t0;
     char method[12], url[200]; // for the access log
     size_t bytes;              // the answer's body
+    const char *cors_origin;   // the server's --cors-origin, or NULL
 } Request;
 
 // ---- routing ----
@@ -83,6 +85,10 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
+    if (r->cors_origin) { // another origin's page may read the answer
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+        if (strcmp(r->cors_origin, "*")) MHD_add_response_header(resp, "Vary", "Origin");
+    }
     r->status = status;
     r->bytes = n;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
@@ -112,19 +118,21 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, Request *r, int
 
 // ---- the model's endpoints ----
 
-// the image of a finished upload and its name (multipart file name, ?name=, or "upload"); 0, or
-// 400 with the message in err
-static int upload_of(struct MHD_Connection *conn, Request *r, ServeUpload *up, char *name, size_t namen, char *err, size_t errn) {
+// the images of a finished upload (up to max) and their names (multipart file names, ?name=, or
+// "upload"): how many, or -1 with the HTTP status in *st and the message in err
+static int uploads_of(struct MHD_Connection *conn, Request *r, ServeUpload *ups, int max, char (*names)[256], int *st, char *err,
+                      size_t errn) {
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (serve_parse_upload(ct, (const uint8_t *)r->body.s, r->body.n, up, err, errn) != 0) return 400;
+    int k = serve_parse_uploads(ct, (const uint8_t *)r->body.s, r->body.n, ups, max, err, errn);
+    *st = 400;
+    if (k < 0) return -1;
     const char *qn = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "name");
-    if (qn && !serve_utf8_ok(qn)) {
-        snprintf(err, errn, "name: not UTF-8 text");
-        return 400;
+    if (qn && !serve_utf8_ok(qn)) return snprintf(err, errn, "name: not UTF-8 text"), -1;
+    for (int i = 0; i < k; i++) {
+        snprintf(names[i], sizeof names[i], "%s", ups[i].name[0] ? ups[i].name : qn && *qn ? qn : "upload");
+        utf8_cut_clean(names[i]); // a long name cut short ends on a whole character
     }
-    snprintf(name, namen, "%s", up->name[0] ? up->name : qn && *qn ? qn : "upload");
-    utf8_cut_clean(name); // a long name cut short ends on a whole character
-    return 0;
+    return k;
 }
 
 // The upload decoded and preprocessed into x (and, for explain, the image as the model sees it into
@@ -173,10 +181,51 @@ static int decode_upload(Server *s, const ServeUpload *up, const char *name, dou
     return st;
 }
 
+// one image through the model: decoded (under the decode budget), then run by the batcher; job's
+// buffers (x, the job's input, probs, map) are the caller's. 0, or an HTTP status with the message in err.
+static int run_image(Server *s, Request *r, const ServeUpload *up, const char *name, ServeJob *job, float *x, Image *seen, char *err,
+                     size_t errn) {
+    int st = decode_upload(s, up, name, r->t0, seen, x, err, errn);
+    if (st == 0 && serve_batcher_run(&s->batcher, job) != 0) {
+        st = 503;
+        snprintf(err, errn, "busy: %d requests are waiting already; try again", s->batcher.capacity);
+    } else if (st == 0 && job->status != 0) {
+        st = job->status;
+        snprintf(err, errn, "%s", job->err);
+    }
+    return st;
+}
+
+// POST /predict with several images (a multipart form with several files): a JSON list with one
+// entry per image, in order: predict's object, or {"image": NAME, "error": ...} for one that failed
+static enum MHD_Result predict_many(Server *s, struct MHD_Connection *conn, Request *r, const ServeUpload *ups, char (*names)[256], int k,
+                                    long top, ServeJob *job, float *x) {
+    StrBuf b = {0};
+    char err[512];
+    sb_printf(&b, "[");
+    for (int i = 0; i < k; i++) {
+        if (i) sb_printf(&b, ", ");
+        int st = run_image(s, r, &ups[i], names[i], job, x, NULL, err, sizeof err);
+        if (st == 0) {
+            size_t at = b.n;
+            results_predict(&b, names[i], job->probs, (int)top, true, &s->model.cfg);
+            while (b.n > at && b.s[b.n - 1] == '\n') b.s[--b.n] = 0; // one line each: no newline inside the list
+        } else {
+            sb_printf(&b, "{\"image\": ");
+            sb_json_str(&b, names[i]);
+            sb_printf(&b, ", \"status\": %d, \"error\": ", st);
+            sb_json_str(&b, err);
+            sb_printf(&b, "}");
+        }
+    }
+    sb_printf(&b, "]\n");
+    return answer_text(conn, r, 200, "application/json", &b);
+}
+
 static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Request *r, bool explain) {
     const VitConfig *cf = &s->model.cfg;
-    int S = cf->image_size, K = cf->num_labels, grid = S / cf->patch_size;
-    char err[512], name[256];
+    int S = cf->image_size, K = cf->num_labels, grid = S / cf->patch_size, maxn = explain ? 1 : s->batcher.max_batch;
+    char err[512];
     long top = 5, method = VIT_EXPLAIN_ROLLOUT;
     const char *fmt = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
     const char *mname = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "method");
@@ -186,28 +235,26 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
     float *probs = malloc(sizeof *probs * (size_t)K), *x = malloc(sizeof *x * 3 * (size_t)S * (size_t)S);
     double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
+    ServeUpload *ups = malloc(sizeof *ups * (size_t)maxn);
+    char(*names)[256] = malloc(sizeof *names * (size_t)maxn);
     Image seen = {0}, over = {0};
     StrBuf b = {0};
     enum MHD_Result res;
-    ServeUpload up;
-    int st = probs && map && x ? upload_of(conn, r, &up, name, sizeof name, err, sizeof err) : 500;
-    if (st == 500) snprintf(err, sizeof err, "out of memory");
-    if (st == 0) st = decode_upload(s, &up, name, r->t0, explain ? &seen : NULL, x, err, sizeof err);
     ServeJob job = {.kind = explain ? JOB_EXPLAIN : JOB_PREDICT, .method = (VitExplainMethod)method, .x = x, .probs = probs, .map = map};
-    if (st == 0 && serve_batcher_run(&s->batcher, &job) != 0) {
-        st = 503;
-        snprintf(err, sizeof err, "busy: %d requests are waiting already; try again", s->batcher.capacity);
-    } else if (st == 0 && job.status != 0) {
-        st = job.status;
-        snprintf(err, sizeof err, "%s", job.err);
-    }
-    if (st != 0)
+    int st = 500, k = -1;
+    if (!probs || !map || !x || !ups || !names)
+        snprintf(err, sizeof err, "out of memory");
+    else if ((k = uploads_of(conn, r, ups, maxn, names, &st, err, sizeof err)) == 1)
+        st = run_image(s, r, &ups[0], names[0], &job, x, explain ? &seen : NULL, err, sizeof err);
+    if (k > 1)
+        res = predict_many(s, conn, r, ups, names, k, top, &job, x);
+    else if (st != 0)
         res = answer_error(conn, r, st, err);
     else if (!explain) {
-        results_predict(&b, name, probs, (int)top, true, cf);
+        results_predict(&b, names[0], probs, (int)top, true, cf);
         res = answer_text(conn, r, 200, "application/json", &b);
     } else if (fmt && !strcmp(fmt, "json")) {
-        results_explain_json(&b, name, vit_explain_method_name(job.method), cf, job.label, job.prob, map, grid);
+        results_explain_json(&b, names[0], vit_explain_method_name(job.method), cf, job.label, job.prob, map, grid);
         res = answer_text(conn, r, 200, "application/json", &b);
     } else {
         uint8_t *png = NULL;
@@ -218,7 +265,7 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
             res = answer(conn, r, 200, "image/png", png, n, MHD_RESPMEM_MUST_FREE);
     }
     image_free(&seen), image_free(&over);
-    free(probs), free(map), free(x);
+    free(probs), free(map), free(x), free(ups), free(names);
     return res;
 }
 
@@ -245,6 +292,19 @@ static const char *too_big_msg(Server *s, char *m, size_t n) {
 static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Request *r, const char *method) {
     if (!strcmp(r->path, "other")) return refuse(s, conn, r, 404, "no such path (try /, /predict, /explain, /health, /metrics)");
     bool post = is_post_path(r->path);
+    if (s->cors_origin && !strcmp(method, "OPTIONS")) { // a browser's preflight for a cross-origin request
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", s->cors_origin);
+        if (strcmp(s->cors_origin, "*")) MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", post ? "POST, OPTIONS" : "GET, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        r->status = 204;
+        enum MHD_Result rc = MHD_queue_response(conn, 204, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
     if (strcmp(method, post ? "POST" : "GET") && !(!post && !strcmp(method, "HEAD")))
         return refuse(s, conn, r, 405, post ? "use POST with the image as the body" : "use GET");
     if (!post) return MHD_YES;
@@ -270,6 +330,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         snprintf(r->path, sizeof r->path, "%s", route(url));
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->url, sizeof r->url, "%s", url);
+        r->cors_origin = s->cors_origin;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
@@ -398,7 +459,7 @@ static void front_refused(void *cls, const struct sockaddr *client, const char *
 typedef struct {
     const char *model, *adapter, *host;
     long port, threads, max_batch, max_upload_mb, queue, timeout, connections, per_ip, decode_mb, max_memory_mb;
-    const char *access_log;
+    const char *access_log, *cors_origin;
     double wait_ms, request_timeout;
 } ServeArgs;
 
@@ -515,6 +576,8 @@ int cmd_serve(int argc, char **argv) {
         {"--access-log", OPT_STR, &a.access_log, 0, 0,
          "a line per request (time, client, method, path, status, bytes, seconds) to FILE, or - for stderr"},
         {"--max-memory-mb", OPT_INT, &a.max_memory_mb, 64, 1 << 24, "refuse to start when the worst case needs more (half the RAM)"},
+        {"--cors-origin", OPT_STR, &a.cors_origin, 0, 0,
+         "let pages from this origin (https://host:port, or *) call the API from a browser (off by default)"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora serve --model MODEL_DIR [--adapter DIR] [--host 127.0.0.1] [--port 8080] [--threads N] "
@@ -536,6 +599,12 @@ int cmd_serve(int argc, char **argv) {
     Server *s = calloc(1, sizeof *s);
     if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
     s->model_dir = a.model, s->adapter_dir = a.adapter;
+    if (a.cors_origin && (!*a.cors_origin || !serve_utf8_ok(a.cors_origin) || strpbrk(a.cors_origin, " ,\t"))) {
+        vit_free(&s->model);
+        free(s);
+        return app_fail("serve", "--cors-origin: one origin (scheme://host[:port]) or *, without spaces or commas");
+    }
+    s->cors_origin = a.cors_origin;
     pthread_mutex_init(&s->log_mu, NULL);
     if (a.access_log && !(s->access_log = strcmp(a.access_log, "-") ? fopen(a.access_log, "a") : stderr)) {
         snprintf(err, sizeof err, "--access-log: cannot open %s: %s", a.access_log, strerror(errno));

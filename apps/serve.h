@@ -26,6 +26,9 @@ typedef struct {
     char name[256]; // "" when the request gives none
 } ServeUpload;
 int serve_parse_upload(const char *content_type, const uint8_t *body, size_t n, ServeUpload *up, char *err, size_t errn);
+// every image of the body (multipart: each part with a filename, or named "image" or "file"), at
+// most max: how many, or -1 with a message (more than max is refused)
+int serve_parse_uploads(const char *content_type, const uint8_t *body, size_t n, ServeUpload *ups, int max, char *err, size_t errn);
 // A query parameter's integer in [lo, hi]; NULL keeps *out. 0, or -1 with a message.
 int serve_parse_int(const char *what, const char *s, long lo, long hi, long *out, char *err, size_t errn);
 bool serve_utf8_ok(const char *s); // valid UTF-8 without control characters

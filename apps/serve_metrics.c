@@ -14,7 +14,7 @@
 
 static const char *const PATHS[] = {"/predict", "/explain", "/health", "/metrics", "/", "other"};
 #define NPATHS ((int)(sizeof PATHS / sizeof *PATHS))
-static const int CODES[] = {200, 400, 404, 405, 408, 413, 414, 415, 431, 500, 501, 503, 505};
+static const int CODES[] = {200, 204, 400, 404, 405, 408, 413, 414, 415, 431, 500, 501, 503, 505};
 #define NCODES ((int)(sizeof CODES / sizeof *CODES))
 static const double LAT_LE[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NLAT ((int)(sizeof LAT_LE / sizeof *LAT_LE))

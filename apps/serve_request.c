@@ -77,7 +77,8 @@ static bool part_is_image(const char *h, size_t hn, char *name, size_t namen) {
     return false;
 }
 
-static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeUpload *up, char *err, size_t errn) {
+static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeUpload *ups, int max, char *err, size_t errn) {
+    int k = 0;
     char boundary[80], delim[96];
     if (!header_param(ct, strlen(ct), "boundary", boundary, sizeof boundary) || !boundary[0] || strlen(boundary) > 70) {
         snprintf(err, errn, "multipart/form-data without a valid boundary");
@@ -102,35 +103,53 @@ static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeU
         }
         char name[256];
         if (part_is_image((const char *)hs, (size_t)(he - hs) + 2, name, sizeof name)) {
+            if (k == max) {
+                snprintf(err, errn, "multipart/form-data: more than %d images in one request%s", max,
+                         max > 1 ? " (the server's --max-batch)" : " (this path takes one)");
+                return -1;
+            }
+            ServeUpload *up = &ups[k++];
             up->data = data;
             up->n = (size_t)(stop - data);
             snprintf(up->name, sizeof up->name, "%s", name);
             utf8_cut_clean(up->name); // a long name cut at 255 bytes ends on a whole character
-            return 0;
         }
         p = stop + 2;
     }
+    if (k > 0) return k;
     snprintf(err, errn, "multipart/form-data: no file part (send the image as a part with a filename, or named \"image\")");
     return -1;
 }
 
-int serve_parse_upload(const char *content_type, const uint8_t *body, size_t n, ServeUpload *up, char *err, size_t errn) {
-    memset(up, 0, sizeof *up);
+int serve_parse_uploads(const char *content_type, const uint8_t *body, size_t n, ServeUpload *ups, int max, char *err, size_t errn) {
+    if (max < 1) return snprintf(err, errn, "no room for an image"), -1;
+    memset(ups, 0, sizeof *ups * (size_t)max);
     const char *ct = content_type ? content_type : "";
     while (*ct == ' ') ct++;
+    int k = 1;
     if (!strncasecmp(ct, "multipart/form-data", 19)) {
-        if (parse_multipart(ct, body, n, up, err, errn) != 0) return -1;
+        if ((k = parse_multipart(ct, body, n, ups, max, err, errn)) < 0) return -1;
     } else {
-        up->data = body;
-        up->n = n;
+        ups[0].data = body;
+        ups[0].n = n;
     }
-    if (up->n == 0) {
-        snprintf(err, errn, "empty image (send the image's bytes as the body, or as a multipart file)");
-        return -1;
+    for (int i = 0; i < k; i++) {
+        if (ups[i].n == 0) {
+            snprintf(err, errn, "empty image%s (send the image's bytes as the body, or as a multipart file)", k > 1 ? " in the form" : "");
+            return -1;
+        }
+        if (!serve_utf8_ok(ups[i].name)) {
+            snprintf(err, errn, "the file name is not UTF-8 text");
+            return -1;
+        }
     }
-    if (!serve_utf8_ok(up->name)) {
-        snprintf(err, errn, "the file name is not UTF-8 text");
-        return -1;
-    }
+    return k;
+}
+
+int serve_parse_upload(const char *content_type, const uint8_t *body, size_t n, ServeUpload *up, char *err, size_t errn) {
+    ServeUpload all[64];
+    int k = serve_parse_uploads(content_type, body, n, all, 64, err, errn);
+    if (k < 0) return -1;
+    *up = all[0];
     return 0;
 }

@@ -41,6 +41,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         Image im;
         if (image_decode(&im, up.data, up.n, up.name, err, sizeof err) == 0) image_free(&im);
     }
+    ServeUpload ups[8]; // every image of a form: each inside the body, named in UTF-8, never more than asked
+    int k = serve_parse_uploads(ct, b, bn, ups, 8, err, sizeof err);
+    if (k > 8 || k == 0) abort();
+    for (int i = 0; i < k; i++)
+        if (ups[i].data < b || ups[i].data + ups[i].n > b + bn || ups[i].n == 0 || !serve_utf8_ok(ups[i].name)) abort();
     long v = 0;
     serve_parse_int("top", ct, 1, 100000, &v, err, sizeof err);
     free(b);

@@ -264,6 +264,54 @@ for p in IMAGES:
     check("with --adapter, %s: equals predict --adapter --json" % os.path.basename(p),
           st == 200 and body.decode() == predict_line(p, "--adapter", ADAPTER), body)
 s.stop()
+
+# ---- several images in one request (a multipart form with several files): a JSON list, in order,
+# an entry per image (a failed one says why); more than --max-batch refused; explain takes one ----
+def multipart_many(files):
+    b = "----cgradmany"
+    body = b"".join(("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\nContent-Type: image/jpeg\r\n\r\n"
+                     % (b, n)).encode() + d + b"\r\n" for n, d in files) + ("--%s--\r\n" % b).encode()
+    return body, {"Content-Type": "multipart/form-data; boundary=" + b}
+
+
+s = Server("--max-batch", "4", "--cors-origin", "https://example.org")
+two = IMAGES[:2]
+body, hdr = multipart_many([(os.path.basename(p), raw[p]) for p in two] + [("broken.jpg", b"not an image")])
+st, h, got = s.request("POST", "/predict?top=3", body, hdr)
+try:
+    lst = json.loads(got)
+except ValueError:
+    lst = None
+check("three files: a list of three, 200", st == 200 and isinstance(lst, list) and len(lst) == 3, (st, got[:200]))
+if isinstance(lst, list) and len(lst) == 3:
+    for i, p in enumerate(two):
+        want = json.loads(predict_line(p, "--top", "3"))
+        want["image"] = os.path.basename(p)
+        check("list entry %d equals predict --json for its image" % i, lst[i] == want, (lst[i], want))
+    check("the broken file's entry names it and says why", lst[2].get("image") == "broken.jpg" and lst[2].get("status") == 400
+          and "error" in lst[2], lst[2])
+body, hdr = multipart_many([("x%d.jpg" % i, raw[IMAGES[0]]) for i in range(5)])
+st, _, got = s.request("POST", "/predict", body, hdr)
+check("five files with --max-batch 4: 400 naming --max-batch", is_error(st, got, 400) and b"--max-batch" in got, got)
+body, hdr = multipart_many([(os.path.basename(p), raw[p]) for p in two])
+st, _, got = s.request("POST", "/explain", body, hdr)
+check("explain with two files: 400", is_error(st, got, 400), got)
+# ---- --cors-origin: the answers carry Access-Control-Allow-Origin, OPTIONS is the preflight ----
+st, h, _ = s.request("POST", "/predict", raw[IMAGES[0]])
+check("--cors-origin: the answer allows the origin", st == 200 and h.get("Access-Control-Allow-Origin") == "https://example.org"
+      and h.get("Vary") == "Origin", h)
+st, h, got = s.request("OPTIONS", "/predict", None, {"Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
+check("OPTIONS: 204, the methods and headers allowed", st == 204 and "POST" in h.get("Access-Control-Allow-Methods", "")
+      and h.get("Access-Control-Allow-Headers") == "Content-Type" and got == b"", (st, h))
+s.stop()
+s = Server()
+st, h, _ = s.request("GET", "/health")
+check("without --cors-origin: no Access-Control header", "Access-Control-Allow-Origin" not in h, h)
+st, h, got = s.request("OPTIONS", "/predict")
+check("without --cors-origin: OPTIONS is 405", is_error(st, got, 405), (st, got))
+s.stop()
+r = subprocess.run([BIN, "serve", "--model", MODEL, "--cors-origin", "a, b"], capture_output=True, text=True, timeout=30)
+check("--cors-origin with two origins: exit 2, named", r.returncode == 2 and "--cors-origin" in r.stderr, r.stderr)
 r = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "example.org"], capture_output=True, text=True, timeout=30)
 check("--host that is not an address: exit 2, named", r.returncode == 2 and "--host" in r.stderr, r.stderr)
 r = subprocess.run([BIN, "serve", "--model", os.path.join(DATA, "missing")], capture_output=True, text=True, timeout=30)
