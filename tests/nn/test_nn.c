@@ -380,6 +380,7 @@ START_TEST(test_trainer_any_model) {
     ck_assert_double_eq(mt.avg_loss, mt2.avg_loss);
     ck_assert(m1.ps.training);
     nn_params_train(&m1.ps, false);
+    metrics_free(&mt2);
     ck_assert_msg(trainer_evaluate(&m1.tm, items, N, 16, 0, &mt2, err, sizeof err) == 0, "%s", err);
     ck_assert(!m1.ps.training);
     metrics_free(&mt), metrics_free(&mt2);
