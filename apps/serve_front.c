@@ -262,12 +262,11 @@ static void pump(Conn *c) {
     // not claimed: libmicrohttpd completed the request (and counted it) before the body went bad
 }
 
-static void *conn_main(void *arg) {
-    Conn *c = arg;
-    pump(c);
+// a connection's end: its sockets closed, off the front's list, freed
+static void conn_end(Conn *c) {
+    ServeFront *f = c->f;
     close(c->cfd);
     close(c->mfd);
-    ServeFront *f = c->f;
     pthread_mutex_lock(&f->mu);
     if (c->prev)
         c->prev->next = c->next;
@@ -278,6 +277,12 @@ static void *conn_main(void *arg) {
     f->live--;
     pthread_cond_broadcast(&f->gone);
     pthread_mutex_unlock(&f->mu);
+}
+
+static void *conn_main(void *arg) {
+    Conn *c = arg;
+    pump(c);
+    conn_end(c);
     return NULL;
 }
 
@@ -311,18 +316,7 @@ static void start_conn(ServeFront *f, int cfd, const struct sockaddr_storage *ad
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&at, 256 << 10);
-    if (pthread_create(&t, &at, conn_main, c) != 0) {
-        close(cfd), close(sp[0]);
-        pthread_mutex_lock(&f->mu);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            f->conns = c->next;
-        if (c->next) c->next->prev = c->prev;
-        f->live--;
-        pthread_mutex_unlock(&f->mu);
-        free(c);
-    }
+    if (pthread_create(&t, &at, conn_main, c) != 0) conn_end(c);
     pthread_attr_destroy(&at);
 }
 

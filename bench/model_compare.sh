@@ -16,8 +16,10 @@ case $M in
   *) echo "MODEL: cnn, resnet or gru" >&2; exit 2 ;;
 esac
 [ -f build/libcgrad.a ] || { echo "build first (meson setup build && ninja -C build)" >&2; exit 2; }
-exe=$(mktemp)
-trap 'rm -f "$exe"' EXIT
+exe=$(mktemp) one=$(mktemp --suffix=.py)
+trap 'rm -f "$exe" "$one"' EXIT
+# the PyTorch side as one file (its timing helper inlined): a TORCH_MODERN command may copy only the script
+{ cat bench/torch_steps.py; grep -v '^from torch_steps import\|^sys.path.insert' "$py"; } > "$one"
 cc -std=c11 -O2 -I. "$src" build/libcgrad.a build/libcgrad-core.a $(pkg-config --libs openblas libpng libjpeg zlib libcjson libpcre2-8) \
    $(pkg-config --libs ompi-c 2>/dev/null || true) -fopenmp -lm -o "$exe"
 torches=()
@@ -30,7 +32,7 @@ for r in $(seq "$R"); do
   c=$(OMP_NUM_THREADS=$T BENCH_STEPS=$S "$exe" | sed 's/.*"step_ms": \([0-9.]*\).*/\1/')
   best_c=$(awk -v a="$best_c" -v b="$c" 'BEGIN { print (b < a) ? b : a }')
   for pyexe in "${torches[@]}"; do
-    out=$(OPENBLAS_NUM_THREADS=1 $pyexe "$py" --threads "$T" --steps "$S" --json)
+    out=$(OPENBLAS_NUM_THREADS=1 $pyexe "$one" --threads "$T" --steps "$S" --json)
     v=$(echo "$out" | sed 's/.*"step_ms": \([0-9.]*\).*/\1/'); ver=$(echo "$out" | sed 's/.*"torch": "\([^"]*\)".*/\1/')
     best_t[$ver]=$(awk -v a="${best_t[$ver]:-1e9}" -v b="$v" 'BEGIN { print (b < a) ? b : a }')
   done

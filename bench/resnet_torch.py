@@ -1,9 +1,12 @@
 """The ResNet of examples/resnet_fashion.c in eager PyTorch: the training step's time on random 28x28
 images, batch 128 (SGD, lr 0.1, momentum 0.9, weight decay 5e-4). Usage: resnet_torch.py [--threads T] [--steps N] [--json]"""
-import argparse, json, time
+import os, sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_steps import args, time_steps  # noqa: E402
 
 
 class Block(nn.Module):  # torchvision's BasicBlock
@@ -40,24 +43,7 @@ class ResNet(nn.Module):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    a = args()
     m = ResNet()
     opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    x, y = torch.randn(128, 1, 28, 28), torch.zeros(128, dtype=torch.long)
-    t = 0.0
-    for i in range(5 + a.steps):
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(m(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= 5:
-            t += time.perf_counter() - t0
-    r = {"step_ms": 1e3 * t / a.steps, "threads": a.threads, "torch": torch.__version__}
-    print(json.dumps(r) if a.json else r)
+    time_steps(a, m, opt, torch.randn(128, 1, 28, 28), torch.zeros(128, dtype=torch.long))
