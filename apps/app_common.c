@@ -263,3 +263,13 @@ int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn) {
     }
     return 0;
 }
+
+FILE *log_open(const char *path, bool append, char *err, size_t errn) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, append ? "a" : "w") : NULL;
+    if (!f) {
+        snprintf(err, errn, "%s: cannot write the log: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+    }
+    return f;
+}

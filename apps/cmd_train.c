@@ -31,9 +31,11 @@ static bool same_targets(const VitLoraSpec *a, const VitLoraSpec *b) {
 int cmd_train(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *label = NULL, *output = NULL, *target = NULL, *target_regex = NULL, *init_adapter = NULL,
                *sched = "linear", *peft = "v4";
-    long epochs = 5, batch = 2, accum = 4, r = 4, logging = 2, save_limit = 1, save_steps = 500, threads = 0, seed = 42, warmup = 0;
+    long epochs = 5, batch = 2, accum = 4, r = 4, logging = 2, save_limit = 1, save_steps = 500, threads = 0, seed = 42, warmup = 0,
+         eval_steps = 0;
     double lr = 6e-4, wd = 0.01, max_norm = 1.0, alpha = 8, dropout = 0.2, test_size = 10, warmup_ratio = 0;
     bool no_shuffle = false, resume = false, overwrite = false, no_cache = false, quiet = false;
+    FILE *jsonl = NULL; // the run's log as JSON lines
     const CliOpt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (config.json, weights, optional preprocessor_config.json)"},
         {"--data", OPT_STR, &data, 0, 0, "folder of images (with --label) or of class subfolders"},
@@ -55,6 +57,7 @@ int cmd_train(int argc, char **argv) {
         {"--target-regex", OPT_STR, &target_regex, 0, 0, "instead of --target: a regex full-matched against module names, as peft does"},
         {"--logging-steps", OPT_INT, &logging, 0, 1000000000, "log every N optimizer steps (2)"},
         {"--save-steps", OPT_INT, &save_steps, 0, 1000000000, "checkpoint every N steps, and at the end (500)"},
+        {"--eval-steps", OPT_INT, &eval_steps, 0, 1000000000, "evaluate on the held-out images every N steps, logged (0: at the end only)"},
         {"--save-total-limit", OPT_INT, &save_limit, 0, 1000000, "checkpoints kept (1; 0 keeps all)"},
         {"--seed", OPT_INT, &seed, 0, 2147483647, "seed for the split, the order, the new head row and LoRA init (42)"},
         {"--test-size", OPT_DOUBLE, &test_size, 0, 1e9, "images held out for evaluation: a count, or a fraction < 1 (10)"},
@@ -183,6 +186,12 @@ int cmd_train(int argc, char **argv) {
     a.max_grad_norm = max_norm, a.logging_steps = (int)logging, a.save_steps = (int)save_steps, a.save_total_limit = (int)save_limit;
     a.seed = a.data_seed = (uint64_t)seed, a.scheduler = sk, a.warmup_steps = warmup, a.warmup_ratio = warmup_ratio;
     a.shuffle = !no_shuffle, a.output_dir = output, a.resume = resume;
+    int tgt = label ? vit_config_label_id(&m.cfg, label) : m.cfg.num_labels - 1; // the class precision, recall and F1 are for
+    a.eval_steps = nte > 0 ? eval_steps : 0, a.eval_items = te, a.neval = nte, a.eval_batch = (int)batch, a.eval_target = tgt;
+    // every log entry as a JSON line (a resume appends to the run's lines)
+    char jp[FILE_PATH_BUF];
+    if (dist_root(dist) && !(jsonl = log_open(path_join(jp, sizeof jp, output, "trainer_log.jsonl"), resume, err, sizeof err))) goto bad;
+    a.jsonl = jsonl;
     PeftGen peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
     VitTask task;
     TrainModel *tm = vit_task(&task, &m, &L, peft_gen);
@@ -217,17 +226,30 @@ int cmd_train(int argc, char **argv) {
         rc = 1;
         goto bad_rc;
     }
-    printf("saved the adapter, config.json, preprocessor_config.json, trainer_state.json and loss.png in %s\n", output);
+    printf("saved the adapter, config.json, preprocessor_config.json, trainer_state.json, trainer_log.jsonl and loss.png in %s\n", output);
+    Metrics mt = {0};
     if (nte > 0) {
-        Metrics mt;
-        int tgt = label ? vit_config_label_id(&m.cfg, label) : m.cfg.num_labels - 1;
         if (trainer_evaluate(tm, te, nte, (int)batch, tgt, &mt, err, sizeof err) != 0) {
             rc = 1;
             goto bad_rc;
         }
         printf("evaluation on the %d held-out images:\n", nte);
         print_metrics(&mt, m.cfg.id2label[tgt]);
-        metrics_free(&mt);
+    }
+    ModelCard card = {.base_model = model,
+                      .data = data,
+                      .label = m.cfg.id2label[tgt],
+                      .args = &a,
+                      .state = &st,
+                      .spec = &m.lora,
+                      .ntrain = ntr,
+                      .ntest = nte,
+                      .metrics = nte > 0 ? &mt : NULL};
+    int cr = model_card_write(&card, output, err, sizeof err);
+    metrics_free(&mt);
+    if (cr != 0) {
+        rc = 1;
+        goto bad_rc;
     }
     rc = 0;
     goto out;
@@ -236,6 +258,7 @@ bad:
 bad_rc:
     fprintf(stderr, "deit_lora train: %s\n", err);
 out:
+    if (jsonl) fclose(jsonl);
     app_unlock_output();
     if (rc != 0 && made_output) rmdir(output); // a folder this run made and left empty goes again
     rc = app_exit_status(rc);

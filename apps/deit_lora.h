@@ -63,4 +63,19 @@ double app_seconds(void);     // a monotonic clock, in seconds
 void app_catch_signals(void); // SIGINT/SIGTERM finish the step, checkpoint, exit 130
 int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn);
 
+// The README.md of a training run's output folder (model_card.c): peft's front matter, the data,
+// the hyper-parameters, the logs and the final metrics (NULL: none held out)
+typedef struct {
+    const char *base_model, *data, *label; // the --model and --data folders, the class the metrics are for
+    const TrainArgs *args;
+    const TrainState *state;
+    const VitLoraSpec *spec;
+    int ntrain, ntest;
+    const Metrics *metrics;
+} ModelCard;
+int model_card_write(const ModelCard *c, const char *dir, char *err, size_t errn);
+// a log file written as a run goes (created with O_NOFOLLOW: a planted symlink is refused; append
+// keeps what a resumed run wrote); NULL with a message
+FILE *log_open(const char *path, bool append, char *err, size_t errn);
+
 #endif

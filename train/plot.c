@@ -57,21 +57,51 @@ static void line(Image *im, int x0, int y0, int x1, int y1, const uint8_t *c, in
     }
 }
 
+// ticks for an axis from 0 to max: whole steps of 1, 2 or 5 times a power of ten, at most about 6
+// (a tick is a value the axis really has: never "2" at 1.5). How many, into t[0..n).
+int plot_ticks(double max, double *t, int maxn) {
+    if (!(max > 0)) max = 1;
+    double raw = max / 5, p = pow(10, floor(log10(raw))), step = p;
+    for (int k = 0; k < 3; k++) {
+        double m = (double[]){1, 2, 5}[k] * p;
+        if (m >= raw) {
+            step = m;
+            break;
+        }
+        step = 10 * p;
+    }
+    if (step < 1) step = 1; // steps are whole
+    int n = 0;
+    for (double v = 0; v <= max + 1e-9 && n < maxn; v += step) t[n++] = v;
+    return n;
+}
+
+// the pixel column of step s on an axis [x0, x1] for steps 0..smax
+int plot_x(double s, double smax, int x0, int x1) { return x0 + (int)lround((x1 - x0) * s / (smax > 0 ? smax : 1)); }
+
 int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn) {
     Image im;
-    image_alloc(&im, PW, PH);
+    if (image_alloc(&im, PW, PH) != 0) return snprintf(err, errn, "%s: out of memory for the plot", path), -1;
     memset(im.px, 255, (size_t)PW * PH * 3);
     const uint8_t black[3] = {40, 40, 40}, grey[3] = {225, 225, 225}, blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
-    int n = st->nlogs, x0 = ML, x1 = PW - MR, y0 = PH - MB, y1 = MT;
-    double smax = n ? (double)st->logs[n - 1].step : 1, lmin = INFINITY, lmax = -INFINITY, rmax = 0;
+    int x0 = ML, x1 = PW - MR, y0 = PH - MB, y1 = MT;
+    // the training entries (evaluations are not on this plot)
+    int n = 0;
+    const TrainLog **L = malloc(sizeof *L * (size_t)(st->nlogs ? st->nlogs : 1));
+    for (int i = 0; L && i < st->nlogs; i++)
+        if (!st->logs[i].eval) L[n++] = &st->logs[i];
+    double smax = n ? (double)L[n - 1]->step : 1, lmin = INFINITY, lmax = -INFINITY, rmax = 0;
     for (int i = 0; i < n; i++) {
-        lmin = fmin(lmin, st->logs[i].loss), lmax = fmax(lmax, st->logs[i].loss);
-        rmax = fmax(rmax, st->logs[i].learning_rate);
+        lmin = fmin(lmin, L[i]->loss), lmax = fmax(lmax, L[i]->loss);
+        rmax = fmax(rmax, L[i]->learning_rate);
     }
     if (!n) lmin = 0, lmax = 1;
     if (lmax - lmin < 1e-9) lmax = lmin + 1;
+    double pad = 0.05 * (lmax - lmin); // room above and below: no point on the frame
+    lmin -= pad, lmax += pad;
     if (rmax <= 0) rmax = 1;
-    for (int k = 0; k <= 4; k++) { // grid and tick labels
+    rmax *= 1.05;
+    for (int k = 0; k <= 4; k++) { // horizontal grid, the two value axes' labels
         int y = y0 - (y0 - y1) * k / 4;
         line(&im, x0, y, x1, y, grey, 1);
         char b[32];
@@ -79,20 +109,32 @@ int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn)
         text(&im, x0 - 6 * (int)strlen(b) - 6, y - 3, b, blue);
         snprintf(b, sizeof b, "%.2e", rmax * k / 4);
         text(&im, x1 + 6, y - 3, b, orange);
-        int x = x0 + (x1 - x0) * k / 4;
-        snprintf(b, sizeof b, "%.0f", smax * k / 4);
+    }
+    double ticks[16];
+    int nt = plot_ticks(smax, ticks, 16);
+    for (int k = 0; k < nt; k++) { // the step axis: whole steps where they are
+        int x = plot_x(ticks[k], smax, x0, x1);
+        char b[32];
+        snprintf(b, sizeof b, "%.0f", ticks[k]);
+        line(&im, x, y0, x, y0 + 4, black, 1);
         text(&im, x - 3 * (int)strlen(b), y0 + 8, b, black);
     }
     line(&im, x0, y0, x1, y0, black, 1), line(&im, x0, y0, x0, y1, black, 1), line(&im, x1, y0, x1, y1, black, 1);
-    for (int i = 1; i < n; i++) {
-        int xa = x0 + (int)((x1 - x0) * st->logs[i - 1].step / smax), xb = x0 + (int)((x1 - x0) * st->logs[i].step / smax);
-        int la = y0 - (int)((y0 - y1) * (st->logs[i - 1].loss - lmin) / (lmax - lmin));
-        int lb = y0 - (int)((y0 - y1) * (st->logs[i].loss - lmin) / (lmax - lmin));
-        int ra = y0 - (int)((y0 - y1) * st->logs[i - 1].learning_rate / rmax),
-            rb = y0 - (int)((y0 - y1) * st->logs[i].learning_rate / rmax);
-        line(&im, xa, ra, xb, rb, orange, 2);
-        line(&im, xa, la, xb, lb, blue, 2);
+    for (int i = 0; i < n; i++) { // each point a dot (one entry alone is seen), joined by lines
+        int xb = plot_x((double)L[i]->step, smax, x0, x1);
+        int lb = y0 - (int)lround((y0 - y1) * (L[i]->loss - lmin) / (lmax - lmin)),
+            rb = y0 - (int)lround((y0 - y1) * L[i]->learning_rate / rmax);
+        if (i > 0) {
+            int xa = plot_x((double)L[i - 1]->step, smax, x0, x1);
+            int la = y0 - (int)lround((y0 - y1) * (L[i - 1]->loss - lmin) / (lmax - lmin)),
+                ra = y0 - (int)lround((y0 - y1) * L[i - 1]->learning_rate / rmax);
+            line(&im, xa, ra, xb, rb, orange, 2);
+            line(&im, xa, la, xb, lb, blue, 2);
+        }
+        for (int dy = -2; dy <= 2; dy++)
+            for (int dx = -2; dx <= 2; dx++) put(&im, xb + dx, lb + dy, blue);
     }
+    free(L);
     text(&im, x0, 14, "loss", blue);
     text(&im, x0 + 40, 14, "learning rate", orange);
     text(&im, (x0 + x1) / 2 - 12, PH - 18, "step", black);

@@ -40,10 +40,38 @@ static void fmt4(char *b, size_t n, double v) { snprintf(b, n, "%.4g", v); }
 
 static void print_log(FILE *f, const TrainLog *l) {
     if (!f) return;
-    char a[32], b[32], c[32], d[32];
-    fmt4(a, sizeof a, l->loss), fmt4(b, sizeof b, l->grad_norm), fmt4(c, sizeof c, l->learning_rate), fmt4(d, sizeof d, l->epoch);
+    char a[32], b[32], c[32], d[32], e[32];
+    fmt4(d, sizeof d, l->epoch);
+    if (l->eval) {
+        fmt4(a, sizeof a, l->eval_loss), fmt4(b, sizeof b, l->eval_accuracy), fmt4(c, sizeof c, l->eval_f1);
+        fmt4(e, sizeof e, l->eval_precision);
+        fprintf(f, "{'eval_loss': '%s', 'eval_accuracy': '%s', 'eval_precision': '%s', 'eval_f1': '%s', 'epoch': '%s'}\n", a, b, e, c, d);
+        return;
+    }
+    fmt4(a, sizeof a, l->loss), fmt4(b, sizeof b, l->grad_norm), fmt4(c, sizeof c, l->learning_rate);
     fprintf(f, "{'loss': '%s', 'grad_norm': '%s', 'learning_rate': '%s', 'epoch': '%s'}\n", a, b, c, d);
+}
+
+// a log entry as one JSON line (the jsonl log), numbers with enough digits to be read back the same
+static void jsonl_log(FILE *f, const TrainLog *l) {
+    if (!f) return;
+    if (l->eval)
+        fprintf(f,
+                "{\"step\": %lld, \"epoch\": %.17g, \"eval_loss\": %.17g, \"eval_accuracy\": %.17g, \"eval_precision\": %.17g, "
+                "\"eval_recall\": %.17g, \"eval_f1\": %.17g}\n",
+                (long long)l->step, l->epoch, l->eval_loss, l->eval_accuracy, l->eval_precision, l->eval_recall, l->eval_f1);
+    else
+        fprintf(f, "{\"step\": %lld, \"epoch\": %.17g, \"loss\": %.17g, \"grad_norm\": %.17g, \"learning_rate\": %.17g}\n",
+                (long long)l->step, l->epoch, l->loss, l->grad_norm, l->learning_rate);
     fflush(f);
+}
+
+static void add_log(TrainState *st, const TrainArgs *a, const TrainLog *l) {
+    st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
+    if (!st->logs) abort();
+    st->logs[st->nlogs++] = *l;
+    print_log(a->log, l);
+    jsonl_log(a->jsonl, l);
 }
 
 static void hms(char *b, size_t n, double s) {
@@ -228,12 +256,31 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
             st->total_flos += 6.0 * (double)sample_numel * (double)all_params * Nw;
             if (a->on_step) a->on_step(a->on_step_ud, st->global_step, window_loss, norm, lr_t);
             if (a->logging_steps && st->global_step % a->logging_steps == 0) {
-                TrainLog l = {st->tr_loss_since_log / st->steps_since_log, norm, lr_t, st->epoch, st->global_step};
-                st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
-                st->logs[st->nlogs++] = l;
+                TrainLog l = {.loss = st->tr_loss_since_log / st->steps_since_log,
+                              .grad_norm = norm,
+                              .learning_rate = lr_t,
+                              .epoch = st->epoch,
+                              .step = st->global_step};
                 st->tr_loss_since_log = 0, st->steps_since_log = 0;
                 if (pg.on && pg.tty) fputc('\n', stderr);
-                print_log(a->log, &l);
+                add_log(st, a, &l);
+            }
+            if (a->eval_steps && a->eval_items && a->neval > 0 && st->global_step % a->eval_steps == 0) {
+                Metrics mt; // evaluation switches to eval mode and back; it draws nothing from the generator
+                if (trainer_evaluate_dist(tm, a->eval_items, a->neval, a->eval_batch > 0 ? a->eval_batch : a->batch_size, a->eval_target,
+                                          dist, &mt, err, errn) != 0)
+                    goto out;
+                TrainLog l = {.epoch = st->epoch,
+                              .step = st->global_step,
+                              .eval = true,
+                              .eval_loss = mt.avg_loss,
+                              .eval_accuracy = mt.accuracy,
+                              .eval_precision = mt.precision,
+                              .eval_recall = mt.recall,
+                              .eval_f1 = mt.f1};
+                metrics_free(&mt);
+                if (pg.on && pg.tty) fputc('\n', stderr);
+                add_log(st, a, &l);
             }
             progress(&pg, st->global_step, st->max_steps, window_loss, st->global_step == st->max_steps);
             bool last = st->global_step == st->max_steps, stop = trainer_stop;

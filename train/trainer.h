@@ -72,14 +72,23 @@ typedef struct {
     // process takes the same step; rank 0 alone writes checkpoints. The caller silences logging on
     // the other ranks.
     const Dist *dist;
+    // evaluation during training (HF's eval_strategy="steps"): every eval_steps optimizer steps (0:
+    // never), trainer_evaluate on eval_items[0..neval) in batches of eval_batch, logged (eval_loss,
+    // eval_accuracy, eval_precision, eval_recall, eval_f1 for class eval_target) beside the losses
+    int64_t eval_steps;
+    const int64_t *eval_items;
+    int neval, eval_batch, eval_target;
+    FILE *jsonl; // every log entry (training and evaluation) as a JSON line, or NULL
     // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
     void (*on_step)(void *ud, int64_t step, double loss, double grad_norm, double lr);
     void *on_step_ud;
 } TrainArgs;
 
 typedef struct {
-    double loss, grad_norm, learning_rate, epoch;
+    double loss, grad_norm, learning_rate, epoch; // a training entry (eval false)
     int64_t step;
+    bool eval; // an evaluation entry: the eval_* fields (loss, grad_norm and learning_rate unused)
+    double eval_loss, eval_accuracy, eval_precision, eval_recall, eval_f1;
 } TrainLog;
 
 typedef struct {
@@ -125,6 +134,10 @@ void metrics_free(Metrics *mt);
 
 // The training loss and learning rate against steps, as a PNG.
 int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn);
+// its step axis: ticks at whole steps (1, 2 or 5 times a power of ten) from 0 to max, how many into
+// t; and step s's pixel column on an axis drawn from x0 to x1 for steps 0..smax
+int plot_ticks(double max, double *t, int maxn);
+int plot_x(double s, double smax, int x0, int x1);
 
 #ifdef __cplusplus
 }

@@ -38,13 +38,23 @@ static cJSON *read_json(const char *path, char *err, size_t errn) {
     return o;
 }
 
+// a number that is a float in the JSON even when it is whole ("epoch": 1.0, as the Trainer writes it)
+static void add_float(cJSON *o, const char *key, double v) {
+    char b[40];
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e15) {
+        snprintf(b, sizeof b, "%.1f", v);
+        cJSON_AddRawToObject(o, key, b);
+    } else
+        cJSON_AddNumberToObject(o, key, v);
+}
+
 cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNullToObject(o, "best_global_step");
     cJSON_AddNullToObject(o, "best_metric");
     cJSON_AddNullToObject(o, "best_model_checkpoint");
-    cJSON_AddNumberToObject(o, "epoch", st->epoch);
-    cJSON_AddNumberToObject(o, "eval_steps", 500);
+    add_float(o, "epoch", st->epoch);
+    cJSON_AddNumberToObject(o, "eval_steps", a->eval_steps ? (double)a->eval_steps : 500);
     cJSON_AddNumberToObject(o, "global_step", (double)st->global_step);
     cJSON_AddBoolToObject(o, "is_hyper_param_search", false);
     cJSON_AddBoolToObject(o, "is_local_process_zero", true);
@@ -52,17 +62,26 @@ cJSON *trainer_state_json(const TrainArgs *a, const TrainState *st) {
     cJSON *lh = cJSON_AddArrayToObject(o, "log_history");
     for (int i = 0; i < st->nlogs; i++) {
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "epoch", st->logs[i].epoch);
-        cJSON_AddNumberToObject(e, "grad_norm", st->logs[i].grad_norm);
-        cJSON_AddNumberToObject(e, "learning_rate", st->logs[i].learning_rate);
-        cJSON_AddNumberToObject(e, "loss", st->logs[i].loss);
-        cJSON_AddNumberToObject(e, "step", (double)st->logs[i].step);
+        const TrainLog *l = &st->logs[i];
+        add_float(e, "epoch", l->epoch);
+        if (l->eval) { // as the Trainer logs an evaluation
+            cJSON_AddNumberToObject(e, "eval_accuracy", l->eval_accuracy);
+            cJSON_AddNumberToObject(e, "eval_f1", l->eval_f1);
+            cJSON_AddNumberToObject(e, "eval_loss", l->eval_loss);
+            cJSON_AddNumberToObject(e, "eval_precision", l->eval_precision);
+            cJSON_AddNumberToObject(e, "eval_recall", l->eval_recall);
+        } else {
+            cJSON_AddNumberToObject(e, "grad_norm", l->grad_norm);
+            cJSON_AddNumberToObject(e, "learning_rate", l->learning_rate);
+            cJSON_AddNumberToObject(e, "loss", l->loss);
+        }
+        cJSON_AddNumberToObject(e, "step", (double)l->step);
         cJSON_AddItemToArray(lh, e);
     }
     if (st->global_step == st->max_steps && st->global_step > 0) { // HF's closing entry
         cJSON *e = cJSON_CreateObject();
         double rt = st->runtime_s > 0 ? st->runtime_s : 1e-9;
-        cJSON_AddNumberToObject(e, "epoch", st->epoch);
+        add_float(e, "epoch", st->epoch);
         cJSON_AddNumberToObject(e, "step", (double)st->global_step);
         cJSON_AddNumberToObject(e, "total_flos", st->total_flos);
         cJSON_AddNumberToObject(e, "train_loss", st->total_loss / (double)st->global_step);
@@ -329,9 +348,23 @@ int ckpt_load(const char *dir, const TrainArgs *a, const TrainModel *tm, Rng *rn
     st->global_step = gs;
     const cJSON *lh = cJSON_GetObjectItemCaseSensitive(ts, "log_history");
     for (const cJSON *e = lh ? lh->child : NULL; e; e = e->next) {
-        bool k = true;
-        TrainLog l = {num_field(e, "loss", &k), num_field(e, "grad_norm", &k), num_field(e, "learning_rate", &k), num_field(e, "epoch", &k),
-                      (int64_t)num_field(e, "step", &k)};
+        bool k = true, ev = cJSON_GetObjectItemCaseSensitive(e, "eval_loss") != NULL;
+        TrainLog l;
+        if (ev) // an evaluation entry
+            l = (TrainLog){.epoch = num_field(e, "epoch", &k),
+                           .step = (int64_t)num_field(e, "step", &k),
+                           .eval = true,
+                           .eval_loss = num_field(e, "eval_loss", &k),
+                           .eval_accuracy = num_field(e, "eval_accuracy", &k),
+                           .eval_precision = num_field(e, "eval_precision", &k),
+                           .eval_recall = num_field(e, "eval_recall", &k),
+                           .eval_f1 = num_field(e, "eval_f1", &k)};
+        else
+            l = (TrainLog){.loss = num_field(e, "loss", &k),
+                           .grad_norm = num_field(e, "grad_norm", &k),
+                           .learning_rate = num_field(e, "learning_rate", &k),
+                           .epoch = num_field(e, "epoch", &k),
+                           .step = (int64_t)num_field(e, "step", &k)};
         if (!k) continue; // the closing summary entry
         st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
         st->logs[st->nlogs++] = l;

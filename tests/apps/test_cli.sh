@@ -77,6 +77,27 @@ expect 0 "converted" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v4" --to v4
 expect 0 "v4: transformers 4" -- "$bin" info "$tmp/v4"
 expect 0 "newthing" -- "$bin" predict --model "$data/golden/tiny" --adapter "$tmp/v4" --top 11 "$img/small_20x30.jpg"
 expect 2 "--to: must be v4 or v5" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v6" --to v6
+# training observability: --eval-steps logs evaluations beside the losses (trainer_state.json as the
+# Trainer logs them, epochs as floats), every log entry as a JSON line, a model card with peft's
+# front matter
+expect 0 "'eval_loss'" -- "$bin" train --model "$data/golden/tiny" --data "$img" --label newthing --output "$tmp/obs" --epochs 2 --test-size 2 \
+    --quiet --batch-size 2 --grad-accum 1 --logging-steps 1 --eval-steps 2
+if python3 - "$tmp/obs" <<'PY'; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the run's logs and model card"; fi
+import json, re, sys
+d = sys.argv[1]
+raw = open(d + "/trainer_state.json").read()
+st = json.loads(raw)
+ev = [e for e in st["log_history"] if "eval_loss" in e]
+tr = [e for e in st["log_history"] if "loss" in e]
+assert ev and all(e["step"] % 2 == 0 for e in ev) and all(k in ev[0] for k in ("eval_accuracy", "eval_f1", "epoch")), ev
+assert re.search(r'"epoch":\s*2\.0\b', raw), "a whole epoch written as a float"
+lines = [json.loads(l) for l in open(d + "/trainer_log.jsonl")]
+assert len(lines) == len(ev) + len(tr), (len(lines), len(ev), len(tr))
+assert [l["step"] for l in lines if "eval_loss" in l] == [e["step"] for e in ev]
+card = open(d + "/README.md").read()
+assert card.startswith("---\nbase_model: \"tiny\"\nlibrary_name: peft\n"), card[:120]
+assert "## Training hyper-parameters" in card and "newthing" in card and "## Evaluation on the held-out images" in card
+PY
 # peft's regex form of target_modules: trained, saved as a string, loaded back, not respelled
 tiny=$data/golden/tiny
 expect 0 "saved the adapter" -- "$bin" train --model "$tiny" --data "$img" --label newthing --output "$tmp/rx" --epochs 1 --test-size 2 --quiet --target-regex '.*\.layer\.1\..*(query|value)'

@@ -1,6 +1,7 @@
 // test_trainer.c: optimizers, schedules, decay groups and metrics against hand-computed values;
 // the Trainer against golden/tiny_train and the real HF Trainer's runs (golden/trainer_hf);
 // checkpoints: rotation, interrupted saves, bit-exact resume; NaN stops.
+#include "../../data/image.h"
 #include "../../models/vit_train.h"
 #include "../../tensor/fileio.h"
 
@@ -491,12 +492,53 @@ START_TEST(test_nan_stops_training) {
 }
 END_TEST
 
+// loss.png's step axis: ticks at whole steps where they are (never "2" at step 1.5), each point
+// at its step's column, the first one on the image (not clipped) and drawn in the loss's blue;
+// evaluation entries are not on the plot
+START_TEST(test_plot_axis) {
+    double t[16];
+    int n = plot_ticks(6, t, 16);
+    ck_assert_int_eq(n, 4);
+    for (int k = 0; k < 4; k++) ck_assert_double_eq(t[k], 2.0 * k);
+    n = plot_ticks(3, t, 16);
+    ck_assert_int_eq(n, 4);
+    ck_assert_double_eq(t[3], 3);
+    n = plot_ticks(120, t, 16);
+    ck_assert_double_eq(t[1], 50); // 120 / 5 = 24 -> 50 (1, 2 or 5 times a power of ten)
+    for (int k = 0; k < n; k++) ck_assert_double_eq(t[k], floor(t[k]));
+    ck_assert_int_eq(plot_x(0, 6, 70, 640), 70);
+    ck_assert_int_eq(plot_x(6, 6, 70, 640), 640);
+    ck_assert_int_eq(plot_x(1.5, 6, 70, 640), 70 + 143);
+    TrainLog logs[3] = {{.loss = 2.0, .learning_rate = 1e-3, .step = 1},
+                        {.step = 2, .eval = true, .eval_loss = 9},
+                        {.loss = 1.0, .learning_rate = 5e-4, .step = 6}};
+    TrainState st = {.logs = logs, .nlogs = 3};
+    char path[] = "/tmp/cgrad-plot-XXXXXX.png", err[256];
+    int fd = mkstemps(path, 4);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(trainer_plot(&st, path, err, sizeof err), 0);
+    Image im;
+    ck_assert_int_eq(image_load(&im, path, err, sizeof err), 0);
+    // the first point (step 1, the highest loss): blue at its column, inside the frame, below its top
+    int x = plot_x(1, 6, 70, im.w - 80), found = -1;
+    for (int y = 40; y < im.h - 50 && found < 0; y++) {
+        const uint8_t *px = im.px + ((size_t)y * im.w + x) * 3;
+        if (px[0] == 31 && px[1] == 119 && px[2] == 180) found = y;
+    }
+    ck_assert_msg(found > 40, "the first point at column %d: row %d", x, found);
+    image_free(&im);
+    unlink(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("trainer");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_adamw_and_sgd_by_hand);
+    tcase_add_test(tc, test_plot_axis);
     tcase_add_test(tc, test_schedules_and_decay_groups);
     tcase_add_test(tc, test_hf_groups_feed_the_optimizer);
     tcase_add_test(tc, test_metrics_by_hand);
