@@ -5,6 +5,7 @@
 #include "deit_lora.h"
 
 #include "../tensor/fileio.h"
+#include "../train/tboard.h"
 
 #include <limits.h>
 #include <string.h>
@@ -35,7 +36,9 @@ int cmd_train(int argc, char **argv) {
          eval_steps = 0;
     double lr = 6e-4, wd = 0.01, max_norm = 1.0, alpha = 8, dropout = 0.2, test_size = 10, warmup_ratio = 0;
     bool no_shuffle = false, resume = false, overwrite = false, no_cache = false, quiet = false;
-    FILE *jsonl = NULL; // the run's log as JSON lines
+    FILE *jsonl = NULL;  // the run's log as JSON lines
+    TbWriter *tb = NULL; // and as TensorBoard events (--report-to tensorboard)
+    const char *report_to = "none";
     const CliOpt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (config.json, weights, optional preprocessor_config.json)"},
         {"--data", OPT_STR, &data, 0, 0, "folder of images (with --label) or of class subfolders"},
@@ -57,6 +60,7 @@ int cmd_train(int argc, char **argv) {
         {"--target-regex", OPT_STR, &target_regex, 0, 0, "instead of --target: a regex full-matched against module names, as peft does"},
         {"--logging-steps", OPT_INT, &logging, 0, 1000000000, "log every N optimizer steps (2)"},
         {"--save-steps", OPT_INT, &save_steps, 0, 1000000000, "checkpoint every N steps, and at the end (500)"},
+        {"--report-to", OPT_STR, &report_to, 0, 0, "tensorboard: the logs also as TensorBoard events in OUT/runs (none)"},
         {"--eval-steps", OPT_INT, &eval_steps, 0, 1000000000, "evaluate on the held-out images every N steps, logged (0: at the end only)"},
         {"--save-total-limit", OPT_INT, &save_limit, 0, 1000000, "checkpoints kept (1; 0 keeps all)"},
         {"--seed", OPT_INT, &seed, 0, 2147483647, "seed for the split, the order, the new head row and LoRA init (42)"},
@@ -84,6 +88,7 @@ int cmd_train(int argc, char **argv) {
     SchedKind sk;
     if (schedule_parse(sched, &sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
     if (strcmp(peft, "v4") && strcmp(peft, "v5")) return app_fail("train", "--peft-format: must be v4 or v5");
+    if (strcmp(report_to, "none") && strcmp(report_to, "tensorboard")) return app_fail("train", "--report-to: must be tensorboard or none");
     VitLoraSpec spec = {.r = (int)r, .alpha = alpha, .dropout = dropout, .save_classifier = true};
     bool r_given = r > 0, alpha_given = alpha > 0, dropout_given = dropout >= 0;
     if (!r_given) r = 4;
@@ -192,6 +197,9 @@ int cmd_train(int argc, char **argv) {
     char jp[FILE_PATH_BUF];
     if (dist_root(dist) && !(jsonl = log_open(path_join(jp, sizeof jp, output, "trainer_log.jsonl"), resume, err, sizeof err))) goto bad;
     a.jsonl = jsonl;
+    if (dist_root(dist) && !strcmp(report_to, "tensorboard") && !(tb = tb_open(path_join(jp, sizeof jp, output, "runs"), err, sizeof err)))
+        goto bad;
+    a.tb = tb;
     PeftGen peft_gen = strcmp(peft, "v5") ? PEFT_V4 : PEFT_V5;
     VitTask task;
     TrainModel *tm = vit_task(&task, &m, &L, peft_gen);
@@ -259,6 +267,7 @@ bad_rc:
     fprintf(stderr, "deit_lora train: %s\n", err);
 out:
     if (jsonl) fclose(jsonl);
+    tb_close(tb);
     app_unlock_output();
     if (rc != 0 && made_output) rmdir(output); // a folder this run made and left empty goes again
     rc = app_exit_status(rc);

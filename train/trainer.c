@@ -1,5 +1,6 @@
 // trainer.c: the training loop (see trainer.h). Checkpoint files are in trainer_ckpt.c.
 #include "trainer.h"
+#include "tboard.h"
 
 #include "trainer_ckpt.h"
 
@@ -66,12 +67,27 @@ static void jsonl_log(FILE *f, const TrainLog *l) {
     fflush(f);
 }
 
+// a log entry as TensorBoard scalars, named as the Trainer's TensorBoard callback names them
+static void tb_log(struct TbWriter *tb, const TrainLog *l) {
+    if (!tb) return;
+    if (l->eval) {
+        tb_scalar(tb, "eval/loss", l->step, l->eval_loss), tb_scalar(tb, "eval/accuracy", l->step, l->eval_accuracy);
+        tb_scalar(tb, "eval/precision", l->step, l->eval_precision), tb_scalar(tb, "eval/recall", l->step, l->eval_recall);
+        tb_scalar(tb, "eval/f1", l->step, l->eval_f1);
+    } else {
+        tb_scalar(tb, "train/loss", l->step, l->loss), tb_scalar(tb, "train/grad_norm", l->step, l->grad_norm);
+        tb_scalar(tb, "train/learning_rate", l->step, l->learning_rate);
+    }
+    tb_scalar(tb, "train/epoch", l->step, l->epoch);
+}
+
 static void add_log(TrainState *st, const TrainArgs *a, const TrainLog *l) {
     st->logs = realloc(st->logs, sizeof *st->logs * (size_t)(st->nlogs + 1));
     if (!st->logs) abort();
     st->logs[st->nlogs++] = *l;
     print_log(a->log, l);
     jsonl_log(a->jsonl, l);
+    tb_log(a->tb, l);
 }
 
 static void hms(char *b, size_t n, double s) {

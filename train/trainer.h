@@ -78,7 +78,8 @@ typedef struct {
     int64_t eval_steps;
     const int64_t *eval_items;
     int neval, eval_batch, eval_target;
-    FILE *jsonl; // every log entry (training and evaluation) as a JSON line, or NULL
+    FILE *jsonl;         // every log entry (training and evaluation) as a JSON line, or NULL
+    struct TbWriter *tb; // every log entry as TensorBoard scalars (train/loss, eval/accuracy, ...; tboard.h), or NULL
     // called after every optimizer step (tests, demos): loss of the step, norm before clipping, rate
     void (*on_step)(void *ud, int64_t step, double loss, double grad_norm, double lr);
     void *on_step_ud;

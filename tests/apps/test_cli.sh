@@ -81,7 +81,24 @@ expect 2 "--to: must be v4 or v5" -- "$bin" convert-adapter "$tmp/v5" "$tmp/v6" 
 # Trainer logs them, epochs as floats), every log entry as a JSON line, a model card with peft's
 # front matter
 expect 0 "'eval_loss'" -- "$bin" train --model "$data/golden/tiny" --data "$img" --label newthing --output "$tmp/obs" --epochs 2 --test-size 2 \
-    --quiet --batch-size 2 --grad-accum 1 --logging-steps 1 --eval-steps 2
+    --quiet --batch-size 2 --grad-accum 1 --logging-steps 1 --eval-steps 2 --report-to tensorboard
+expect 2 "--report-to: must be tensorboard or none" -- "$bin" train --model "$data/golden/tiny" --data "$img" --label x --output "$tmp/obs2" \
+    --report-to wandb
+# the TensorBoard events, read by a reader of their own: CRCs, the version record, the same losses
+ev=$(ls "$tmp"/obs/runs/events.out.tfevents.* 2>/dev/null | head -1)
+if [ -n "$ev" ] && python3 "$(dirname "$0")/tfevents_read.py" "$ev" > "$tmp/ev.txt" && python3 - "$tmp/ev.txt" "$tmp/obs/trainer_state.json" <<'PY'
+import json, struct, sys
+lines = [l.split() for l in open(sys.argv[1])]
+assert lines[0] == ["file_version", "brain.Event:2"], lines[0]
+loss = {int(s): float(v) for t, s, v in lines[1:] if t == "train/loss"}
+acc = {int(s): float(v) for t, s, v in lines[1:] if t == "eval/accuracy"}
+st = json.load(open(sys.argv[2]))
+f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]
+want = {e["step"]: f32(e["loss"]) for e in st["log_history"] if "loss" in e}
+assert loss == want, (loss, want)
+assert acc == {e["step"]: f32(e["eval_accuracy"]) for e in st["log_history"] if "eval_loss" in e}, acc
+PY
+then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the TensorBoard events ($ev)"; fi
 if python3 - "$tmp/obs" <<'PY'; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the run's logs and model card"; fi
 import json, re, sys
 d = sys.argv[1]

@@ -4,6 +4,7 @@
 #include "../../data/image.h"
 #include "../../models/vit_train.h"
 #include "../../tensor/fileio.h"
+#include "../../train/tboard.h"
 
 #include "../check_util.h"
 #include <cjson/cJSON.h>
@@ -506,6 +507,7 @@ START_TEST(test_plot_axis) {
     n = plot_ticks(120, t, 16);
     ck_assert_double_eq(t[1], 50); // 120 / 5 = 24 -> 50 (1, 2 or 5 times a power of ten)
     for (int k = 0; k < n; k++) ck_assert_double_eq(t[k], floor(t[k]));
+    ck_assert_uint_eq(tb_crc32c("123456789", 9), 0xE3069283u); // CRC-32C's check value (RFC 3720)
     ck_assert_int_eq(plot_x(0, 6, 70, 640), 70);
     ck_assert_int_eq(plot_x(6, 6, 70, 640), 640);
     ck_assert_int_eq(plot_x(1.5, 6, 70, 640), 70 + 143);
