@@ -5,6 +5,20 @@
 #include <check.h>
 #include <stdio.h>
 
+// One test case per test, named after it, so that one can be run alone:
+//     CK_RUN_CASE=test_gradcheck_gru build/tests/test_gradcheck
+// Each case carries its own timeout (300 s, scaled by CK_TIMEOUT_MULTIPLIER), so a binary run by
+// hand behaves as under meson; check_fixture gives the cases made after it a setup and teardown.
+static SFun check_setup_, check_teardown_;
+static inline void check_fixture(SFun setup, SFun teardown) { check_setup_ = setup, check_teardown_ = teardown; }
+static inline TCase *check_case(Suite *s, const char *name) {
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 300);
+    if (check_setup_ || check_teardown_) tcase_add_checked_fixture(tc, check_setup_, check_teardown_);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 // runs the suite (Check's summary line is the output CI counts); the process's exit code
 static inline int check_run(Suite *s) {
     SRunner *sr = srunner_create(s);

@@ -457,29 +457,28 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("autograd");
-    TCase *tc = tcase_create("engine");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_broadcast_gradients_reduce);
-    tcase_add_test(tc, test_view_gradients);
-    tcase_add_test(tc, test_leaf_used_twice_accumulates);
-    tcase_add_test(tc, test_no_grad_records_nothing);
-    tcase_add_test(tc, test_frozen_inputs_record_nothing);
-    tcase_add_test(tc, test_will_record_answers_as_record_does);
-    tcase_add_test(tc, test_detach_and_unreached_branches);
-    tcase_add_test(tc, test_backward_errors);
-    tcase_add_test(tc, test_mean_of_nothing_is_nan);
-    tcase_add_test(tc, test_lifetimes_and_versions);
-    tcase_add_test(tc, test_cross_entropy_all_ignored_is_nan);
-    tcase_add_test(tc, test_two_losses_backwarded_in_turn);
-    tcase_add_test(tc, test_consumed_graph_is_refused);
-    tcase_add_test(tc, test_op_recorded_in_another_context);
-    tcase_add_test(tc, test_null_arguments_are_named);
-    tcase_add_test(tc, test_norm_parameters_are_checked);
-    tcase_add_test(tc, test_cross_entropy_gradient_is_softmax_minus_onehot);
-    tcase_add_test(tc, test_max_pool_2x2_rule);
-    tcase_add_test(tc, test_topk);
-    tcase_add_test(tc, test_steady_state_step_allocates_nothing);
-    tcase_add_test(tc, test_inference_memory_bounded);
-    suite_add_tcase(s, tc);
+    check_fixture(setup, teardown);
+    tcase_add_test(check_case(s, "test_broadcast_gradients_reduce"), test_broadcast_gradients_reduce);
+    tcase_add_test(check_case(s, "test_view_gradients"), test_view_gradients);
+    tcase_add_test(check_case(s, "test_leaf_used_twice_accumulates"), test_leaf_used_twice_accumulates);
+    tcase_add_test(check_case(s, "test_no_grad_records_nothing"), test_no_grad_records_nothing);
+    tcase_add_test(check_case(s, "test_frozen_inputs_record_nothing"), test_frozen_inputs_record_nothing);
+    tcase_add_test(check_case(s, "test_will_record_answers_as_record_does"), test_will_record_answers_as_record_does);
+    tcase_add_test(check_case(s, "test_detach_and_unreached_branches"), test_detach_and_unreached_branches);
+    tcase_add_test(check_case(s, "test_backward_errors"), test_backward_errors);
+    tcase_add_test(check_case(s, "test_mean_of_nothing_is_nan"), test_mean_of_nothing_is_nan);
+    tcase_add_test(check_case(s, "test_lifetimes_and_versions"), test_lifetimes_and_versions);
+    tcase_add_test(check_case(s, "test_cross_entropy_all_ignored_is_nan"), test_cross_entropy_all_ignored_is_nan);
+    tcase_add_test(check_case(s, "test_two_losses_backwarded_in_turn"), test_two_losses_backwarded_in_turn);
+    tcase_add_test(check_case(s, "test_consumed_graph_is_refused"), test_consumed_graph_is_refused);
+    tcase_add_test(check_case(s, "test_op_recorded_in_another_context"), test_op_recorded_in_another_context);
+    tcase_add_test(check_case(s, "test_null_arguments_are_named"), test_null_arguments_are_named);
+    tcase_add_test(check_case(s, "test_norm_parameters_are_checked"), test_norm_parameters_are_checked);
+    tcase_add_test(check_case(s, "test_cross_entropy_gradient_is_softmax_minus_onehot"),
+                   test_cross_entropy_gradient_is_softmax_minus_onehot);
+    tcase_add_test(check_case(s, "test_max_pool_2x2_rule"), test_max_pool_2x2_rule);
+    tcase_add_test(check_case(s, "test_topk"), test_topk);
+    tcase_add_test(check_case(s, "test_steady_state_step_allocates_nothing"), test_steady_state_step_allocates_nothing);
+    tcase_add_test(check_case(s, "test_inference_memory_bounded"), test_inference_memory_bounded);
     return check_run(s);
 }

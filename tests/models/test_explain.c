@@ -205,11 +205,9 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("explain");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_gated_path_equals_fused);
-    tcase_add_test(tc, test_rollout_matches_golden_attentions);
-    tcase_add_test(tc, test_relevance_gradients);
-    tcase_add_test(tc, test_method_names);
-    suite_add_tcase(s, tc);
+    tcase_add_test(check_case(s, "test_gated_path_equals_fused"), test_gated_path_equals_fused);
+    tcase_add_test(check_case(s, "test_rollout_matches_golden_attentions"), test_rollout_matches_golden_attentions);
+    tcase_add_test(check_case(s, "test_relevance_gradients"), test_relevance_gradients);
+    tcase_add_test(check_case(s, "test_method_names"), test_method_names);
     return check_run(s);
 }

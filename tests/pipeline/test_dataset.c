@@ -199,14 +199,12 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("dataset");
-    TCase *tc = tcase_create("dataset");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_folder_with_one_label);
-    tcase_add_test(tc, test_image_folder_layout);
-    tcase_add_test(tc, test_split_seeded);
-    tcase_add_test(tc, test_fashion_mnist_idx);
-    tcase_add_test(tc, test_folder_of_many_images);
-    tcase_add_test(tc, test_loader_same_for_any_thread_count);
-    suite_add_tcase(s, tc);
+    check_fixture(setup, teardown);
+    tcase_add_test(check_case(s, "test_folder_with_one_label"), test_folder_with_one_label);
+    tcase_add_test(check_case(s, "test_image_folder_layout"), test_image_folder_layout);
+    tcase_add_test(check_case(s, "test_split_seeded"), test_split_seeded);
+    tcase_add_test(check_case(s, "test_fashion_mnist_idx"), test_fashion_mnist_idx);
+    tcase_add_test(check_case(s, "test_folder_of_many_images"), test_folder_of_many_images);
+    tcase_add_test(check_case(s, "test_loader_same_for_any_thread_count"), test_loader_same_for_any_thread_count);
     return check_run(s);
 }

@@ -300,17 +300,15 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("image");
-    TCase *tc = tcase_create("pillow");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_decode_equals_pillow, 0, 8);
-    tcase_add_loop_test(tc, test_vit_resize_equals_pillow, 0, 8);
-    tcase_add_loop_test(tc, test_timm_eval_equals_pillow, 0, 8);
-    tcase_add_test(tc, test_vit_normalised_tensor);
-    tcase_add_loop_test(tc, test_unusual_modes_equal_pillow, 0, 11);
-    tcase_add_test(tc, test_processor_configs_both_styles);
-    tcase_add_test(tc, test_resample_filters_sane);
-    tcase_add_test(tc, test_bad_images_refused);
-    tcase_add_test(tc, test_image_grid);
-    suite_add_tcase(s, tc);
+    check_fixture(setup, teardown);
+    tcase_add_loop_test(check_case(s, "test_decode_equals_pillow"), test_decode_equals_pillow, 0, 8);
+    tcase_add_loop_test(check_case(s, "test_vit_resize_equals_pillow"), test_vit_resize_equals_pillow, 0, 8);
+    tcase_add_loop_test(check_case(s, "test_timm_eval_equals_pillow"), test_timm_eval_equals_pillow, 0, 8);
+    tcase_add_test(check_case(s, "test_vit_normalised_tensor"), test_vit_normalised_tensor);
+    tcase_add_loop_test(check_case(s, "test_unusual_modes_equal_pillow"), test_unusual_modes_equal_pillow, 0, 11);
+    tcase_add_test(check_case(s, "test_processor_configs_both_styles"), test_processor_configs_both_styles);
+    tcase_add_test(check_case(s, "test_resample_filters_sane"), test_resample_filters_sane);
+    tcase_add_test(check_case(s, "test_bad_images_refused"), test_bad_images_refused);
+    tcase_add_test(check_case(s, "test_image_grid"), test_image_grid);
     return check_run(s);
 }

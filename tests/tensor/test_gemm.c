@@ -235,14 +235,11 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("gemm");
-    TCase *tc = tcase_create("gemm");
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_sgemm_against_reference, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_sgemm_packed_and_threads, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_sgemm_every_shape_rows_invariant, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_mlp_f32_matches_f64, 0, N_ISAS + 1);
-    tcase_add_test(tc, test_weight_packing_kept);
-    tcase_add_test(tc, test_kernel_chosen_by_cpu);
-    suite_add_tcase(s, tc);
+    tcase_add_loop_test(check_case(s, "test_sgemm_against_reference"), test_sgemm_against_reference, 0, N_ISAS);
+    tcase_add_loop_test(check_case(s, "test_sgemm_packed_and_threads"), test_sgemm_packed_and_threads, 0, N_ISAS);
+    tcase_add_loop_test(check_case(s, "test_sgemm_every_shape_rows_invariant"), test_sgemm_every_shape_rows_invariant, 0, N_ISAS);
+    tcase_add_loop_test(check_case(s, "test_mlp_f32_matches_f64"), test_mlp_f32_matches_f64, 0, N_ISAS + 1);
+    tcase_add_test(check_case(s, "test_weight_packing_kept"), test_weight_packing_kept);
+    tcase_add_test(check_case(s, "test_kernel_chosen_by_cpu"), test_kernel_chosen_by_cpu);
     return check_run(s);
 }

@@ -362,22 +362,20 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("tensor");
-    TCase *tc = tcase_create("tensor");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_creation);
-    tcase_add_test(tc, test_views_share_storage);
-    tcase_add_test(tc, test_arena_reset_reuses_memory);
-    tcase_add_test(tc, test_rng_reproducible_and_documented);
-    tcase_add_test(tc, test_rng_same_with_threads);
-    tcase_add_test(tc, test_print_like_pytorch);
-    tcase_add_test(tc, test_forward_binary_broadcast);
-    tcase_add_test(tc, test_forward_unary);
-    tcase_add_test(tc, test_forward_reductions);
-    tcase_add_test(tc, test_forward_softmax_layernorm);
-    tcase_add_test(tc, test_forward_matmul_linear_conv);
-    tcase_add_test(tc, test_forward_concat_index_dropout_ce);
-    tcase_add_test(tc, test_bad_calls_are_errors);
-    tcase_add_test(tc, test_sizes_overflow_and_nulls);
-    suite_add_tcase(s, tc);
+    check_fixture(setup, teardown);
+    tcase_add_test(check_case(s, "test_creation"), test_creation);
+    tcase_add_test(check_case(s, "test_views_share_storage"), test_views_share_storage);
+    tcase_add_test(check_case(s, "test_arena_reset_reuses_memory"), test_arena_reset_reuses_memory);
+    tcase_add_test(check_case(s, "test_rng_reproducible_and_documented"), test_rng_reproducible_and_documented);
+    tcase_add_test(check_case(s, "test_rng_same_with_threads"), test_rng_same_with_threads);
+    tcase_add_test(check_case(s, "test_print_like_pytorch"), test_print_like_pytorch);
+    tcase_add_test(check_case(s, "test_forward_binary_broadcast"), test_forward_binary_broadcast);
+    tcase_add_test(check_case(s, "test_forward_unary"), test_forward_unary);
+    tcase_add_test(check_case(s, "test_forward_reductions"), test_forward_reductions);
+    tcase_add_test(check_case(s, "test_forward_softmax_layernorm"), test_forward_softmax_layernorm);
+    tcase_add_test(check_case(s, "test_forward_matmul_linear_conv"), test_forward_matmul_linear_conv);
+    tcase_add_test(check_case(s, "test_forward_concat_index_dropout_ce"), test_forward_concat_index_dropout_ce);
+    tcase_add_test(check_case(s, "test_bad_calls_are_errors"), test_bad_calls_are_errors);
+    tcase_add_test(check_case(s, "test_sizes_overflow_and_nulls"), test_sizes_overflow_and_nulls);
     return check_run(s);
 }

@@ -536,20 +536,17 @@ END_TEST
 
 int main(void) {
     Suite *s = suite_create("trainer");
-    TCase *tc = tcase_create("trainer");
-    tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_adamw_and_sgd_by_hand);
-    tcase_add_test(tc, test_plot_axis);
-    tcase_add_test(tc, test_schedules_and_decay_groups);
-    tcase_add_test(tc, test_hf_groups_feed_the_optimizer);
-    tcase_add_test(tc, test_metrics_by_hand);
-    tcase_add_test(tc, test_tiny_train_golden);
-    tcase_add_test(tc, test_hf_trainer_partial_windows);
-    tcase_add_test(tc, test_hf_trainer_seed_config);
-    tcase_add_test(tc, test_resume_is_bit_exact_and_rotation);
-    tcase_add_test(tc, test_interrupted_save_and_stop_signal);
-    tcase_add_test(tc, test_nan_stops_training);
-    suite_add_tcase(s, tc);
+    check_fixture(setup, teardown);
+    tcase_add_test(check_case(s, "test_adamw_and_sgd_by_hand"), test_adamw_and_sgd_by_hand);
+    tcase_add_test(check_case(s, "test_plot_axis"), test_plot_axis);
+    tcase_add_test(check_case(s, "test_schedules_and_decay_groups"), test_schedules_and_decay_groups);
+    tcase_add_test(check_case(s, "test_hf_groups_feed_the_optimizer"), test_hf_groups_feed_the_optimizer);
+    tcase_add_test(check_case(s, "test_metrics_by_hand"), test_metrics_by_hand);
+    tcase_add_test(check_case(s, "test_tiny_train_golden"), test_tiny_train_golden);
+    tcase_add_test(check_case(s, "test_hf_trainer_partial_windows"), test_hf_trainer_partial_windows);
+    tcase_add_test(check_case(s, "test_hf_trainer_seed_config"), test_hf_trainer_seed_config);
+    tcase_add_test(check_case(s, "test_resume_is_bit_exact_and_rotation"), test_resume_is_bit_exact_and_rotation);
+    tcase_add_test(check_case(s, "test_interrupted_save_and_stop_signal"), test_interrupted_save_and_stop_signal);
+    tcase_add_test(check_case(s, "test_nan_stops_training"), test_nan_stops_training);
     return check_run(s);
 }
