@@ -8,7 +8,6 @@
 #include "nn/nn.h"
 #include "optim/dist.h"
 #include "optim/optim.h"
-#include "tensor/kernels.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
 #include "tensor/weights.h"

@@ -158,11 +158,9 @@ Tensor *ag_gru(Ctx *c, Tensor *x, Tensor *h0, Tensor *w_ih, Tensor *w_hh, Tensor
 Tensor *ag_lstm(Ctx *c, Tensor *x, Tensor *h0, Tensor *c0, Tensor *w_ih, Tensor *w_hh, Tensor *b_ih, Tensor *b_hh, bool reverse);
 
 // ---- products (ops_matmul.c) ----
-Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);                  // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;
-                                                                  // transposed views are used without a copy
-Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);       // x [.., IC], w [OC, IC], b [OC] or NULL
-Tensor *ag_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b);  // x [B,C,H,W], w [D,C,p,p] -> [B, HW/p^2, D]
-Tensor *ag_conv2d_patch(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // stride = kernel -> [B, D, H/p, W/p]
+Tensor *ag_matmul(Ctx *c, Tensor *a, Tensor *b);            // [.., M, K] @ [.., K, N], batch dims broadcast; 1-d operands as vectors;
+                                                            // transposed views are used without a copy
+Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b); // x [.., IC], w [OC, IC], b [OC] or NULL
 
 // ---- attention (ops_attention.c) ----
 // q [B, Tq, C], k, v [B, Tk, C] -> [B, Tq, C]: per head h (hs = C / NH) softmax(q_h k_h^T / sqrt(hs)) v_h.

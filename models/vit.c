@@ -248,7 +248,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     int64_t B = x->shape[0], D = cf->hidden_size;
     bool tr = m->params.training;
     // embeddings: patches [B, N, D], cls in front, plus positions
-    Tensor *patches = ag_patch_embed(c, x, m->patch.weight, m->patch.bias);
+    Tensor *patches = vit_patch_embed(c, x, m->patch.weight, m->patch.bias);
     Tensor *cls = ag_expand(c, m->cls_token, 3, (int64_t[]){B, 1, D});
     Tensor *h = ag_add(c, ag_concat(c, (Tensor *[]){cls, patches}, 2, 1), m->pos_emb);
     if (out && out->hidden_states) out->hidden_states[0] = h;

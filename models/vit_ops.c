@@ -207,6 +207,41 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
     return y;
 }
 
+// ---- patch embedding: the stride = kernel convolution as im2col + GEMM ----
+
+static void im2col_bw(AgNode *n) {
+    Tensor *gx = ag_grad_buf(n->in[0]);
+    AG_DISPATCH(gx->dtype, im2col_patch_backward, gx->data, n->out->grad->data, n->i[0], n->i[1], n->i[2], n->i[3], n->i[4]);
+}
+
+static Tensor *im2col_patch(Ctx *c, Tensor *x, int64_t p) {
+    int64_t B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    Tensor *xc = tensor_contiguous(c, x);
+    Tensor *cols = tensor_new(c, x->dtype, 3, (int64_t[]){B, (H / p) * (W / p), C * p * p});
+    AG_DISPATCH(x->dtype, im2col_patch_forward, cols->data, xc->data, B, C, H, W, p);
+    AgNode *n = ag_record(c, "im2col_patch", cols, 1, &x, im2col_bw);
+    if (n) {
+        int64_t q[] = {B, C, H, W, p};
+        memcpy(n->i, q, sizeof q);
+    }
+    return cols;
+}
+
+Tensor *vit_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
+    char s1[96], s2[96];
+    if (!ag_arg(c, "patch_embed", "x", x) || !ag_arg(c, "patch_embed", "w", w) || !ag_check_float(c, "patch_embed", x, w)) return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] || w->shape[2] <= 0 ||
+        x->shape[2] % w->shape[2] || x->shape[3] % w->shape[3]) {
+        ctx_fail(c, "patch_embed: input %s and weight %s do not fit (square kernel dividing H and W)", shape_str(x, s1, sizeof s1),
+                 shape_str(w, s2, sizeof s2));
+        return NULL;
+    }
+    int64_t D = w->shape[0], p = w->shape[2];
+    Tensor *cols = im2col_patch(c, x, p);
+    Tensor *wf = ag_reshape(c, w, 2, (int64_t[]){D, w->shape[1] * p * p});
+    return ag_linear(c, cols, wf, b); // [B, N, D]
+}
+
 // ---- the blocks: a projection that may carry LoRA, residual sums, the MLP, self-attention ----
 
 Tensor *vit_proj(Ctx *c, const NnLinear *l, const NnLora *lo, Tensor *x, Rng *rng, bool training) {

@@ -9,6 +9,9 @@
 // rng (advanced as ag_dropout would) and is kept as bits for the backward. !training: no dropout.
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng, bool training);
 Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res); // res + x w^T + b
+// the patch embedding, ag_conv2d with stride = kernel written as im2col + one product: x [B, C, H, W],
+// w [D, C, p, p] -> [B, H W / p^2, D] (the tokens in row-major patch order)
+Tensor *vit_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
 // res + gelu(x w1^T + b1) w2^T + b2 for frozen weights, computed in row blocks (x, res [.., D])
 Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res);
 

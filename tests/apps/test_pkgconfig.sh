@@ -51,6 +51,11 @@ if command -v g++ >/dev/null; then
         $cxx "$tmp/use.cpp" $flags -o "$tmp/use_cpp" && LD_LIBRARY_PATH="$libdir" "$tmp/use_cpp" || { echo "cgrad.h does not serve C++ ($cxx)"; exit 1; }
     done
 fi
+# the kernels are the extension machinery's (autograd/extend.h), not in the umbrella header's namespace
+printf '#include <cgrad_core.h>\nint main(void) { return gemm_f32 != 0; }\n' > "$tmp/kern.c"
+if cc -std=c11 -Werror=implicit-function-declaration -c "$tmp/kern.c" $core -o "$tmp/kern.o" 2>/dev/null; then
+    echo "cgrad_core.h exposes the kernels (gemm_f32)"; exit 1
+fi
 echo "installed headers: public only, usable from C and C++"
 # CMake: find_package(cgrad) and its imported targets, a C consumer of cgrad::core and a C++ one of cgrad::cgrad
 if command -v cmake >/dev/null; then

@@ -54,7 +54,6 @@ GC_CASE(layernorm, ag_layernorm(c, in[0], in[1], in[2], 1e-5))
 GC_CASE(matmul, ag_matmul(c, in[0], in[1]))
 GC_CASE(matmul_transposed, ag_matmul(c, ag_transpose(c, in[0], -1, -2), ag_transpose(c, in[1], -1, -2)))
 GC_CASE(linear, ag_linear(c, in[0], in[1], in[2]))
-GC_CASE(conv2d_patch, ag_conv2d_patch(c, in[0], in[1], in[2]))
 GC_CASE(concat, ag_concat(c, (Tensor *[]){in[0], in[1]}, 2, 1))
 GC_CASE(reshape, ag_reshape(c, ag_transpose(c, in[0], 0, 1), SHAPE(-1)))
 GC_CASE(permute, ag_contiguous(c, ag_permute(c, in[0], (int[]){2, 0, 1})))
@@ -253,11 +252,6 @@ START_TEST(test_gradcheck_matmul_transposed) {
 END_TEST
 START_TEST(test_gradcheck_linear) {
     gc(fn_linear, (Tensor *[]){rnd(36, SHAPE(2, 3, 5), -1, 1), rnd(37, SHAPE(4, 5), -1, 1), rnd(38, SHAPE(4), -1, 1)}, 3, NULL);
-}
-END_TEST
-START_TEST(test_gradcheck_conv2d_patch) {
-    gc(fn_conv2d_patch, (Tensor *[]){rnd(39, SHAPE(2, 2, 4, 6), -1, 1), rnd(40, SHAPE(3, 2, 2, 2), -1, 1), rnd(41, SHAPE(3), -1, 1)}, 3,
-       NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_concat) { gc(fn_concat, (Tensor *[]){rnd(42, SHAPE(2, 1, 3), -1, 1), rnd(43, SHAPE(2, 4, 3), -1, 1)}, 2, NULL); }
@@ -634,7 +628,6 @@ int main(void) {
     tcase_add_test(check_case(s, "test_gradcheck_matmul"), test_gradcheck_matmul);
     tcase_add_test(check_case(s, "test_gradcheck_matmul_transposed"), test_gradcheck_matmul_transposed);
     tcase_add_test(check_case(s, "test_gradcheck_linear"), test_gradcheck_linear);
-    tcase_add_test(check_case(s, "test_gradcheck_conv2d_patch"), test_gradcheck_conv2d_patch);
     tcase_add_test(check_case(s, "test_gradcheck_concat"), test_gradcheck_concat);
     tcase_add_test(check_case(s, "test_gradcheck_index_select"), test_gradcheck_index_select);
     tcase_add_test(check_case(s, "test_gradcheck_gather"), test_gradcheck_gather);

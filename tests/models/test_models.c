@@ -3,6 +3,7 @@
 #include "../../models/adapter.h"
 #include "../../models/image_processor.h"
 #include "../../models/vit.h"
+#include "../../models/vit_ops.h"
 #include "../../tensor/fileio.h"
 
 #include "../check_util.h"
@@ -918,9 +919,38 @@ START_TEST(test_adapter_mismatches_refused) {
 }
 END_TEST
 
+// the ViT's patch embedding (its private fast path) is ag_conv2d with stride = kernel, laid out as
+// tokens: the same values, a float64 gradient check, and a misfit named
+static Tensor *fn_patch_embed(Ctx *c, Tensor **in, void *ud) {
+    (void)ud;
+    return vit_patch_embed(c, in[0], in[1], in[2]);
+}
+
+START_TEST(test_patch_embed_is_a_strided_conv) {
+    Ctx *c = ctx_new(1 << 20);
+    Rng r = rng_new(5);
+    Tensor *x = tensor_new(c, DT_F64, 4, (int64_t[]){2, 2, 4, 6}), *w = tensor_new(c, DT_F64, 4, (int64_t[]){3, 2, 2, 2});
+    Tensor *b = tensor_new(c, DT_F64, 1, (int64_t[]){3});
+    rng_fill_uniform(&r, x, -1, 1), rng_fill_uniform(&r, w, -1, 1), rng_fill_uniform(&r, b, -1, 1);
+    Tensor *tok = vit_patch_embed(c, x, w, b);                          // [B, N, D]
+    Tensor *conv = ag_conv2d(c, x, w, b, (int[]){2, 2}, NULL, NULL, 1); // [B, D, 2, 3]
+    Tensor *want = ag_contiguous(c, ag_transpose(c, ag_reshape(c, conv, 3, (int64_t[]){2, 3, 6}), 1, 2));
+    ck_assert_int_eq(tok->shape[1], 6);
+    for (int64_t i = 0; i < tensor_numel(want); i++) ck_assert_double_eq_tol(tensor_get_flat(tok, i), tensor_get_flat(want, i), 1e-12);
+    char msg[512];
+    ag_set_requires_grad(x, true), ag_set_requires_grad(w, true), ag_set_requires_grad(b, true);
+    ck_assert_msg(ag_gradcheck(fn_patch_embed, NULL, (Tensor *[]){x, w, b}, 3, NULL, msg, sizeof msg), "%s", msg);
+    ck_assert_ptr_null(
+        vit_patch_embed(c, tensor_zeros(c, DT_F32, 4, (int64_t[]){1, 3, 5, 4}), tensor_zeros(c, DT_F32, 4, (int64_t[]){2, 3, 2, 2}), NULL));
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "patch_embed: input [1, 3, 5, 4] and weight [2, 3, 2, 2]"));
+    ctx_free(c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("models");
     check_fixture(setup, teardown);
+    tcase_add_test(check_case(s, "test_patch_embed_is_a_strided_conv"), test_patch_embed_is_a_strided_conv);
     tcase_add_test(check_case(s, "test_tiny_forward_backward_parity"), test_tiny_forward_backward_parity);
     tcase_add_test(check_case(s, "test_safetensors_header_grammar"), test_safetensors_header_grammar);
     tcase_add_test(check_case(s, "test_tiny_lora_both_spellings"), test_tiny_lora_both_spellings);

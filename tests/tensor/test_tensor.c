@@ -235,12 +235,11 @@ START_TEST(test_forward_matmul_linear_conv) {
     // conv with a 2x2 kernel, stride 2, on one 1x2x4 image: patches [1,2;5,6]... of 1..8
     Tensor *img = f32(SHAPE(1, 1, 2, 4), (float[]){1, 2, 3, 4, 5, 6, 7, 8});
     Tensor *k = f32(SHAPE(2, 1, 2, 2), (float[]){1, 1, 1, 1, 1, 0, 0, -1});
-    Tensor *out = ag_conv2d_patch(c, img, k, f32(SHAPE(2), (float[]){0, 100}));
+    Tensor *out = ag_conv2d(c, img, k, f32(SHAPE(2), (float[]){0, 100}), (int[]){2, 2}, NULL, NULL, 1);
     ck_assert_int_eq(out->ndim, 4);
     ck_assert_int_eq(out->shape[1], 2);
     ck_assert_int_eq(out->shape[3], 2);
-    expect(out, (double[]){14, 22, 95, 95}, 4, 0);                             // [B, D, gh, gw]
-    expect(ag_patch_embed(c, img, k, NULL), (double[]){14, -5, 22, -5}, 4, 0); // [B, N, D]
+    expect(out, (double[]){14, 22, 95, 95}, 4, 0); // [B, D, gh, gw]
 }
 END_TEST
 
@@ -346,9 +345,6 @@ START_TEST(test_bad_calls_are_errors) {
     ctx_clear_error(c);
     ck_assert(ag_layernorm(c, a, b, b, 1e-5) == NULL);
     ck_assert_str_eq(ctx_error(c), "layernorm: input [2, 3] needs weight and bias [3], got [4] and [4]");
-    ctx_clear_error(c);
-    ck_assert(ag_conv2d_patch(c, tensor_zeros(c, DT_F32, SHAPE(1, 3, 5, 4)), tensor_zeros(c, DT_F32, SHAPE(2, 3, 2, 2)), NULL) == NULL);
-    ck_assert_ptr_nonnull(strstr(ctx_error(c), "conv2d_patch: input [1, 3, 5, 4] and weight [2, 3, 2, 2]"));
     ctx_clear_error(c);
     ck_assert(ag_concat(c, (Tensor *[]){a, b}, 2, 0) == NULL);
     ck_assert_str_eq(ctx_error(c), "concat: shapes [2, 3] and [4] differ outside dimension 0");
