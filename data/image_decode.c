@@ -7,6 +7,7 @@
 //   (Pillow's "RGB;16B" unpackers), 16-bit grey as Pillow's I;16 -> RGB: v < 256 ? v : 255.
 // libjpeg's and libpng's fatal errors longjmp back here and become messages.
 #include "image.h"
+#include "png_write.h"
 
 #include "../tensor/fileio.h"
 
@@ -307,59 +308,12 @@ int image_load(Image *im, const char *path, char *err, size_t errn) {
     return rc;
 }
 
-// ---------------------------------------------------------------- PNG out
-
-typedef struct {
-    uint8_t *buf;
-    size_t n, cap;
-} MemOut;
-
-static void png_write_mem(png_structp p, png_bytep data, png_size_t len) {
-    MemOut *m = png_get_io_ptr(p);
-    if (m->n + len > m->cap) {
-        size_t cap = (m->n + len) * 2;
-        uint8_t *nb = realloc(m->buf, cap);
-        if (!nb) png_error(p, "out of memory");
-        m->buf = nb, m->cap = cap;
-    }
-    memcpy(m->buf + m->n, data, len);
-    m->n += len;
-}
-
-static void png_flush_mem(png_structp p) { (void)p; }
+// ---------------------------------------------------------------- PNG out (png_write.c)
 
 int image_encode_png(const Image *im, uint8_t **out, size_t *n, char *err, size_t errn) {
-    MemOut m = {0};
-    PngSrc es = {0};
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, &es, png_fail, png_warn);
-    png_infop info = p ? png_create_info_struct(p) : NULL;
-    if (!p || !info || setjmp(png_jmpbuf(p))) {
-        snprintf(err, errn, "PNG encoding failed (%s)", p ? es.msg : "out of memory");
-        png_destroy_write_struct(&p, &info);
-        free(m.buf);
-        return -1;
-    }
-    png_set_write_fn(p, &m, png_write_mem, png_flush_mem);
-    png_set_IHDR(p, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    for (int y = 0; y < im->h; y++) png_write_row(p, im->px + (size_t)y * (size_t)im->w * 3);
-    png_write_end(p, NULL);
-    png_destroy_write_struct(&p, &info);
-    *out = (uint8_t *)m.buf;
-    *n = m.n;
-    return 0;
+    return png_encode_rgb(im->px, im->w, im->h, out, n, err, errn);
 }
 
 int image_save_png(const Image *im, const char *path, char *err, size_t errn) {
-    uint8_t *buf;
-    size_t n;
-    char e[512];
-    if (image_encode_png(im, &buf, &n, e, sizeof e) != 0) {
-        snprintf(err, errn, "%s: %s", path, e);
-        return -1;
-    }
-    int rc = file_write_atomic(path, buf, n, true, err, errn);
-    free(buf);
-    return rc;
+    return png_save_rgb(im->px, im->w, im->h, path, err, errn);
 }

@@ -1,8 +1,9 @@
 // plot.c: the training loss (blue, left axis) and learning rate (orange, right axis) against
-// steps, drawn into an RGB image with a 5x7 bitmap font for the labels, written as PNG.
+// steps, drawn into RGB pixels with a 5x7 bitmap font for the labels, written as PNG (png_write.h:
+// nothing else of the image pipeline).
 #include "trainer.h"
 
-#include "../data/image.h"
+#include "../data/png_write.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,11 +34,16 @@ static const struct {
     {'c', {0, 0, 14, 16, 16, 17, 14}},   {'h', {16, 16, 22, 25, 17, 17, 17}}, {'m', {0, 0, 26, 21, 21, 17, 17}},
 };
 
-static void put(Image *im, int x, int y, const uint8_t *c) {
+typedef struct {
+    int w, h;
+    uint8_t *px; // h rows of w RGB triples
+} Canvas;
+
+static void put(Canvas *im, int x, int y, const uint8_t *c) {
     if (x >= 0 && y >= 0 && x < im->w && y < im->h) memcpy(im->px + ((size_t)y * im->w + x) * 3, c, 3);
 }
 
-static void text(Image *im, int x, int y, const char *s, const uint8_t *c) {
+static void text(Canvas *im, int x, int y, const char *s, const uint8_t *c) {
     for (; *s; s++, x += 6)
         for (size_t g = 0; g < sizeof FONT / sizeof *FONT; g++)
             if (FONT[g].c == *s)
@@ -46,7 +52,7 @@ static void text(Image *im, int x, int y, const char *s, const uint8_t *c) {
                         if (FONT[g].rows[r] >> (4 - b) & 1) put(im, x + b, y + r, c);
 }
 
-static void line(Image *im, int x0, int y0, int x1, int y1, const uint8_t *c, int thick) {
+static void line(Canvas *im, int x0, int y0, int x1, int y1, const uint8_t *c, int thick) {
     int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
     for (;;) {
         for (int t = 0; t < thick; t++) put(im, x0, y0 + t, c);
@@ -80,8 +86,8 @@ int plot_ticks(double max, double *t, int maxn) {
 int plot_x(double s, double smax, int x0, int x1) { return x0 + (int)lround((x1 - x0) * s / (smax > 0 ? smax : 1)); }
 
 int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn) {
-    Image im;
-    if (image_alloc(&im, PW, PH) != 0) return snprintf(err, errn, "%s: out of memory for the plot", path), -1;
+    Canvas im = {PW, PH, malloc((size_t)PW * PH * 3)};
+    if (!im.px) return snprintf(err, errn, "%s: out of memory for the plot", path), -1;
     memset(im.px, 255, (size_t)PW * PH * 3);
     const uint8_t black[3] = {40, 40, 40}, grey[3] = {225, 225, 225}, blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
     int x0 = ML, x1 = PW - MR, y0 = PH - MB, y1 = MT;
@@ -138,7 +144,7 @@ int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn)
     text(&im, x0, 14, "loss", blue);
     text(&im, x0 + 40, 14, "learning rate", orange);
     text(&im, (x0 + x1) / 2 - 12, PH - 18, "step", black);
-    int rc = image_save_png(&im, path, err, errn);
-    image_free(&im);
+    int rc = png_save_rgb(im.px, im.w, im.h, path, err, errn);
+    free(im.px);
     return rc;
 }
