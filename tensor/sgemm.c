@@ -124,15 +124,31 @@ static void pack_all(const SgemmIsa *k, float *bp, const float *B, int64_t ldb, 
         for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
 }
 
+// the threads a product takes: one inside a parallel region (no nested one), for a small product,
+// or for a single strip of rows
+static int product_threads(const SgemmIsa *k, int64_t M, int64_t N, int64_t K) {
+    int64_t strips = (M + k->mr - 1) / k->mr;
+    if (omp_in_parallel() || 2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) return 1;
+    return omp_get_max_threads();
+}
+
+// thread t of n's share of a product with op(B) packed: row strips of mr split evenly, the later
+// threads taking the extra strips
+static void run_strip(const SgemmIsa *k, int t, int n, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                      const float *bp, float beta, float *C, int64_t ldc) {
+    int64_t strips = (M + k->mr - 1) / k->mr, lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
+    if (hi > M) hi = M;
+    if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+}
+
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                 float beta, float *C, int64_t ldc) {
     const SgemmIsa *k = isa();
     if (!k) return false;
     float *bp = slot_for(k, 2, N, K);
     if (!bp) return false;
-    int64_t nkb = nkblocks(k, K), np = npanels(k, N), strips = (M + k->mr - 1) / k->mr;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
+    int64_t nkb = nkblocks(k, K), np = npanels(k, N);
+    int nt = product_threads(k, M, N, K);
     if (nt == 1) {
         pack_all(k, bp, B, ldb, tb, N, K);
         run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
@@ -143,11 +159,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 #pragma omp for collapse(2) schedule(static)
         for (int64_t kb = 0; kb < nkb; kb++)
             for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
-        // row strips of mr split evenly; the later threads take the extra strips
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int64_t lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
-        if (hi > M) hi = M;
-        if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+        run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
     }
     return true;
 }
@@ -163,20 +175,13 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
                   int64_t ldc) {
     const SgemmIsa *k = isa();
-    int64_t strips = (M + k->mr - 1) / k->mr;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (2.0 * (double)M * (double)N * (double)K < 4e6 || strips < 2) nt = 1;
+    int nt = product_threads(k, M, N, K);
     if (nt == 1) {
         run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
         return;
     }
 #pragma omp parallel num_threads(nt)
-    { // row strips of mr split evenly, as sgemm_fast
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        int64_t lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
-        if (hi > M) hi = M;
-        if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
-    }
+    run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
 }
 
 // ---- packings kept between products (sgemm_kept) ----
