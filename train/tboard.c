@@ -92,11 +92,16 @@ static int write_record(TbWriter *w, const Buf *ev) {
 
 TbWriter *tb_open(const char *dir, char *err, size_t errn) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return snprintf(err, errn, "%s: cannot make the folder: %s", dir, strerror(errno)), NULL;
-    char host[128] = "localhost", path[4200];
+    // the folder itself, never through a symlink planted at its name; the file created in it by descriptor
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return snprintf(err, errn, "%s: not a folder this run can write into: %s", dir, strerror(errno)), NULL;
+    char host[128] = "localhost", name[256], path[4200];
     gethostname(host, sizeof host - 1);
     host[strcspn(host, "/")] = 0;
-    snprintf(path, sizeof path, "%s/events.out.tfevents.%lld.%s", dir, (long long)time(NULL), host);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    snprintf(name, sizeof name, "events.out.tfevents.%lld.%s", (long long)time(NULL), host);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    close(dfd);
     TbWriter *w = fd >= 0 ? calloc(1, sizeof *w) : NULL;
     if (w && !(w->f = fdopen(fd, "wb"))) free(w), w = NULL;
     if (!w) {

@@ -60,6 +60,20 @@ ok "train --overwrite: ran (exit $?)" '[ -s "$tmp/out/adapter_model.safetensors"
 ok "train: the base model is unchanged" '[ "$(sha256sum "$base"/* | sha256sum)" = "$base_sum" ]'
 ok "train: the planted NAME.tmp symlinks are untouched" '[ -L "$tmp/out/config.json.tmp" ] && [ -L "$tmp/out/.checkpoint-1.tmp" ]'
 check train "$tmp" out nostage
+# the files a run writes as it goes (not atomically): a planted symlink at their names is refused,
+# never followed, and the victim stays as it was
+rm -rf "$tmp/logged" && mkdir -p "$tmp/logged"
+ln -s "$victim/precious.txt" "$tmp/logged/trainer_log.jsonl"
+"$bin" train --model "$base" --data "$img" --label newthing --output "$tmp/logged" --overwrite --epochs 1 --test-size 2 --quiet >"$tmp/log" 2>&1
+rc=$?
+ok "train: a symlink at trainer_log.jsonl is refused, named (exit $rc)" '[ $rc -eq 2 ] && grep -q "trainer_log.jsonl: cannot write the log" "$tmp/log"'
+rm -rf "$tmp/logged" && mkdir -p "$tmp/logged"
+ln -s "$victim" "$tmp/logged/runs"
+"$bin" train --model "$base" --data "$img" --label newthing --output "$tmp/logged" --overwrite --epochs 1 --test-size 2 --quiet \
+    --report-to tensorboard >"$tmp/log" 2>&1
+rc=$?
+ok "train: a symlink at runs/ is refused, named (exit $rc)" '[ $rc -eq 2 ] && grep -q "runs: not a folder this run can write into" "$tmp/log"'
+ok "train: nothing was written into the folder runs/ pointed at" '[ -z "$(ls "$victim" | grep tfevents)" ] && [ "$(snapshot)" = "$before" ]'
 
 plant "$tmp" merged
 "$bin" merge --model "$base" --adapter "$tmp/out" --output "$tmp/merged" >/dev/null 2>&1
