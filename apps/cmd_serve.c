@@ -77,6 +77,13 @@ static bool is_post_path(const char *p) { return !strcmp(p, "/predict") || !strc
 
 // ---- answers ----
 
+// --cors-origin: another origin's page may read the answer (nothing when origin is NULL)
+static void allow_origin(struct MHD_Response *resp, const char *origin) {
+    if (!origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    if (strcmp(origin, "*")) MHD_add_response_header(resp, "Vary", "Origin");
+}
+
 static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int status, const char *type, void *data, size_t n,
                               enum MHD_ResponseMemoryMode mode) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(n, data, mode);
@@ -85,10 +92,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, Request *r, int statu
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_path(r->path) ? "POST" : "GET");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
-    if (r->cors_origin) { // another origin's page may read the answer
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
-        if (strcmp(r->cors_origin, "*")) MHD_add_response_header(resp, "Vary", "Origin");
-    }
+    allow_origin(resp, r->cors_origin);
     r->status = status;
     r->bytes = n;
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
@@ -295,8 +299,7 @@ static enum MHD_Result first_call(Server *s, struct MHD_Connection *conn, Reques
     if (s->cors_origin && !strcmp(method, "OPTIONS")) { // a browser's preflight for a cross-origin request
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         if (!resp) return MHD_NO;
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", s->cors_origin);
-        if (strcmp(s->cors_origin, "*")) MHD_add_response_header(resp, "Vary", "Origin");
+        allow_origin(resp, s->cors_origin);
         MHD_add_response_header(resp, "Access-Control-Allow-Methods", post ? "POST, OPTIONS" : "GET, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Content-Type");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");

@@ -52,7 +52,6 @@ typedef struct Conn {
     int cfd, mfd;             // the client; our end of the pair
     int mhd_end;              // libmicrohttpd's end (its fd number, for serve_front_completed)
     struct sockaddr_storage addr;
-    socklen_t addrlen;
     HttpReader r;                // the client's requests, read
     uint8_t to_client[HTTP_BUF]; // libmicrohttpd's answers, to pass on
     size_t nto_client;
@@ -198,7 +197,7 @@ static void pump(Conn *c) {
             shutdown(c->mfd, SHUT_WR);
             mhd_write_closed = true;
         }
-        if (c->mhd_eof && !c->nto_client) break;
+        if (c->mhd_eof && !c->nto_client) break; // libmicrohttpd is done with this connection: so is the client
         struct pollfd pf[2] = {{.fd = c->cfd}, {.fd = c->mfd}};
         if (!failed && !c->client_eof && c->r.nin < sizeof c->r.in) pf[0].events |= POLLIN;
         if (c->nto_client) pf[0].events |= POLLOUT;
@@ -244,9 +243,6 @@ static void pump(Conn *c) {
                 c->mhd_eof = true; // libmicrohttpd closed (the guard cut it, or it answered with close)
                 c->r.nout = 0;
             }
-        }
-        if (c->mhd_eof && !failed) { // libmicrohttpd is done with this connection: so is the client
-            if (!c->nto_client) break;
         }
     }
     if (c->r.st != P_FAILED || !c->r.status) return;
@@ -294,7 +290,7 @@ static void start_conn(ServeFront *f, int cfd, const struct sockaddr_storage *ad
         close(cfd);
         return;
     }
-    c->f = f, c->cfd = cfd, c->mfd = sp[0], c->mhd_end = sp[1], c->addr = *addr, c->addrlen = addrlen, c->r.st = P_HEAD;
+    c->f = f, c->cfd = cfd, c->mfd = sp[0], c->mhd_end = sp[1], c->addr = *addr, c->r.st = P_HEAD;
     c->r.t0 = app_seconds();
     fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
     fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK);

@@ -82,7 +82,6 @@ static int header_line(HttpReader *c, const char *p, size_t n, Framing *fr, StrB
         return 0;
     }
     if (ieq(p, kn, "Host")) fr->host = true;
-    if (ieq(p, kn, "Expect") && ieq(v, vn, "100-continue")) c->expect_continue = true;
     sb_append(out, p, kn);
     sb_printf(out, ": ");
     sb_append(out, v, vn);
@@ -173,7 +172,6 @@ static long parse_head(HttpReader *c) {
     }
     if ((size_t)(head_end - p) > HTTP_MAX_HEAD) return fail(c, 431, "the request's headers are too large"), -1;
     if (memchr(p, 0, (size_t)(head_end - p))) return fail(c, 400, "a NUL byte in the request's head"), -1;
-    c->expect_continue = false;
     StrBuf out = {0};
     bool http11 = false;
     size_t n = (size_t)(le - p) - (le > p && le[-1] == '\r');

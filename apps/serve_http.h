@@ -22,7 +22,6 @@ typedef struct {
     HttpState st;
     unsigned long long left;     // body or chunk bytes still to come
     bool head_passed;            // the current request's head is in out (or was taken): its body follows
-    bool expect_continue;        // the current request has "Expect: 100-continue"
     int passed;                  // request heads put in out so far
     bool is_head[HTTP_PIPELINE]; // per head put out (a ring, by passed): a HEAD request
     int nrq;                     // (calls for the head being read: its first byte's time is t0)
