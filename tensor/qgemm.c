@@ -1,0 +1,251 @@
+// qgemm.c: the driver of the int8 products (see qgemm.h): the weight's quantization and packing,
+// the input rows' quantization, which kernel, and the split across threads; plus the portable
+// kernel, plain C, for CPUs (and builds) without the x86 ones.
+#include "qgemm.h"
+#include "qgemm_isa.h"
+
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- the portable kernel: the x86 kernels' arithmetic, a scalar at a time ----
+
+#define P_MR 4
+
+static void portable_tile(int64_t kq, const uint8_t *a, int64_t lda, const int8_t *bp, int64_t ps, int mr, int np, int64_t nr, float *y,
+                          int64_t ldy, const QEpilogue *e) {
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *ar = a + i * lda;
+        for (int p = 0; p < np; p++) {
+            const int8_t *b = bp + p * ps;
+            int32_t acc[QGEMM_PANEL] = {0};
+            for (int64_t k = 0; k < kq; k++, b += 4 * QGEMM_PANEL)
+                for (int j = 0; j < QGEMM_PANEL; j++)
+                    acc[j] +=
+                        ar[4 * k] * b[4 * j] + ar[4 * k + 1] * b[4 * j + 1] + ar[4 * k + 2] * b[4 * j + 2] + ar[4 * k + 3] * b[4 * j + 3];
+            for (int jj = 0; jj < QGEMM_PANEL; jj++) {
+                int64_t j = (int64_t)p * QGEMM_PANEL + jj;
+                if (j >= nr) break;
+                if (e->raw) {
+                    e->raw[i * e->ldraw + j] = acc[jj];
+                    continue;
+                }
+                float f = (float)(acc[jj] - e->zp[i] * e->colsum[j]) * (e->cs[j] * e->rs[i]);
+                if (e->bias) f += e->bias[j];
+                if (e->res) f += e->res[i * e->ldr + j];
+                y[i * ldy + j] = f;
+            }
+        }
+    }
+}
+
+static bool portable_has(void) { return true; }
+static const QgemmIsa PORTABLE = {"portable", 255, P_MR, 3, portable_has, portable_tile};
+
+// ---- which kernel ----
+
+static const QgemmIsa *isa_named(const char *name) {
+    const QgemmIsa *k = NULL;
+    if (!strcmp(name, "avx512vnni"))
+        k = qgemm_isa_avx512vnni();
+    else if (!strcmp(name, "avx512bw"))
+        k = qgemm_isa_avx512bw();
+    else if (!strcmp(name, "avxvnni"))
+        k = qgemm_isa_avxvnni();
+    else if (!strcmp(name, "avx2"))
+        k = qgemm_isa_avx2();
+    else if (!strcmp(name, "portable"))
+        k = &PORTABLE;
+    return k && k->cpu_has() ? k : NULL;
+}
+
+static const QgemmIsa *chosen;
+static pthread_once_t decided = PTHREAD_ONCE_INIT;
+
+static void decide(void) {
+    static const char *const ORDER[] = {"avx512vnni", "avxvnni", "avx512bw", "avx2", "portable"};
+    const char *e = getenv("CGRAD_INT8");
+    if (e && isa_named(e)) {
+        chosen = isa_named(e);
+        return;
+    }
+    for (size_t i = 0; i < sizeof ORDER / sizeof *ORDER && !chosen; i++) chosen = isa_named(ORDER[i]);
+}
+
+static const QgemmIsa *isa(void) {
+    pthread_once(&decided, decide);
+    return chosen;
+}
+
+const char *qgemm_isa(void) { return isa()->name; }
+int qgemm_levels(void) { return isa()->levels; }
+
+bool qgemm_use_isa(const char *name) {
+    pthread_once(&decided, decide);
+    const QgemmIsa *k = isa_named(name);
+    if (k) chosen = k;
+    return k != NULL;
+}
+
+// ---- the weight ----
+
+static int64_t npanels(int64_t OC) { return (OC + QGEMM_PANEL - 1) / QGEMM_PANEL; }
+static size_t up64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t qweight_bytes(int64_t OC, int64_t IC) {
+    size_t np = (size_t)npanels(OC), kq = (size_t)((IC + 3) / 4);
+    return 64 + up64(np * kq * 64) + 2 * up64(np * QGEMM_PANEL * 4);
+}
+
+void qweight_init(QWeight *q, void *mem, const float *w, int64_t OC, int64_t IC, uint32_t version) {
+    size_t np = (size_t)npanels(OC), kq = (size_t)((IC + 3) / 4);
+    char *p = (char *)(((uintptr_t)mem + 63) / 64 * 64);
+    *q = (QWeight){.OC = OC, .IC = IC, .kq = (int64_t)kq, .packed = (int8_t *)p};
+    p += up64(np * kq * 64);
+    q->scale = (float *)p;
+    q->colsum = (int32_t *)(p + up64(np * QGEMM_PANEL * 4));
+    qweight_update(q, w, version);
+}
+
+// channel n: scale max|w| / 127, values rounded to the nearest step (halves away from zero)
+void qweight_update(QWeight *q, const float *w, uint32_t version) {
+    int64_t np = npanels(q->OC), kq = q->kq, IC = q->IC;
+    memset(q->packed, 0, (size_t)(np * kq * 64));
+    memset(q->scale, 0, sizeof(float) * (size_t)(np * QGEMM_PANEL));
+    memset(q->colsum, 0, sizeof(int32_t) * (size_t)(np * QGEMM_PANEL));
+#pragma omp parallel for schedule(static) if (q->OC * IC > 65536 && !omp_in_parallel())
+    for (int64_t n = 0; n < q->OC; n++) {
+        const float *wr = w + n * IC;
+        float amax = 0;
+        for (int64_t k = 0; k < IC; k++) amax = fmaxf(amax, fabsf(wr[k]));
+        float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0;
+        int8_t *dst = q->packed + (n / QGEMM_PANEL) * kq * 64 + (n % QGEMM_PANEL) * 4;
+        int32_t sum = 0;
+        for (int64_t k = 0; k < IC; k++) {
+            float t = fminf(fmaxf(wr[k] * inv, -127.0f), 127.0f); // NaN goes to -127 (fmaxf drops it)
+            int32_t v = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f));
+            dst[(k / 4) * 64 + k % 4] = (int8_t)v;
+            sum += v;
+        }
+        q->scale[n] = amax > 0 && isfinite(amax) ? amax / 127.0f : amax > 0 ? NAN : 0;
+        q->colsum[n] = sum;
+    }
+    q->version = version;
+}
+
+// ---- the input rows ----
+
+float qgemm_quantize_row(uint8_t *q, int32_t *zp, const float *x, int64_t IC, int levels) {
+    float mn = 0, mx = 0, bad = 0; // bad: NaN when some x is NaN or infinite
+#pragma omp simd reduction(min : mn) reduction(max : mx) reduction(+ : bad)
+    for (int64_t k = 0; k < IC; k++) {
+        float v = x[k];
+        mn = v < mn ? v : mn, mx = v > mx ? v : mx, bad += v * 0.0f;
+    }
+    float s = (mx - mn) / (float)levels;
+    int64_t kp = (IC + 3) / 4 * 4;
+    if (bad != 0 || !(s > 0) || !isfinite(s)) { // all zeros: every product is 0; NaN or infinity: NaN out, as in float32
+        memset(q, 0, (size_t)kp);
+        *zp = 0;
+        return s > 0 || bad != 0 ? NAN : 0;
+    }
+    float inv = 1.0f / s, L = (float)levels;
+    float zf = (float)(int32_t)((-mn * inv < L ? -mn * inv : L) + 0.5f);
+#pragma omp simd
+    for (int64_t k = 0; k < IC; k++) {
+        float t = x[k] * inv + zf;
+        t = t > 0 ? t : 0, t = t < L ? t : L;
+        q[k] = (uint8_t)(int32_t)(t + 0.5f);
+    }
+    memset(q + IC, 0, (size_t)(kp - IC));
+    *zp = (int32_t)zf;
+    return s;
+}
+
+// this thread's buffer for quantized rows, grown as needed, freed when the thread ends
+static _Thread_local uint8_t *rows_buf;
+static _Thread_local size_t rows_cap;
+static pthread_key_t rows_key;
+static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
+static void rows_key_make(void) { pthread_key_create(&rows_key, free); }
+
+static uint8_t *rows_for(size_t bytes) {
+    if (bytes > rows_cap) {
+        pthread_once(&rows_once, rows_key_make);
+        uint8_t *p = aligned_alloc(64, up64(bytes));
+        if (!p) return NULL;
+        free(rows_buf);
+        rows_buf = p, rows_cap = bytes;
+        pthread_setspecific(rows_key, p);
+    }
+    return rows_buf;
+}
+
+// ---- the product ----
+
+typedef struct {
+    const QgemmIsa *k;
+    const QWeight *q;
+    const uint8_t *a;
+    int64_t lda, M;
+    const float *rs, *bias, *res;
+    const int32_t *zp;
+    float *y;
+    int32_t *raw;
+} Product;
+
+// tile t of the product: column groups outer (a group's panels stay in cache), row strips inner
+static void run_tile(const Product *p, int64_t t) {
+    const QgemmIsa *k = p->k;
+    const QWeight *q = p->q;
+    int64_t strips = (p->M + k->mr - 1) / k->mr, g = t / strips, i0 = (t % strips) * k->mr;
+    int64_t j0 = g * k->np * QGEMM_PANEL, np = npanels(q->OC) - g * k->np;
+    if (np > k->np) np = k->np;
+    int mr = p->M - i0 < k->mr ? (int)(p->M - i0) : k->mr;
+    int64_t nr = q->OC - j0 < np * QGEMM_PANEL ? q->OC - j0 : np * QGEMM_PANEL;
+    QEpilogue e = {.rs = p->rs + i0,
+                   .zp = p->zp + i0,
+                   .cs = q->scale + j0,
+                   .colsum = q->colsum + j0,
+                   .bias = p->bias ? p->bias + j0 : NULL,
+                   .res = p->res ? p->res + i0 * q->OC + j0 : NULL,
+                   .ldr = q->OC,
+                   .raw = p->raw ? p->raw + i0 * q->OC + j0 : NULL,
+                   .ldraw = q->OC};
+    k->tile(q->kq, p->a + i0 * p->lda, p->lda, q->packed + j0 * q->kq * 4, q->kq * 64, mr, (int)np, nr,
+            p->y ? p->y + i0 * q->OC + j0 : NULL, q->OC, &e);
+}
+
+static int64_t ntiles(const QgemmIsa *k, const QWeight *q, int64_t M) {
+    int64_t groups = (npanels(q->OC) + k->np - 1) / k->np;
+    return groups * ((M + k->mr - 1) / k->mr);
+}
+
+static void run(const Product *p) {
+    int64_t nt = ntiles(p->k, p->q, p->M);
+    bool par = !omp_in_parallel() && 2.0 * (double)p->M * (double)p->q->OC * (double)p->q->IC >= 2e6 && nt > 1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t t = 0; t < nt; t++) run_tile(p, t);
+}
+
+bool qlinear(const QWeight *q, float *y, const float *x, const float *bias, const float *res, int64_t M) {
+    const QgemmIsa *k = isa();
+    if (M <= 0) return true;
+    int64_t lda = q->kq * 4;
+    size_t need = (size_t)(M * lda) + up64(sizeof(float) * (size_t)M) + up64(sizeof(int32_t) * (size_t)M);
+    uint8_t *a = rows_for(need);
+    if (!a) return false;
+    float *rs = (float *)(a + up64((size_t)(M * lda)));
+    int32_t *zp = (int32_t *)((uint8_t *)rs + up64(sizeof(float) * (size_t)M));
+    bool par = !omp_in_parallel() && M * q->IC >= 65536;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);
+    run(&(Product){.k = k, .q = q, .a = a, .lda = lda, .M = M, .rs = rs, .zp = zp, .bias = bias, .res = res, .y = y});
+    return true;
+}
+
+void qgemm_raw(const QWeight *q, int32_t *acc, const uint8_t *a, int64_t lda, int64_t M) {
+    run(&(Product){.k = isa(), .q = q, .a = a, .lda = lda, .M = M, .raw = acc});
+}
