@@ -27,9 +27,10 @@ int app_fail(const char *cmd, const char *msg) {
     return 2;
 }
 
-int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn) {
+int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, bool int8, char *err, size_t errn) {
     if (vit_load(m, model, err, errn) != 0) return -1;
-    if (image_processor_for_model(ip, model, m->cfg.image_size, err, errn) != 0 || (adapter && adapter_load(m, adapter, err, errn) != 0)) {
+    if (image_processor_for_model(ip, model, m->cfg.image_size, err, errn) != 0 || (adapter && adapter_load(m, adapter, err, errn) != 0) ||
+        (int8 && vit_quantize_int8(m, err, errn) != 0)) {
         vit_free(m);
         return -1;
     }

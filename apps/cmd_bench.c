@@ -45,7 +45,7 @@ static double forward_flops(const VitConfig *c, int lora_r) {
 typedef struct {
     const char *model, *config;
     long batch, steps, threads, warmup;
-    bool json, infer_only;
+    bool json, infer_only, int8;
 } BenchArgs;
 
 // the model: a directory, or DeiT-Tiny with random weights; for the training step, the notebook's
@@ -117,6 +117,45 @@ static double bench_infer(VitModel *m, Ctx *c, Tensor *x, const BenchArgs *a) {
     return t;
 }
 
+// The encoder's int8 copies switched off (kept in saved) and on again, so that float32 and int8
+// inference are timed in alternating rounds on the same model.
+static void int8_switch(VitModel *m, struct QWeight **saved, bool on) {
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
+        VitLayer *L = &m->layers[i];
+        NnLinear *proj[VIT_NPROJ] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+        for (int k = 0; k < VIT_NPROJ; k++) {
+            struct QWeight **q = &saved[i * VIT_NPROJ + k];
+            if (on)
+                proj[k]->weight->int8 = *q;
+            else if (proj[k]->weight->int8)
+                *q = proj[k]->weight->int8, proj[k]->weight->int8 = NULL;
+        }
+    }
+}
+
+// float32 and int8 inference of the merged model, two alternating rounds, the faster of each:
+// seconds into *t32 and *t8; -1 with a message
+static int bench_int8(VitModel *m, Ctx *c, Tensor *x, const BenchArgs *a, double *t32, double *t8, char *err, size_t errn) {
+    vit_merge_lora(m); // what --int8 serves: the adapter in the base (both rounds time the same model)
+    if (vit_quantize_int8(m, err, errn) != 0) return -1;
+    struct QWeight **saved = calloc((size_t)m->cfg.num_hidden_layers * VIT_NPROJ, sizeof *saved);
+    if (!saved) return snprintf(err, errn, "out of memory"), -1;
+    *t32 = *t8 = INFINITY;
+    for (int round = 0; round < 2; round++) {
+        int8_switch(m, saved, false);
+        double t = bench_infer(m, c, x, a);
+        int8_switch(m, saved, true);
+        double u = t < 0 ? -1 : bench_infer(m, c, x, a);
+        if (t < 0 || u < 0) {
+            free(saved);
+            return snprintf(err, errn, "%s", ctx_error(c) ? ctx_error(c) : "inference failed"), -1;
+        }
+        *t32 = fmin(*t32, t), *t8 = fmin(*t8, u);
+    }
+    free(saved);
+    return 0;
+}
+
 // the machine's GEMM rate on a large square product: OpenBLAS's cblas_sgemm through cgrad's
 // threaded split (cgrad's own kernels decline products this large), GFLOP/s
 static double gemm_probe(Ctx *c, Rng *rng) {
@@ -151,12 +190,15 @@ int cmd_bench(int argc, char **argv) {
         {"--warmup", OPT_INT, &a.warmup, 0, 1000, "untimed steps first (2)"},
         {"--threads", OPT_INT, &a.threads, 1, 1024, "threads (all cores)"},
         {"--infer-only", OPT_FLAG, &a.infer_only, 0, 0, "inference alone, of the model as it is (no LoRA, no new label)"},
+        {"--int8", OPT_FLAG, &a.int8, 0, 0,
+         "inference in float32 and in int8 (--int8 of predict), alternating, on the model with its LoRA merged"},
         {"--json", OPT_FLAG, &a.json, 0, 0,
-         "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb"},
+         "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb (and with --int8:\n"
+         "int8_img_per_s, int8_kernel)"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage =
-        "deit_lora bench [--model MODEL_DIR | --config deit-tiny] [--batch B] [--steps N] [--threads T] [--infer-only] [--json]";
+        "deit_lora bench [--model MODEL_DIR | --config deit-tiny] [--batch B] [--steps N] [--threads T] [--infer-only] [--int8] [--json]";
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage, "Times the notebook's LoRA training step and inference on random input.", opts, NO);
         return 0;
@@ -174,11 +216,15 @@ int cmd_bench(int argc, char **argv) {
     Tensor *x = tensor_new(data, DT_F32, 4, (int64_t[]){B, 3, S, S}), *y = tensor_new(data, DT_I64, 1, (int64_t[]){B});
     rng_fill_normal(&rng, x, 0, 1);
     for (int i = 0; i < B; i++) ((int64_t *)y->data)[i] = (int64_t)rng_below(&rng, (uint64_t)m.cfg.num_labels);
-    double t_train = a.infer_only ? 0 : bench_train(&m, c, x, y, &a), t_inf = t_train < 0 ? -1 : bench_infer(&m, c, x, &a);
+    double t_train = a.infer_only ? 0 : bench_train(&m, c, x, y, &a), t_inf = -1, t_int8 = 0;
     int rc = 0;
-    if (t_train < 0 || t_inf < 0) {
+    if (t_train >= 0 && a.int8) {
+        if (bench_int8(&m, c, x, &a, &t_inf, &t_int8, err, sizeof err) != 0) rc = app_fail("bench", err);
+    } else if (t_train >= 0)
+        t_inf = bench_infer(&m, c, x, &a);
+    if (rc == 0 && (t_train < 0 || t_inf < 0)) {
         rc = app_fail("bench", ctx_error(c));
-    } else {
+    } else if (rc == 0) {
         double rss = peak_rss_mb(); // before the GEMM probe's matrices
         double gemm_gflops = gemm_probe(data, &rng);
         double step_ms = 1e3 * t_train / a.steps, train_ips = t_train > 0 ? B * a.steps / t_train : 0, inf_ips = B * a.steps / t_inf;
@@ -190,18 +236,24 @@ int cmd_bench(int argc, char **argv) {
         cpu_desc(cpu, sizeof cpu, &features);
         omp_wait_desc(wait, sizeof wait);
         int nt = a.threads ? (int)a.threads : omp_get_max_threads();
+        char int8[128] = "";
+        if (a.int8 && a.json)
+            snprintf(int8, sizeof int8, ", \"int8_img_per_s\": %.2f, \"int8_kernel\": \"%s\"", B * a.steps / t_int8, tensor_int8_kernel());
+        else if (a.int8)
+            snprintf(int8, sizeof int8, "; int8 inference %.2f images/s (%.2fx float32), int8 kernel %s", B * a.steps / t_int8,
+                     t_inf / t_int8, tensor_int8_kernel());
         if (a.json)
             printf("{\"batch\": %d, \"threads\": %d, \"train_step_ms\": %.2f, \"train_img_per_s\": %.2f, \"infer_img_per_s\": %.2f, "
                    "\"train_gflops_per_s\": %.2f, \"sgemm_gflops_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"cpu\": \"%s\", "
-                   "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\", \"omp_wait\": \"%s\"}\n",
-                   B, nt, step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu, features, sgemm_fast_isa(), wait);
+                   "\"cpu_features\": \"%s\", \"gemm_kernel\": \"%s\", \"omp_wait\": \"%s\"%s}\n",
+                   B, nt, step_ms, train_ips, inf_ips, gflops, gemm_gflops, rss, cpu, features, sgemm_fast_isa(), wait, int8);
         else if (a.infer_only)
-            printf("batch %d: inference %.2f images/s, peak RSS %.0f MiB; sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n", B, inf_ips,
-                   rss, gemm_gflops, cpu, features, sgemm_fast_isa());
+            printf("batch %d: inference %.2f images/s%s, peak RSS %.0f MiB; sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n", B,
+                   inf_ips, int8, rss, gemm_gflops, cpu, features, sgemm_fast_isa());
         else
-            printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s, peak RSS %.0f MiB; "
+            printf("batch %d: training step %.1f ms (%.2f images/s, %.1f GFLOP/s), inference %.2f images/s%s, peak RSS %.0f MiB; "
                    "sgemm 2048^3 %.1f GFLOP/s; %s (%s), GEMM kernel %s\n",
-                   B, step_ms, train_ips, gflops, inf_ips, rss, gemm_gflops, cpu, features, sgemm_fast_isa());
+                   B, step_ms, train_ips, gflops, inf_ips, int8, rss, gemm_gflops, cpu, features, sgemm_fast_isa());
     }
     ctx_free(c), ctx_free(data);
     vit_free(&m);

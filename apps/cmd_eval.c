@@ -8,7 +8,7 @@
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *data = NULL, *label = NULL, *target = NULL;
     long batch = 8, threads = 0;
-    bool json = false;
+    bool json = false, int8 = false;
     const CliOpt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory"},
         {"--adapter", OPT_STR, &adapter, 0, 0, "a peft adapter directory"},
@@ -17,10 +17,11 @@ int cmd_eval(int argc, char **argv) {
         {"--target", OPT_STR, &target, 0, 0, "the class precision/recall/F1 are for (default: --label, else the model's last label)"},
         {"--batch-size", OPT_INT, &batch, 1, 4096, "images per forward pass (8)"},
         {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
+        APP_INT8_OPT(int8),
         {"--json", OPT_FLAG, &json, 0, 0, "one JSON object: n, avg_loss, accuracy, precision, recall, f1, tp, fp, fn, tn"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
-    const char *usage = "deit_lora eval --model MODEL_DIR [--adapter DIR] --data DATA_DIR [--label NAME] [--json]";
+    const char *usage = "deit_lora eval --model MODEL_DIR [--adapter DIR] --data DATA_DIR [--label NAME] [--int8] [--json]";
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage,
                  "Average loss (mean of -log(p_true + 1e-8)), accuracy (predictions equal to the label), and precision,\n"
@@ -35,7 +36,7 @@ int cmd_eval(int argc, char **argv) {
     char err[FILE_ERR_BUF];
     VitModel m;
     ImageProcessor ip;
-    if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("eval", err);
+    if (app_load_model(&m, &ip, model, adapter, int8, err, sizeof err) != 0) return app_fail("eval", err);
     Dataset d;
     int rc = 2;
     if (dataset_from_folder(&d, data, label, err, sizeof err) != 0) goto bad_model;

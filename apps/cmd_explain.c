@@ -12,7 +12,7 @@
 typedef struct {
     const char *model, *adapter, *method, *out, *cls;
     long threads;
-    bool overwrite;
+    bool overwrite, int8;
 } ExplainArgs;
 
 // One image: its map (stdout: one JSON line) and, with a stage folder, IDX_NAME.png and .json in it.
@@ -66,6 +66,7 @@ int cmd_explain(int argc, char **argv) {
         {"--out", OPT_STR, &a.out, 0, 0, "write DIR/NNN_NAME.png (the map over the image) and DIR/NNN_NAME.json"},
         {"--overwrite", OPT_FLAG, &a.overwrite, 0, 0, "write into an existing, non-empty --out folder"},
         {"--threads", OPT_INT, &a.threads, 1, 1024, "threads (all cores)"},
+        APP_INT8_OPT(a.int8),
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora explain --model MODEL_DIR [--adapter DIR] [--method rollout|relevance] [--class LABEL] "
@@ -101,11 +102,15 @@ int cmd_explain(int argc, char **argv) {
                  a.cls);
         goto bad;
     }
+    if (a.int8 && method != VIT_EXPLAIN_ROLLOUT) { // its backward runs in float32: the map would mix both
+        snprintf(err, sizeof err, "--int8: applies to --method rollout only (relevance needs gradients, which are float32)");
+        goto bad;
+    }
     inputs[0] = a.model, inputs[1] = a.adapter;
     if (!a.adapter) inputs[1] = a.model;
     if (a.out && app_output_dir("--out", a.out, a.overwrite, false, inputs, err, sizeof err) != 0) goto bad;
     app_threads(a.threads);
-    if (app_load_model(&m, &ip, a.model, a.adapter, err, sizeof err) != 0) goto bad;
+    if (app_load_model(&m, &ip, a.model, a.adapter, a.int8, err, sizeof err) != 0) goto bad;
     loaded = true;
     if (a.cls && (target = vit_config_label_id(&m.cfg, a.cls)) < 0) {
         snprintf(err, sizeof err, "--class: '%s' is not one of the model's labels", a.cls);

@@ -69,7 +69,7 @@ int cmd_info(int argc, char **argv) {
     if (file_exists(path_join(p, sizeof p, pos[0], "adapter_config.json"))) return info_adapter(pos[0]);
     VitModel m;
     ImageProcessor ip;
-    if (app_load_model(&m, &ip, pos[0], NULL, err, sizeof err) != 0) return app_fail("info", err);
+    if (app_load_model(&m, &ip, pos[0], NULL, false, err, sizeof err) != 0) return app_fail("info", err);
     const VitConfig *c = &m.cfg;
     int64_t n = nn_params_count(&m.params, false);
     printf("%s: a ViTForImageClassification model (%s)\n", pos[0], m.ck.format);
@@ -88,6 +88,8 @@ int cmd_info(int argc, char **argv) {
     }
     if (ip.do_center_crop) printf(", center crop %dx%d", ip.crop_w, ip.crop_h);
     printf(", mean (%g, %g, %g), std (%g, %g, %g)\n", ip.mean[0], ip.mean[1], ip.mean[2], ip.std[0], ip.std[1], ip.std[2]);
+    printf("  int8           the encoder's %d products per layer with --int8 (predict, eval, serve, explain, bench), kernel %s\n",
+           VIT_NPROJ, tensor_int8_kernel());
     vit_free(&m);
     return 0;
 }

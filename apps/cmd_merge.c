@@ -26,7 +26,7 @@ int cmd_merge(int argc, char **argv) {
         return app_fail("merge", err);
     VitModel m;
     ImageProcessor ip;
-    if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return app_fail("merge", err);
+    if (app_load_model(&m, &ip, model, adapter, false, err, sizeof err) != 0) return app_fail("merge", err);
     vit_merge_lora(&m); // the classifier already is the adapter's (modules_to_save)
     Stage stage;
     int rc = stage_begin(&stage, output, err, sizeof err) != 0;

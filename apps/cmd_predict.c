@@ -40,16 +40,17 @@ static void print_result(const char *path, const float *p, int top, bool json, c
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL;
     long top = 5, threads = 0;
-    bool json = false;
+    bool json = false, int8 = false;
     const CliOpt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory"},
         {"--adapter", OPT_STR, &adapter, 0, 0, "a peft adapter directory (labels of added classes from its config.json)"},
         {"--top", OPT_INT, &top, 1, 100000, "how many labels (5)"},
         {"--threads", OPT_INT, &threads, 1, 1024, "threads (all cores)"},
+        APP_INT8_OPT(int8),
         {"--json", OPT_FLAG, &json, 0, 0, "one JSON line per image: {\"image\", \"top\": [{\"label\", \"id\", \"prob\"}]}"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
-    const char *usage = "deit_lora predict --model MODEL_DIR [--adapter DIR] [--top K] [--json] IMAGE...";
+    const char *usage = "deit_lora predict --model MODEL_DIR [--adapter DIR] [--top K] [--int8] [--json] IMAGE...";
     if (cli_wants_help(argc, argv, 2)) {
         cli_help(stdout, usage, "The top-K labels and their probabilities (softmax of the logits) for each image.", opts, NO);
         return 0;
@@ -62,7 +63,7 @@ int cmd_predict(int argc, char **argv) {
     char err[FILE_ERR_BUF];
     VitModel m;
     ImageProcessor ip;
-    if (app_load_model(&m, &ip, model, adapter, err, sizeof err) != 0) return free(pos), app_fail("predict", err);
+    if (app_load_model(&m, &ip, model, adapter, int8, err, sizeof err) != 0) return free(pos), app_fail("predict", err);
     int S = m.cfg.image_size, K = m.cfg.num_labels, rc = 0;
     if (top > K) top = K;
     float *pix = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);

@@ -40,6 +40,7 @@ typedef struct {
     const char *model_dir, *adapter_dir; // what /health says is served
     FILE *access_log;                    // --access-log, or NULL
     const char *cors_origin;             // --cors-origin, or NULL
+    bool int8;                           // --int8: the encoder's products in int8
     pthread_mutex_t log_mu;
     size_t max_upload;
     size_t decode_budget, decode_used; // bytes that images being decoded may take, and take now
@@ -236,6 +237,8 @@ static enum MHD_Result model_endpoint(Server *s, struct MHD_Connection *conn, Re
     if (serve_parse_int("top", MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "top"), 1, 100000, &top, err, sizeof err) != 0)
         return answer_error(conn, r, 400, err);
     if (explain && mname && (method = vit_explain_method(mname)) < 0) return answer_error(conn, r, 400, "method: not rollout or relevance");
+    if (explain && s->int8 && method != VIT_EXPLAIN_ROLLOUT) // its backward would be float32: a map of neither model
+        return answer_error(conn, r, 400, "method: relevance needs gradients, which this server (--int8) does not run; use rollout");
     if (explain && fmt && strcmp(fmt, "png") && strcmp(fmt, "json")) return answer_error(conn, r, 400, "format: not png or json");
     float *probs = malloc(sizeof *probs * (size_t)K), *x = malloc(sizeof *x * 3 * (size_t)S * (size_t)S);
     double *map = malloc(sizeof *map * (size_t)grid * (size_t)grid);
@@ -373,8 +376,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             sb_json_str(&b, s->adapter_dir);
         else
             sb_printf(&b, "null");
-        sb_printf(&b, ", \"version\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d}\n", DEIT_LORA_VERSION,
-                  s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch);
+        sb_printf(&b, ", \"version\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d, \"int8\": %s}\n",
+                  DEIT_LORA_VERSION, s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch,
+                  s->int8 ? "true" : "false");
         return answer_text(conn, r, draining ? 503 : 200, "application/json", &b);
     }
     if (!strcmp(r->path, "/metrics")) {
@@ -464,6 +468,7 @@ typedef struct {
     long port, threads, max_batch, max_upload_mb, queue, timeout, connections, per_ip, decode_mb, max_memory_mb;
     const char *access_log, *cors_origin;
     double wait_ms, request_timeout;
+    bool int8;
 } ServeArgs;
 
 // the listening socket, on HOST (an IPv4 or IPv6 address) and PORT; its port (when 0 was asked
@@ -567,6 +572,7 @@ int cmd_serve(int argc, char **argv) {
         {"--host", OPT_STR, &a.host, 0, 0, "address to listen on (127.0.0.1; 0.0.0.0 for every interface)"},
         {"--port", OPT_INT, &a.port, 0, 65535, "port (8080; 0: any free port, printed at start)"},
         {"--threads", OPT_INT, &a.threads, 1, 1024, "threads for the model (all cores)"},
+        APP_INT8_OPT(a.int8),
         {"--max-batch", OPT_INT, &a.max_batch, 1, 256, "the most images run together (16)"},
         {"--batch-wait-ms", OPT_DOUBLE, &a.wait_ms, 0, 10000, "how long a request waits for others to batch with (2)"},
         {"--max-upload-mb", OPT_INT, &a.max_upload_mb, 1, 1024, "largest body accepted, in MiB (20); larger: 413"},
@@ -600,7 +606,7 @@ int cmd_serve(int argc, char **argv) {
     app_threads(a.threads);
     char err[FILE_ERR_BUF];
     Server *s = calloc(1, sizeof *s);
-    if (app_load_model(&s->model, &s->ip, a.model, a.adapter, err, sizeof err) != 0) return free(s), app_fail("serve", err);
+    if (app_load_model(&s->model, &s->ip, a.model, a.adapter, a.int8, err, sizeof err) != 0) return free(s), app_fail("serve", err);
     s->model_dir = a.model, s->adapter_dir = a.adapter;
     if (a.cors_origin && (!*a.cors_origin || !serve_utf8_ok(a.cors_origin) || strpbrk(a.cors_origin, " ,\t"))) {
         vit_free(&s->model);
@@ -608,6 +614,7 @@ int cmd_serve(int argc, char **argv) {
         return app_fail("serve", "--cors-origin: one origin (scheme://host[:port]) or *, without spaces or commas");
     }
     s->cors_origin = a.cors_origin;
+    s->int8 = a.int8;
     pthread_mutex_init(&s->log_mu, NULL);
     if (a.access_log && !(s->access_log = strcmp(a.access_log, "-") ? fopen(a.access_log, "a") : stderr)) {
         snprintf(err, sizeof err, "--access-log: cannot open %s: %s", a.access_log, strerror(errno));
@@ -653,8 +660,8 @@ int cmd_serve(int argc, char **argv) {
             close(lfd);
             snprintf(err, sizeof err, "cannot start the server's threads");
         } else {
-            printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld)\n", a.host, port, s->model.cfg.num_labels,
-                   a.max_batch);
+            printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld%s%s)\n", a.host, port,
+                   s->model.cfg.num_labels, a.max_batch, a.int8 ? ", int8 kernel " : "", a.int8 ? tensor_int8_kernel() : "");
             fflush(stdout);
             wait_and_drain(s, &sigs, (double)a.timeout + 5);
             rc = 0;

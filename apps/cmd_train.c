@@ -117,7 +117,7 @@ int cmd_train(int argc, char **argv) {
     int ntr = 0, nte = 0;
     TrainState st = {0};
     bool made_output = false;
-    if (app_load_model(&m, &ip, model, init_adapter, err, sizeof err) != 0) return app_fail("train", err);
+    if (app_load_model(&m, &ip, model, init_adapter, false, err, sizeof err) != 0) return app_fail("train", err);
     if (dataset_from_folder(&d, data, label, err, sizeof err) != 0) goto bad;
     app_warn_skipped(&d, data);
     // every label of the data that the model lacks gets a new head row (the seed's recipe)

@@ -29,7 +29,12 @@ int cmd_serve(int argc, char **argv);
 // prints "deit_lora CMD: MESSAGE" and returns 2 (bad input)
 int app_fail(const char *cmd, const char *msg);
 // the model (with its image processor, and the adapter when given)
-int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, char *err, size_t errn);
+// the model, its image processor and the adapter (may be NULL); with int8, the adapter merged in and
+// the encoder's products quantized (vit_quantize_int8)
+int app_load_model(VitModel *m, ImageProcessor *ip, const char *model, const char *adapter, bool int8, char *err, size_t errn);
+// the --int8 option of the commands that only run the model forward
+#define APP_INT8_OPT(var)                                                                                                                  \
+    { "--int8", OPT_FLAG, &(var), 0, 0, "int8 products in the encoder (dynamic quantization: int8 weights, inputs per row)" }
 // an output folder: created, or existing and empty (or --overwrite / --resume)
 // An output folder given by FLAG: it must not be, hold, or lie inside any of the NULL-terminated
 // input paths (a model, an adapter, the data), and an existing non-empty one needs --overwrite

@@ -18,8 +18,8 @@ const char *app_cpu_features(void) {
 
 void app_print_version(FILE *f, const char *prog) {
     const char *features = app_cpu_features();
-    fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s\n", prog, DEIT_LORA_VERSION, DEIT_LORA_COMMIT, features,
-            sgemm_fast_isa());
+    fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s; int8 kernel: %s\n", prog, DEIT_LORA_VERSION, DEIT_LORA_COMMIT,
+            features, sgemm_fast_isa(), tensor_int8_kernel());
 #ifdef CGRAD_MPI
     fprintf(f, "MPI: built in (train, predict and eval run over mpirun ranks)\n");
 #else

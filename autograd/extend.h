@@ -62,6 +62,11 @@ bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t);
 const void *ag_weight_packed(const Tensor *w, bool transposed);
 void ag_weight_release(const void *wp);
 
+// The int8 copy of w (tensor_quantize_int8) for a product y = x w^T with the inputs `in`, brought up
+// to date with w's version; NULL when w has none, the product would record a gradient, or x is not
+// float32: the product runs in float32 then. Its arithmetic is tensor/qgemm.h's qlinear.
+struct QWeight *ag_weight_int8(Ctx *c, int nin, Tensor *const *in, Tensor *w);
+
 // Calls fn_f32 or fn_f64 (kernels.h) by dtype.
 #define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))
 

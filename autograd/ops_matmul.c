@@ -3,6 +3,7 @@
 #include "extend.h"
 
 #include "../tensor/kernels_ext.h"
+#include "../tensor/qgemm.h"
 #include "../tensor/sgemm.h"
 
 #include <string.h>
@@ -113,6 +114,12 @@ const void *ag_weight_packed(const Tensor *w, bool transposed) {
 
 void ag_weight_release(const void *wp) { sgemm_kept_release(wp); }
 
+struct QWeight *ag_weight_int8(Ctx *c, int nin, Tensor *const *in, Tensor *w) {
+    if (!w || !w->int8 || !in[0] || in[0]->dtype != DT_F32 || ag_will_record(c, nin, in)) return NULL;
+    if (w->int8->version != w->version) qweight_update(w->int8, w->data, w->version);
+    return w->int8;
+}
+
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     char s1[96], s2[96], s3[96] = "none";
     if (!ag_arg(c, "linear", "x", x) || !ag_arg(c, "linear", "w", w) || !ag_check_float(c, "linear", x, w) ||
@@ -130,6 +137,12 @@ Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = OC;
     Tensor *y = tensor_new(c, x->dtype, x->ndim, shape);
+    QWeight *q = ag_weight_int8(c, b ? 3 : 2, (Tensor *[]){x, w, b}, w);
+    if (q) { // nothing is recorded: the int8 product, and done
+        if (qlinear(q, y->data, xc->data, bc ? bc->data : NULL, NULL, N)) return y;
+        ctx_fail(c, "linear: out of memory for the int8 input rows");
+        return NULL;
+    }
     const void *wp = ag_weight_packed(w, true);
     AG_DISPATCH(x->dtype, linear_into, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, NULL, N, IC, OC);
     ag_weight_release(wp);

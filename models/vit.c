@@ -447,6 +447,18 @@ void vit_merge_lora(VitModel *m) {
     }
 }
 
+int vit_quantize_int8(VitModel *m, char *err, size_t errn) {
+    vit_merge_lora(m);
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
+        VitLayer *L = &m->layers[i];
+        NnLinear *proj[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+        for (size_t k = 0; k < sizeof proj / sizeof *proj; k++)
+            if (!nn_linear_quantize(proj[k]))
+                return snprintf(err, errn, "int8: layer %d: %s", i, ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed"), -1;
+    }
+    return 0;
+}
+
 void vit_set_lora_dropout(VitModel *m, double p) {
     m->lora.dropout = p;
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {

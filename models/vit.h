@@ -75,6 +75,11 @@ void vit_freeze_all(VitModel *m);
 // the classifier becomes trainable when spec->save_classifier. Error if a target matches nothing.
 int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn);
 void vit_merge_lora(VitModel *m);
+// int8 inference: merges the LoRA adapters into their base (the int8 copies hold W + scale B A),
+// then quantizes the encoder's products (query, key, value, output, both MLP layers;
+// tensor_quantize_int8); forwards that record no gradient then run them in int8. The patch
+// embedding, attention's own products and the classifier stay float32.
+int vit_quantize_int8(VitModel *m, char *err, size_t errn);
 void vit_set_lora_dropout(VitModel *m, double p); // a training setting: every LoRA branch's dropout
 // peft's counts: all includes the frozen base, the LoRA tensors and modules_to_save's copy.
 void vit_param_counts(const VitModel *m, int64_t *trainable, int64_t *all);

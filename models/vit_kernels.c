@@ -4,6 +4,7 @@
 
 #include "../tensor/fastmath.h"
 #include "../tensor/kernels_ext.h"
+#include "../tensor/qgemm.h"
 #include "../tensor/rng.h"
 
 #include <omp.h>
@@ -36,3 +37,27 @@ static const float lora_bit_floats[256][8] __attribute__((aligned(32))) = {LB64(
 #define K_ERF   erf
 #define K_EXP   exp
 #include "vit_kernels.inc"
+
+// the MLP with int8 products: a block's rows through fc1, the GELU in place, fc2 with the residual
+int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const float *x, const float *res, const float *b1, const float *b2,
+                         int64_t N) {
+    int64_t D = w1->IC, F = w1->OC, blk = row_block_f32(N), nb = (N + blk - 1) / blk;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *a = malloc(sizeof(float) * (size_t)(blk * F)); // this thread's hidden rows
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < nb; q++) {
+            int64_t lo = q * blk, rows = lo + blk < N ? blk : N - lo;
+            if (!a || !qlinear(w1, a, x + lo * D, b1, NULL, rows)) {
+                failed = 1;
+                continue;
+            }
+#pragma omp simd
+            for (int64_t i = 0; i < rows * F; i++) a[i] = gelu_f32(a[i]);
+            if (!qlinear(w2, out + lo * D, a, b2, res + lo * D, rows)) failed = 1;
+        }
+        free(a);
+    }
+    return failed ? -1 : 0;
+}

@@ -9,4 +9,10 @@
 #include "../tensor/each_real.inc"
 #undef EACH_REAL_INC
 
+// the fused MLP y = res + fc2(GELU(fc1(x))) with both products in int8 (tensor/qgemm.h), float32
+// only, in row blocks across the threads; -1 when a block's buffers cannot be had
+struct QWeight;
+int vit_mlp_forward_int8(const struct QWeight *w1, const struct QWeight *w2, float *out, const float *x, const float *res, const float *b1,
+                         const float *b2, int64_t N);
+
 #endif

@@ -6,6 +6,7 @@
 #include "vit_ops.h"
 
 #include "../autograd/extend.h"
+#include "../tensor/qgemm.h"
 #include "vit_kernels.h"
 
 #include <string.h>
@@ -144,6 +145,12 @@ Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res
     }
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
     Tensor *rc = tensor_contiguous(c, res);
+    QWeight *q = ag_weight_int8(c, 4, (Tensor *[]){x, w, b, res}, w);
+    if (q) { // nothing is recorded: the int8 product, and done
+        if (qlinear(q, y->data, xc->data, bc ? bc->data : NULL, rc->data, N)) return y;
+        ctx_fail(c, "linear_residual: out of memory for the int8 input rows");
+        return NULL;
+    }
     const void *wp = ag_weight_packed(w, true);
     AG_DISPATCH(x->dtype, linear_residual_forward, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
     ag_weight_release(wp);
@@ -196,6 +203,12 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
            *b2c = tensor_contiguous(c, b2);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
     bool keep = ag_will_record(c, 2, (Tensor *[]){x, res});
+    QWeight *q1 = ag_weight_int8(c, 2, (Tensor *[]){x, res}, w1), *q2 = ag_weight_int8(c, 2, (Tensor *[]){x, res}, w2);
+    if (q1 && q2) { // nothing is recorded: both products in int8, and done
+        if (vit_mlp_forward_int8(q1, q2, y->data, xc->data, rc->data, b1c->data, b2c->data, N) == 0) return y;
+        ctx_fail(c, "mlp: out of memory for the int8 input rows");
+        return NULL;
+    }
     const void *w1p = ag_weight_packed(w1c, true), *w2p = ag_weight_packed(w2c, true);
     AG_DISPATCH(x->dtype, mlp_forward, w1p, w2p, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
                 D, F);

@@ -68,6 +68,8 @@ Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x) {
     return named(c, ok, l->weight, ag_linear(c, x, l->weight, l->bias));
 }
 
+bool nn_linear_quantize(NnLinear *l) { return l && tensor_quantize_int8(l->weight); }
+
 NnConv2d nn_conv2d_make(NnParams *ps, const char *name, NnConv2dOptions o) {
     if (o.in > INT32_MAX || o.out > INT32_MAX) { // nn_conv2d_new's ints
         ctx_fail(ps->ctx, "conv2d '%s': %lld in and %lld out channels are too many", name, (long long)o.in, (long long)o.out);

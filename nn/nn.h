@@ -64,6 +64,11 @@ int64_t nn_params_count(const NnParams *ps, bool trainable_only); // numbers in 
 // Sets requires_grad on every parameter whose name matches the fnmatch(3) pattern (with '*'
 // matching dots too); returns how many matched. Buffers are never trainable.
 int nn_params_set_trainable(NnParams *ps, const char *pattern, bool on);
+// int8 copies (tensor_quantize_int8) of every float32 matrix [out, in] whose name matches the
+// pattern ("*.weight" for a model's Linear layers; a matched embedding table or recurrent weight
+// only takes memory: the copies serve products y = x w^T). Returns how many, or -1 at the first
+// that fails (message in its context).
+int nn_params_quantize(NnParams *ps, const char *pattern);
 void nn_params_free(NnParams *ps); // the registry; the tensors belong to their context
 
 // The set as safetensors (names as registered, "format": "pt" metadata, written atomically):
@@ -82,6 +87,10 @@ typedef struct {
 } NnLinear;
 NnLinear nn_linear_new(NnParams *ps, const char *name, int64_t in, int64_t out, bool bias);
 Tensor *nn_linear(Ctx *c, const NnLinear *l, Tensor *x); // x [.., in] -> [.., out]
+// int8 inference (PyTorch's quantize_dynamic): the layer's weight gets an int8 copy
+// (tensor_quantize_int8), and its forwards that record no gradient run in int8 from then on.
+// False (message in the weight's context) for a weight that is not float32.
+bool nn_linear_quantize(NnLinear *l);
 
 // Conv2d: weight [out, in / groups, kh, kw], bias [out]; U(-1/sqrt(fan_in), ..), fan_in = in / groups * kh * kw
 typedef struct {

@@ -106,6 +106,17 @@ int nn_params_set_trainable(NnParams *ps, const char *pattern, bool on) {
     return k;
 }
 
+int nn_params_quantize(NnParams *ps, const char *pattern) {
+    int k = 0;
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = ps->p[i].t;
+        if (ps->p[i].buffer || t->dtype != DT_F32 || t->ndim != 2 || fnmatch(pattern, ps->p[i].name, 0) != 0) continue;
+        if (!tensor_quantize_int8(t)) return -1;
+        k++;
+    }
+    return k;
+}
+
 void nn_params_free(NnParams *ps) {
     for (int i = 0; i < ps->n; i++) free(ps->p[i].name);
     free(ps->p);

@@ -34,6 +34,7 @@ typedef struct Tensor {
     uint32_t version; // in-place writes through the API (set, fill, copy, optimizer steps)
     uint64_t id;      // unique in the process for a tensor that owns its elements; 0 for a view.
                       // With version it names the contents (products keep a frozen weight packed by it)
+    struct QWeight *int8; // its int8 copy for inference products (tensor_quantize_int8), or NULL
 } Tensor;
 
 // ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----
@@ -128,6 +129,19 @@ static inline bool tensor_alive(const Tensor *t) { return !t->ctx || t->gen == t
 void tensor_fill(Tensor *t, double v);
 int tensor_copy(Tensor *dst, const Tensor *src); // same shape; any strides; converts dtype
 bool tensor_all_finite(const Tensor *t);         // no NaN or Inf (integer tensors: true)
+
+// ---- int8 copies for inference ----
+// Keeps an int8 copy of the float32 matrix w [out, in] beside its float values (one scale per
+// output channel, symmetric; allocated in w's context): every product y = x w^T that records no
+// gradient (ag_linear and the layers built on it, under AG_NO_GRAD or with frozen inputs) then
+// runs in int8, its input quantized per row at run time (tensor/qgemm.h says how). Products that
+// record a gradient stay float32. A write to w after (seen by its version) quantizes it again at
+// its next product. False, with a message in w's context, for another dtype, a view, or a shape
+// that is not [out, in] with in <= 65536.
+bool tensor_quantize_int8(Tensor *w);
+static inline void tensor_quantize_off(Tensor *w) { w->int8 = NULL; } // float32 products again
+// the int8 kernel the CPU runs ("avx512vnni", "avx512bw", "avxvnni", "avx2" or "portable")
+const char *tensor_int8_kernel(void);
 
 // ---- views: new header, same storage, no copy (no autograd; see ag_* for recorded views) ----
 Tensor *tensor_view(Ctx *c, const Tensor *t);                                         // plain alias
