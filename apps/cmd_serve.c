@@ -376,9 +376,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             sb_json_str(&b, s->adapter_dir);
         else
             sb_printf(&b, "null");
-        sb_printf(&b, ", \"version\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d, \"int8\": %s}\n",
-                  DEIT_LORA_VERSION, s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch,
-                  s->int8 ? "true" : "false");
+        sb_printf(&b, ", \"version\": \"%s\", \"labels\": %d, \"image_size\": %d, \"max_batch\": %d, \"int8\": %s}\n", DEIT_LORA_VERSION,
+                  s->model.cfg.num_labels, s->model.cfg.image_size, s->batcher.max_batch, s->int8 ? "true" : "false");
         return answer_text(conn, r, draining ? 503 : 200, "application/json", &b);
     }
     if (!strcmp(r->path, "/metrics")) {
@@ -660,8 +659,8 @@ int cmd_serve(int argc, char **argv) {
             close(lfd);
             snprintf(err, sizeof err, "cannot start the server's threads");
         } else {
-            printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld%s%s)\n", a.host, port,
-                   s->model.cfg.num_labels, a.max_batch, a.int8 ? ", int8 kernel " : "", a.int8 ? tensor_int8_kernel() : "");
+            printf("deit_lora serve: listening on http://%s:%u (%d labels, batches up to %ld%s%s)\n", a.host, port, s->model.cfg.num_labels,
+                   a.max_batch, a.int8 ? ", int8 kernel " : "", a.int8 ? tensor_int8_kernel() : "");
             fflush(stdout);
             wait_and_drain(s, &sigs, (double)a.timeout + 5);
             rc = 0;

@@ -456,6 +456,8 @@ int vit_quantize_int8(VitModel *m, char *err, size_t errn) {
             if (!nn_linear_quantize(proj[k]))
                 return snprintf(err, errn, "int8: layer %d: %s", i, ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed"), -1;
     }
+    if (!tensor_quantize_int8(m->patch.weight)) // the patch embedding's matrix [D, C p p]
+        return snprintf(err, errn, "int8: patch embedding: %s", ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed"), -1;
     return 0;
 }
 

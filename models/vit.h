@@ -77,8 +77,9 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
 void vit_merge_lora(VitModel *m);
 // int8 inference: merges the LoRA adapters into their base (the int8 copies hold W + scale B A),
 // then quantizes the encoder's products (query, key, value, output, both MLP layers;
-// tensor_quantize_int8); forwards that record no gradient then run them in int8. The patch
-// embedding, attention's own products and the classifier stay float32.
+// and the patch embedding (its weight as the matrix [D, C p p]); tensor_quantize_int8); forwards
+// that record no gradient then run them in int8. Attention's own products (scores, probabilities
+// times values) and the classifier stay float32.
 int vit_quantize_int8(VitModel *m, char *err, size_t errn);
 void vit_set_lora_dropout(VitModel *m, double p); // a training setting: every LoRA branch's dropout
 // peft's counts: all includes the frozen base, the LoRA tensors and modules_to_save's copy.

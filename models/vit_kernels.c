@@ -39,8 +39,8 @@ static const float lora_bit_floats[256][8] __attribute__((aligned(32))) = {LB64(
 #include "vit_kernels.inc"
 
 // the MLP with int8 products: a block's rows through fc1, the GELU in place, fc2 with the residual
-int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const float *x, const float *res, const float *b1, const float *b2,
-                         int64_t N) {
+int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const float *x, const float *res, const float *b1,
+                         const float *b2, int64_t N) {
     int64_t D = w1->IC, F = w1->OC, blk = row_block_f32(N), nb = (N + blk - 1) / blk;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)

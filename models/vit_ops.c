@@ -251,6 +251,14 @@ Tensor *vit_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     }
     int64_t D = w->shape[0], p = w->shape[2];
     Tensor *cols = im2col_patch(c, x, p);
+    QWeight *q = ag_weight_int8(c, 3, (Tensor *[]){x, w, b}, w); // w's int8 copy is the matrix [D, C p p]
+    if (q && (!b || (b->dtype == DT_F32 && b->ndim == 1 && b->shape[0] == D))) {
+        Tensor *y = cols ? out_like(c, cols, D) : NULL, *bc = b ? tensor_contiguous(c, b) : NULL;
+        if (!y || (b && !bc)) return NULL;
+        if (qlinear(q, y->data, cols->data, bc ? bc->data : NULL, NULL, tensor_numel(cols) / q->IC)) return y;
+        ctx_fail(c, "patch_embed: out of memory for the int8 input rows");
+        return NULL;
+    }
     Tensor *wf = ag_reshape(c, w, 2, (int64_t[]){D, w->shape[1] * p * p});
     return ag_linear(c, cols, wf, b); // [B, N, D]
 }
@@ -277,8 +285,37 @@ Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLi
     return vit_proj_residual(c, fc2, lo2, ag_gelu(c, vit_proj(c, fc1, lo1, x, rng, training)), res, rng, training);
 }
 
+// query, key and value in int8 with x's rows quantized once: false (nothing done) unless all three
+// have int8 copies, no LoRA branch, the same input rows, and record nothing
+static bool qkv_int8(Ctx *c, const NnLinear *const proj[3], const NnLora *const lora[3], Tensor *xq, Tensor *x, Tensor *out[3]) {
+    const QWeight *q[3];
+    float *ys[3];
+    const float *bs[3];
+    if (xq != x || !x || x->ndim == 0) return false;
+    for (int i = 0; i < 3; i++) {
+        Tensor *w = proj[i]->weight, *b = proj[i]->bias;
+        if (nn_lora_active(lora[i]) || !(q[i] = ag_weight_int8(c, 3, (Tensor *[]){x, w, b}, w)) || q[i]->IC != x->shape[x->ndim - 1] ||
+            (b && (b->dtype != DT_F32 || b->ndim != 1 || b->shape[0] != q[i]->OC)))
+            return false;
+    }
+    Tensor *xc = tensor_contiguous(c, x);
+    for (int i = 0; i < 3; i++) {
+        Tensor *b = proj[i]->bias ? tensor_contiguous(c, proj[i]->bias) : NULL;
+        if (!(out[i] = out_like(c, x, q[i]->OC)) || (proj[i]->bias && !b)) return false;
+        ys[i] = out[i]->data, bs[i] = b ? b->data : NULL;
+    }
+    if (!qlinear_many(3, q, ys, xc->data, bs, NULL, tensor_numel(x) / q[0]->IC)) {
+        ctx_fail(c, "attention: out of memory for the int8 input rows");
+        out[0] = NULL;
+    }
+    return true;
+}
+
 Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x, Tensor *res, int NH,
                             Rng *rng, bool training, Tensor **probs) {
+    Tensor *qkv[3];
+    if (qkv_int8(c, proj, lora, xq, x, qkv))
+        return vit_proj_residual(c, proj[3], lora[3], ag_attention(c, qkv[0], qkv[1], qkv[2], NH, probs), res, rng, training);
     Tensor *q = vit_proj(c, proj[0], lora[0], xq, rng, training);
     Tensor *k = vit_proj(c, proj[1], lora[1], x, rng, training);
     Tensor *v = vit_proj(c, proj[2], lora[2], x, rng, training);

@@ -231,18 +231,40 @@ static void run(const Product *p) {
 }
 
 bool qlinear(const QWeight *q, float *y, const float *x, const float *bias, const float *res, int64_t M) {
+    return qlinear_many(1, &q, &y, x, &bias, res, M);
+}
+
+bool qlinear_many(int n, const QWeight *const *qs, float *const *ys, const float *x, const float *const *biases, const float *res,
+                  int64_t M) {
     const QgemmIsa *k = isa();
+    const QWeight *q = qs[0];
     if (M <= 0) return true;
+    if (n < 1 || n > QGEMM_MANY_MAX) return false;
     int64_t lda = q->kq * 4;
     size_t need = (size_t)(M * lda) + up64(sizeof(float) * (size_t)M) + up64(sizeof(int32_t) * (size_t)M);
     uint8_t *a = rows_for(need);
     if (!a) return false;
     float *rs = (float *)(a + up64((size_t)(M * lda)));
     int32_t *zp = (int32_t *)((uint8_t *)rs + up64(sizeof(float) * (size_t)M));
-    bool par = !omp_in_parallel() && M * q->IC >= 65536;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);
-    run(&(Product){.k = k, .q = q, .a = a, .lda = lda, .M = M, .rs = rs, .zp = zp, .bias = bias, .res = res, .y = y});
+    Product ps[QGEMM_MANY_MAX];
+    double macs = 0;
+    int64_t tiles = 0;
+    for (int i = 0; i < n; i++) {
+        ps[i] = (Product){.k = k, .q = qs[i], .a = a, .lda = lda, .M = M, .rs = rs, .zp = zp, .bias = biases[i], .res = res, .y = ys[i]};
+        macs += (double)M * (double)qs[i]->OC * (double)q->IC, tiles += ntiles(k, qs[i], M);
+    }
+    // one parallel region: the rows quantized, then every product's tiles (one fork and join)
+    bool par = !omp_in_parallel() && macs >= 1e6 && tiles > 1;
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);
+        for (int i = 0; i < n; i++) {
+            int64_t nt = ntiles(k, qs[i], M);
+#pragma omp for schedule(static) nowait
+            for (int64_t t = 0; t < nt; t++) run_tile(&ps[i], t);
+        }
+    }
     return true;
 }
 

@@ -19,7 +19,8 @@
 // bytes (four consecutive inputs of one channel side by side, zero-padded), the same for every kernel
 #define QGEMM_PANEL 16
 // the longest row a product takes: int32 sums of IC products of 255 x 127 stay exact below it
-#define QGEMM_MAX_IC 65536
+#define QGEMM_MAX_IC   65536
+#define QGEMM_MANY_MAX 8
 
 typedef struct QWeight {
     int64_t OC, IC, kq; // kq = IC / 4 rounded up
@@ -41,6 +42,12 @@ void qweight_update(QWeight *q, const float *w, uint32_t version);
 // the same bits whatever M is and however the rows are split. False, having written nothing, when
 // there is no memory for the quantized rows.
 bool qlinear(const QWeight *q, float *y, const float *x, const float *bias, const float *res, int64_t M);
+
+// n <= QGEMM_MANY_MAX products of the same input x (weights with the same IC), its rows quantized once: ys[i] [M,
+// qs[i]->OC] = x qs[i]^T + biases[i] (may be NULL) + res (may be NULL, then for every product);
+// false, having done nothing, for n out of range or no memory for the quantized rows
+bool qlinear_many(int n, const QWeight *const *qs, float *const *ys, const float *x, const float *const *biases, const float *res,
+                  int64_t M);
 
 // the kernel in use, and the steps an input row is quantized to (255 or 127)
 const char *qgemm_isa(void);

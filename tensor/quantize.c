@@ -5,19 +5,21 @@
 bool tensor_quantize_int8(Tensor *w) {
     char s[96];
     if (!w) return false;
-    if (w->dtype != DT_F32 || w->ndim != 2 || !w->id || !tensor_is_contiguous(w) || w->shape[1] < 1 || w->shape[1] > QGEMM_MAX_IC) {
-        ctx_fail(w->ctx, "quantize_int8: weight %s %s is not a float32 matrix [out, in] of its own with 1 <= in <= %d",
+    int64_t in = 1;
+    for (int d = 1; d < w->ndim; d++) in *= w->shape[d];
+    if (w->dtype != DT_F32 || w->ndim < 2 || !w->id || !tensor_is_contiguous(w) || in < 1 || in > QGEMM_MAX_IC) {
+        ctx_fail(w->ctx, "quantize_int8: weight %s %s is not a float32 tensor [out, ...] of its own with 1 to %d elements per output",
                  w->name ? w->name : "", shape_str(w, s, sizeof s), QGEMM_MAX_IC);
         return false;
     }
-    if (w->int8 && w->int8->OC == w->shape[0] && w->int8->IC == w->shape[1]) {
+    if (w->int8 && w->int8->OC == w->shape[0] && w->int8->IC == in) {
         if (w->int8->version != w->version) qweight_update(w->int8, w->data, w->version);
         return true;
     }
     QWeight *q = ctx_alloc(w->ctx, sizeof *q);
-    void *mem = q ? ctx_alloc_uninit(w->ctx, qweight_bytes(w->shape[0], w->shape[1])) : NULL;
+    void *mem = q ? ctx_alloc_uninit(w->ctx, qweight_bytes(w->shape[0], in)) : NULL;
     if (!mem) return false; // the context says it is out of memory
-    qweight_init(q, mem, w->data, w->shape[0], w->shape[1], w->version);
+    qweight_init(q, mem, w->data, w->shape[0], in, w->version);
     w->int8 = q;
     return true;
 }

@@ -272,7 +272,7 @@ int tensor_copy(Tensor *dst, const Tensor *src) {
 Tensor *tensor_view(Ctx *c, const Tensor *t) {
     Tensor *v = ctx_alloc(c, sizeof *v);
     *v = *t;
-    v->id = 0; // its writes do not count in its base's version: never a cache key
+    v->id = 0;      // its writes do not count in its base's version: never a cache key
     v->int8 = NULL; // nor an int8 copy (its shape may differ)
     v->ctx = c;
     v->gen = c->gen;

@@ -30,10 +30,10 @@ typedef struct Tensor {
     struct Tensor *grad; // contiguous, same shape and dtype; NULL until needed
     struct AgNode *node; // the op that made it (autograd/), NULL for leaves
     const char *name;
-    uint32_t gen;     // ctx->gen when it was made: a tensor of a reset context is refused
-    uint32_t version; // in-place writes through the API (set, fill, copy, optimizer steps)
-    uint64_t id;      // unique in the process for a tensor that owns its elements; 0 for a view.
-                      // With version it names the contents (products keep a frozen weight packed by it)
+    uint32_t gen;         // ctx->gen when it was made: a tensor of a reset context is refused
+    uint32_t version;     // in-place writes through the API (set, fill, copy, optimizer steps)
+    uint64_t id;          // unique in the process for a tensor that owns its elements; 0 for a view.
+                          // With version it names the contents (products keep a frozen weight packed by it)
     struct QWeight *int8; // its int8 copy for inference products (tensor_quantize_int8), or NULL
 } Tensor;
 
@@ -131,13 +131,14 @@ int tensor_copy(Tensor *dst, const Tensor *src); // same shape; any strides; con
 bool tensor_all_finite(const Tensor *t);         // no NaN or Inf (integer tensors: true)
 
 // ---- int8 copies for inference ----
-// Keeps an int8 copy of the float32 matrix w [out, in] beside its float values (one scale per
+// Keeps an int8 copy of the float32 matrix w [out, in] (or a tensor [out, ...] taken as one, such
+// as a convolution's weight) beside its float values (one scale per
 // output channel, symmetric; allocated in w's context): every product y = x w^T that records no
 // gradient (ag_linear and the layers built on it, under AG_NO_GRAD or with frozen inputs) then
 // runs in int8, its input quantized per row at run time (tensor/qgemm.h says how). Products that
 // record a gradient stay float32. A write to w after (seen by its version) quantizes it again at
-// its next product. False, with a message in w's context, for another dtype, a view, or a shape
-// that is not [out, in] with in <= 65536.
+// its next product. False, with a message in w's context, for another dtype, a view, one
+// dimension, or more than 65536 elements per output.
 bool tensor_quantize_int8(Tensor *w);
 static inline void tensor_quantize_off(Tensor *w) { w->int8 = NULL; } // float32 products again
 // the int8 kernel the CPU runs ("avx512vnni", "avx512bw", "avxvnni", "avx2" or "portable")
