@@ -44,6 +44,7 @@ void rng_fill_uniform(Rng *r, Tensor *t, double lo, double hi) {
         float *p = t->data;
 #pragma omp parallel for if (n > 65536)
         for (int64_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * (double)(rng_draw(seed, off + (uint64_t)i) >> 40) * 0x1.0p-24);
+        tensor_bump_version(t); // written in place (tensor_set_flat counts its own writes)
     } else {
         for (int64_t i = 0; i < n; i++) tensor_set_flat(t, i, lo + (hi - lo) * u53(rng_draw(seed, off + (uint64_t)i)));
     }
@@ -57,6 +58,7 @@ void rng_fill_normal(Rng *r, Tensor *t, double mean, double std) {
         float *p = t->data;
 #pragma omp parallel for if (n > 65536)
         for (int64_t i = 0; i < n; i++) p[i] = (float)(mean + std * normal_at(seed, base + (uint64_t)i));
+        tensor_bump_version(t);
     } else {
         for (int64_t i = 0; i < n; i++) tensor_set_flat(t, i, mean + std * normal_at(seed, base + (uint64_t)i));
     }

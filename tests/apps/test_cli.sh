@@ -57,6 +57,17 @@ expect 2 "--method: 'gradcam' is not rollout or relevance" -- "$bin" explain --m
 expect 2 "--class: 'zebra' is not one of the model's labels" -- "$bin" explain --model "$g/tiny" --method relevance --class zebra "$img/small_20x30.jpg"
 expect 2 "--class: attention rollout does not depend on the class" -- "$bin" explain --model "$g/tiny" --class LABEL_3 "$img/small_20x30.jpg"
 expect 2 "needs --model and at least one IMAGE" -- "$bin" explain --model "$g/tiny"
+# --int8: the commands that only run the model forward; refused where gradients are needed
+expect 0 "int8 kernel: " -- "$bin" --version
+expect 0 '"method": "rollout"' -- "$bin" explain --model "$g/tiny" --adapter "$g/tiny_lora" --int8 "$img/small_20x30.jpg"
+expect 2 "--int8: applies to --method rollout only" -- "$bin" explain --model "$g/tiny" --int8 --method relevance "$img/small_20x30.jpg"
+expect 0 '"top": [{"label": "LABEL_' -- "$bin" predict --model "$g/tiny" --adapter "$g/tiny_lora" --int8 --json "$img/small_20x30.jpg"
+expect 0 '"accuracy"' -- "$bin" eval --model "$g/tiny" --int8 --data "$img" --label LABEL_1 --json
+expect 0 '"int8_img_per_s"' -- "$bin" bench --model "$g/tiny" --int8 --infer-only --batch 2 --steps 1 --warmup 0 --json
+expect 0 "int8 inference" -- "$bin" bench --model "$g/tiny" --int8 --batch 2 --steps 1 --warmup 0
+expect 0 "int8           the encoder's 6 products" -- "$bin" info "$g/tiny"
+expect 2 "unknown option '--int8'" -- "$bin" train --model "$g/tiny" --int8 --data "$img" --label x --output "$tmp/int8_train"
+no_file "$tmp/int8_train"
 expect 2 "$tmp/fake.jpg: not a JPEG or PNG image" -- "$bin" explain --model "$g/tiny" --out "$tmp/ex2" "$img/small_20x30.jpg" "$tmp/fake.jpg"
 no_file "$tmp/ex2"
 expect 2 "is not empty" -- "$bin" explain --model "$g/tiny" --out "$tmp/ex" "$img/small_20x30.jpg"

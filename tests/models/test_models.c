@@ -76,6 +76,46 @@ START_TEST(test_tiny_forward_backward_parity) {
 }
 END_TEST
 
+static double rel_l2(const Tensor *a, const Tensor *b) {
+    double e = 0, r = 0;
+    for (int64_t i = 0; i < tensor_numel(a); i++) {
+        double x = tensor_get_flat(a, i), y = tensor_get_flat(b, i);
+        e += (x - y) * (x - y), r += y * y;
+    }
+    return sqrt(e / r);
+}
+
+// --int8's model: the adapter merged into the base, the encoder's products and the patch
+// embedding in int8: logits near the float32 ones with the adapter, not equal; a forward that
+// records a gradient is float32, equal to the merged float32 model's; the classifier untouched
+START_TEST(test_int8_close_to_float32) {
+    WFile io;
+    ck_assert(safetensors_open(&io, GOLD "/tiny/io.safetensors", err, sizeof err) == 0);
+    Ctx *c = ctx_new(1 << 22);
+    Tensor *x = ref(c, &io, "pixel_values"), *want = NULL, *merged = NULL, *got = NULL;
+    VitModel m;
+    load(&m, GOLD "/tiny");
+    ck_assert_msg(adapter_load(&m, GOLD "/tiny_lora", err, sizeof err) == 0, "%s", err);
+    AG_NO_GRAD(c) { want = tensor_clone(c, vit_forward(c, &m, x, NULL)); }
+    ck_assert_msg(vit_quantize_int8(&m, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(m.classifier.weight->int8);
+    ck_assert_ptr_nonnull(m.layers[1].fc2.weight->int8);
+    ck_assert_ptr_nonnull(m.patch.weight->int8);
+    AG_NO_GRAD(c) { got = tensor_clone(c, vit_forward(c, &m, x, NULL)); }
+    ck_assert(max_diff(got, want) > 0);
+    ck_assert_msg(rel_l2(got, want) < 0.05, "int8 logits off by %g", rel_l2(got, want));
+    // recorded: every product in float32, as the merged model without int8 copies
+    ag_set_requires_grad(x, true);
+    merged = vit_forward(c, &m, x, NULL);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, merged)), 0);
+    ck_assert_msg(max_diff(merged, want) < 1e-5, "recorded forward %g from float32", max_diff(merged, want));
+    ck_assert_ptr_nonnull(x->grad);
+    ctx_free(c);
+    wfile_close(&io);
+    vit_free(&m);
+}
+END_TEST
+
 static Tensor *adapter_logits(Ctx *c, const char *adapter, WFile *io, Tensor **loss_out) {
     VitModel *m = ctx_alloc(c, sizeof *m);
     load(m, GOLD "/tiny");
@@ -955,6 +995,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_safetensors_header_grammar"), test_safetensors_header_grammar);
     tcase_add_test(check_case(s, "test_tiny_lora_both_spellings"), test_tiny_lora_both_spellings);
     tcase_add_test(check_case(s, "test_merged_equals_adapter"), test_merged_equals_adapter);
+    tcase_add_test(check_case(s, "test_int8_close_to_float32"), test_int8_close_to_float32);
     tcase_add_test(check_case(s, "test_cls_only_last_layer_is_exact"), test_cls_only_last_layer_is_exact);
     tcase_add_test(check_case(s, "test_pytorch_bin_equals_safetensors"), test_pytorch_bin_equals_safetensors);
     tcase_add_test(check_case(s, "test_deit_tiny_random_sharded"), test_deit_tiny_random_sharded);

@@ -479,12 +479,75 @@ START_TEST(test_scopes_and_sequential) {
 }
 END_TEST
 
+static double rel_l2(const Tensor *a, const Tensor *b) {
+    double e = 0, r = 0;
+    for (int64_t i = 0; i < tensor_numel(a); i++) {
+        double x = tensor_get_flat(a, i), y = tensor_get_flat(b, i);
+        e += (x - y) * (x - y), r += y * y;
+    }
+    return sqrt(e / r);
+}
+
+// int8 inference: a quantized Linear's forwards that record nothing run in int8 (close to float32,
+// not equal); recorded ones stay float32 bit for bit; a write to the weight is followed; the
+// refusals name the tensor
+START_TEST(test_linear_quantize) {
+    Ctx *pc = ctx_new(1 << 20), *c = ctx_new(1 << 20);
+    NnParams ps;
+    nn_params_init(&ps, pc, 3);
+    NnLinear fc = nn_linear_new(&ps, "fc", 64, 48, true), fc2 = nn_linear_new(&ps, "fc2", 48, 5, false);
+    NnEmbedding emb = nn_embedding_new(&ps, "emb", 7, 3);
+    (void)emb;
+    Rng r = rng_new(5);
+    Tensor *x = tensor_new(pc, DT_F32, SHAPE(9, 64));
+    rng_fill_normal(&r, x, 0, 1);
+    Tensor *y32 = NULL, *y8 = NULL;
+    AG_NO_GRAD(c) { y32 = tensor_clone(pc, nn_linear(c, &fc, x)); }
+    ck_assert(nn_linear_quantize(&fc));
+    ck_assert_ptr_nonnull(fc.weight->int8);
+    AG_NO_GRAD(c) { y8 = tensor_clone(pc, nn_linear(c, &fc, x)); }
+    ck_assert(max_diff(y8, y32) > 0);                                        // int8 ran
+    ck_assert_msg(rel_l2(y8, y32) < 0.02, "int8 error %g", rel_l2(y8, y32)); // and is close
+    // a forward that records a gradient is float32, bit for bit, and has one
+    ag_set_requires_grad(x, true);
+    Tensor *yr = nn_linear(c, &fc, x);
+    ck_assert(max_diff(yr, y32) == 0);
+    ck_assert_int_eq(ag_backward(c, ag_sum_all(c, yr)), 0);
+    ck_assert_ptr_nonnull(x->grad);
+    ag_set_requires_grad(x, false);
+    // a write to the weight (its version) is quantized again before the next product
+    rng_fill_normal(&r, fc.weight, 0, 0.1);   // through the API: the version counts it
+    Tensor *w32 = tensor_clone(c, fc.weight); // a tensor of its own without an int8 copy: float32
+    Tensor *yq = NULL, *yf = NULL;
+    AG_NO_GRAD(c) { yq = nn_linear(c, &fc, x), yf = ag_linear(c, x, w32, fc.bias); }
+    ck_assert_msg(rel_l2(yq, yf) < 0.02, "after a write: %g", rel_l2(yq, yf));
+    // off again: float32
+    tensor_quantize_off(fc.weight);
+    AG_NO_GRAD(c) { ck_assert(max_diff(nn_linear(c, &fc, x), yf) == 0); }
+    // the whole set: the float32 matrices whose names match
+    ck_assert_int_eq(nn_params_quantize(&ps, "fc*.weight"), 2);
+    ck_assert_int_eq(nn_params_quantize(&ps, "*.bias"), 0);
+    ck_assert_int_eq(nn_params_quantize(&ps, "*"), 3); // the embedding table too (it takes memory, is not used)
+    // refusals: a view, a vector, float64
+    ck_assert(!tensor_quantize_int8(tensor_transpose_view(c, fc.weight, 0, 1)));
+    ck_assert_ptr_nonnull(strstr(ctx_error(c), "quantize_int8"));
+    ck_assert(!tensor_quantize_int8(fc.bias));
+    NnLinear f64 = {tensor_zeros(pc, DT_F64, SHAPE(3, 4)), NULL};
+    ck_assert(!nn_linear_quantize(&f64));
+    ck_assert_ptr_nonnull(strstr(ctx_error(pc), "float32"));
+    (void)fc2;
+    nn_params_free(&ps);
+    ctx_free(c), ctx_free(pc);
+}
+END_TEST
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cgrad_nn_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     Suite *s = suite_create("nn");
     tcase_add_test(check_case(s, "test_scopes_and_sequential"), test_scopes_and_sequential);
     tcase_add_test(check_case(s, "test_default_init_and_names"), test_default_init_and_names);
+    tcase_add_test(check_case(s, "test_linear_quantize"), test_linear_quantize);
     tcase_add_test(check_case(s, "test_train_eval_mode"), test_train_eval_mode);
     tcase_add_test(check_case(s, "test_save_load"), test_save_load);
     tcase_add_test(check_case(s, "test_lora_wrapper"), test_lora_wrapper);
