@@ -118,18 +118,25 @@ void qweight_update(QWeight *q, const float *w, uint32_t version) {
 #pragma omp parallel for schedule(static) if (q->OC * IC > 65536 && !omp_in_parallel())
     for (int64_t n = 0; n < q->OC; n++) {
         const float *wr = w + n * IC;
-        float amax = 0;
-        for (int64_t k = 0; k < IC; k++) amax = fmaxf(amax, fabsf(wr[k]));
-        float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0;
+        float amax = 0, bad = 0; // bad: NaN when some weight is NaN or infinite
+#pragma omp simd reduction(max : amax) reduction(+ : bad)
+        for (int64_t k = 0; k < IC; k++) {
+            float a = fabsf(wr[k]);
+            amax = a > amax ? a : amax, bad += wr[k] * 0.0f;
+        }
+        bool ok = bad == 0 && amax > 0;
+        float inv = ok ? 127.0f / amax : 0;
         int8_t *dst = q->packed + (n / QGEMM_PANEL) * kq * 64 + (n % QGEMM_PANEL) * 4;
         int32_t sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (int64_t k = 0; k < IC; k++) {
-            float t = fminf(fmaxf(wr[k] * inv, -127.0f), 127.0f); // NaN goes to -127 (fmaxf drops it)
+            float t = wr[k] * inv;
+            t = t > -127.0f ? t : -127.0f, t = t < 127.0f ? t : 127.0f; // NaN goes to -127 (and the scale is NaN)
             int32_t v = (int32_t)(t + (t >= 0 ? 0.5f : -0.5f));
             dst[(k / 4) * 64 + k % 4] = (int8_t)v;
             sum += v;
         }
-        q->scale[n] = amax > 0 && isfinite(amax) ? amax / 127.0f : amax > 0 ? NAN : 0;
+        q->scale[n] = ok ? amax / 127.0f : bad != 0 ? NAN : 0; // a NaN or infinite weight: NaN out, as in float32
         q->colsum[n] = sum;
     }
     q->version = version;

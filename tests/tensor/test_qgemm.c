@@ -105,6 +105,10 @@ START_TEST(test_qweight_quantization) {
     memset(W.w, 0, sizeof(float) * 29);
     qweight_update(&W.q, W.w, 8);
     ck_assert(W.q.scale[0] == 0 && W.q.colsum[0] == 0 && W.q.version == 8);
+    // a NaN or infinite weight makes its channel's scale NaN (NaN out, as in float32), not a value
+    W.w[29 + 3] = NAN, W.w[2 * 29 + 5] = INFINITY;
+    qweight_update(&W.q, W.w, 9);
+    ck_assert(isnan(W.q.scale[1]) && isnan(W.q.scale[2]) && W.q.scale[3] > 0);
     weight_free(&W);
 }
 END_TEST
