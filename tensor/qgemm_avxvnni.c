@@ -8,7 +8,7 @@
 #define QK_FN(x)   x##avxvnni
 #define QK_VEC     256
 #define QK_VNNI    1
-#define QK_MR      4
+#define QK_MR      6
 #define QK_NP      1
 #define QK_CPU_HAS (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni"))
 #include "qgemm_x86.inc"
