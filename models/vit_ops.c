@@ -201,7 +201,7 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
     Tensor *xc = tensor_contiguous(c, x), *rc = tensor_contiguous(c, res);
     Tensor *w1c = tensor_contiguous(c, w1), *w2c = tensor_contiguous(c, w2), *b1c = tensor_contiguous(c, b1),
            *b2c = tensor_contiguous(c, b2);
-    Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape), *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F});
+    Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape);
     bool keep = ag_will_record(c, 2, (Tensor *[]){x, res});
     QWeight *q1 = ag_weight_int8(c, 2, (Tensor *[]){x, res}, w1), *q2 = ag_weight_int8(c, 2, (Tensor *[]){x, res}, w2);
     if (q1 && q2) { // nothing is recorded: both products in int8, and done
@@ -209,6 +209,7 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
         ctx_fail(c, "mlp: out of memory for the int8 input rows");
         return NULL;
     }
+    Tensor *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F}); // the pre-activation (kept for the backward when recorded)
     const void *w1p = ag_weight_packed(w1c, true), *w2p = ag_weight_packed(w2c, true);
     AG_DISPATCH(x->dtype, mlp_forward, w1p, w2p, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
                 D, F);
