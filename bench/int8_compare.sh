@@ -9,7 +9,8 @@
 #     at batch 1 and batch B on T threads, in alternating rounds; the best round of each.
 #   bench/int8_compare.sh [IMAGES] [N] [B] [T] [STEPS] [ROUNDS]
 # Needs a build, python3-torch, node and npm (ONNX Runtime as in ort_compare.sh); TORCH_MODERN adds a
-# second PyTorch (as for compare.sh).
+# second PyTorch (as for compare.sh). CGRAD_INT8=avx2 (or another kernel) measures that int8 kernel.
+# (Debian's PyTorch builds have no fbgemm: their quantized engine is oneDNN.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${1:-} N=${2:-32} B=${3:-8} T=${4:-2} S=${5:-20} R=${6:-3}
@@ -36,8 +37,9 @@ if [ -n "$IMAGES" ]; then
   "$bin" preprocess --model "$dir/model" --out "$dir/px.safetensors" "${imgs[@]}" >/dev/null
   "$bin" predict --model "$dir/model" --json --top 1000 "${imgs[@]}" > "$dir/cgrad_fp32.jsonl"
   "$bin" predict --model "$dir/model" --json --top 1000 --int8 "${imgs[@]}" > "$dir/cgrad_int8.jsonl"
+  /usr/bin/python3 bench/st_bundle.py "$dir/bundle.safetensors" "$dir/model/model.safetensors" "$dir/px.safetensors"
   for i in "${!torches[@]}"; do
-    OPENBLAS_NUM_THREADS=1 ${torches[$i]} "$dir/int8_torch.py" logits "$dir/model" "$dir/px.safetensors" "$dir/torch$i.json"
+    OPENBLAS_NUM_THREADS=1 ${torches[$i]} "$dir/int8_torch.py" logits < "$dir/bundle.safetensors" > "$dir/torch$i.json"
   done
   /usr/bin/python3 - "$dir" ${#torches[@]} <<'EOF'
 import glob, json, math, sys
@@ -72,7 +74,7 @@ print("accuracy on %d photos" % len(c32))
 print("  cgrad --int8 against cgrad float32:     " + compare(c32, c8))
 for i in range(nt):
     t = json.load(open("%s/torch%d.json" % (d, i)))
-    print("  PyTorch quantize_dynamic (run %d) against its float32: %s" % (i, compare(t["fp32"], t["int8"])))
+    print("  PyTorch %s quantize_dynamic (%s) against its float32: %s" % (t["torch"], t["engine"], compare(t["fp32"], t["int8"])))
     print("  (cgrad float32 against PyTorch float32: %s)" % compare(t["fp32"], c32))
 EOF
 fi
@@ -82,7 +84,7 @@ for r in $(seq "$R"); do
   for b in 1 "$B"; do
     runs+=("cgrad $b $("$bin" bench --model "$dir/model" --infer-only --int8 --batch "$b" --threads "$T" --steps "$S" --json)")
     for pyexe in "${torches[@]}"; do
-      runs+=("torch $b $(OPENBLAS_NUM_THREADS=1 $pyexe "$dir/int8_torch.py" time "$dir/model" "$b" "$T" "$S")")
+      runs+=("torch $b $(OPENBLAS_NUM_THREADS=1 $pyexe "$dir/int8_torch.py" time "$b" "$T" "$S" < "$dir/model/model.safetensors")")
     done
     runs+=("ort $b $(node "$ort/ort_bench.js" time "$dir/model" "$b" "$T" "$S")")
   done

@@ -2,15 +2,17 @@
 tensor, uint8 inputs per batch at run time) of the encoder's Linear layers of the DeiT-Tiny-sized ViT in
 vit_torch.py (the layers cgrad's --int8 quantizes; the patch convolution, attention's products and the head
 stay float32), beside the same model in float32:
-  int8_torch.py logits DIR PIXELS.safetensors OUT.json   logits of pixel_values [N, 3, 224, 224], both ways
-  int8_torch.py time DIR B T STEPS                       images/s at batch B on T threads, both ways,
-                                                         alternating (the faster of two rounds): one JSON line
-DIR holds model.safetensors (ort_export.py). Run as one file with vit_torch.py in front of it (int8_compare.sh)."""
+  int8_torch.py logits < IN.safetensors > OUT.json   logits of its pixel_values [N, 3, 224, 224], both ways
+  int8_torch.py time B T STEPS < IN.safetensors      images/s at batch B on T threads, both ways,
+                                                    alternating (the faster of two rounds): one JSON line
+IN.safetensors holds the model's weights (as ort_export.py writes them) and, for logits, the pixel values:
+files pass through stdin and stdout, so that a PyTorch in a chroot (TORCH_MODERN) needs no path of the host.
+Run as one file with vit_torch.py in front of it (int8_compare.sh)."""
 import json, os, sys, time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vit_torch import load_model, load_safetensors  # noqa: E402
+from vit_torch import load_model, parse_safetensors  # noqa: E402
 
 
 def quantized(m):
@@ -29,16 +31,15 @@ def ips(m, x, steps):
 
 
 def main():
-    cmd, d = sys.argv[1], sys.argv[2]
-    m = load_model(os.path.join(d, "model.safetensors"))
-    q = quantized(load_model(os.path.join(d, "model.safetensors")))
+    cmd, w = sys.argv[1], parse_safetensors(sys.stdin.buffer.read())
+    m, q = load_model(w), quantized(load_model(w))
     if cmd == "logits":
-        x = load_safetensors(sys.argv[3])["pixel_values"]
         with torch.no_grad():
-            out = {"fp32": m(x).tolist(), "int8": q(x).tolist()}
-        json.dump(out, open(sys.argv[4], "w"))
+            x = w["pixel_values"]
+            json.dump({"torch": torch.__version__, "engine": torch.backends.quantized.engine, "fp32": m(x).tolist(),
+                       "int8": q(x).tolist()}, sys.stdout)
     elif cmd == "time":
-        b, t, steps = (int(v) for v in sys.argv[3:6])
+        b, t, steps = (int(v) for v in sys.argv[2:5])
         torch.set_num_threads(t)
         x = torch.randn(b, 3, 224, 224)
         f32 = i8 = 0

@@ -87,7 +87,11 @@ def make_model(seed=0):
 
 def load_safetensors(path):
     """{name: float32 tensor} of a safetensors file (F32 tensors only)"""
-    raw = open(path, "rb").read()
+    return parse_safetensors(open(path, "rb").read(), path)
+
+
+def parse_safetensors(raw, path="<stdin>"):
+    """{name: float32 tensor} of a safetensors file's bytes"""
     n = struct.unpack("<Q", raw[:8])[0]
     hdr = json.loads(raw[8:8 + n])
     out = {}
@@ -101,10 +105,9 @@ def load_safetensors(path):
     return out
 
 
-def load_model(path):
-    """the model with the weights of PATH (model.safetensors under the names hf_names gives)"""
+def load_model(w):
+    """the model with the weights w ({name: tensor} under the names hf_names gives)"""
     m = ViT().eval()
-    w = load_safetensors(path)
     with torch.no_grad():
         for k, p in hf_names(m).items():
             p.copy_(w[k])
