@@ -100,7 +100,7 @@ got=$(PATH="$tmp$prefix/bin:$PATH" LD_LIBRARY_PATH="$libdir" bash -c 'source "$1
 [ "$got" = "predict preprocess" ] || { echo "completion of 'deit_lora pre': '$got'"; exit 1; }
 got=$(PATH="$tmp$prefix/bin:$PATH" LD_LIBRARY_PATH="$libdir" bash -c 'source "$1"; COMP_WORDS=(deit_lora train --ep); COMP_CWORD=2; _deit_lora; echo "${COMPREPLY[*]}"' _ "$comp")
 [ "$got" = "--epochs" ] || { echo "completion of 'deit_lora train --ep': '$got'"; exit 1; }
-for f in README.md LICENSE examples/xor_mlp.c docs/ops.md; do
+for f in README.md LICENSE examples/xor_mlp.c docs/ops.md docs/library.md docs/deit_lora.md docs/serving.md; do
     [ -s "$share/doc/cgrad/$f" ] || { echo "share/doc/cgrad/$f was not installed"; exit 1; }
 done
 echo "man pages, bash completion and share/doc/cgrad installed"
@@ -108,7 +108,7 @@ echo "man pages, bash completion and share/doc/cgrad installed"
 cc -std=c11 "$src/examples/custom_op.c" $core -o "$tmp/custom_op"
 LD_LIBRARY_PATH="$libdir" "$tmp/custom_op"
 # the MLP example (1 epoch of all 60,000 images) and the CNN, ResNet and GRU examples, shortened
-# (the full runs are in the README)
+# (the full runs are in docs/library.md)
 if [ -d /usr/share/datasets/fashion-mnist ]; then
     cc -std=c11 -O2 "$src/examples/mlp_fashion.c" $flags -lm -o "$tmp/mlp_fashion"
     MIN_ACC=0.80 LD_LIBRARY_PATH="$libdir" "$tmp/mlp_fashion" 1
