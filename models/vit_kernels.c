@@ -6,6 +6,7 @@
 #include "../tensor/kernels_ext.h"
 #include "../tensor/qgemm.h"
 #include "../tensor/rng.h"
+#include "../tensor/scratch.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *a = malloc(sizeof(float) * (size_t)(blk * F)); // this thread's hidden rows
+        float *a = scratch_get(0, sizeof(float) * (size_t)(blk * F)); // this thread's hidden rows
 #pragma omp for schedule(dynamic, 1)
         for (int64_t q = 0; q < nb; q++) {
             int64_t lo = q * blk, rows = lo + blk < N ? blk : N - lo;
@@ -57,7 +58,6 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
             for (int64_t i = 0; i < rows * F; i++) a[i] = gelu_f32(a[i]);
             if (!qlinear(w2, out + lo * D, a, b2, res + lo * D, rows)) failed = 1;
         }
-        free(a);
     }
     return failed ? -1 : 0;
 }

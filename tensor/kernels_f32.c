@@ -3,6 +3,7 @@
 #include "kernels.h"
 #include "kernels_ext.h"
 #include "rng.h"
+#include "scratch.h"
 #include "sgemm.h"
 #include "tensor.h"
 

@@ -2,6 +2,7 @@
 #include "kernels.h"
 #include "kernels_ext.h"
 #include "rng.h"
+#include "scratch.h"
 #include "tensor.h"
 
 #include <cblas.h>
