@@ -5,6 +5,9 @@
 #include "qgemm_isa.h"
 
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -144,28 +147,66 @@ void qweight_update(QWeight *q, const float *w, uint32_t version) {
 
 // ---- the input rows ----
 
-float qgemm_quantize_row(uint8_t *q, int32_t *zp, const float *x, int64_t IC, int levels) {
-    float mn = 0, mx = 0, bad = 0; // bad: NaN when some x is NaN or infinite
-#pragma omp simd reduction(min : mn) reduction(max : mx) reduction(+ : bad)
-    for (int64_t k = 0; k < IC; k++) {
+// the row's range (0 included) and whether it holds a NaN or an infinity; 16 lanes at a time where
+// the build has AVX-512 (the compiler's own vectorisation of these loops was four times slower)
+static void row_range(const float *x, int64_t n, float *mn, float *mx, bool *bad) {
+    int64_t k = 0;
+    float lo = 0, hi = 0, b = 0;
+#if defined(__AVX512F__)
+    __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0; // two chains: rows are short
+    __mmask16 nan = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m512 v = _mm512_loadu_ps(x + k), w = _mm512_loadu_ps(x + k + 16);
+        lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v), lo1 = _mm512_min_ps(lo1, w), hi1 = _mm512_max_ps(hi1, w);
+        nan |= _mm512_cmp_ps_mask(v, w, _CMP_UNORD_Q);
+    }
+    for (; k + 16 <= n; k += 16) {
+        __m512 v = _mm512_loadu_ps(x + k);
+        lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v), nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    lo = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)), hi = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
+    b = nan ? NAN : 0; // an infinity shows in the range
+#endif
+    for (; k < n; k++) {
         float v = x[k];
-        mn = v < mn ? v : mn, mx = v > mx ? v : mx, bad += v * 0.0f;
+        lo = v < lo ? v : lo, hi = v > hi ? v : hi, b += v * 0.0f;
     }
-    float s = (mx - mn) / (float)levels;
-    int64_t kp = (IC + 3) / 4 * 4;
-    if (bad != 0 || !(s > 0) || !isfinite(s)) { // all zeros: every product is 0; NaN or infinity: NaN out, as in float32
-        memset(q, 0, (size_t)kp);
-        *zp = 0;
-        return s > 0 || bad != 0 ? NAN : 0;
+    *mn = lo, *mx = hi, *bad = b != 0; // NaN != 0
+}
+
+// q[k] = round(clamp(x[k] inv + zf, 0, L)), halves up
+static void row_steps(uint8_t *q, const float *x, int64_t n, float inv, float zf, float L) {
+    int64_t k = 0;
+#if defined(__AVX512F__)
+    __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf), vL = _mm512_set1_ps(L), half = _mm512_set1_ps(0.5f);
+    __m512 zero = _mm512_setzero_ps();
+    for (; k + 16 <= n; k += 16) {
+        __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), vi), vz);
+        t = _mm512_min_ps(_mm512_max_ps(t, zero), vL);
+        _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(_mm512_add_ps(t, half))));
     }
-    float inv = 1.0f / s, L = (float)levels;
-    float zf = (float)(int32_t)((-mn * inv < L ? -mn * inv : L) + 0.5f);
-#pragma omp simd
-    for (int64_t k = 0; k < IC; k++) {
+#endif
+    for (; k < n; k++) {
         float t = x[k] * inv + zf;
         t = t > 0 ? t : 0, t = t < L ? t : L;
         q[k] = (uint8_t)(int32_t)(t + 0.5f);
     }
+}
+
+float qgemm_quantize_row(uint8_t *q, int32_t *zp, const float *x, int64_t IC, int levels) {
+    float mn, mx;
+    bool bad;
+    row_range(x, IC, &mn, &mx, &bad);
+    float s = (mx - mn) / (float)levels;
+    int64_t kp = (IC + 3) / 4 * 4;
+    if (bad || !(s > 0) || !isfinite(s)) { // all zeros: every product is 0; NaN or infinity: NaN out, as in float32
+        memset(q, 0, (size_t)kp);
+        *zp = 0;
+        return s > 0 || bad ? NAN : 0;
+    }
+    float inv = 1.0f / s, L = (float)levels;
+    float zf = (float)(int32_t)((-mn * inv < L ? -mn * inv : L) + 0.5f);
+    row_steps(q, x, IC, inv, zf, L);
     memset(q + IC, 0, (size_t)(kp - IC));
     *zp = (int32_t)zf;
     return s;

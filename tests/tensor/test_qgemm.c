@@ -116,7 +116,7 @@ END_TEST
 START_TEST(test_quantize_row) {
     for (int levels = 127; levels <= 255; levels += 128) {
         float x[11] = {-1.5f, 0, 2.25f, 0.3f, -0.7f, 1e-4f, 2.25f, -1.5f, 0.5f, 0.1f, -0.2f};
-        uint8_t q[12];
+        uint8_t q[44];
         int32_t zp;
         float s = qgemm_quantize_row(q, &zp, x, 11, levels);
         ck_assert_float_eq_tol(s, 3.75f / (float)levels, 1e-7);
@@ -134,6 +134,17 @@ START_TEST(test_quantize_row) {
         ck_assert(qgemm_quantize_row(q, &zp, z, 5, levels) == 0 && zp == 0 && q[0] == 0);
         float bad[3] = {1, INFINITY, 2};
         ck_assert(isnan(qgemm_quantize_row(q, &zp, bad, 3, levels)));
+        float longrow[40]; // a row long enough for the vector paths: a NaN or an infinity anywhere in it
+        for (int at = 0; at < 40; at += 13)
+            for (int kind = 0; kind < 2; kind++) {
+                for (int k = 0; k < 40; k++) longrow[k] = (float)k * 0.25f - 3;
+                longrow[at] = kind ? INFINITY : NAN;
+                ck_assert_msg(isnan(qgemm_quantize_row(q, &zp, longrow, 40, levels)), "%s at %d", kind ? "inf" : "NaN", at);
+            }
+        for (int k = 0; k < 40; k++) longrow[k] = (float)k * 0.25f - 3;
+        s = qgemm_quantize_row(q, &zp, longrow, 40, levels);
+        ck_assert_float_eq_tol(s, 9.75f / (float)levels, 1e-6);
+        for (int k = 0; k < 40; k++) ck_assert_msg(fabsf(s * (float)(q[k] - zp) - longrow[k]) <= s * 0.5f + 1e-5f, "long row x[%d]", k);
         float nan[3] = {1, NAN, -2}; // a NaN input makes a NaN row, as in float32
         ck_assert(isnan(qgemm_quantize_row(q, &zp, nan, 3, levels)));
         ck_assert(zp == 0 && q[0] == 0 && q[2] == 0);
