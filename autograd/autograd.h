@@ -90,13 +90,8 @@ Tensor *ag_mean_dims(Ctx *c, Tensor *x, const int *dims, int n, bool keepdim);
 int ag_split(Ctx *c, Tensor *x, int dim, const int64_t *sizes, int n, Tensor **out);
 // torch.chunk: ceil(L / n) each, the last smaller; returns how many (<= n), -1 on error
 int ag_chunk(Ctx *c, Tensor *x, int dim, int n, Tensor **out);
-Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, double eps); // over any dimension
-Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim);                                     // over any dimension
+Tensor *ag_softmax_dim(Ctx *c, Tensor *x, int dim); // over any dimension
 Tensor *ag_log_softmax_dim(Ctx *c, Tensor *x, int dim);
-// cross-entropy over logits [N, C, d...] and int64 labels [N, d...], the mean over labels that are
-// not ignore_index (PyTorch's F.cross_entropy with ignore_index; -100 is its default); every label
-// ignored: NaN (0 / 0, as PyTorch), with gradients 0
-Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index);
 // ---- losses with PyTorch's options (reduction=, ignore_index=, label_smoothing=) ----
 // how a loss reduces over its elements: the mean (over the counted ones: labels not ignored), the
 // sum, or none (a value per element: the labels' shape, or the input's for elementwise losses). A
@@ -135,11 +130,10 @@ Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax); // ar
 // torch.topk: the k largest (or smallest) values along dim, sorted, and their int64 indices
 // (optional); ties keep the lower index first, NaN counts as the largest. No gradient (a constant).
 Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indices);
-Tensor *ag_sum_all(Ctx *c, Tensor *x);                                     // 0-d
-Tensor *ag_mean_all(Ctx *c, Tensor *x);                                    // 0-d
-Tensor *ag_softmax(Ctx *c, Tensor *x);                                     // over the last dimension
-Tensor *ag_log_softmax(Ctx *c, Tensor *x);                                 // over the last dimension
-Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps); // over the last dim C, w and b [C]
+Tensor *ag_sum_all(Ctx *c, Tensor *x);     // 0-d
+Tensor *ag_mean_all(Ctx *c, Tensor *x);    // 0-d
+Tensor *ag_softmax(Ctx *c, Tensor *x);     // over the last dimension
+Tensor *ag_log_softmax(Ctx *c, Tensor *x); // over the last dimension
 // torch.nn.functional.layer_norm: over x's last nd dimensions, w and b of their shape (or NULL)
 Tensor *ag_layer_norm(Ctx *c, Tensor *x, int nd, Tensor *w, Tensor *b, double eps);
 Tensor *ag_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels);                      // [N, C], int64 [N] -> mean
@@ -198,6 +192,25 @@ typedef struct {
     uint64_t seed;
 } AgGradcheckOpts;
 bool ag_gradcheck(AgFn f, void *ud, Tensor **in, int nin, const AgGradcheckOpts *opts, char *msg, size_t msgn);
+
+// ---- old names, kept for one release (the compiler says what replaces each) ----
+// Every op and layer is named as PyTorch names it, in snake case (layer_norm, rms_norm,
+// group_norm, batch_norm); an op over one dimension takes it as an argument.
+#if defined(__GNUC__) || defined(__clang__)
+#define AG_DEPRECATED(use) __attribute__((deprecated("use " use)))
+#else
+#define AG_DEPRECATED(use)
+#endif
+// over the last dimension, w and b [C]
+AG_DEPRECATED("ag_layer_norm(c, x, 1, w, b, eps)")
+static inline Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) { return ag_layer_norm(c, x, 1, w, b, eps); }
+// over any one dimension: permute it last, ag_layer_norm, permute back
+AG_DEPRECATED("ag_layer_norm over the last dimensions (ag_permute the one to normalise last)")
+Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, double eps);
+AG_DEPRECATED("ag_cross_entropy_with(c, logits, labels, (AgLossOptions){.ignore_index = i})")
+static inline Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index) {
+    return ag_cross_entropy_with(c, logits, labels, (AgLossOptions){AG_REDUCE_MEAN, ignore_index, 0.0});
+}
 
 #ifdef __cplusplus
 }

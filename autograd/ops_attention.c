@@ -4,8 +4,16 @@
 
 #include <math.h>
 
+// the saved state with the probabilities kept
+typedef struct {
+    Tensor *q, *k, *v, *att; // contiguous inputs; the probabilities [B, NH, T, Tk]
+    int64_t B, T, Tk, C, NH;
+    double scale;
+} AttnSaved;
+
 static void attention_bw(AgNode *n) {
-    Tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *att = n->aux;
+    const AttnSaved *s = n->aux;
+    Tensor *q = s->q, *k = s->k, *v = s->v, *att = s->att;
     bool fq = false, fk = false, fv = false; // fresh gradients are written, not added to
     Tensor *dq, *dk, *dv;
     if (n->in[0] == n->in[1] || n->in[1] == n->in[2] || n->in[0] == n->in[2]) { // aliases: accumulate into zeros
@@ -15,8 +23,8 @@ static void attention_bw(AgNode *n) {
     }
     Tensor *datt = tensor_new(n->out->ctx, att->dtype, att->ndim, att->shape);
     AG_DISPATCH(q->dtype, attention_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, datt->data,
-                n->out->grad->data, q->data, k->data, v->data, att->data, n->i[0], n->i[1], n->i[4], n->i[2], n->i[3], n->f[0],
-                fq ? 0.0 : 1.0, fk ? 0.0 : 1.0, fv ? 0.0 : 1.0);
+                n->out->grad->data, q->data, k->data, v->data, att->data, s->B, s->T, s->Tk, s->C, s->NH, s->scale, fq ? 0.0 : 1.0,
+                fk ? 0.0 : 1.0, fv ? 0.0 : 1.0);
 }
 
 // the light path's saved state (no probabilities: they are recomputed from lse)
@@ -82,8 +90,8 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
         AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_light_bw);
         if (n) {
             AttnLight *a = ctx_alloc(c, sizeof *a);
-            *a = (AttnLight){qc, kc, vc, mc, lse, B, T, Tk, C, NH, causal, scale};
-            n->aux = a;
+            if (a) *a = (AttnLight){qc, kc, vc, mc, lse, B, T, Tk, C, NH, causal, scale};
+            if (!(n->aux = a)) return NULL; // no memory for the saved state (the context says so)
         }
         return y;
     }
@@ -91,12 +99,9 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
     AG_DISPATCH(q->dtype, attention_forward, y->data, att->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
                 mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale);
     AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_bw);
-    if (n) {
-        n->saved[0] = qc, n->saved[1] = kc, n->saved[2] = vc;
-        n->aux = att;
-        n->i[0] = B, n->i[1] = T, n->i[2] = C, n->i[3] = NH, n->i[4] = Tk;
-        n->f[0] = scale;
-    }
+    AttnSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (AttnSaved){qc, kc, vc, att, B, T, Tk, C, NH, scale};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     *probs = att;
     return y;
 }

@@ -210,10 +210,6 @@ static Tensor *class_loss(Ctx *c, const char *op, Tensor *x, Tensor *labels, AgL
     return reduce_loss(c, per, o.reduction, kept, labels->ndim, labels->shape);
 }
 
-Tensor *ag_cross_entropy_nd(Ctx *c, Tensor *logits, Tensor *labels, int64_t ignore_index) {
-    return class_loss(c, "cross_entropy", logits, labels, (AgLossOptions){AG_REDUCE_MEAN, ignore_index, 0.0}, true);
-}
-
 Tensor *ag_cross_entropy_with(Ctx *c, Tensor *logits, Tensor *labels, AgLossOptions o) {
     return class_loss(c, "cross_entropy", logits, labels, o, true);
 }
@@ -322,6 +318,6 @@ Tensor *ag_layernorm_dim(Ctx *c, Tensor *x, int dim, Tensor *w, Tensor *b, doubl
         ctx_fail(c, "layernorm: dimension %d out of range for %d-d tensor", dim, x->ndim);
         return NULL;
     }
-    if (d == x->ndim - 1) return ag_layernorm(c, x, w, b, eps);
-    return ag_contiguous(c, ag_permute(c, ag_layernorm(c, dim_last(c, x, d, inv), w, b, eps), inv));
+    if (d == x->ndim - 1) return ag_layer_norm(c, x, 1, w, b, eps);
+    return ag_contiguous(c, ag_permute(c, ag_layer_norm(c, dim_last(c, x, d, inv), 1, w, b, eps), inv));
 }

@@ -25,13 +25,19 @@ static bool mat_layout(const Tensor *t, bool *trans) {
     return true;
 }
 
+// what matmul's backward needs: the operands as multiplied (contiguous or transposed views) and
+// the product's layout: Bn products of [M, Kd] by [Kd, N], operand batch strides sA, sB (0: broadcast)
+typedef struct {
+    Tensor *a, *b;
+    int64_t Bn, sA, sB, M, Kd, N;
+    bool ta, tb;
+} MatmulSaved;
+
 static void matmul_bw(AgNode *n) {
-    Tensor *a = n->saved[0], *b = n->saved[1];
+    const MatmulSaved *s = n->aux;
     Tensor *ga = ag_grad_buf(n->in[0]), *gb = ag_grad_buf(n->in[1]);
-    int64_t Bn = n->i[0], sA = n->i[1], sB = n->i[2], M = n->i[3], Kd = n->i[4], N = n->i[5];
-    bool ta = n->i[6], tb = n->i[7];
-    AG_DISPATCH(a->dtype, matmul_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, a->data, b->data, Bn, sA, sB, M,
-                Kd, N, ta, tb);
+    AG_DISPATCH(s->a->dtype, matmul_backward, ga ? ga->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->a->data, s->b->data, s->Bn,
+                s->sA, s->sB, s->M, s->Kd, s->N, s->ta, s->tb);
 }
 
 Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
@@ -85,24 +91,28 @@ Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
     Tensor *y = tensor_new(c, a->dtype, nd, shape);
     AG_DISPATCH(a->dtype, matmul_forward, y->data, a->data, b->data, Bn, sA, sB, M, Kd, N, ta, tb);
     AgNode *n = ag_record(c, "matmul", y, 2, (Tensor *[]){a0, b0}, matmul_bw);
-    if (n) {
-        n->saved[0] = a, n->saved[1] = b;
-        int64_t p[] = {Bn, sA, sB, M, Kd, N, ta, tb};
-        memcpy(n->i, p, sizeof p);
-    }
+    MatmulSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (MatmulSaved){a, b, Bn, sA, sB, M, Kd, N, ta, tb};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
 
 // ---- linear: y = x W^T + b ----
 
+// what linear's backward needs: the contiguous input [N, IC] and weight [OC, IC]
+typedef struct {
+    Tensor *x, *w;
+    int64_t N, IC, OC;
+} LinearSaved;
+
 static void linear_bw(AgNode *n) {
-    Tensor *xc = n->saved[0], *wc = n->saved[1];
+    const LinearSaved *s = n->aux;
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
     const void *wp = gx ? ag_weight_packed(n->in[1], false) : NULL; // a frozen weight's packing, kept
-    if (gx) AG_DISPATCH(xc->dtype, linear_backward_dx, wp, gx->data, 1.0, n->out->grad->data, wc->data, n->i[0], n->i[1], n->i[2]);
+    if (gx) AG_DISPATCH(s->x->dtype, linear_backward_dx, wp, gx->data, 1.0, n->out->grad->data, s->w->data, s->N, s->IC, s->OC);
     ag_weight_release(wp);
-    AG_DISPATCH(xc->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, xc->data, wc->data,
-                n->i[0], n->i[1], n->i[2]);
+    AG_DISPATCH(s->x->dtype, linear_backward, NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data, s->x->data, s->w->data,
+                s->N, s->IC, s->OC);
 }
 
 const void *ag_weight_packed(const Tensor *w, bool transposed) {
@@ -147,9 +157,8 @@ Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     AG_DISPATCH(x->dtype, linear_into, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, NULL, N, IC, OC);
     ag_weight_release(wp);
     AgNode *n = ag_record(c, "linear", y, b ? 3 : 2, (Tensor *[]){x, w, b}, linear_bw);
-    if (n) {
-        n->saved[0] = xc, n->saved[1] = wc;
-        n->i[0] = N, n->i[1] = IC, n->i[2] = OC;
-    }
+    LinearSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (LinearSaved){xc, wc, N, IC, OC};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }

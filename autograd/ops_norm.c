@@ -8,40 +8,33 @@
 
 // ---- layer norm ----
 
-static void layernorm_bw(AgNode *n) {
-    Tensor *xc = n->saved[0], *mean = n->saved[1], *rstd = n->saved[2], *w = n->in[1];
+// what the backward needs: the input, the rows' statistics and the weight, contiguous
+typedef struct {
+    Tensor *x, *mean, *rstd, *w;
+    int64_t N, C; // x as [N, C]
+} LayerNormSaved;
+
+static void layer_norm_bw(AgNode *n) {
+    const LayerNormSaved *s = n->aux;
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = ag_grad_buf(n->in[2]);
-    Tensor *wc = n->aux;
-    AG_DISPATCH(xc->dtype, layernorm_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
-                xc->data, wc ? wc->data : w->data, mean->data, rstd->data, n->i[0], n->i[1]);
+    AG_DISPATCH(s->x->dtype, layernorm_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
+                s->x->data, s->w->data, s->mean->data, s->rstd->data, s->N, s->C);
 }
 
-Tensor *ag_layernorm(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
-    char s1[96], s2[96], s3[96];
-    if (!ag_arg(c, "layernorm", "x", x) || !ag_arg(c, "layernorm", "weight", w) || !ag_arg(c, "layernorm", "bias", b) ||
-        !ag_check_float(c, "layernorm", x, w) || !ag_check_float(c, "layernorm", x, b))
-        return NULL;
-    int64_t C = x->ndim ? x->shape[x->ndim - 1] : 0;
-    if (x->ndim == 0 || w->ndim != 1 || b->ndim != 1 || w->shape[0] != C || b->shape[0] != C) {
-        ctx_fail(c, "layernorm: input %s needs weight and bias [%lld], got %s and %s", shape_str(x, s1, sizeof s1), (long long)C,
-                 shape_str(w, s2, sizeof s2), shape_str(b, s3, sizeof s3));
-        return NULL;
-    }
-    int64_t N = C ? tensor_numel(x) / C : 0;
+// the fused op: over x's last dimension C, w and b [C] (checked by the caller)
+static Tensor *layer_norm_rows(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double eps) {
+    int64_t C = x->shape[x->ndim - 1], N = C ? tensor_numel(x) / C : 0;
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = tensor_contiguous(c, b);
     Tensor *y = tensor_new(c, x->dtype, x->ndim, x->shape);
     Tensor *mean = tensor_new(c, x->dtype, 1, &N), *rstd = tensor_new(c, x->dtype, 1, &N);
     AG_DISPATCH(x->dtype, layernorm_forward, y->data, mean->data, rstd->data, xc->data, wc->data, bc->data, N, C, eps);
-    AgNode *n = ag_record(c, "layernorm", y, 3, (Tensor *[]){x, w, b}, layernorm_bw);
-    if (n) {
-        n->saved[0] = xc, n->saved[1] = mean, n->saved[2] = rstd;
-        n->aux = wc;
-        n->i[0] = N, n->i[1] = C;
-    }
+    AgNode *n = ag_record(c, "layer_norm", y, 3, (Tensor *[]){x, w, b}, layer_norm_bw);
+    LayerNormSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
+    if (s) *s = (LayerNormSaved){xc, mean, rstd, wc, N, C};
+    if (n && !(n->aux = s)) return NULL; // no memory for the saved state (the context says so)
     return y;
 }
 
-// torch.nn.functional.layer_norm over x's last nd dimensions; w, b of those dimensions' shape, or NULL
 Tensor *ag_layer_norm(Ctx *c, Tensor *x, int nd, Tensor *w, Tensor *b, double eps) {
     char s1[96], s2[96];
     if (!ag_arg(c, "layer_norm", "x", x) || !ag_check_float(c, "layer_norm", x, NULL)) return NULL;
@@ -62,12 +55,14 @@ Tensor *ag_layer_norm(Ctx *c, Tensor *x, int nd, Tensor *w, Tensor *b, double ep
             return NULL;
         }
     }
+    if (nd == 1 && w && b) return layer_norm_rows(c, x, w, b, eps); // the common case: no reshapes recorded
     // the kernel takes [rows, C] with w and b [C]: absent ones are constants 1 and 0
     Tensor *wf = w ? ag_reshape(c, w, 1, &C) : tensor_full(c, x->dtype, 1, &C, 1.0);
     Tensor *bf = b ? ag_reshape(c, b, 1, &C) : tensor_zeros(c, x->dtype, 1, &C);
     int64_t rows = C ? tensor_numel(x) / C : 0;
-    Tensor *y = ag_layernorm(c, ag_reshape(c, x, 2, (int64_t[]){rows, C}), wf, bf, eps);
-    return ag_reshape(c, y, x->ndim, x->shape);
+    Tensor *xr = ag_reshape(c, x, 2, (int64_t[]){rows, C});
+    if (!xr || !wf || !bf) return NULL;
+    return ag_reshape(c, layer_norm_rows(c, xr, wf, bf, eps), x->ndim, x->shape);
 }
 
 // ---- batch norm and group norm over [N, C, ...] ----

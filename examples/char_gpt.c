@@ -59,9 +59,9 @@ static void gpt_init(Gpt *g, Ctx *pc, int V, uint64_t seed) {
         Block *b = &g->blk[l];
         char n[64];
 #define NAME(part) (snprintf(n, sizeof n, "blocks.%d.%s", l, part), n)
-        b->ln1 = nn_layernorm_new(ps, NAME("norm1"), D, 1e-5);
+        b->ln1 = nn_layer_norm_new(ps, NAME("norm1"), D, 1e-5);
         b->attn = nn_mha_new(ps, NAME("attn"), D, NH, true);
-        b->ln2 = nn_layernorm_new(ps, NAME("norm2"), D, 1e-5);
+        b->ln2 = nn_layer_norm_new(ps, NAME("norm2"), D, 1e-5);
         b->fc1 = nn_linear_new(ps, NAME("fc1"), D, 4 * D, true);
         b->fc2 = nn_linear_new(ps, NAME("fc2"), 4 * D, D, true);
 #undef NAME
@@ -69,7 +69,7 @@ static void gpt_init(Gpt *g, Ctx *pc, int V, uint64_t seed) {
         gpt2_init(b->fc1.weight, r, 0.02), gpt2_init(b->fc1.bias, r, 0), gpt2_init(b->fc2.weight, r, proj_std),
             gpt2_init(b->fc2.bias, r, 0);
     }
-    g->lnf = nn_layernorm_new(ps, "norm", D, 1e-5);
+    g->lnf = nn_layer_norm_new(ps, "norm", D, 1e-5);
 }
 
 // logits [n, t, V] for token ids idx [n, t] (t <= T)
@@ -78,11 +78,11 @@ static Tensor *gpt_forward(Ctx *c, const Gpt *g, Tensor *idx) {
     Tensor *x = ag_add(c, nn_embedding(c, &g->tok, idx), ag_narrow(c, g->pos, 0, 0, t));
     for (int l = 0; l < L; l++) {
         const Block *b = &g->blk[l];
-        x = ag_add(c, x, nn_mha(c, &b->attn, nn_layernorm(c, &b->ln1, x), NULL));
-        Tensor *h = ag_gelu_tanh(c, nn_linear(c, &b->fc1, nn_layernorm(c, &b->ln2, x)));
+        x = ag_add(c, x, nn_mha(c, &b->attn, nn_layer_norm(c, &b->ln1, x), NULL));
+        Tensor *h = ag_gelu_tanh(c, nn_linear(c, &b->fc1, nn_layer_norm(c, &b->ln2, x)));
         x = ag_add(c, x, nn_linear(c, &b->fc2, h));
     }
-    x = nn_layernorm(c, &g->lnf, x);
+    x = nn_layer_norm(c, &g->lnf, x);
     return ag_reshape(c, ag_linear(c, x, g->tok.weight, NULL), 3, (int64_t[]){n, t, g->V});
 }
 

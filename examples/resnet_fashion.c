@@ -42,12 +42,12 @@ static Block block_new(NnParams *ps, const char *name, int in, int out, int stri
     char n[64];
     Block b = {.has_down = stride != 1 || in != out};
     snprintf(n, sizeof n, "%s.conv1", name), b.conv1 = conv(ps, n, in, out, 3, stride);
-    snprintf(n, sizeof n, "%s.bn1", name), b.bn1 = nn_batchnorm_new(ps, n, out, 1e-5, 0.1);
+    snprintf(n, sizeof n, "%s.bn1", name), b.bn1 = nn_batch_norm_new(ps, n, out, 1e-5, 0.1);
     snprintf(n, sizeof n, "%s.conv2", name), b.conv2 = conv(ps, n, out, out, 3, 1);
-    snprintf(n, sizeof n, "%s.bn2", name), b.bn2 = nn_batchnorm_new(ps, n, out, 1e-5, 0.1);
+    snprintf(n, sizeof n, "%s.bn2", name), b.bn2 = nn_batch_norm_new(ps, n, out, 1e-5, 0.1);
     if (b.has_down) {
         snprintf(n, sizeof n, "%s.downsample.0", name), b.down = conv(ps, n, in, out, 1, stride);
-        snprintf(n, sizeof n, "%s.downsample.1", name), b.down_bn = nn_batchnorm_new(ps, n, out, 1e-5, 0.1);
+        snprintf(n, sizeof n, "%s.downsample.1", name), b.down_bn = nn_batch_norm_new(ps, n, out, 1e-5, 0.1);
     }
     return b;
 }
@@ -55,7 +55,7 @@ static Block block_new(NnParams *ps, const char *name, int in, int out, int stri
 static void resnet_new(ResNet *m, Ctx *pc, uint64_t seed) {
     nn_params_init(&m->ps, pc, seed);
     m->conv1 = conv(&m->ps, "conv1", 1, 16, 3, 1);
-    m->bn1 = nn_batchnorm_new(&m->ps, "bn1", 16, 1e-5, 0.1);
+    m->bn1 = nn_batch_norm_new(&m->ps, "bn1", 16, 1e-5, 0.1);
     m->layer[0] = block_new(&m->ps, "layer1.0", 16, 16, 1);
     m->layer[1] = block_new(&m->ps, "layer2.0", 16, 32, 2);
     m->layer[2] = block_new(&m->ps, "layer3.0", 32, 64, 2);
@@ -63,9 +63,9 @@ static void resnet_new(ResNet *m, Ctx *pc, uint64_t seed) {
 }
 
 static Tensor *block(Ctx *c, const Block *b, Tensor *x) {
-    Tensor *h = ag_relu(c, nn_batchnorm(c, &b->bn1, nn_conv2d(c, &b->conv1, x)));
-    h = nn_batchnorm(c, &b->bn2, nn_conv2d(c, &b->conv2, h));
-    Tensor *sc = b->has_down ? nn_batchnorm(c, &b->down_bn, nn_conv2d(c, &b->down, x)) : x;
+    Tensor *h = ag_relu(c, nn_batch_norm(c, &b->bn1, nn_conv2d(c, &b->conv1, x)));
+    h = nn_batch_norm(c, &b->bn2, nn_conv2d(c, &b->conv2, h));
+    Tensor *sc = b->has_down ? nn_batch_norm(c, &b->down_bn, nn_conv2d(c, &b->down, x)) : x;
     return ag_relu(c, ag_add(c, h, sc));
 }
 
@@ -74,8 +74,8 @@ static Tensor *block(Ctx *c, const Block *b, Tensor *x) {
 static Tensor *forward(Ctx *c, const ResNet *m, Tensor *x) {
     bool release = c->no_grad;
     CtxMark mk = ctx_mark(c);
-    Tensor *h = ag_relu(c, nn_batchnorm(c, &m->bn1, nn_conv2d(c, &m->conv1, x))); // [B, 16, 28, 28]
-    for (int i = 0; i < 3; i++) {                                                 // ... [B, 64, 7, 7]
+    Tensor *h = ag_relu(c, nn_batch_norm(c, &m->bn1, nn_conv2d(c, &m->conv1, x))); // [B, 16, 28, 28]
+    for (int i = 0; i < 3; i++) {                                                  // ... [B, 64, 7, 7]
         if (release) h = ctx_release_keep(c, mk, h);
         h = block(c, &m->layer[i], h);
     }

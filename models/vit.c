@@ -258,7 +258,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     for (int i = 0; i < cf->num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
         Tensor *probs = NULL;
-        Tensor *y = nn_layernorm(c, &L->ln_before, h), *yq = y;
+        Tensor *y = nn_layer_norm(c, &L->ln_before, h), *yq = y;
         if (prune && i == cf->num_hidden_layers - 1) {
             yq = ag_narrow(c, y, 1, 0, 1);
             h = ag_narrow(c, h, 1, 0, 1);
@@ -269,12 +269,12 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
             h = vit_attention_block(c, (const NnLinear *const[]){&L->q, &L->k, &L->v, &L->o}, (const NnLora *const *)L->lora, yq, y, h,
                                     cf->num_attention_heads, m->params.rng, tr,
                                     out && out->attentions ? &probs : NULL); // unasked: not kept, recomputed in the backward
-        y = nn_layernorm(c, &L->ln_after, h);
+        y = nn_layer_norm(c, &L->ln_after, h);
         h = vit_mlp_block(c, &L->fc1, L->lora[VIT_FC1], &L->fc2, L->lora[VIT_FC2], y, h, m->params.rng, tr);
         if (out && out->hidden_states) out->hidden_states[i + 1] = h;
         if (out && out->attentions) out->attentions[i] = probs;
     }
-    h = nn_layernorm(c, &m->ln_f, h);
+    h = nn_layer_norm(c, &m->ln_f, h);
     Tensor *first = ag_reshape(c, ag_narrow(c, h, 1, 0, 1), 2, (int64_t[]){B, D}); // the [CLS] token
     return nn_linear(c, &m->classifier, first);
 }

@@ -110,34 +110,34 @@ Tensor *nn_embedding(Ctx *c, const NnEmbedding *l, Tensor *ids) {
 
 // ---- normalisations ----
 
-NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+NnLayerNorm nn_layer_norm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
     return (NnLayerNorm){constant(ps, name, "weight", dim, 1.0), constant(ps, name, "bias", dim, 0.0), eps};
 }
 
-Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) {
+Tensor *nn_layer_norm(Ctx *c, const NnLayerNorm *l, Tensor *x) {
     bool ok = ctx_ok(c);
-    return named(c, ok, l->weight, ag_layernorm(c, x, l->weight, l->bias, l->eps));
+    return named(c, ok, l->weight, ag_layer_norm(c, x, 1, l->weight, l->bias, l->eps));
 }
 
-NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+NnRMSNorm nn_rms_norm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
     return (NnRMSNorm){constant(ps, name, "weight", dim, 1.0), eps > 0 ? eps : FLT_EPSILON};
 }
 
-Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x) {
+Tensor *nn_rms_norm(Ctx *c, const NnRMSNorm *l, Tensor *x) {
     bool ok = ctx_ok(c);
     return named(c, ok, l->weight, ag_rms_norm(c, x, l->weight, l->eps));
 }
 
-NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps) {
+NnGroupNorm nn_group_norm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps) {
     return (NnGroupNorm){constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), groups, eps};
 }
 
-Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) {
+Tensor *nn_group_norm(Ctx *c, const NnGroupNorm *l, Tensor *x) {
     bool ok = ctx_ok(c);
     return named(c, ok, l->weight, ag_group_norm(c, x, l->groups, l->weight, l->bias, l->eps));
 }
 
-NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
+NnBatchNorm nn_batch_norm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
     NnBatchNorm l = {
         constant(ps, name, "weight", channels, 1.0), constant(ps, name, "bias", channels, 0.0), NULL, NULL, NULL, eps, momentum, ps};
     l.running_mean = param(ps, name, "running_mean", true, DT_F32, 1, (int64_t[]){channels});
@@ -147,7 +147,7 @@ NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, d
     return l;
 }
 
-Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x) {
+Tensor *nn_batch_norm(Ctx *c, const NnBatchNorm *l, Tensor *x) {
     bool tr = l->set && l->set->training, ok = ctx_ok(c);
     Tensor *y = named(c, ok, l->weight ? l->weight : l->running_mean,
                       ag_batch_norm(c, x, l->weight, l->bias, l->running_mean, l->running_var, tr, l->momentum, l->eps));

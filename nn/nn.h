@@ -120,16 +120,16 @@ typedef struct {
     Tensor *weight, *bias; // [C]
     double eps;
 } NnLayerNorm;
-NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double eps);
-Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x);
+NnLayerNorm nn_layer_norm_new(NnParams *ps, const char *name, int64_t dim, double eps);
+Tensor *nn_layer_norm(Ctx *c, const NnLayerNorm *l, Tensor *x);
 
 // RMSNorm over the last dimension: weight ones (eps <= 0: float32's epsilon, as PyTorch's None)
 typedef struct {
     Tensor *weight;
     double eps;
 } NnRMSNorm;
-NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps);
-Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x);
+NnRMSNorm nn_rms_norm_new(NnParams *ps, const char *name, int64_t dim, double eps);
+Tensor *nn_rms_norm(Ctx *c, const NnRMSNorm *l, Tensor *x);
 
 // GroupNorm over x [N, C, ...]: weight ones, bias zeros (eps 1e-5)
 typedef struct {
@@ -137,8 +137,8 @@ typedef struct {
     int groups;
     double eps;
 } NnGroupNorm;
-NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps);
-Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x);
+NnGroupNorm nn_group_norm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps);
+Tensor *nn_group_norm(Ctx *c, const NnGroupNorm *l, Tensor *x);
 
 // BatchNorm over x [N, C, ...] (BatchNorm1d/2d): weight ones, bias zeros, buffers running_mean 0,
 // running_var 1, num_batches_tracked 0 (int64). Training mode: batch statistics, the running ones
@@ -148,8 +148,8 @@ typedef struct {
     double eps, momentum;
     const NnParams *set; // its mode
 } NnBatchNorm;
-NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum);
-Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x);
+NnBatchNorm nn_batch_norm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum);
+Tensor *nn_batch_norm(Ctx *c, const NnBatchNorm *l, Tensor *x);
 
 // Dropout: in training mode zeroes each element with probability p and scales the rest by
 // 1 / (1 - p), drawing from the set's generator; the identity in eval mode.
@@ -246,7 +246,7 @@ Tensor *nn_sequential(Ctx *c, const NnSequential *s, Tensor *x);
 // the common modules, each made under the next name and added (0, or -1 with the message in the set's context)
 int nn_seq_linear(NnSequential *s, int64_t in, int64_t out, bool bias);
 int nn_seq_conv2d(NnSequential *s, NnConv2dOptions o);
-int nn_seq_batchnorm(NnSequential *s, int64_t channels); // eps 1e-5, momentum 0.1
+int nn_seq_batch_norm(NnSequential *s, int64_t channels); // eps 1e-5, momentum 0.1
 int nn_seq_dropout(NnSequential *s, double p);
 int nn_seq_max_pool2d(NnSequential *s, int kernel); // stride = kernel
 int nn_seq_relu(NnSequential *s);
@@ -273,6 +273,34 @@ Tensor *nn_lora(Ctx *c, const NnLora *l, Tensor *x);
 bool nn_lora_active(const NnLora *l); // enabled and not merged
 void nn_lora_merge(NnLora *l);        // W += scale B A (W must be writable)
 void nn_lora_unmerge(NnLora *l);      // W -= scale B A
+
+// ---- old names, kept for one release (PyTorch's names in snake case replace them) ----
+AG_DEPRECATED("nn_layer_norm_new")
+static inline NnLayerNorm nn_layernorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+    return nn_layer_norm_new(ps, name, dim, eps);
+}
+AG_DEPRECATED("nn_layer_norm")
+static inline Tensor *nn_layernorm(Ctx *c, const NnLayerNorm *l, Tensor *x) { return nn_layer_norm(c, l, x); }
+AG_DEPRECATED("nn_rms_norm_new")
+static inline NnRMSNorm nn_rmsnorm_new(NnParams *ps, const char *name, int64_t dim, double eps) {
+    return nn_rms_norm_new(ps, name, dim, eps);
+}
+AG_DEPRECATED("nn_rms_norm") static inline Tensor *nn_rmsnorm(Ctx *c, const NnRMSNorm *l, Tensor *x) { return nn_rms_norm(c, l, x); }
+AG_DEPRECATED("nn_group_norm_new")
+static inline NnGroupNorm nn_groupnorm_new(NnParams *ps, const char *name, int groups, int64_t channels, double eps) {
+    return nn_group_norm_new(ps, name, groups, channels, eps);
+}
+AG_DEPRECATED("nn_group_norm")
+static inline Tensor *nn_groupnorm(Ctx *c, const NnGroupNorm *l, Tensor *x) { return nn_group_norm(c, l, x); }
+AG_DEPRECATED("nn_batch_norm_new")
+static inline NnBatchNorm nn_batchnorm_new(NnParams *ps, const char *name, int64_t channels, double eps, double momentum) {
+    return nn_batch_norm_new(ps, name, channels, eps, momentum);
+}
+AG_DEPRECATED("nn_batch_norm")
+static inline Tensor *nn_batchnorm(Ctx *c, const NnBatchNorm *l, Tensor *x) { return nn_batch_norm(c, l, x); }
+AG_DEPRECATED("nn_seq_batch_norm") static inline int nn_seq_batchnorm(NnSequential *s, int64_t channels) {
+    return nn_seq_batch_norm(s, channels);
+}
 
 #ifdef __cplusplus
 }

@@ -49,7 +49,7 @@ static void *keep(NnSequential *s, const void *layer, size_t n) {
 
 static Tensor *fw_linear(Ctx *c, const void *m, Tensor *x) { return nn_linear(c, m, x); }
 static Tensor *fw_conv2d(Ctx *c, const void *m, Tensor *x) { return nn_conv2d(c, m, x); }
-static Tensor *fw_batchnorm(Ctx *c, const void *m, Tensor *x) { return nn_batchnorm(c, m, x); }
+static Tensor *fw_batchnorm(Ctx *c, const void *m, Tensor *x) { return nn_batch_norm(c, m, x); }
 static Tensor *fw_dropout(Ctx *c, const void *m, Tensor *x) { return nn_dropout(c, m, x); }
 static Tensor *fw_relu(Ctx *c, const void *m, Tensor *x) { return (void)m, ag_relu(c, x); }
 static Tensor *fw_gelu(Ctx *c, const void *m, Tensor *x) { return (void)m, ag_gelu(c, x); }
@@ -75,8 +75,8 @@ int nn_seq_conv2d(NnSequential *s, NnConv2dOptions o) {
     return l.weight ? nn_sequential_add(s, fw_conv2d, keep(s, &l, sizeof l)) : -1;
 }
 
-int nn_seq_batchnorm(NnSequential *s, int64_t channels) {
-    NnBatchNorm l = nn_batchnorm_new(s->ps, nn_sequential_next(s), channels, 1e-5, 0.1);
+int nn_seq_batch_norm(NnSequential *s, int64_t channels) {
+    NnBatchNorm l = nn_batch_norm_new(s->ps, nn_sequential_next(s), channels, 1e-5, 0.1);
     return l.weight ? nn_sequential_add(s, fw_batchnorm, keep(s, &l, sizeof l)) : -1;
 }
 

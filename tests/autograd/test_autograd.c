@@ -152,7 +152,7 @@ START_TEST(test_cross_entropy_all_ignored_is_nan) {
     ck_assert_int_eq(ag_backward(c, l), 0);
     expect(z->grad, (double[]){0, 0, 0, 0, 0, 0}, 6);
     ag_zero_grad(&z, 1);
-    Tensor *l2 = ag_cross_entropy_nd(c, z, lab, -100);
+    Tensor *l2 = ag_cross_entropy_with(c, z, lab, AG_LOSS_DEFAULTS);
     ck_assert_msg(l2 && isnan(tensor_get_flat(l2, 0)), "%s", ctx_error(c));
     ck_assert_int_eq(ag_backward(c, l2), 0);
     expect(z->grad, (double[]){0, 0, 0, 0, 0, 0}, 6);
@@ -279,11 +279,31 @@ END_TEST
         ck_assert_str_eq(ctx_error(c), want);                                                                                              \
     } while (0)
 
+// the old names still work, and give the new ones' results bit for bit (deprecated for one release)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+START_TEST(test_deprecated_names_still_work) {
+    Rng r = rng_new(3);
+    Tensor *x = tensor_new(c, DT_F32, SHAPE(4, 5)), *w = tensor_new(c, DT_F32, SHAPE(5)), *b = tensor_new(c, DT_F32, SHAPE(5));
+    rng_fill_normal(&r, x, 0, 1), rng_fill_normal(&r, w, 1, 0.1), rng_fill_normal(&r, b, 0, 0.1);
+    Tensor *y0 = ag_layer_norm(c, x, 1, w, b, 1e-5), *y1 = ag_layernorm(c, x, w, b, 1e-5);
+    ck_assert(y0 && y1 && !memcmp(y0->data, y1->data, sizeof(float) * 20));
+    Tensor *lab = tensor_from_data(c, DT_I64, SHAPE(4), (int64_t[]){1, -100, 4, 0});
+    Tensor *l0 = ag_cross_entropy_with(c, x, lab, AG_LOSS_DEFAULTS), *l1 = ag_cross_entropy_nd(c, x, lab, -100);
+    ck_assert(l0 && l1 && *(float *)l0->data == *(float *)l1->data);
+    Tensor *xt = ag_transpose(c, x, 0, 1), *w5 = tensor_ones(c, DT_F32, SHAPE(5)), *b5 = tensor_zeros(c, DT_F32, SHAPE(5));
+    Tensor *d0 = ag_layernorm_dim(c, xt, 0, w5, b5, 1e-5), *d1 = ag_layer_norm(c, x, 1, NULL, NULL, 1e-5);
+    ck_assert(d0 && d1);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 5; j++) ck_assert(tensor_get(d0, (int64_t[]){j, i}) == tensor_get(d1, (int64_t[]){i, j}));
+}
+END_TEST
+#pragma GCC diagnostic pop
+
 START_TEST(test_null_arguments_are_named) {
     Tensor *x = tensor_ones(c, DT_F32, SHAPE(2, 3)), *w = tensor_ones(c, DT_F32, SHAPE(3));
     Tensor *m = tensor_ones(c, DT_F32, SHAPE(3, 3)), *idx = tensor_zeros(c, DT_I64, SHAPE(2));
-    EXPECT_NULL_ARG(ag_layernorm(c, x, NULL, NULL, 1e-5), "layernorm: argument weight is NULL");
-    EXPECT_NULL_ARG(ag_layernorm(c, x, w, NULL, 1e-5), "layernorm: argument bias is NULL");
+    EXPECT_NULL_ARG(ag_layer_norm(c, NULL, 1, w, NULL, 1e-5), "layer_norm: argument x is NULL");
     EXPECT_NULL_ARG(ag_add(c, x, NULL), "add: argument b is NULL");
     EXPECT_NULL_ARG(ag_mul(c, NULL, x), "mul: argument a is NULL");
     EXPECT_NULL_ARG(ag_exp(c, NULL), "exp: argument x is NULL");
@@ -307,7 +327,7 @@ START_TEST(test_null_arguments_are_named) {
     ck_assert_ptr_null(bad);
     char first[512];
     snprintf(first, sizeof first, "%s", ctx_error(c));
-    ck_assert_ptr_null(ag_layernorm(c, ag_relu(c, bad), NULL, NULL, 1e-5));
+    ck_assert_ptr_null(ag_layer_norm(c, ag_relu(c, bad), 1, NULL, NULL, 1e-5));
     ck_assert_str_eq(ctx_error(c), first);
 }
 END_TEST
@@ -473,6 +493,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_consumed_graph_is_refused"), test_consumed_graph_is_refused);
     tcase_add_test(check_case(s, "test_op_recorded_in_another_context"), test_op_recorded_in_another_context);
     tcase_add_test(check_case(s, "test_null_arguments_are_named"), test_null_arguments_are_named);
+    tcase_add_test(check_case(s, "test_deprecated_names_still_work"), test_deprecated_names_still_work);
     tcase_add_test(check_case(s, "test_norm_parameters_are_checked"), test_norm_parameters_are_checked);
     tcase_add_test(check_case(s, "test_cross_entropy_gradient_is_softmax_minus_onehot"),
                    test_cross_entropy_gradient_is_softmax_minus_onehot);

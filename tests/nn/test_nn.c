@@ -59,10 +59,10 @@ START_TEST(test_default_init_and_names) {
     NnLinear fc = nn_linear_new(&ps, "fc", 400, 300, true);
     NnConv2d cv = nn_conv2d_new(&ps, "conv", 8, 64, 3, 1, 1, 1, 2, true);
     NnEmbedding em = nn_embedding_new(&ps, "emb", 500, 64);
-    NnLayerNorm ln = nn_layernorm_new(&ps, "ln", 64, 1e-5);
-    NnRMSNorm rn = nn_rmsnorm_new(&ps, "rms", 64, 0);
-    NnGroupNorm gn = nn_groupnorm_new(&ps, "gn", 4, 64, 1e-5);
-    NnBatchNorm bn = nn_batchnorm_new(&ps, "bn", 64, 1e-5, 0.1);
+    NnLayerNorm ln = nn_layer_norm_new(&ps, "ln", 64, 1e-5);
+    NnRMSNorm rn = nn_rms_norm_new(&ps, "rms", 64, 0);
+    NnGroupNorm gn = nn_group_norm_new(&ps, "gn", 4, 64, 1e-5);
+    NnBatchNorm bn = nn_batch_norm_new(&ps, "bn", 64, 1e-5, 0.1);
     NnMultiheadAttention at = nn_mha_new(&ps, "attn", 64, 4, true);
     ck_assert_msg(ctx_ok(pc), "%s", ctx_error(pc));
     check_uniform(fc.weight, 1 / sqrt(400.0));
@@ -140,7 +140,7 @@ START_TEST(test_train_eval_mode) {
     NnParams ps;
     nn_params_init(&ps, pc, 3);
     NnDropout dr = nn_dropout_new(&ps, 0.5);
-    NnBatchNorm bn = nn_batchnorm_new(&ps, "bn", 3, 1e-5, 0.1);
+    NnBatchNorm bn = nn_batch_norm_new(&ps, "bn", 3, 1e-5, 0.1);
     Tensor *x = tensor_new(c, DT_F32, SHAPE(8, 3, 2, 2));
     Rng r = rng_new(1);
     rng_fill_normal(&r, x, 2.0, 1.5);
@@ -152,7 +152,7 @@ START_TEST(test_train_eval_mode) {
         ck_assert(a == 0 || fabs(a - 2 * b) < 1e-6);
     }
     ck_assert(zeros > 20 && zeros < 76);
-    Tensor *yb = nn_batchnorm(c, &bn, x); // batch statistics; running ones move towards them
+    Tensor *yb = nn_batch_norm(c, &bn, x); // batch statistics; running ones move towards them
     ck_assert_int_eq(((int64_t *)bn.num_batches_tracked->data)[0], 1);
     ck_assert(fabs(tensor_get_flat(bn.running_mean, 0)) > 0.05);
     double m, v, lo, hi;
@@ -160,7 +160,7 @@ START_TEST(test_train_eval_mode) {
     ck_assert(fabs(m) < 1e-5);
     nn_params_train(&ps, false);
     ck_assert_ptr_eq(nn_dropout(c, &dr, x), x); // eval: the identity
-    Tensor *ye = nn_batchnorm(c, &bn, x);
+    Tensor *ye = nn_batch_norm(c, &bn, x);
     ck_assert_int_eq(((int64_t *)bn.num_batches_tracked->data)[0], 1); // not counted in eval
     double want = (tensor_get_flat(x, 0) - tensor_get_flat(bn.running_mean, 0)) / sqrt(tensor_get_flat(bn.running_var, 0) + 1e-5);
     ck_assert_msg(fabs(tensor_get_flat(ye, 0) - want) < 1e-5, "eval uses the running statistics");
@@ -180,7 +180,7 @@ typedef struct {
 static void small_new(Small *s, Ctx *pc, uint64_t seed, int64_t classes) {
     nn_params_init(&s->ps, pc, seed);
     s->cv = nn_conv2d_new(&s->ps, "features.0", 1, 4, 3, 1, 1, 1, 1, false);
-    s->bn = nn_batchnorm_new(&s->ps, "features.1", 4, 1e-5, 0.1);
+    s->bn = nn_batch_norm_new(&s->ps, "features.1", 4, 1e-5, 0.1);
     s->fc = nn_linear_new(&s->ps, "head", 4, classes, true);
 }
 
@@ -421,7 +421,7 @@ START_TEST(test_scopes_and_sequential) {
     NnSequential net;
     nn_sequential_init(&net, &ps, "");
     ck_assert_int_eq(nn_seq_conv2d(&net, (NnConv2dOptions){.in = 1, .out = 4, .kernel = 3, .padding = 1}), 0);
-    ck_assert_int_eq(nn_seq_batchnorm(&net, 4), 0);
+    ck_assert_int_eq(nn_seq_batch_norm(&net, 4), 0);
     ck_assert_int_eq(nn_seq_relu(&net), 0);
     ck_assert_int_eq(nn_seq_max_pool2d(&net, 2), 0);
     ck_assert_int_eq(nn_seq_flatten(&net), 0);
@@ -448,7 +448,7 @@ START_TEST(test_scopes_and_sequential) {
     const NnConv2d *cv = net.items[0].module;
     const NnBatchNorm *bn = net.items[1].module;
     const NnLinear *fc = net.items[5].module;
-    Tensor *h = ag_max_pool2d(c, ag_relu(c, nn_batchnorm(c, bn, nn_conv2d(c, cv, x))), (int[]){2, 2}, NULL, NULL);
+    Tensor *h = ag_max_pool2d(c, ag_relu(c, nn_batch_norm(c, bn, nn_conv2d(c, cv, x))), (int[]){2, 2}, NULL, NULL);
     Tensor *y2 = nn_linear(c, &head, nn_linear(c, fc, ag_reshape(c, h, 2, (int64_t[]){2, 36})));
     for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(tensor_get_flat(y, i), tensor_get_flat(y2, i), 1e-6);
     // under no-grad the container gives back each module's work: a deep stack peaks at a few activations
@@ -478,6 +478,36 @@ START_TEST(test_scopes_and_sequential) {
     ctx_free(c), ctx_free(pc);
 }
 END_TEST
+
+// the layers' old names still build the same layers (deprecated for one release)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+START_TEST(test_deprecated_layer_names) {
+    Ctx *pc = ctx_new(1 << 16), *c = ctx_new(1 << 18);
+    NnParams ps;
+    nn_params_init(&ps, pc, 1);
+    NnLayerNorm ln = nn_layernorm_new(&ps, "ln", 6, 1e-5);
+    NnRMSNorm rms = nn_rmsnorm_new(&ps, "rms", 6, 1e-6);
+    NnGroupNorm gn = nn_groupnorm_new(&ps, "gn", 2, 6, 1e-5);
+    NnBatchNorm bn = nn_batchnorm_new(&ps, "bn", 6, 1e-5, 0.1);
+    ck_assert_ptr_nonnull(nn_params_get(&ps, "ln.weight"));
+    ck_assert_ptr_nonnull(nn_params_get(&ps, "bn.running_var"));
+    Rng r = rng_new(2);
+    Tensor *x = tensor_new(c, DT_F32, SHAPE(3, 6)), *x4 = tensor_new(c, DT_F32, SHAPE(2, 6, 2, 2));
+    rng_fill_normal(&r, x, 0, 1), rng_fill_normal(&r, x4, 0, 1);
+    ck_assert(max_diff(nn_layernorm(c, &ln, x), nn_layer_norm(c, &ln, x)) == 0);
+    ck_assert(max_diff(nn_rmsnorm(c, &rms, x), nn_rms_norm(c, &rms, x)) == 0);
+    ck_assert(max_diff(nn_groupnorm(c, &gn, x4), nn_group_norm(c, &gn, x4)) == 0);
+    nn_params_train(&ps, false); // eval: the running statistics, unchanged by a forward
+    ck_assert(max_diff(nn_batchnorm(c, &bn, x4), nn_batch_norm(c, &bn, x4)) == 0);
+    NnSequential seq;
+    nn_sequential_init(&seq, &ps, "seq");
+    ck_assert_int_eq(nn_seq_batchnorm(&seq, 6), 0);
+    nn_params_free(&ps);
+    ctx_free(c), ctx_free(pc);
+}
+END_TEST
+#pragma GCC diagnostic pop
 
 static double rel_l2(const Tensor *a, const Tensor *b) {
     double e = 0, r = 0;
@@ -548,6 +578,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_scopes_and_sequential"), test_scopes_and_sequential);
     tcase_add_test(check_case(s, "test_default_init_and_names"), test_default_init_and_names);
     tcase_add_test(check_case(s, "test_linear_quantize"), test_linear_quantize);
+    tcase_add_test(check_case(s, "test_deprecated_layer_names"), test_deprecated_layer_names);
     tcase_add_test(check_case(s, "test_train_eval_mode"), test_train_eval_mode);
     tcase_add_test(check_case(s, "test_save_load"), test_save_load);
     tcase_add_test(check_case(s, "test_lora_wrapper"), test_lora_wrapper);

@@ -216,7 +216,7 @@ START_TEST(test_forward_softmax_layernorm) {
     Tensor *w = f32(SHAPE(4), (float[]){1, 1, 2, 2}), *b = f32(SHAPE(4), (float[]){0, 0, 0, 1});
     // mean 2.5, var 1.25: xhat = (-1.5, -0.5, 0.5, 1.5) / sqrt(1.25 + 1e-5)
     double r = 1 / sqrt(1.25 + 1e-5);
-    expect(ag_layernorm(c, h, w, b, 1e-5), (double[]){-1.5 * r, -0.5 * r, 1.0 * r, 3.0 * r + 1}, 4, 1e-6);
+    expect(ag_layer_norm(c, h, 1, w, b, 1e-5), (double[]){-1.5 * r, -0.5 * r, 1.0 * r, 3.0 * r + 1}, 4, 1e-6);
 }
 END_TEST
 
@@ -343,8 +343,8 @@ START_TEST(test_bad_calls_are_errors) {
     ck_assert(ag_index_select(c, a, 0, tensor_from_data(c, DT_I64, SHAPE(1), (int64_t[]){2})) == NULL);
     ck_assert_str_eq(ctx_error(c), "index_select: index 2 outside [0, 2) for [2, 3]");
     ctx_clear_error(c);
-    ck_assert(ag_layernorm(c, a, b, b, 1e-5) == NULL);
-    ck_assert_str_eq(ctx_error(c), "layernorm: input [2, 3] needs weight and bias [3], got [4] and [4]");
+    ck_assert(ag_layer_norm(c, a, 1, b, b, 1e-5) == NULL);
+    ck_assert_str_eq(ctx_error(c), "layer_norm: weight [4] must have the normalised shape of input [2, 3] (its last 1 dimensions)");
     ctx_clear_error(c);
     ck_assert(ag_concat(c, (Tensor *[]){a, b}, 2, 0) == NULL);
     ck_assert_str_eq(ctx_error(c), "concat: shapes [2, 3] and [4] differ outside dimension 0");
