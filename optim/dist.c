@@ -216,15 +216,3 @@ int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err
     return 0;
 #endif
 }
-
-void dist_barrier(const Dist *d) {
-#ifdef CGRAD_MPI
-    if (d && d->size > 1) {
-        collective_begin("barrier");
-        MPI_Barrier(MPI_COMM_WORLD);
-        collective_end();
-    }
-#else
-    (void)d;
-#endif
-}

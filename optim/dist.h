@@ -39,7 +39,6 @@ int dist_allreduce_sum(const Dist *d, double *v, int n, char *err, size_t errn);
 int dist_broadcast(const Dist *d, void *buf, size_t n, char *err, size_t errn);
 // n bytes from every process to rank 0's recv (size x n bytes, in rank order); alone: a copy
 int dist_gather(const Dist *d, const void *send, size_t n, void *recv, char *err, size_t errn);
-void dist_barrier(const Dist *d);
 // seconds spent in this file's communication so far
 double dist_comm_seconds(void);
 

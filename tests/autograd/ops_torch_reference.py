@@ -98,6 +98,8 @@ cases = {
     "eq": (lambda x, y: (x == y).double(), [torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)]),
     "lt": (lambda x, y: (x < y).double(), [rnd(3, 4, grad=False), rnd(4, grad=False)]),
     "ge": (lambda x, y: (x >= y).double(), [rnd(3, 4, grad=False), rnd(3, 1, grad=False)]),
+    "ne": (lambda x, y: (x != y).double(), [torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)]),
+    "le": (lambda x, y: (x <= y).double(), [torch.tensor([[1.0, 2.0, 3.0], [0.5, 2.5, -1.0]], dtype=torch.float64), torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)]),
 }
 
 out = {}

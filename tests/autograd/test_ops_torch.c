@@ -91,6 +91,8 @@ OP(layernorm_dim, ag_layernorm_dim(c, in[0], 1, in[1], in[2], 1e-5))
 OP(eq, ag_eq(c, in[0], in[1]))
 OP(lt, ag_lt(c, in[0], in[1]))
 OP(ge, ag_ge(c, in[0], in[1]))
+OP(ne, ag_ne(c, in[0], in[1]))
+OP(le, ag_le(c, in[0], in[1]))
 
 static const struct {
     const char *name;
@@ -148,6 +150,8 @@ static const struct {
            {"mean_dims", op_mean_dims},
            {"layernorm_dim", op_layernorm_dim},
            {"eq", op_eq},
+           {"ne", op_ne},
+           {"le", op_le},
            {"lt", op_lt},
            {"ge", op_ge}};
 

@@ -479,6 +479,37 @@ START_TEST(test_scopes_and_sequential) {
 }
 END_TEST
 
+// the normalisation layers' forwards: their ops with the layer's parameters; RMS norm leaves each
+// row with a mean square of 1 (weight ones), group norm each group with mean 0 and variance 1
+START_TEST(test_norm_layers_forward) {
+    Ctx *pc = ctx_new(1 << 16), *c = ctx_new(1 << 18);
+    NnParams ps;
+    nn_params_init(&ps, pc, 1);
+    NnRMSNorm rms = nn_rms_norm_new(&ps, "rms", 6, 1e-6);
+    NnGroupNorm gn = nn_group_norm_new(&ps, "gn", 2, 6, 1e-5);
+    Rng r = rng_new(4);
+    Tensor *x = tensor_new(c, DT_F32, SHAPE(3, 6)), *x4 = tensor_new(c, DT_F32, SHAPE(2, 6, 2, 2));
+    rng_fill_normal(&r, x, 1, 2), rng_fill_normal(&r, x4, -1, 3);
+    Tensor *y = nn_rms_norm(c, &rms, x), *z = nn_group_norm(c, &gn, x4);
+    ck_assert(max_diff(y, ag_rms_norm(c, x, rms.weight, 1e-6)) == 0);
+    ck_assert(max_diff(z, ag_group_norm(c, x4, 2, gn.weight, gn.bias, 1e-5)) == 0);
+    for (int i = 0; i < 3; i++) {
+        double ms = 0;
+        for (int j = 0; j < 6; j++) ms += pow(tensor_get(y, (int64_t[]){i, j}), 2) / 6;
+        ck_assert_msg(fabs(ms - 1) < 1e-4, "row %d: mean square %g", i, ms);
+    }
+    for (int n = 0; n < 2; n++)
+        for (int g = 0; g < 2; g++) {
+            double m = 0, v = 0;
+            for (int k = 0; k < 12; k++) m += tensor_get_flat(z, n * 24 + g * 12 + k) / 12;
+            for (int k = 0; k < 12; k++) v += pow(tensor_get_flat(z, n * 24 + g * 12 + k) - m, 2) / 12;
+            ck_assert_msg(fabs(m) < 1e-5 && fabs(v - 1) < 1e-3, "group %d of %d: mean %g variance %g", g, n, m, v);
+        }
+    nn_params_free(&ps);
+    ctx_free(c), ctx_free(pc);
+}
+END_TEST
+
 // the layers' old names still build the same layers (deprecated for one release)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -579,6 +610,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_default_init_and_names"), test_default_init_and_names);
     tcase_add_test(check_case(s, "test_linear_quantize"), test_linear_quantize);
     tcase_add_test(check_case(s, "test_deprecated_layer_names"), test_deprecated_layer_names);
+    tcase_add_test(check_case(s, "test_norm_layers_forward"), test_norm_layers_forward);
     tcase_add_test(check_case(s, "test_train_eval_mode"), test_train_eval_mode);
     tcase_add_test(check_case(s, "test_save_load"), test_save_load);
     tcase_add_test(check_case(s, "test_lora_wrapper"), test_lora_wrapper);

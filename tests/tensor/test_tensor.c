@@ -185,6 +185,15 @@ START_TEST(test_forward_unary) {
     expect(ag_relu(c, x), (double[]){0, 0, 0.5, 2}, 4, 0);
     // exact GELU: x * Phi(x); Phi(-1) = 0.158655254, Phi(0.5) = 0.691462461, Phi(2) = 0.977249868
     expect(ag_gelu(c, x), (double[]){-0.158655254, 0, 0.345731231, 1.954499736}, 4, 1e-6);
+    // comparisons: 1 where true, 0 where false, NaN never equal (so != is true), broadcasting
+    Tensor *a = f32(SHAPE(4), (float[]){1, 2, NAN, -1}), *b = f32(SHAPE(4), (float[]){1, 3, NAN, -2});
+    expect(ag_eq(c, a, b), (double[]){1, 0, 0, 0}, 4, 0);
+    expect(ag_ne(c, a, b), (double[]){0, 1, 1, 1}, 4, 0);
+    expect(ag_le(c, a, b), (double[]){1, 1, 0, 0}, 4, 0);
+    expect(ag_lt(c, a, b), (double[]){0, 1, 0, 0}, 4, 0);
+    expect(ag_ge(c, a, b), (double[]){1, 0, 0, 1}, 4, 0);
+    expect(ag_gt(c, a, b), (double[]){0, 0, 0, 1}, 4, 0);
+    expect(ag_le(c, f32(SHAPE(2, 1), (float[]){0, 5}), f32(SHAPE(3), (float[]){-1, 0, 9})), (double[]){0, 1, 1, 0, 0, 1}, 6, 0);
     Tensor *p = f32(SHAPE(3), (float[]){1, 4, 0.25f});
     expect(ag_log(c, p), (double[]){0, log(4), log(0.25)}, 3, 1e-7);
     expect(ag_sqrt(c, p), (double[]){1, 2, 0.5}, 3, 0);
