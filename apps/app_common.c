@@ -94,12 +94,11 @@ static int check_overlap(const char *flag, const char *out, const char *const *i
     for (int i = 0; inputs && inputs[i]; i++) {
         if (!abs_path(inputs[i], in, sizeof in)) continue;
         if (within(o, in) || within(in, o)) {
-            snprintf(err, errn, "%s: %s %s the input %s (refusing to write over an input)", flag, out,
-                     !strcmp(o, in)  ? "is"
-                     : within(o, in) ? "lies inside"
-                                     : "holds",
-                     inputs[i]);
-            return -1;
+            return errorf(err, errn, "%s: %s %s the input %s (refusing to write over an input)", flag, out,
+                          !strcmp(o, in)  ? "is"
+                          : within(o, in) ? "lies inside"
+                                          : "holds",
+                          inputs[i]);
         }
     }
     return 0;
@@ -111,8 +110,7 @@ static int parent_exists(const char *flag, const char *path, char *err, size_t e
     char parent[FILE_PATH_BUF], base[FILE_PATH_BUF];
     split_path(path, parent, sizeof parent, base, sizeof base);
     if (!dir_exists(parent)) {
-        snprintf(err, errn, "%s: the folder %s does not exist", flag, parent);
-        return -1;
+        return errorf(err, errn, "%s: the folder %s does not exist", flag, parent);
     }
     return 0;
 }
@@ -122,23 +120,19 @@ int app_output_dir(const char *flag, const char *dir, bool overwrite, bool resum
     if (check_overlap(flag, dir, inputs, err, errn) != 0) return -1;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
-            snprintf(err, errn, "%s: %s exists and is not a folder", flag, dir);
-            return -1;
+            return errorf(err, errn, "%s: %s exists and is not a folder", flag, dir);
         }
         if (access(dir, W_OK | X_OK) != 0) {
-            snprintf(err, errn, "%s: %s is not writable", flag, dir);
-            return -1;
+            return errorf(err, errn, "%s: %s is not writable", flag, dir);
         }
         if (!resume && !overwrite && !dir_empty(dir)) {
-            snprintf(err, errn, "%s: %s is not empty (use --overwrite to replace its files%s)", flag, dir,
-                     !strcmp(flag, "--output") ? ", or --resume to continue" : "");
-            return -1;
+            return errorf(err, errn, "%s: %s is not empty (use --overwrite to replace its files%s)", flag, dir,
+                          !strcmp(flag, "--output") ? ", or --resume to continue" : "");
         }
         return 0;
     }
     if (resume) {
-        snprintf(err, errn, "--resume: %s does not exist", dir);
-        return -1;
+        return errorf(err, errn, "--resume: %s does not exist", dir);
     }
     return parent_exists(flag, dir, err, errn); // created by app_make_output_dir once every input has been checked
 }
@@ -148,12 +142,10 @@ int app_output_file(const char *flag, const char *path, bool overwrite, const ch
     if (check_overlap(flag, path, inputs, err, errn) != 0) return -1;
     if (stat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode)) {
-            snprintf(err, errn, "%s: %s exists and is not a regular file", flag, path);
-            return -1;
+            return errorf(err, errn, "%s: %s exists and is not a regular file", flag, path);
         }
         if (!overwrite) {
-            snprintf(err, errn, "%s: %s exists (use --overwrite to replace it)", flag, path);
-            return -1;
+            return errorf(err, errn, "%s: %s exists (use --overwrite to replace it)", flag, path);
         }
         return 0;
     }
@@ -179,8 +171,7 @@ int app_lock_output(const char *dir, char *err, size_t errn) {
     path_join(lock_path, sizeof lock_path, dir, APP_LOCK_FILE);
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-        snprintf(err, errn, "--output: cannot create the lock %s: %s", lock_path, strerror(errno));
-        return -1;
+        return errorf(err, errn, "--output: cannot create the lock %s: %s", lock_path, strerror(errno));
     }
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_SETLK, &fl) != 0) {
@@ -253,14 +244,12 @@ int app_target_list(const char *s, VitLoraSpec *spec, char *err, size_t errn) {
     snprintf(buf, sizeof buf, "%s", s);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (spec->ntargets == VIT_MAX_TARGETS || strlen(tok) >= sizeof spec->targets[0] || !*tok) {
-            snprintf(err, errn, "--target: '%s' is not a list of at most %d module names", s, VIT_MAX_TARGETS);
-            return -1;
+            return errorf(err, errn, "--target: '%s' is not a list of at most %d module names", s, VIT_MAX_TARGETS);
         }
         snprintf(spec->targets[spec->ntargets++], sizeof spec->targets[0], "%s", tok);
     }
     if (!spec->ntargets) {
-        snprintf(err, errn, "--target: empty list");
-        return -1;
+        return errorf(err, errn, "--target: empty list");
     }
     return 0;
 }

@@ -139,7 +139,7 @@ static int bench_int8(VitModel *m, Ctx *c, Tensor *x, const BenchArgs *a, double
     vit_merge_lora(m); // what --int8 serves: the adapter in the base (both rounds time the same model)
     if (vit_quantize_int8(m, err, errn) != 0) return -1;
     struct QWeight **saved = calloc((size_t)m->cfg.num_hidden_layers * VIT_NPROJ, sizeof *saved);
-    if (!saved) return snprintf(err, errn, "out of memory"), -1;
+    if (!saved) return errorf(err, errn, "out of memory");
     *t32 = *t8 = INFINITY;
     for (int round = 0; round < 2; round++) {
         int8_switch(m, saved, false);
@@ -148,7 +148,7 @@ static int bench_int8(VitModel *m, Ctx *c, Tensor *x, const BenchArgs *a, double
         double u = t < 0 ? -1 : bench_infer(m, c, x, a);
         if (t < 0 || u < 0) {
             free(saved);
-            return snprintf(err, errn, "%s", ctx_error(c) ? ctx_error(c) : "inference failed"), -1;
+            return errorf(err, errn, "%s", ctx_error(c) ? ctx_error(c) : "inference failed");
         }
         *t32 = fmin(*t32, t), *t8 = fmin(*t8, u);
     }

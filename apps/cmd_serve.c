@@ -132,7 +132,7 @@ static int uploads_of(struct MHD_Connection *conn, Request *r, ServeUpload *ups,
     *st = 400;
     if (k < 0) return -1;
     const char *qn = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "name");
-    if (qn && !serve_utf8_ok(qn)) return snprintf(err, errn, "name: not UTF-8 text"), -1;
+    if (qn && !serve_utf8_ok(qn)) return errorf(err, errn, "name: not UTF-8 text");
     for (int i = 0; i < k; i++) {
         snprintf(names[i], sizeof names[i], "%s", ups[i].name[0] ? ups[i].name : qn && *qn ? qn : "upload");
         utf8_cut_clean(names[i]); // a long name cut short ends on a whole character
@@ -482,7 +482,7 @@ static int listen_on(const char *host, long port, unsigned *bound, char *err, si
     else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1)
         v6->sin6_family = AF_INET6, v6->sin6_port = htons((uint16_t)port), len = sizeof *v6;
     else
-        return snprintf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", host), -1;
+        return errorf(err, errn, "--host: '%s' is not an IPv4 or IPv6 address", host);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
@@ -526,13 +526,12 @@ static int worst_case_fits(const VitModel *m, const ServeArgs *a, char *err, siz
     double decode = (double)a->decode_mb * (1 << 20);
     double worst = model + (batch > explain ? batch : explain) + decode + bodies, MiB = 1 << 20;
     if (worst / MiB <= (double)a->max_memory_mb) return 0;
-    snprintf(err, errn,
-             "this configuration may need %.0f MiB at worst, above --max-memory-mb %ld: the model %.0f, a batch of %ld images %.0f "
-             "(--max-batch), decoding %.0f (--decode-memory-mb), %ld bodies of %ld MiB %.0f (--max-connections, --max-upload-mb); "
-             "lower those, or raise --max-memory-mb",
-             worst / MiB, a->max_memory_mb, model / MiB, a->max_batch, (batch > explain ? batch : explain) / MiB, decode / MiB,
-             a->connections, a->max_upload_mb, bodies / MiB);
-    return -1;
+    return errorf(err, errn,
+                  "this configuration may need %.0f MiB at worst, above --max-memory-mb %ld: the model %.0f, a batch of %ld images %.0f "
+                  "(--max-batch), decoding %.0f (--decode-memory-mb), %ld bodies of %ld MiB %.0f (--max-connections, --max-upload-mb); "
+                  "lower those, or raise --max-memory-mb",
+                  worst / MiB, a->max_memory_mb, model / MiB, a->max_batch, (batch > explain ? batch : explain) / MiB, decode / MiB,
+                  a->connections, a->max_upload_mb, bodies / MiB);
 }
 
 // blocks until SIGTERM or SIGINT; then stops taking connections and waits (up to drain_s) for the

@@ -60,7 +60,7 @@ int model_card_write(const ModelCard *c, const char *dir, char *err, size_t errn
     sb_printf(&b, "\n## Framework versions\n\n- cgrad %s (`deit_lora --version` says which kernels ran)\n", DEIT_LORA_VERSION);
     if (b.oom) {
         sb_free(&b);
-        return snprintf(err, errn, "model card: out of memory"), -1;
+        return errorf(err, errn, "model card: out of memory");
     }
     char p[FILE_PATH_BUF];
     int rc = file_write_atomic(path_join(p, sizeof p, dir, "README.md"), b.s, b.n, true, err, errn);

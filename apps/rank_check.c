@@ -89,7 +89,7 @@ int app_ranks_agree(const Dist *dist, const char *settings, const VitModel *m, c
     names[k] = "the data's contents (the bytes of the images)", fp[k++] = data_bytes(d);
     names[k] = "the model's weights (--model, --init-adapter)", fp[k++] = weights(m);
     uint64_t *all = dist_root(dist) ? malloc(sizeof *all * (size_t)k * (size_t)dist->size) : NULL;
-    if (dist_root(dist) && !all) return snprintf(err, errn, "out of memory comparing the ranks' settings"), -1;
+    if (dist_root(dist) && !all) return errorf(err, errn, "out of memory comparing the ranks' settings");
     if (dist_gather(dist, fp, sizeof *fp * (size_t)k, all, err, errn) != 0) return free(all), -1;
     int verdict[2] = {-1, -1}; // the item, the rank
     for (int r = 1; dist_root(dist) && r < dist->size && verdict[0] < 0; r++)
@@ -101,9 +101,8 @@ int app_ranks_agree(const Dist *dist, const char *settings, const VitModel *m, c
     free(all);
     if (dist_broadcast(dist, verdict, sizeof verdict, err, errn) != 0) return -1;
     if (verdict[0] < 0) return 0;
-    snprintf(err, errn,
-             "the MPI ranks do not train the same thing: %s differs between rank 0 and rank %d (every rank must see the "
-             "same settings, data and model); nothing was written",
-             names[verdict[0]], verdict[1]);
-    return -1;
+    return errorf(err, errn,
+                  "the MPI ranks do not train the same thing: %s differs between rank 0 and rank %d (every rank must see the "
+                  "same settings, data and model); nothing was written",
+                  names[verdict[0]], verdict[1]);
 }

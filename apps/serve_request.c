@@ -1,4 +1,5 @@
 // serve_request.c: what the server reads from a request besides HTTP itself (serve.h).
+#include "../tensor/fileio.h"
 #include "../tensor/strbuf.h"
 #include "serve.h"
 
@@ -25,8 +26,7 @@ int serve_parse_int(const char *what, const char *s, long lo, long hi, long *out
     errno = 0;
     long v = strtol(s, &end, 10);
     if (!*s || *end || errno || v < lo || v > hi) {
-        snprintf(err, errn, "%s: '%.40s' is not an integer in [%ld, %ld]", what, s, lo, hi);
-        return -1;
+        return errorf(err, errn, "%s: '%.40s' is not an integer in [%ld, %ld]", what, s, lo, hi);
     }
     *out = v;
     return 0;
@@ -81,8 +81,7 @@ static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeU
     int k = 0;
     char boundary[80], delim[96];
     if (!header_param(ct, strlen(ct), "boundary", boundary, sizeof boundary) || !boundary[0] || strlen(boundary) > 70) {
-        snprintf(err, errn, "multipart/form-data without a valid boundary");
-        return -1;
+        return errorf(err, errn, "multipart/form-data without a valid boundary");
     }
     int dl = snprintf(delim, sizeof delim, "--%s", boundary);
     const uint8_t *p = find(body, n, delim, (size_t)dl), *end = body + n;
@@ -98,15 +97,13 @@ static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeU
         int nl = snprintf(next, sizeof next, "\r\n%s", delim);
         const uint8_t *stop = find(data, (size_t)(end - data), next, (size_t)nl);
         if (!stop) {
-            snprintf(err, errn, "multipart/form-data: a part without its closing boundary (truncated body?)");
-            return -1;
+            return errorf(err, errn, "multipart/form-data: a part without its closing boundary (truncated body?)");
         }
         char name[256];
         if (part_is_image((const char *)hs, (size_t)(he - hs) + 2, name, sizeof name)) {
             if (k == max) {
-                snprintf(err, errn, "multipart/form-data: more than %d images in one request%s", max,
-                         max > 1 ? " (the server's --max-batch)" : " (this path takes one)");
-                return -1;
+                return errorf(err, errn, "multipart/form-data: more than %d images in one request%s", max,
+                              max > 1 ? " (the server's --max-batch)" : " (this path takes one)");
             }
             ServeUpload *up = &ups[k++];
             up->data = data;
@@ -117,12 +114,11 @@ static int parse_multipart(const char *ct, const uint8_t *body, size_t n, ServeU
         p = stop + 2;
     }
     if (k > 0) return k;
-    snprintf(err, errn, "multipart/form-data: no file part (send the image as a part with a filename, or named \"image\")");
-    return -1;
+    return errorf(err, errn, "multipart/form-data: no file part (send the image as a part with a filename, or named \"image\")");
 }
 
 int serve_parse_uploads(const char *content_type, const uint8_t *body, size_t n, ServeUpload *ups, int max, char *err, size_t errn) {
-    if (max < 1) return snprintf(err, errn, "no room for an image"), -1;
+    if (max < 1) return errorf(err, errn, "no room for an image");
     memset(ups, 0, sizeof *ups * (size_t)max);
     const char *ct = content_type ? content_type : "";
     while (*ct == ' ') ct++;
@@ -135,12 +131,11 @@ int serve_parse_uploads(const char *content_type, const uint8_t *body, size_t n,
     }
     for (int i = 0; i < k; i++) {
         if (ups[i].n == 0) {
-            snprintf(err, errn, "empty image%s (send the image's bytes as the body, or as a multipart file)", k > 1 ? " in the form" : "");
-            return -1;
+            return errorf(err, errn, "empty image%s (send the image's bytes as the body, or as a multipart file)",
+                          k > 1 ? " in the form" : "");
         }
         if (!serve_utf8_ok(ups[i].name)) {
-            snprintf(err, errn, "the file name is not UTF-8 text");
-            return -1;
+            return errorf(err, errn, "the file name is not UTF-8 text");
         }
     }
     return k;

@@ -21,8 +21,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static int list_dir(const char *dir, char kind, char ***out, int *n, char *err, size_t errn) {
     DIR *dp = opendir(dir);
     if (!dp) {
-        snprintf(err, errn, "%s: cannot open the folder", dir);
-        return -1;
+        return errorf(err, errn, "%s: cannot open the folder", dir);
     }
     char **v = NULL;
     int k = 0, cap = 0;
@@ -89,19 +88,16 @@ static int add_class_images(Dataset *d, const char *dir, int cls, char *err, siz
 oom:
     for (; i < n; i++) free(names[i]); // the earlier names were freed in the loop
     free(names);
-    snprintf(err, errn, "%s: out of memory listing the images", dir);
-    return -1;
+    return errorf(err, errn, "%s: out of memory listing the images", dir);
 }
 
 int dataset_from_folder(Dataset *d, const char *dir, const char *label, char *err, size_t errn) {
     memset(d, 0, sizeof *d);
     if (!dir_exists(dir)) {
-        snprintf(err, errn, "%s: not a folder", dir);
-        return -1;
+        return errorf(err, errn, "%s: not a folder", dir);
     }
     if (label && !text_is_utf8(label)) { // labels go into config.json, which Python must read
-        snprintf(err, errn, "--label: not valid UTF-8");
-        return -1;
+        return errorf(err, errn, "--label: not valid UTF-8");
     }
     if (label) {
         d->nclasses = 1;
@@ -269,12 +265,10 @@ int dataset_split(int n, uint64_t seed, bool shuffle, double test, int64_t **tra
                   size_t errn) {
     int nt = test >= 1 ? (int)test : (int)lround(test * n);
     if (test < 0 || (test >= 1 && test != floor(test))) {
-        snprintf(err, errn, "test split %g must be a count or a fraction in [0, 1)", test);
-        return -1;
+        return errorf(err, errn, "test split %g must be a count or a fraction in [0, 1)", test);
     }
     if (nt >= n) {
-        snprintf(err, errn, "%d images are too few to hold out %d for testing and still train", n, nt);
-        return -1;
+        return errorf(err, errn, "%d images are too few to hold out %d for testing and still train", n, nt);
     }
     int64_t *idx = malloc(sizeof *idx * (size_t)n);
     for (int i = 0; i < n; i++) idx[i] = i;
@@ -314,8 +308,7 @@ int loader_check_all(Loader *L, char *err, size_t errn) {
     float *px = malloc(sizeof(float) * per * CHUNK);
     int64_t idx[CHUNK], lab[CHUNK];
     if (!px) {
-        snprintf(err, errn, "out of memory checking the images");
-        return -1;
+        return errorf(err, errn, "out of memory checking the images");
     }
     int rc = 0;
     for (int i0 = 0; i0 < L->ds->n && rc == 0; i0 += CHUNK) {

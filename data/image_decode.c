@@ -38,12 +38,10 @@ bool image_sniff(const uint8_t *b, size_t n) {
 
 static int check_dims(long long w, long long h, const char *what, char *err, size_t errn) {
     if (w <= 0 || h <= 0) {
-        snprintf(err, errn, "%s: image has no pixels (%lldx%lld)", what, w, h);
-        return -1;
+        return errorf(err, errn, "%s: image has no pixels (%lldx%lld)", what, w, h);
     }
     if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
-        snprintf(err, errn, "%s: %lldx%lld pixels exceeds the decompression-bomb limit of %lld pixels", what, w, h, IMAGE_MAX_PIXELS);
-        return -1;
+        return errorf(err, errn, "%s: %lldx%lld pixels exceeds the decompression-bomb limit of %lld pixels", what, w, h, IMAGE_MAX_PIXELS);
     }
     return 0;
 }
@@ -262,22 +260,19 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t
 int image_probe(const uint8_t *data, size_t n, int *w, int *h, size_t *decode_bytes, const char *what, char *err, size_t errn) {
     int comps = 3;
     if (n == 0) {
-        snprintf(err, errn, "%s: empty file (0 bytes)", what);
-        return -1;
+        return errorf(err, errn, "%s: empty file (0 bytes)", what);
     }
     if (n >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
         if (probe_jpeg(data, n, w, h, &comps, what, err, errn) != 0) return -1;
     } else if (n >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8)) {
         if (n < 24 || be32(data + 8) != 13 || memcmp(data + 12, "IHDR", 4)) {
-            snprintf(err, errn, "%s: corrupt or truncated PNG (no IHDR chunk first)", what);
-            return -1;
+            return errorf(err, errn, "%s: corrupt or truncated PNG (no IHDR chunk first)", what);
         }
         uint32_t pw = be32(data + 16), ph = be32(data + 20);
         if (check_dims(pw, ph, what, err, errn) != 0) return -1;
         *w = (int)pw, *h = (int)ph;
     } else {
-        snprintf(err, errn, "%s: not a JPEG or PNG image (unrecognised first bytes)", what);
-        return -1;
+        return errorf(err, errn, "%s: not a JPEG or PNG image (unrecognised first bytes)", what);
     }
     // the decoder's peak: the RGB result (3 bytes a pixel) beside libpng's rows (up to 4) or
     // libjpeg's coefficients of a progressive file (2 a component)
@@ -289,13 +284,11 @@ int image_probe(const uint8_t *data, size_t n, int *w, int *h, size_t *decode_by
 int image_decode(Image *im, const uint8_t *data, size_t n, const char *what, char *err, size_t errn) {
     memset(im, 0, sizeof *im);
     if (n == 0) {
-        snprintf(err, errn, "%s: empty file (0 bytes)", what);
-        return -1;
+        return errorf(err, errn, "%s: empty file (0 bytes)", what);
     }
     if (n >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return decode_jpeg(im, data, n, what, err, errn);
     if (n >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8)) return decode_png(im, data, n, what, err, errn);
-    snprintf(err, errn, "%s: not a JPEG or PNG image (unrecognised first bytes)", what);
-    return -1;
+    return errorf(err, errn, "%s: not a JPEG or PNG image (unrecognised first bytes)", what);
 }
 
 int image_load(Image *im, const char *path, char *err, size_t errn) {

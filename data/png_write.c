@@ -64,8 +64,7 @@ int png_save_rgb(const uint8_t *px, int w, int h, const char *path, char *err, s
     size_t n;
     char e[512];
     if (png_encode_rgb(px, w, h, &buf, &n, e, sizeof e) != 0) {
-        snprintf(err, errn, "%s: %s", path, e);
-        return -1;
+        return errorf(err, errn, "%s: %s", path, e);
     }
     int rc = file_write_atomic(path, buf, n, true, err, errn);
     free(buf);

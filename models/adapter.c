@@ -22,16 +22,14 @@ int adapter_spell_targets(char in[][32], int n, PeftGen to, char out[][32], int 
         if (!strcmp(in[t], "dense"))
             want[3] = want[4] = want[5] = true; // v4's one name for all three
         else if (k < 0) {
-            snprintf(err, errn, "target module '%s' has no counterpart in the other generation", in[t]);
-            return -1;
+            return errorf(err, errn, "target module '%s' has no counterpart in the other generation", in[t]);
         } else
             want[k] = true;
     }
     *nout = 0;
     bool all_dense = want[3] && want[4] && want[5];
     if (to == PEFT_V4 && want[5] && !all_dense) { // "output.dense" would also match attention.output.dense
-        snprintf(err, errn, "fc2 without o_proj and fc1 has no unambiguous transformers-4 target name");
-        return -1;
+        return errorf(err, errn, "fc2 without o_proj and fc1 has no unambiguous transformers-4 target name");
     }
     for (int i = 0; i < 6; i++) {
         if (!want[i] || (to == PEFT_V4 && all_dense && i >= 3)) continue;
@@ -147,8 +145,7 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
     AdapterConfig ac;
     char p[FILE_PATH_BUF];
     if (!dir_exists(dir)) {
-        snprintf(err, errn, "%s: not a directory", dir);
-        return -1;
+        return errorf(err, errn, "%s: not a directory", dir);
     }
     if (adapter_config_load(&ac, path_join(p, sizeof p, dir, "adapter_config.json"), err, errn) != 0) return -1;
     Checkpoint ck;
@@ -228,12 +225,10 @@ out:
 
 int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *base_model, char *err, size_t errn) {
     if (!m->has_lora) {
-        snprintf(err, errn, "the model has no LoRA adapter to save");
-        return -1;
+        return errorf(err, errn, "the model has no LoRA adapter to save");
     }
     if (!dir_exists(dir) && mkdir(dir, 0755) != 0) {
-        snprintf(err, errn, "%s: cannot create the directory", dir);
-        return -1;
+        return errorf(err, errn, "%s: cannot create the directory", dir);
     }
     StItem *items = malloc(sizeof *items * (size_t)m->params.n);
     char **names = calloc((size_t)m->params.n, sizeof *names);
@@ -315,16 +310,14 @@ int adapter_save(const VitModel *m, const char *dir, PeftGen gen, const char *ba
 
 static int convert_targets(cJSON *tm, PeftGen to, const char *path, char *err, size_t errn) {
     if (cJSON_IsString(tm)) {
-        snprintf(err, errn, "%s: target_modules is a regex ('%s'); it cannot be respelled for the other generation: edit it by hand", path,
-                 tm->valuestring);
-        return -1;
+        return errorf(err, errn, "%s: target_modules is a regex ('%s'); it cannot be respelled for the other generation: edit it by hand",
+                      path, tm->valuestring);
     }
     char in[VIT_MAX_TARGETS][32], out[VIT_MAX_TARGETS][32], e2[512];
     int n = 0, nout = 0;
     for (cJSON *t = tm ? tm->child : NULL; t && n < VIT_MAX_TARGETS; t = t->next) snprintf(in[n++], 32, "%s", t->valuestring);
     if (adapter_spell_targets(in, n, to, out, &nout, e2, sizeof e2) != 0) {
-        snprintf(err, errn, "%s: %s", path, e2);
-        return -1;
+        return errorf(err, errn, "%s: %s", path, e2);
     }
     while (cJSON_GetArraySize(tm)) cJSON_DeleteItemFromArray(tm, 0);
     for (int i = 0; i < nout; i++) cJSON_AddItemToArray(tm, cJSON_CreateString(out[i]));

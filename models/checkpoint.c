@@ -156,6 +156,5 @@ int checkpoint_open_dir(Checkpoint *ck, const char *dir, CheckpointNameMap map, 
         index_entries(ck, map);
         return 0;
     }
-    snprintf(err, errn, "%s: no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
-    return -1;
+    return errorf(err, errn, "%s: no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
 }

@@ -47,16 +47,15 @@ static int size_field(const cJSON *o, const char *key, int *h, int *w, int *se, 
         }
     }
 bad:
-    snprintf(err, errn, "%s: \"%s\" must be a positive size, {\"height\", \"width\"}%s", path, key, se ? " or {\"shortest_edge\"}" : "");
-    return -1;
+    return errorf(err, errn, "%s: \"%s\" must be a positive size, {\"height\", \"width\"}%s", path, key,
+                  se ? " or {\"shortest_edge\"}" : "");
 }
 
 static int get_bool(const cJSON *o, const char *k, bool *out, const char *path, char *err, size_t errn) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsBool(v)) {
-        snprintf(err, errn, "%s: \"%s\" must be true or false", path, k);
-        return -1;
+        return errorf(err, errn, "%s: \"%s\" must be true or false", path, k);
     }
     *out = cJSON_IsTrue(v);
     return 0;
@@ -79,8 +78,7 @@ static int get_triple(const cJSON *o, const char *k, float *out, bool positive, 
         if (!isfinite(out[i]) || (positive && !(out[i] > 0))) goto bad;
     return 0;
 bad:
-    snprintf(err, errn, "%s: \"%s\" must be three %snumbers", path, k, positive ? "positive " : "");
-    return -1;
+    return errorf(err, errn, "%s: \"%s\" must be three %snumbers", path, k, positive ? "positive " : "");
 }
 
 int image_processor_load(ImageProcessor *p, const char *path, int image_size, char *err, size_t errn) {
@@ -248,8 +246,7 @@ static int timm_processor(ImageProcessor *p, const cJSON *pc, int image_size, co
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(pc, "crop_mode");
     double crop_pct = cJSON_IsNumber(cp) ? cp->valuedouble : 0.875;
     if (!(crop_pct > 0.1 && crop_pct <= 1.0) || (mode && (!cJSON_IsString(mode) || strcmp(mode->valuestring, "center")))) {
-        snprintf(err, errn, "%s: pretrained_cfg needs crop_pct in (0.1, 1] and crop_mode \"center\"", path);
-        return -1;
+        return errorf(err, errn, "%s: pretrained_cfg needs crop_pct in (0.1, 1] and crop_mode \"center\"", path);
     }
     const char *interp = cJSON_IsString(in) ? in->valuestring : "bicubic";
     p->resample = !strcmp(interp, "bilinear")  ? RESAMPLE_BILINEAR

@@ -1,5 +1,6 @@
 // json_strict.c: see json_strict.h.
 #include "json_strict.h"
+#include "../tensor/fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,5 @@ const char *json_repeated_key(const cJSON *o) {
 int json_check_unique_keys(const cJSON *root, const char *path, char *err, size_t errn) {
     const char *k = json_repeated_key(root);
     if (!k) return 0;
-    snprintf(err, errn, "%s: key '%.200s' appears twice in one object (Python would keep the last, cJSON the first)", path, k);
-    return -1;
+    return errorf(err, errn, "%s: key '%.200s' appears twice in one object (Python would keep the last, cJSON the first)", path, k);
 }

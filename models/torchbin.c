@@ -2,6 +2,7 @@
 // of the state dict) and ARCHIVE/data/KEY (raw little-endian storages, stored uncompressed).
 // The pickle is interpreted by a small stack machine that knows only the opcodes a state dict
 // uses and only the globals that rebuild tensors; anything else is refused. Nothing executes.
+#include "../tensor/fileio.h"
 #include "checkpoint.h"
 
 #include <stdlib.h>
@@ -27,8 +28,7 @@ static int zip_list(const WFile *f, ZipEnt **out, int *nout, char *err, size_t e
     const unsigned char *m = f->map;
     size_t sz = f->size;
     if (sz < 22) {
-        snprintf(err, errn, "%s: not a zip archive (too short)", f->path);
-        return -1;
+        return errorf(err, errn, "%s: not a zip archive (too short)", f->path);
     }
     size_t eocd = 0;
     bool found = false;
@@ -39,22 +39,19 @@ static int zip_list(const WFile *f, ZipEnt **out, int *nout, char *err, size_t e
             break;
         }
     if (!found) {
-        snprintf(err, errn, "%s: not a zip archive (no end-of-directory record)", f->path);
-        return -1;
+        return errorf(err, errn, "%s: not a zip archive (no end-of-directory record)", f->path);
     }
     uint64_t count = rd(m + eocd + 10, 2), cdsize = rd(m + eocd + 12, 4), cdoff = rd(m + eocd + 16, 4);
     if ((count == 0xffff || cdoff == 0xffffffff || cdsize == 0xffffffff) && eocd >= 20 && rd(m + eocd - 20, 4) == 0x07064b50) {
         uint64_t z = rd(m + eocd - 20 + 8, 8);
         if (z > sz - 56 || rd(m + z, 4) != 0x06064b50) {
-            snprintf(err, errn, "%s: broken zip64 directory", f->path);
-            return -1;
+            return errorf(err, errn, "%s: broken zip64 directory", f->path);
         }
         count = rd(m + z + 32, 8), cdsize = rd(m + z + 40, 8), cdoff = rd(m + z + 48, 8);
     }
     if (cdoff > sz || cdsize > sz - cdoff || count > cdsize / 46) {
-        snprintf(err, errn, "%s: broken zip directory (offset %llu, size %llu, %llu entries)", f->path, (unsigned long long)cdoff,
-                 (unsigned long long)cdsize, (unsigned long long)count);
-        return -1;
+        return errorf(err, errn, "%s: broken zip directory (offset %llu, size %llu, %llu entries)", f->path, (unsigned long long)cdoff,
+                      (unsigned long long)cdsize, (unsigned long long)count);
     }
     ZipEnt *e = calloc((size_t)(count ? count : 1), sizeof *e);
     size_t p = (size_t)cdoff, end = (size_t)(cdoff + cdsize);

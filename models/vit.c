@@ -135,8 +135,7 @@ int vit_load(VitModel *m, const char *dir, char *err, size_t errn) {
     memset(m, 0, sizeof *m);
     char p[FILE_PATH_BUF];
     if (!dir_exists(dir)) {
-        snprintf(err, errn, "%s: not a directory", dir);
-        return -1;
+        return errorf(err, errn, "%s: not a directory", dir);
     }
     char *json = file_read_all(path_join(p, sizeof p, dir, "config.json"), 64u << 20, NULL, err, errn);
     if (!json) return -1;
@@ -284,8 +283,7 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
 int vit_extend_head(VitModel *m, int new_n, Rng *rng, char *err, size_t errn) {
     int old = m->cfg.num_labels;
     if (new_n < old) {
-        snprintf(err, errn, "cannot shrink the classifier from %d to %d classes", old, new_n);
-        return -1;
+        return errorf(err, errn, "cannot shrink the classifier from %d to %d classes", old, new_n);
     }
     if (new_n == old) return 0;
     int64_t D = m->cfg.hidden_size;
@@ -356,8 +354,8 @@ static int regex_check_others(const VitModel *m, const VitTargetRe *re, const ch
             int hit = vit_target_re_match(re, name, err, errn);
             if (hit < 0) return -1;
             if (hit) {
-                snprintf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat, name);
-                return -1;
+                return errorf(err, errn, "target_modules regex '%s' matches '%s', which is not a linear layer LoRA can wrap here", pat,
+                              name);
             }
         }
     }
@@ -367,10 +365,9 @@ static int regex_check_others(const VitModel *m, const VitTargetRe *re, const ch
 int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, size_t errn) {
     bool use_re = spec->target_regex[0] != 0;
     if (spec->r <= 0 || spec->alpha <= 0 || !(spec->dropout >= 0 && spec->dropout < 1) || (spec->ntargets <= 0 && !use_re)) {
-        snprintf(err, errn,
-                 "LoRA needs r > 0, alpha > 0, dropout in [0, 1) and at least one target (got r %d, alpha %g, dropout %g, %d targets)",
-                 spec->r, spec->alpha, spec->dropout, spec->ntargets);
-        return -1;
+        return errorf(err, errn,
+                      "LoRA needs r > 0, alpha > 0, dropout in [0, 1) and at least one target (got r %d, alpha %g, dropout %g, %d targets)",
+                      spec->r, spec->alpha, spec->dropout, spec->ntargets);
     }
     static const char *const MOD[] = {"attention.attention.query", "attention.attention.key", "attention.attention.value",
                                       "attention.output.dense",    "intermediate.dense",      "output.dense"};
@@ -418,18 +415,18 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
     vit_target_re_free(re);
     if (failed) return -1;
     if (use_re && !re_hits) {
-        snprintf(err, errn,
-                 "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
-                 spec->target_regex);
-        return -1;
+        return errorf(
+            err, errn,
+            "target_modules regex '%s' matches no module of the model (names look like vit.encoder.layer.0.attention.attention.query)",
+            spec->target_regex);
     }
     for (int t = 0; t < spec->ntargets && !use_re; t++)
         if (!hits[t]) {
-            snprintf(err, errn,
-                     "LoRA target module '%s' matches no module of the model (known: query, key, value, dense, q_proj, k_proj, v_proj, "
-                     "o_proj, fc1, fc2)",
-                     spec->targets[t]);
-            return -1;
+            return errorf(
+                err, errn,
+                "LoRA target module '%s' matches no module of the model (known: query, key, value, dense, q_proj, k_proj, v_proj, "
+                "o_proj, fc1, fc2)",
+                spec->targets[t]);
         }
     if (spec->save_classifier) {
         ag_set_requires_grad(m->classifier.weight, true);
@@ -454,10 +451,10 @@ int vit_quantize_int8(VitModel *m, char *err, size_t errn) {
         NnLinear *proj[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (size_t k = 0; k < sizeof proj / sizeof *proj; k++)
             if (!nn_linear_quantize(proj[k]))
-                return snprintf(err, errn, "int8: layer %d: %s", i, ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed"), -1;
+                return errorf(err, errn, "int8: layer %d: %s", i, ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed");
     }
     if (!tensor_quantize_int8(m->patch.weight)) // the patch embedding's matrix [D, C p p]
-        return snprintf(err, errn, "int8: patch embedding: %s", ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed"), -1;
+        return errorf(err, errn, "int8: patch embedding: %s", ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed");
     return 0;
 }
 
@@ -499,8 +496,7 @@ void vit_print_trainable_parameters(const VitModel *m, FILE *f) {
 
 int vit_save_pretrained(const VitModel *m, const char *dir, char *err, size_t errn) {
     if (!dir_exists(dir) && mkdir(dir, 0755) != 0) {
-        snprintf(err, errn, "%s: cannot create the directory", dir);
-        return -1;
+        return errorf(err, errn, "%s: cannot create the directory", dir);
     }
     StItem *items = malloc(sizeof *items * (size_t)m->params.n);
     int n = 0;

@@ -17,8 +17,7 @@ static int get_int(const cJSON *o, const char *k, int *out, int dflt, int lo, in
         return 0;
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
-        snprintf(err, errn, "%s: \"%s\" must be an integer in [%d, %d]", path, k, lo, hi);
-        return -1;
+        return errorf(err, errn, "%s: \"%s\" must be an integer in [%d, %d]", path, k, lo, hi);
     }
     *out = (int)v->valuedouble;
     return 0;
@@ -32,8 +31,7 @@ static int get_num(const cJSON *o, const char *k, double *out, double dflt, doub
         return 0;
     }
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
-        snprintf(err, errn, "%s: \"%s\" must be a number in [%g, %g]", path, k, lo, hi);
-        return -1;
+        return errorf(err, errn, "%s: \"%s\" must be a number in [%g, %g]", path, k, lo, hi);
     }
     *out = v->valuedouble;
     return 0;
@@ -186,26 +184,22 @@ int vit_config_validate(const VitConfig *c, const char *path, char *err, size_t 
              {"patch_size", c->patch_size, 1, VIT_MAX_IMAGE}};
     for (size_t i = 0; i < sizeof r / sizeof *r; i++)
         if (r[i].v < r[i].lo || r[i].v > r[i].hi) {
-            snprintf(err, errn, "%s: %s %d is outside [%d, %d]", path, r[i].name, r[i].v, r[i].lo, r[i].hi);
-            return -1;
+            return errorf(err, errn, "%s: %s %d is outside [%d, %d]", path, r[i].name, r[i].v, r[i].lo, r[i].hi);
         }
     if (c->num_channels != 3) {
-        snprintf(err, errn, "%s: num_channels %d is not supported (the image pipeline makes 3-channel RGB)", path, c->num_channels);
-        return -1;
+        return errorf(err, errn, "%s: num_channels %d is not supported (the image pipeline makes 3-channel RGB)", path, c->num_channels);
     }
     if (c->hidden_size % c->num_attention_heads) {
-        snprintf(err, errn, "%s: hidden_size %d is not divisible by num_attention_heads %d", path, c->hidden_size, c->num_attention_heads);
-        return -1;
+        return errorf(err, errn, "%s: hidden_size %d is not divisible by num_attention_heads %d", path, c->hidden_size,
+                      c->num_attention_heads);
     }
     if (c->image_size % c->patch_size) {
-        snprintf(err, errn, "%s: image_size %d is not divisible by patch_size %d", path, c->image_size, c->patch_size);
-        return -1;
+        return errorf(err, errn, "%s: image_size %d is not divisible by patch_size %d", path, c->image_size, c->patch_size);
     }
     int64_t side = c->image_size / c->patch_size;
     if (side * side > VIT_MAX_TOKENS) {
-        snprintf(err, errn, "%s: image_size %d with patch_size %d makes %lld patches, above %d", path, c->image_size, c->patch_size,
-                 (long long)(side * side), VIT_MAX_TOKENS);
-        return -1;
+        return errorf(err, errn, "%s: image_size %d with patch_size %d makes %lld patches, above %d", path, c->image_size, c->patch_size,
+                      (long long)(side * side), VIT_MAX_TOKENS);
     }
     return 0;
 }

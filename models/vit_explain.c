@@ -1,5 +1,6 @@
 // vit_explain.c: attention rollout and gradient-weighted attention relevance for the ViT.
 #include "vit_explain.h"
+#include "../tensor/fileio.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -64,8 +65,7 @@ int vit_explain(Ctx *c, VitModel *m, const float *pixels, VitExplainMethod metho
     int S = cf->image_size, L = cf->num_hidden_layers, K = cf->num_labels;
     int64_t T = (int64_t)(S / cf->patch_size) * (S / cf->patch_size) + 1;
     if (target >= K) {
-        snprintf(err, errn, "explain: class %d is not one of the model's %d", target, K);
-        return -1;
+        return errorf(err, errn, "explain: class %d is not one of the model's %d", target, K);
     }
     ctx_reset(c);
     bool was_training = m->params.training, prev = ag_no_grad(c, method == VIT_EXPLAIN_ROLLOUT);

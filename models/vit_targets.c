@@ -1,6 +1,7 @@
 // vit_targets.c: see vit_targets.h.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "vit_targets.h"
+#include "../tensor/fileio.h"
 
 #include "vit_names.h"
 
@@ -110,9 +111,8 @@ static int full_match(const VitTargetRe *re, const char *name, char *err, size_t
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     char msg[256];
     pcre2_get_error_message(rc, (PCRE2_UCHAR *)msg, sizeof msg);
-    snprintf(err, errn, "target_modules regex '%s': matching '%s' stopped: %s (a pattern of nested repetitions; simplify it)", re->pattern,
-             name, msg);
-    return -1;
+    return errorf(err, errn, "target_modules regex '%s': matching '%s' stopped: %s (a pattern of nested repetitions; simplify it)",
+                  re->pattern, name, msg);
 }
 
 int vit_target_re_match(const VitTargetRe *re, const char *module_v4, char *err, size_t errn) {

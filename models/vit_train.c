@@ -49,12 +49,12 @@ static int same_lora(const VitModel *m, const char *path, char *err, size_t errn
     const VitLoraSpec *s = &m->lora;
     if (ac.spec.r != s->r || ac.spec.alpha != s->alpha || ac.spec.dropout != s->dropout || // cJSON writes doubles that read back exactly
         ac.spec.rslora != s->rslora || strcmp(ac.spec.target_regex, s->target_regex)) {
-        snprintf(err, errn,
-                 "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the "
-                 "same settings",
-                 path, ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.target_regex[0] ? ", regex " : "", ac.spec.target_regex, s->r,
-                 s->alpha, s->dropout, s->target_regex[0] ? ", regex " : "", s->target_regex);
-        return -1;
+        return errorf(
+            err, errn,
+            "%s: made with LoRA r %d, alpha %g, dropout %g%s%s, these settings give r %d, alpha %g, dropout %g%s%s: resume with the "
+            "same settings",
+            path, ac.spec.r, ac.spec.alpha, ac.spec.dropout, ac.spec.target_regex[0] ? ", regex " : "", ac.spec.target_regex, s->r,
+            s->alpha, s->dropout, s->target_regex[0] ? ", regex " : "", s->target_regex);
     }
     return 0;
 }

@@ -1,4 +1,5 @@
 // params.c: the parameter set: names, mode, counting, freezing, and safetensors save/load.
+#include "../tensor/fileio.h"
 #include "nn.h"
 
 #include "../tensor/weights.h"
@@ -128,9 +129,9 @@ void nn_params_free(NnParams *ps) {
 static bool considered(const NnParam *p, bool trainable_only) { return !trainable_only || (!p->buffer && p->t->requires_grad); }
 
 int nn_params_save(const NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn) {
-    if (!ps || !path) return snprintf(err, errn, "nn_params_save: %s is NULL", ps ? "the path" : "the parameter set"), -1;
+    if (!ps || !path) return errorf(err, errn, "nn_params_save: %s is NULL", ps ? "the path" : "the parameter set");
     StItem *items = malloc(sizeof *items * (size_t)(ps->n ? ps->n : 1));
-    if (!items) return snprintf(err, errn, "%s: out of memory", path), -1;
+    if (!items) return errorf(err, errn, "%s: out of memory", path);
     int n = 0;
     for (int i = 0; i < ps->n; i++)
         if (considered(&ps->p[i], trainable_only)) items[n++] = (StItem){ps->p[i].name, ps->p[i].t};
@@ -142,7 +143,7 @@ int nn_params_save(const NnParams *ps, const char *path, bool trainable_only, ch
 static WDtype file_dtype(DType d) { return d == DT_F64 ? WD_F64 : d == DT_I64 ? WD_I64 : d == DT_U8 ? WD_U8 : WD_F32; }
 
 int nn_params_load(NnParams *ps, const char *path, bool trainable_only, char *err, size_t errn) {
-    if (!ps || !path) return snprintf(err, errn, "nn_params_load: %s is NULL", ps ? "the path" : "the parameter set"), -1;
+    if (!ps || !path) return errorf(err, errn, "nn_params_load: %s is NULL", ps ? "the path" : "the parameter set");
     WFile f;
     if (safetensors_open(&f, path, err, errn) != 0) return -1;
     int rc = -1, used = 0;

@@ -1,6 +1,7 @@
 // dist.c: see dist.h. With CGRAD_MPI (meson's mpi feature) the collectives are MPI's; without,
 // a single process where every collective is the identity.
 #include "dist.h"
+#include "../tensor/fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,7 @@ static int mpi_fail(int rc, const char *what, char *err, size_t errn) {
     char s[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, s, &len);
-    snprintf(err, errn, "%s failed: %s", what, s);
-    return -1;
+    return errorf(err, errn, "%s failed: %s", what, s);
 }
 #endif
 
@@ -135,8 +135,7 @@ int dist_allreduce_grads(const Dist *d, Tensor *const *params, int n, bool avera
     Seg *seg = malloc(sizeof *seg * (size_t)maxseg);
     if (!bucket || !seg) {
         free(bucket), free(seg);
-        snprintf(err, errn, "out of memory for the gradient bucket");
-        return -1;
+        return errorf(err, errn, "out of memory for the gradient bucket");
     }
     float scale = average ? 1.0f / (float)d->size : 1.0f;
     size_t used = 0;

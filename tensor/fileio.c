@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,8 +21,7 @@
 int file_open_regular(const char *path, uint64_t *size, char *err, size_t errn) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        return errorf(err, errn, "%s: cannot open: %s", path, strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -360,8 +360,7 @@ static int move_aside(const char *path, Stage *trash, char *err, size_t errn) {
     struct stat st;
     if (lstat(path, &st) != 0) return fail_write(err, errn, errno, "cannot move aside", path);
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errn, "%s: not a folder (a symlink or a file): left alone", path);
-        return -1;
+        return errorf(err, errn, "%s: not a folder (a symlink or a file): left alone", path);
     }
     char p[FILE_PATH_BUF];
     if (stage_make(trash, path, err, errn) != 0) return -1;
@@ -481,4 +480,14 @@ bool dir_exists(const char *path) {
 char *path_join(char *buf, size_t n, const char *dir, const char *name) {
     snprintf(buf, n, "%s/%s", dir, name);
     return buf;
+}
+
+int errorf(char *err, size_t errn, const char *fmt, ...) {
+    if (err && errn) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errn, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }

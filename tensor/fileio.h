@@ -23,6 +23,10 @@ extern "C" {
 #define FILE_PATH_BUF (PATH_MAX + 256)
 #define FILE_ERR_BUF  (2 * PATH_MAX + 1024)
 
+// Functions that report into a caller's buffer (char *err, size_t errn) end a failure with
+// `return errorf(err, errn, "%s: what is wrong", path);`: the message written, -1 returned.
+int errorf(char *err, size_t errn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 // opens PATH for reading only if it is a regular file: a FIFO, a device or a directory is refused
 // without blocking (opened non-blocking, checked, then made blocking); the fd and (size not NULL)
 // its size in bytes, or -1 with a message

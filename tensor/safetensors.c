@@ -345,38 +345,35 @@ static int top_field(Hdr *h, const char *key, void *ud) {
     char *err = h->err;
     size_t errn = h->errn;
     h->failed = true; // every return below is an error with its own message
-    if (!r->dtype) return snprintf(err, errn, "%s: tensor '%.200s': missing dtype", path, nm), -1;
+    if (!r->dtype) return errorf(err, errn, "%s: tensor '%.200s': missing dtype", path, nm);
     int di = wdtype_from_name(r->dtype);
-    if (di < 0) return snprintf(err, errn, "%s: tensor '%.200s': unknown dtype '%.40s'", path, nm, r->dtype), -1;
+    if (di < 0) return errorf(err, errn, "%s: tensor '%.200s': unknown dtype '%.40s'", path, nm, r->dtype);
     if (!r->has_shape || r->ndim > TENSOR_MAX_DIMS)
-        return snprintf(err, errn, "%s: tensor '%.200s': shape is not a list of at most %d sizes", path, nm, TENSOR_MAX_DIMS), -1;
-    if (!r->has_off || r->noff != 2) return snprintf(err, errn, "%s: tensor '%.200s': data_offsets must be [begin, end]", path, nm), -1;
+        return errorf(err, errn, "%s: tensor '%.200s': shape is not a list of at most %d sizes", path, nm, TENSOR_MAX_DIMS);
+    if (!r->has_off || r->noff != 2) return errorf(err, errn, "%s: tensor '%.200s': data_offsets must be [begin, end]", path, nm);
     uint64_t numel = 1;
     for (int k = 0; k < r->ndim; k++) {
-        if (r->shape[k] > (uint64_t)1e15) return snprintf(err, errn, "%s: tensor '%.200s': bad size in shape", path, nm), -1;
-        if (r->shape[k] && numel > UINT64_MAX / r->shape[k] / 8)
-            return snprintf(err, errn, "%s: tensor '%.200s': shape too large", path, nm), -1;
+        if (r->shape[k] > (uint64_t)1e15) return errorf(err, errn, "%s: tensor '%.200s': bad size in shape", path, nm);
+        if (r->shape[k] && numel > UINT64_MAX / r->shape[k] / 8) return errorf(err, errn, "%s: tensor '%.200s': shape too large", path, nm);
         numel *= r->shape[k];
     }
     uint64_t b = r->off[0], en = r->off[1];
     if (en < b || en > r->data_size)
-        return snprintf(err, errn, "%s: tensor '%.200s': data_offsets [%llu, %llu] outside the data (%zu bytes)", path, nm,
-                        (unsigned long long)b, (unsigned long long)en, r->data_size),
-               -1;
+        return errorf(err, errn, "%s: tensor '%.200s': data_offsets [%llu, %llu] outside the data (%zu bytes)", path, nm,
+                      (unsigned long long)b, (unsigned long long)en, r->data_size);
     uint64_t want = numel * wdtype_size((WDtype)di);
     if (en - b != want)
-        return snprintf(err, errn, "%s: tensor '%.200s': %s shape needs %llu bytes but data_offsets span %llu", path, nm,
-                        wdtype_name((WDtype)di), (unsigned long long)want, (unsigned long long)(en - b)),
-               -1;
+        return errorf(err, errn, "%s: tensor '%.200s': %s shape needs %llu bytes but data_offsets span %llu", path, nm,
+                      wdtype_name((WDtype)di), (unsigned long long)want, (unsigned long long)(en - b));
     if (f->n == r->cap) {
         int cap = r->cap ? 2 * r->cap : 16;
         WEntry *e = realloc(f->e, sizeof *e * (size_t)cap);
-        if (!e) return snprintf(err, errn, "%s: out of memory reading the header", path), -1;
+        if (!e) return errorf(err, errn, "%s: out of memory reading the header", path);
         f->e = e, r->cap = cap;
     }
     WEntry *e = &f->e[f->n];
     memset(e, 0, sizeof *e);
-    if (!(e->name = strdup(nm))) return snprintf(err, errn, "%s: out of memory reading the header", path), -1;
+    if (!(e->name = strdup(nm))) return errorf(err, errn, "%s: out of memory reading the header", path);
     f->n++;
     e->dtype = (WDtype)di;
     e->ndim = r->ndim;
@@ -395,7 +392,7 @@ static int span_cmp(const void *a, const void *b) {
 // two tensors sharing bytes is a crafted or broken file
 static int check_overlaps(WFile *f, const unsigned char *base, char *err, size_t errn) {
     const WEntry **order = malloc(sizeof *order * (size_t)(f->n ? f->n : 1));
-    if (!order) return snprintf(err, errn, "%s: out of memory", f->path), -1;
+    if (!order) return errorf(err, errn, "%s: out of memory", f->path);
     for (int i = 0; i < f->n; i++) order[i] = &f->e[i];
     qsort(order, (size_t)f->n, sizeof *order, span_cmp);
     // the furthest end of the non-empty spans so far: an empty tensor (its span [k, k]) overlaps
@@ -498,19 +495,19 @@ static char *header_json(const StItem *items, int n, const char *const *metadata
 static int check_items(const StItem *items, int n, const char *path, char *err, size_t errn) {
     for (int i = 0; i < n; i++) {
         if (!items[i].name || !items[i].t || !text_is_utf8(items[i].name) || !strcmp(items[i].name, "__metadata__"))
-            return snprintf(err, errn, "%s: tensor %d has no usable name (UTF-8, not __metadata__)", path, i), -1;
+            return errorf(err, errn, "%s: tensor %d has no usable name (UTF-8, not __metadata__)", path, i);
         DType d = items[i].t->dtype;
         if (d != DT_F32 && d != DT_F64 && d != DT_I64 && d != DT_U8)
-            return snprintf(err, errn, "%s: tensor '%.200s' has a dtype safetensors cannot hold here", path, items[i].name), -1;
+            return errorf(err, errn, "%s: tensor '%.200s' has a dtype safetensors cannot hold here", path, items[i].name);
         if (i && !strcmp(items[i - 1].name, items[i].name))
-            return snprintf(err, errn, "%s: tensor '%.200s' given twice", path, items[i].name), -1;
+            return errorf(err, errn, "%s: tensor '%.200s' given twice", path, items[i].name);
     }
     return 0;
 }
 
 int safetensors_write(const char *path, const StItem *items0, int n, const char *const *metadata, bool replace, char *err, size_t errn) {
     StItem *items = malloc(sizeof *items * (size_t)(n ? n : 1));
-    if (!items) return snprintf(err, errn, "%s: out of memory", path), -1;
+    if (!items) return errorf(err, errn, "%s: out of memory", path);
     memcpy(items, items0, sizeof *items * (size_t)n);
     qsort(items, (size_t)n, sizeof *items, item_cmp);
     size_t hl = 0;

@@ -49,8 +49,7 @@ int wfile_index(WFile *f, char *err, size_t errn) {
     const WEntry **ptr = malloc(sizeof *ptr * (size_t)(f->n ? f->n : 1));
     if (!f->by_name || !ptr) {
         free(ptr);
-        snprintf(err, errn, "%s: out of memory indexing %d tensors", f->path, f->n);
-        return -1;
+        return errorf(err, errn, "%s: out of memory indexing %d tensors", f->path, f->n);
     }
     for (int i = 0; i < f->n; i++) ptr[i] = &f->e[i];
     qsort(ptr, (size_t)f->n, sizeof *ptr, entry_name_cmp);
@@ -58,8 +57,7 @@ int wfile_index(WFile *f, char *err, size_t errn) {
     free(ptr);
     for (int i = 1; i < f->n; i++)
         if (!strcmp(f->e[f->by_name[i - 1]].name, f->e[f->by_name[i]].name)) {
-            snprintf(err, errn, "%s: tensor '%.200s' appears twice", f->path, f->e[f->by_name[i]].name);
-            return -1;
+            return errorf(err, errn, "%s: tensor '%.200s' appears twice", f->path, f->e[f->by_name[i]].name);
         }
     return 0;
 }

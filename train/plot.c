@@ -87,7 +87,7 @@ int plot_x(double s, double smax, int x0, int x1) { return x0 + (int)lround((x1 
 
 int trainer_plot(const TrainState *st, const char *path, char *err, size_t errn) {
     Canvas im = {PW, PH, malloc((size_t)PW * PH * 3)};
-    if (!im.px) return snprintf(err, errn, "%s: out of memory for the plot", path), -1;
+    if (!im.px) return errorf(err, errn, "%s: out of memory for the plot", path);
     memset(im.px, 255, (size_t)PW * PH * 3);
     const uint8_t black[3] = {40, 40, 40}, grey[3] = {225, 225, 225}, blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
     int x0 = ML, x1 = PW - MR, y0 = PH - MB, y1 = MT;

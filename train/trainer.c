@@ -174,8 +174,7 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     memset(st, 0, sizeof *st);
     if (check_args(a, n, err, errn) != 0) return -1;
     if (!tm || !tm->params || !tm->loss) {
-        snprintf(err, errn, "trainer: the model gives no %s", !tm || !tm->params ? "parameters" : "loss function");
-        return -1;
+        return errorf(err, errn, "trainer: the model gives no %s", !tm || !tm->params ? "parameters" : "loss function");
     }
     st->micro_per_epoch = (n + a->batch_size - 1) / a->batch_size;
     st->steps_per_epoch = (st->micro_per_epoch + a->grad_accum - 1) / a->grad_accum;
@@ -184,8 +183,7 @@ int trainer_train(const TrainModel *tm, const int64_t *items, int n, const Train
     int ng = optim_hf_groups(tm->params, a->weight_decay, groups);
     if (groups[0].n + groups[1].n == 0) {
         optim_groups_free(groups, ng);
-        snprintf(err, errn, "trainer: the model has no trainable parameters");
-        return -1;
+        return errorf(err, errn, "trainer: the model has no trainable parameters");
     }
     Optim *o = optim_adamw(groups, ng, a->adam_beta1, a->adam_beta2, a->adam_eps);
     optim_groups_free(groups, ng);
@@ -373,8 +371,7 @@ int trainer_evaluate_dist(const TrainModel *tm, const int64_t *items, int n, int
     if (dist && dist->size <= 1) dist = NULL;
     memset(out, 0, sizeof *out);
     if (!tm || !tm->logits || tm->nclasses < 1 || batch < 1) {
-        snprintf(err, errn, "evaluate: %s", batch < 1 ? "batch size must be at least 1" : "the model gives no class scores");
-        return -1;
+        return errorf(err, errn, "evaluate: %s", batch < 1 ? "batch size must be at least 1" : "the model gives no class scores");
     }
     int K = tm->nclasses;
     out->nclasses = K;

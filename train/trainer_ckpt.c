@@ -176,8 +176,7 @@ static void rotate(const char *out, int limit) {
 int ckpt_save(const TrainArgs *a, const TrainModel *tm, const Rng *rng, const Optim *o, TrainState *st, char *err, size_t errn) {
     const char *out = a->output_dir;
     if (!dir_exists(out) && mkdir(out, 0755) != 0) {
-        snprintf(err, errn, "%s: cannot create the output folder: %s", out, strerror(errno));
-        return -1;
+        return errorf(err, errn, "%s: cannot create the output folder: %s", out, strerror(errno));
     }
     char fin[FILE_PATH_BUF], p[FILE_PATH_BUF];
     snprintf(fin, sizeof fin, "%s/checkpoint-%lld", out, (long long)st->global_step);
