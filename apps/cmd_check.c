@@ -10,7 +10,7 @@ typedef struct {
 } Tally;
 
 static void compare(Tally *ty, const char *what, const Tensor *got, const Tensor *ref, double tol) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!got) {
         printf("  %-64s missing in cgrad's outputs  FAIL\n", what);
         ty->fails++;

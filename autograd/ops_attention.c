@@ -54,7 +54,7 @@ Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **p
 }
 
 Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor *mask, bool causal, Tensor **probs) {
-    char s1[96], s2[96], s3[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF], s3[SHAPE_STR_BUF];
     if (!ag_arg(c, "attention", "q", q) || !ag_arg(c, "attention", "k", k) || !ag_arg(c, "attention", "v", v) ||
         !ag_check_float(c, "attention", q, k) || !ag_check_float(c, "attention", q, v))
         return NULL;

@@ -41,7 +41,7 @@ Tensor *ag_mse_loss(Ctx *c, Tensor *input, Tensor *target) { return ag_mse_loss_
 Tensor *ag_bce_with_logits(Ctx *c, Tensor *logits, Tensor *target) { return ag_bce_with_logits_with(c, logits, target, AG_REDUCE_MEAN); }
 
 Tensor *ag_nll_loss(Ctx *c, Tensor *logp, Tensor *labels) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "nll_loss", "logp", logp) || !ag_arg(c, "nll_loss", "labels", labels)) return NULL;
     if (logp->ndim != 2 || labels->ndim != 1 || labels->dtype != DT_I64 || labels->shape[0] != logp->shape[0]) {
         ctx_fail(c, "nll_loss: needs log-probabilities [N, C] and int64 labels [N], got %s and %s %s", shape_str(logp, s1, sizeof s1),
@@ -84,7 +84,7 @@ Tensor *ag_rms_norm(Ctx *c, Tensor *x, Tensor *w, double eps) {
 }
 
 Tensor *ag_embedding(Ctx *c, Tensor *weight, Tensor *idx) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "embedding", "weight", weight) || !ag_arg(c, "embedding", "idx", idx)) return NULL;
     if (weight->ndim != 2 || idx->dtype != DT_I64 || idx->ndim + 1 > TENSOR_MAX_DIMS) {
         ctx_fail(c, "embedding: needs a weight [V, D] and int64 indices, got %s and %s %s", shape_str(weight, s1, sizeof s1),
@@ -173,7 +173,7 @@ static bool reduction_ok(Ctx *c, const char *op, AgReduction r) {
 // cross-entropy (from logits) or NLL (from log-probabilities) over x [N, C, d...] and int64 labels
 // [N, d...]: -(1 - eps) lp[label] - eps mean_c lp, zero where the label is ignore_index
 static Tensor *class_loss(Ctx *c, const char *op, Tensor *x, Tensor *labels, AgLossOptions o, bool logits) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "input", x) || !ag_arg(c, op, "labels", labels) || !reduction_ok(c, op, o.reduction)) return NULL;
     bool ok = x->ndim >= 2 && labels->dtype == DT_I64 && labels->ndim == x->ndim - 1 && labels->shape[0] == x->shape[0];
     for (int i = 2; ok && i < x->ndim; i++) ok = labels->shape[i - 1] == x->shape[i];

@@ -7,7 +7,7 @@
 // the geometry of x [B, C, H, W] under a KH x KW window; false with a message when it does not fit
 static bool geometry(Ctx *c, const char *op, Tensor *x, int64_t OC, int64_t KH, int64_t KW, const int *stride, const int *padding,
                      const int *dilation, int groups, Conv2dGeom *g) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (x->ndim != 4) {
         ctx_fail(c, "%s: input %s is not [B, C, H, W]", op, shape_str(x, s1, sizeof s1));
         return false;
@@ -57,7 +57,7 @@ static void conv2d_bw(AgNode *n) {
 }
 
 Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], const int padding[2], const int dilation[2], int groups) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "conv2d", "x", x) || !ag_arg(c, "conv2d", "w", w) || !ag_check_float(c, "conv2d", x, w) ||
         (b && !ag_check_float(c, "conv2d", x, b)))
         return NULL;
@@ -138,7 +138,7 @@ Tensor *ag_avg_pool2d(Ctx *c, Tensor *x, const int kernel[2], const int stride[2
 }
 
 Tensor *ag_global_avg_pool2d(Ctx *c, Tensor *x) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (!ag_arg(c, "global_avg_pool2d", "x", x)) return NULL;
     if (x->ndim != 4) {
         ctx_fail(c, "global_avg_pool2d: input %s is not [B, C, H, W]", shape_str(x, s1, sizeof s1));

@@ -39,7 +39,7 @@ static const char *const BIN_NAMES[] = {"add", "sub", "mul", "div", "minimum", "
 
 static Tensor *binary(Ctx *c, BinaryOp op, Tensor *a, Tensor *b) {
     const char *name = BIN_NAMES[op];
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, name, "a", a) || !ag_arg(c, name, "b", b) || !ag_check_float(c, name, a, b)) return NULL;
     int64_t shape[TENSOR_MAX_DIMS];
     int nd = broadcast_shapes(a, b, shape);
@@ -134,7 +134,7 @@ static void where_bw(AgNode *n) {
 }
 
 Tensor *ag_where(Ctx *c, Tensor *cond, Tensor *a, Tensor *b) {
-    char s1[96], s2[96], s3[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF], s3[SHAPE_STR_BUF];
     if (!ag_arg(c, "where", "cond", cond) || !ag_arg(c, "where", "a", a) || !ag_arg(c, "where", "b", b) ||
         !ag_check_float(c, "where", a, b) || !ag_check_float(c, "where", a, cond))
         return NULL;

@@ -41,7 +41,7 @@ static void matmul_bw(AgNode *n) {
 }
 
 Tensor *ag_matmul(Ctx *c, Tensor *a0, Tensor *b0) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "matmul", "a", a0) || !ag_arg(c, "matmul", "b", b0) || !ag_check_float(c, "matmul", a0, b0)) return NULL;
     if (a0->ndim == 0 || b0->ndim == 0) {
         ctx_fail(c, "matmul: 0-d operand (%s and %s)", shape_str(a0, s1, sizeof s1), shape_str(b0, s2, sizeof s2));
@@ -131,7 +131,7 @@ struct QWeight *ag_weight_int8(Ctx *c, int nin, Tensor *const *in, Tensor *w) {
 }
 
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
-    char s1[96], s2[96], s3[96] = "none";
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF], s3[SHAPE_STR_BUF] = "none";
     if (!ag_arg(c, "linear", "x", x) || !ag_arg(c, "linear", "w", w) || !ag_check_float(c, "linear", x, w) ||
         (b && !ag_check_float(c, "linear", x, b)))
         return NULL;

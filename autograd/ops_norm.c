@@ -36,7 +36,7 @@ static Tensor *layer_norm_rows(Ctx *c, Tensor *x, Tensor *w, Tensor *b, double e
 }
 
 Tensor *ag_layer_norm(Ctx *c, Tensor *x, int nd, Tensor *w, Tensor *b, double eps) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "layer_norm", "x", x) || !ag_check_float(c, "layer_norm", x, NULL)) return NULL;
     if (nd < 1 || nd > x->ndim) {
         ctx_fail(c, "layer_norm: %d normalised dimensions for input %s (1 to %d)", nd, shape_str(x, s1, sizeof s1), x->ndim);
@@ -77,7 +77,7 @@ typedef struct {
 } NormSaved;
 
 static bool channel_params(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "x", x) || !ag_check_float(c, op, x, NULL)) return false;
     if (x->ndim < 2) {
         ctx_fail(c, "%s: input %s needs [N, C, ...]", op, shape_str(x, s1, sizeof s1));

@@ -48,7 +48,7 @@ static void rnn_bw(AgNode *n) {
 
 static bool rnn_args(Ctx *c, const char *op, int G, Tensor *const *t) {
     static const char *const names[7] = {"x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"};
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "x", t[IX]) || !ag_arg(c, op, "w_ih", t[IWIH]) || !ag_arg(c, op, "w_hh", t[IWHH]) ||
         !ag_check_float(c, op, t[IX], NULL))
         return false;

@@ -28,7 +28,7 @@ static Tensor *reduced(Ctx *c, Tensor *x, int d, bool keepdim) {
 }
 
 static int check_dim(Ctx *c, const char *op, Tensor *x, int dim) {
-    char s[96];
+    char s[SHAPE_STR_BUF];
     int d = tensor_dim(x, dim);
     if (d < 0) ctx_fail(c, "%s: dimension %d out of range for %s", op, dim, shape_str(x, s, sizeof s));
     return d;
@@ -95,7 +95,7 @@ Tensor *ag_max(Ctx *c, Tensor *x, int dim, bool keepdim, Tensor **argmax) {
     if (!ag_arg(c, "max", "x", x) || !ag_check_float(c, "max", x, NULL)) return NULL;
     int d = check_dim(c, "max", x, dim);
     if (d < 0) return NULL;
-    char s[96];
+    char s[SHAPE_STR_BUF];
     if (x->shape[d] == 0) {
         ctx_fail(c, "max: dimension %d of %s is empty", dim, shape_str(x, s, sizeof s));
         return NULL;
@@ -142,7 +142,7 @@ Tensor *ag_topk(Ctx *c, Tensor *x, int k, int dim, bool largest, Tensor **indice
     if (!ag_arg(c, "topk", "x", x) || !ag_check_float(c, "topk", x, NULL)) return NULL;
     int d = check_dim(c, "topk", x, dim);
     if (d < 0) return NULL;
-    char s[96];
+    char s[SHAPE_STR_BUF];
     if (k < 0 || k > x->shape[d]) {
         ctx_fail(c, "topk: k %d is not in [0, %lld] for dimension %d of %s", k, (long long)x->shape[d], dim, shape_str(x, s, sizeof s));
         return NULL;
@@ -212,7 +212,7 @@ static void ce_bw(AgNode *n) {
 }
 
 static Tensor *ce_impl(Ctx *c, Tensor *logits, Tensor *labels, double scale, bool mean, double eps) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "cross_entropy", "logits", logits) || !ag_arg(c, "cross_entropy", "labels", labels) ||
         !ag_check_float(c, "cross_entropy", logits, NULL))
         return NULL;

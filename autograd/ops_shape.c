@@ -175,7 +175,7 @@ Tensor *ag_concat(Ctx *c, Tensor *const *parts, int k, int dim) {
 }
 
 static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     for (int j = 0; j < k; j++) {
         if (!parts[j] && !c->failed) ctx_fail(c, "concat: argument parts[%d] is NULL", j);
         if (!parts[j] || !ag_check_float(c, "concat", parts[j], parts[0])) return NULL;
@@ -225,7 +225,7 @@ static Tensor *concat_few(Ctx *c, Tensor *const *parts, int k, int dim) {
 // ---- index_select and gather ----
 
 static bool check_index(Ctx *c, const char *op, Tensor *x, Tensor *idx, int64_t N) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (idx->dtype != DT_I64) {
         ctx_fail(c, "%s: indices must be int64, got %s %s", op, dtype_name(idx->dtype), shape_str(idx, s1, sizeof s1));
         return false;
@@ -250,7 +250,7 @@ static void index_bw(AgNode *n) {
 }
 
 static Tensor *index_impl(Ctx *c, const char *op, Tensor *x, int dim, Tensor *idx, bool gather) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "idx", idx) || !ag_check_float(c, op, x, NULL)) return NULL;
     int d = tensor_dim(x, dim);
     if (d < 0) {

@@ -86,7 +86,7 @@ bool ag_arg(Ctx *c, const char *op, const char *name, const Tensor *t) {
 }
 
 bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "input", a)) return false;
     Tensor *nf = !dtype_is_float(a->dtype) ? a : (b && !dtype_is_float(b->dtype)) ? b : NULL;
     if (nf) {
@@ -211,7 +211,7 @@ static void prune_tape(Ctx *c) {
 }
 
 static int backward(Ctx *c, Tensor *loss, bool retain) {
-    char s[96];
+    char s[SHAPE_STR_BUF];
     if (!loss) {
         if (!c->failed) ctx_fail(c, "backward: no loss (an earlier op failed)");
         return -1;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 int image_grid_save(const Tensor *x, int ncols, double lo, double hi, const char *path, char *err, size_t errn) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (!x || !path) return errorf(err, errn, "image_grid: %s is NULL", x ? "path" : "the tensor");
     bool gray3 = x->ndim == 3, chw = x->ndim == 4 && (x->shape[1] == 1 || x->shape[1] == 3);
     if ((!gray3 && !chw) || (x->dtype != DT_F32 && x->dtype != DT_F64) || !(hi > lo)) {

@@ -200,7 +200,7 @@ int adapter_load(VitModel *m, const char *dir, char *err, size_t errn) {
         bool ok = e->ndim == t->ndim;
         for (int d = 0; ok && d < t->ndim; d++) ok = e->shape[d] == t->shape[d];
         if (!ok) {
-            char s[96];
+            char s[SHAPE_STR_BUF];
             snprintf(err, errn, "%s: tensor '%s' does not have the shape %s the model needs", p, e->name, shape_str(t, s, sizeof s));
             goto out;
         }

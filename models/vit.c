@@ -237,7 +237,7 @@ static Tensor *gated_attention_residual(Ctx *c, VitModel *m, VitLayer *L, Tensor
 
 Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     const VitConfig *cf = &m->cfg;
-    char s[96];
+    char s[SHAPE_STR_BUF];
     if (!x) return NULL;
     if (x->ndim != 4 || x->shape[1] != cf->num_channels || x->shape[2] != cf->image_size || x->shape[3] != cf->image_size) {
         ctx_fail(c, "vit: pixel_values %s do not match the model's [B, %d, %d, %d]", shape_str(x, s, sizeof s), cf->num_channels,

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static bool fits_linear(Ctx *c, const char *op, Tensor *x, Tensor *w, Tensor *b) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, op, "x", x) || !ag_arg(c, op, "w", w) || !ag_check_float(c, op, x, w) || (b && !ag_check_float(c, op, x, b)))
         return false;
     int64_t IC = x->ndim ? x->shape[x->ndim - 1] : -1;
@@ -55,7 +55,7 @@ static void lora_bw(AgNode *n) {
 }
 
 Tensor *vit_lora_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *A, Tensor *B, double scale, double p, Rng *rng, bool training) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!fits_linear(c, "lora_linear", x, w, b) || !ag_arg(c, "lora_linear", "A", A) || !ag_arg(c, "lora_linear", "B", B) ||
         !ag_check_float(c, "lora_linear", x, A) || !ag_check_float(c, "lora_linear", x, B))
         return NULL;
@@ -132,7 +132,7 @@ static void linres_bw(AgNode *n) {
 }
 
 Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!fits_linear(c, "linear_residual", x, w, b) || !ag_arg(c, "linear_residual", "res", res) ||
         !ag_check_float(c, "linear_residual", x, res))
         return NULL;
@@ -183,7 +183,7 @@ static void mlp_bw(AgNode *n) {
 }
 
 Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, Tensor *b2, Tensor *res) {
-    char s1[96];
+    char s1[SHAPE_STR_BUF];
     if (!fits_linear(c, "mlp", x, w1, b1) || !fits_linear(c, "mlp", x, w1, NULL) || !ag_arg(c, "mlp", "w2", w2) ||
         !ag_arg(c, "mlp", "b1", b1) || !ag_arg(c, "mlp", "b2", b2) || !ag_arg(c, "mlp", "res", res) || !ag_check_float(c, "mlp", x, w2) ||
         !ag_check_float(c, "mlp", x, res))
@@ -242,7 +242,7 @@ static Tensor *im2col_patch(Ctx *c, Tensor *x, int64_t p) {
 }
 
 Tensor *vit_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     if (!ag_arg(c, "patch_embed", "x", x) || !ag_arg(c, "patch_embed", "w", w) || !ag_check_float(c, "patch_embed", x, w)) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] || w->shape[2] <= 0 ||
         x->shape[2] % w->shape[2] || x->shape[3] % w->shape[3]) {

@@ -252,7 +252,7 @@ static Tensor *rnn_forward(Ctx *c, const NnRnn *l, Tensor *x, Tensor *h0, Tensor
     const Tensor *states[2] = {h0, c0};
     for (int k = 0; k < 2; k++)
         if (states[k] && (states[k]->ndim != 3 || states[k]->shape[0] != L * D || states[k]->shape[1] != B || states[k]->shape[2] != H)) {
-            char s1[96];
+            char s1[SHAPE_STR_BUF];
             ctx_fail(c, "%s: %s must be [%d, %lld, %lld], got %s", op, k ? "c0" : "h0", L * D, (long long)B, (long long)H,
                      shape_str(states[k], s1, sizeof s1));
             return named(c, ok, l->w_ih[0], NULL);

@@ -147,7 +147,7 @@ int nn_params_load(NnParams *ps, const char *path, bool trainable_only, char *er
     WFile f;
     if (safetensors_open(&f, path, err, errn) != 0) return -1;
     int rc = -1, used = 0;
-    char s1[96], s2[96];
+    char s1[SHAPE_STR_BUF], s2[SHAPE_STR_BUF];
     for (int i = 0; i < ps->n; i++) { // everything checked before anything is written
         const NnParam *p = &ps->p[i];
         if (!considered(p, trainable_only)) continue;

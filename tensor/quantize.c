@@ -3,7 +3,7 @@
 #include "tensor.h"
 
 bool tensor_quantize_int8(Tensor *w) {
-    char s[96];
+    char s[SHAPE_STR_BUF];
     if (!w) return false;
     int64_t in = 1;
     for (int d = 1; d < w->ndim; d++) in *= w->shape[d];

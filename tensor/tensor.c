@@ -97,7 +97,7 @@ static Tensor *header(Ctx *c, DType dt, int ndim, const int64_t *shape) {
     size_t bytes;
     if (!bytes_of(numel, dt, &bytes)) {
         Tensor tmp = {.ndim = ndim};
-        char b[96];
+        char b[SHAPE_STR_BUF];
         memcpy(tmp.shape, shape, sizeof(int64_t) * (size_t)ndim);
         ctx_fail(c, "tensor: %s elements of %zu bytes do not fit in memory", shape_str(&tmp, b, sizeof b), dtype_size(dt));
         return NULL;
@@ -284,7 +284,7 @@ Tensor *tensor_view(Ctx *c, const Tensor *t) {
 }
 
 Tensor *tensor_reshape_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape) {
-    char b1[96], b2[96];
+    char b1[SHAPE_STR_BUF], b2[SHAPE_STR_BUF];
     if (ndim < 0 || ndim > TENSOR_MAX_DIMS || (ndim > 0 && !shape)) {
         ctx_fail(c, "reshape: %d dimensions%s", ndim, shape ? "" : " and a NULL shape");
         return NULL;
@@ -360,7 +360,7 @@ Tensor *tensor_transpose_view(Ctx *c, const Tensor *t, int d0, int d1) {
 }
 
 Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int64_t len) {
-    char b1[96];
+    char b1[SHAPE_STR_BUF];
     int d = tensor_dim(t, dim);
     if (d < 0 || start < 0 || len < 0 || start > t->shape[d] || len > t->shape[d] - start) { // no start + len: it may overflow
         ctx_fail(c, "narrow: dim %d start %lld length %lld out of range for %s", dim, (long long)start, (long long)len,
@@ -374,7 +374,7 @@ Tensor *tensor_narrow_view(Ctx *c, const Tensor *t, int dim, int64_t start, int6
 }
 
 Tensor *tensor_expand_view(Ctx *c, const Tensor *t, int ndim, const int64_t *shape) {
-    char b1[96];
+    char b1[SHAPE_STR_BUF];
     if (ndim < t->ndim || ndim > TENSOR_MAX_DIMS || !shape) {
         ctx_fail(c, "expand: cannot expand %s to %d dimensions%s", shape_str(t, b1, sizeof b1), ndim, shape ? "" : " (NULL shape)");
         return NULL;

@@ -94,6 +94,7 @@ int64_t tensor_numel(const Tensor *t);
 bool tensor_is_contiguous(const Tensor *t);
 bool tensor_same_shape(const Tensor *a, const Tensor *b);
 char *shape_str(const Tensor *t, char *buf, size_t n); // "[2, 3]"
+#define SHAPE_STR_BUF (TENSOR_MAX_DIMS * 22 + 3)       // room for any shape_str (8 dimensions of 20 digits)
 int tensor_dim(const Tensor *t, int dim);              // negative dims count from the end; -1 if bad
 
 // ---- creation (all in ctx) ----

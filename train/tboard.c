@@ -1,6 +1,8 @@
 // tboard.c: TensorBoard event files (tboard.h).
 #include "tboard.h"
 
+#include "../tensor/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -95,7 +97,7 @@ TbWriter *tb_open(const char *dir, char *err, size_t errn) {
     // the folder itself, never through a symlink planted at its name; the file created in it by descriptor
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return snprintf(err, errn, "%s: not a folder this run can write into: %s", dir, strerror(errno)), NULL;
-    char host[128] = "localhost", name[256], path[4200];
+    char host[128] = "localhost", name[256], path[FILE_PATH_BUF];
     gethostname(host, sizeof host - 1);
     host[strcspn(host, "/")] = 0;
     snprintf(name, sizeof name, "events.out.tfevents.%lld.%s", (long long)time(NULL), host);
