@@ -63,17 +63,11 @@ static void top5(VitModel *m, const Dataset *test, ImageProcessor *ip, const int
         ag_no_grad(c, true);
         Tensor *p = ag_softmax(c, vit_forward(c, m, tensor_from_buffer(c, DT_F32, 4, (int64_t[]){1, 3, S, S}, pix), NULL));
         printf("  test image %d (a %s):", items[k], test->class_names[test->labels[items[k]]]);
-        const float *pp = p->data;
-        int used[5];
-        for (int t = 0; t < 5 && t < K; t++) {
-            int b = -1;
-            for (int j = 0; j < K; j++) {
-                bool u = false;
-                for (int q = 0; q < t; q++) u |= used[q] == j;
-                if (!u && (b < 0 || pp[j] > pp[b])) b = j;
-            }
-            used[t] = b;
-            printf("%s %s %.4f", t ? "," : "", m->cfg.id2label[b], pp[b]);
+        int kk = K < 5 ? K : 5;
+        Tensor *ids = NULL, *best = ag_topk(c, p, kk, -1, true, &ids); // ties: the lower id first
+        for (int t = 0; best && t < kk; t++) {
+            int64_t b = ((const int64_t *)ids->data)[t];
+            printf("%s %s %.4f", t ? "," : "", m->cfg.id2label[b], ((const float *)best->data)[t]);
         }
         printf("\n");
     }
