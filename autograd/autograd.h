@@ -18,6 +18,7 @@ extern "C" {
 // ---- the engine (tape.c) ----
 void ag_set_requires_grad(Tensor *t, bool on); // a leaf: allocates its zeroed .grad in t->ctx
 bool ag_no_grad(Ctx *c, bool on);              // sets no-grad mode; returns the previous mode
+bool ag_is_no_grad(Ctx *c);                    // whether c is in no-grad mode
 // A block run in no-grad mode, the mode before it restored after it (leave it at its end, not by
 // return, break or goto):   AG_NO_GRAD(c) { logits = forward(c, m, x); }
 #define AG_NO_GRAD(c)                                                                                                                      \

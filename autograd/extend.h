@@ -41,6 +41,8 @@ AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *i
 // Whether ag_record would record a node for these inputs (not in no-grad mode, some input requires
 // a gradient): an op can skip computing what only its backward needs.
 bool ag_will_record(Ctx *c, int nin, Tensor *const *in);
+// how many ops c's tape holds (recorded since its last reset, less those a backward consumed)
+long ag_tape_len(Ctx *c);
 
 // In a backward callback: the gradient buffer of an input, allocated on demand (zeroed), or NULL
 // when that input needs none; ag_grad_fresh leaves a new buffer unzeroed and sets *fresh, so the

@@ -4,6 +4,7 @@
 #include "extend.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,6 @@ void ag_set_requires_grad(Tensor *t, bool on) {
     if (on && !t->grad) t->grad = tensor_zeros(t->ctx, t->dtype, t->ndim, t->shape);
 }
 
-bool ag_no_grad(Ctx *c, bool on) {
-    bool prev = c->no_grad;
-    c->no_grad = on;
-    return prev;
-}
-
 // Gradients of intermediate tensors are dead once their node's backward has run (every consumer
 // ran before it): their memory goes to a free list and serves the next gradient of that size,
 // so a backward pass holds about one layer's gradients at a time.
@@ -29,6 +24,36 @@ typedef struct GradBlock {
     void *data;
     struct GradBlock *next;
 } GradBlock;
+
+// a context's autograd state, behind its opaque pointer: the nodes and gradient blocks live in the
+// context's arena, so after a ctx_reset (a new generation) they are dropped here when next seen
+struct AgTape {
+    AgNode *last; // the newest recorded op
+    long n;       // ops on the tape
+    bool no_grad; // scoped no-grad mode (kept across resets)
+    GradBlock *grad_pool;
+    uint32_t gen; // the context's generation the nodes and blocks belong to
+};
+
+static struct AgTape *tape_of(Ctx *c) {
+    if (!c->tape && !(c->tape = calloc(1, sizeof *c->tape))) {
+        fprintf(stderr, "cgrad: out of memory (the autograd tape's %zu bytes)\n", sizeof *c->tape);
+        abort(); // as the arena's other small bookkeeping allocations
+    }
+    struct AgTape *t = c->tape;
+    if (t->gen != c->gen) t->last = NULL, t->n = 0, t->grad_pool = NULL, t->gen = c->gen;
+    return t;
+}
+
+bool ag_no_grad(Ctx *c, bool on) {
+    struct AgTape *t = tape_of(c);
+    bool prev = t->no_grad;
+    t->no_grad = on;
+    return prev;
+}
+
+bool ag_is_no_grad(Ctx *c) { return tape_of(c)->no_grad; }
+long ag_tape_len(Ctx *c) { return tape_of(c)->n; }
 
 // t's gradient buffer; *fresh tells whether it was just made (its contents then undefined: the
 // caller writes it whole instead of accumulating), else it holds earlier contributions
@@ -39,7 +64,7 @@ static Tensor *grad_get(Tensor *t, bool zero, bool *fresh) {
     Ctx *c = t->ctx;
     size_t bytes = (size_t)tensor_numel(t) * dtype_size(t->dtype);
     if (fresh) *fresh = true;
-    for (GradBlock **b = &c->grad_pool; *b; b = &(*b)->next)
+    for (GradBlock **b = &tape_of(c)->grad_pool; *b; b = &(*b)->next)
         if ((*b)->bytes == bytes) {
             GradBlock *blk = *b;
             *b = blk->next;
@@ -59,8 +84,9 @@ static void release_grad(Tensor *t) {
     GradBlock *b = ctx_alloc(c, sizeof *b);
     b->bytes = (size_t)tensor_numel(t) * dtype_size(t->dtype);
     b->data = t->grad->data;
-    b->next = c->grad_pool;
-    c->grad_pool = b;
+    struct AgTape *tp = tape_of(c);
+    b->next = tp->grad_pool;
+    tp->grad_pool = b;
     t->grad = NULL;
 }
 
@@ -102,7 +128,7 @@ bool ag_check_float(Ctx *c, const char *op, Tensor *a, Tensor *b) {
 }
 
 bool ag_will_record(Ctx *c, int nin, Tensor *const *in) {
-    if (c->no_grad) return false;
+    if (tape_of(c)->no_grad) return false;
     bool need = false;
     for (int i = 0; i < nin; i++) need |= in[i] && in[i]->requires_grad;
     return need;
@@ -120,9 +146,11 @@ AgNode *ag_record(Ctx *c, const char *op, Tensor *out, int nin, Tensor *const *i
     }
     n->backward = bw;
     n->seq = atomic_fetch_add(&node_seq, 1) + 1;
-    n->prev = c->tape;
-    c->tape = n;
-    c->ntape++;
+    struct AgTape *t = tape_of(c);
+    n->prev = t->last;
+    t->last = n;
+    t->n++;
+    c->nrecorded++;
     out->requires_grad = true;
     out->node = n;
     return n;
@@ -199,7 +227,7 @@ static bool reached_nodes(Ctx *c, Tensor *loss, NodeList *out) {
 
 // drops the consumed nodes from c's tape, so that it lists what a later backward may still walk
 static void prune_tape(Ctx *c) {
-    AgNode **link = &c->tape;
+    AgNode **link = &tape_of(c)->last;
     long n = 0;
     while (*link) {
         if ((*link)->consumed)
@@ -207,7 +235,7 @@ static void prune_tape(Ctx *c) {
         else
             link = &(*link)->prev, n++;
     }
-    c->ntape = n;
+    tape_of(c)->n = n;
 }
 
 static int backward(Ctx *c, Tensor *loss, bool retain) {

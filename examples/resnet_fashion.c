@@ -72,7 +72,7 @@ static Tensor *block(Ctx *c, const Block *b, Tensor *x) {
 // Under no-grad (evaluation) each stage's intermediates are given back as soon as it is done
 // (ctx_mark / ctx_release_keep): the arena holds a stage, not the whole network.
 static Tensor *forward(Ctx *c, const ResNet *m, Tensor *x) {
-    bool release = c->no_grad;
+    bool release = ag_is_no_grad(c);
     CtxMark mk = ctx_mark(c);
     Tensor *h = ag_relu(c, nn_batch_norm(c, &m->bn1, nn_conv2d(c, &m->conv1, x))); // [B, 16, 28, 28]
     for (int i = 0; i < 3; i++) {                                                  // ... [B, 64, 7, 7]

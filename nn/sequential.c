@@ -29,7 +29,7 @@ int nn_sequential_add(NnSequential *s, NnModuleForward forward, const void *modu
 // Under no-grad (inference) each module's intermediates, and its input once used, are given back as
 // soon as the module is done: the arena holds one module's work, not the whole network's.
 Tensor *nn_sequential(Ctx *c, const NnSequential *s, Tensor *x) {
-    bool release = c->no_grad;
+    bool release = ag_is_no_grad(c);
     CtxMark m = ctx_mark(c);
     for (int i = 0; i < s->n && x; i++) {
         x = s->items[i].forward(c, s->items[i].module, x);

@@ -68,6 +68,7 @@ void ctx_free(Ctx *c) {
         free(ch->mem);
         free(ch);
     }
+    free(c->tape); // plain memory, whatever autograd keeps in it (its nodes live in the arena)
     free(c);
 }
 
@@ -88,10 +89,7 @@ void ctx_reset(Ctx *c) {
     }
     c->chunks->used = 0;
     c->used_total = 0;
-    c->gen++; // every tensor made before is dead now
-    c->tape = NULL;
-    c->ntape = 0;
-    c->grad_pool = NULL;
+    c->gen++; // every tensor made before is dead now (autograd sees it and starts a new tape)
     c->failed = false;
     c->err[0] = 0;
 }
@@ -167,7 +165,7 @@ void ctx_fail(Ctx *c, const char *fmt, ...) {
 // ---- marks: freeing what a stretch of work made, keeping its result ----
 
 CtxMark ctx_mark(const Ctx *c) {
-    return (CtxMark){.chunk = c->chunks, .used = c->chunks->used, .used_total = c->used_total, .tape = c->tape, .gen = c->gen};
+    return (CtxMark){.chunk = c->chunks, .used = c->chunks->used, .used_total = c->used_total, .nrecorded = c->nrecorded, .gen = c->gen};
 }
 
 // whether p lies in memory the arena handed out after the mark
@@ -185,7 +183,7 @@ Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t) {
         if (c) ctx_fail(c, "ctx_release_keep: the mark is from before a ctx_reset");
         return NULL;
     }
-    if (c->tape != m.tape) {
+    if (c->nrecorded != m.nrecorded) {
         ctx_fail(c, "ctx_release_keep: ops were recorded since the mark (their backward needs what would be freed): use it under no-grad");
         return NULL;
     }

@@ -45,10 +45,8 @@ struct Ctx {
     struct ArenaChunk *chunks; // newest first
     size_t used_total, peak, chunk_min;
     int nsys_allocs;     // chunks allocated from the system (for tests)
-    struct AgNode *tape; // newest recorded op (autograd/)
-    long ntape;
-    bool no_grad;                // scoped no-grad mode (autograd/)
-    struct GradBlock *grad_pool; // gradient buffers free for reuse during backward (autograd/)
+    struct AgTape *tape; // autograd's state for this context (opaque: autograd/tape.c; freed with it)
+    uint64_t nrecorded;  // ops recorded in it so far (autograd counts them; a mark remembers the count)
     bool failed;
     bool poison;  // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
     uint32_t gen; // bumped by every ctx_reset: its tensors from before are dead
@@ -71,7 +69,7 @@ void ctx_reset(Ctx *c); // drop all tensors and the tape; keep memory
 typedef struct {
     struct ArenaChunk *chunk;
     size_t used, used_total;
-    struct AgNode *tape;
+    uint64_t nrecorded;
     uint32_t gen;
 } CtxMark;
 CtxMark ctx_mark(const Ctx *c);
