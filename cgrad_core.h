@@ -5,11 +5,11 @@
 #ifndef CGRAD_CORE_H
 #define CGRAD_CORE_H
 #include "autograd/autograd.h"
+#include "formats/weights.h"
 #include "nn/nn.h"
 #include "optim/dist.h"
 #include "optim/optim.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
-#include "tensor/weights.h"
 
 #endif

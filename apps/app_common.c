@@ -2,7 +2,7 @@
 // output folders, dataset labels mapped onto the model's, threads and signals.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>

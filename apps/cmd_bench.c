@@ -1,8 +1,8 @@
 // cmd_bench.c: `deit_lora bench`: the notebook's training step (frozen DeiT-Tiny, LoRA r=4 on
 // query/value, a trainable 1001-class head: forward, cross-entropy, backward, clipping, AdamW)
 // and inference (forward only, no tape) on random input, timed after warm-up.
-#include "../tensor/kernels.h"
-#include "../tensor/sgemm.h"
+#include "../kernels/kernels.h"
+#include "../kernels/sgemm.h"
 #include "deit_lora.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
 // rewritten; every other field of adapter_config.json is kept.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <string.h>
 

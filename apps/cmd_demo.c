@@ -6,7 +6,7 @@
 // and for each: the new class's held-out recall and precision and the 10-class test accuracy.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <string.h>
 #include <sys/stat.h>

@@ -4,7 +4,7 @@
 #include "deit_lora.h"
 #include "results.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <libgen.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 // cmd_info.c: `deit_lora info DIR`: what a model or adapter directory holds.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 // cmd_merge.c: `deit_lora merge`: W + (alpha / r) B A folded into the weights; an HF model directory.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 int cmd_merge(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *output = NULL;

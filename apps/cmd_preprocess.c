@@ -1,7 +1,7 @@
 // cmd_preprocess.c: `deit_lora preprocess`: pixel_values exactly as the model will see them.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <libgen.h>
 #include <stdlib.h>

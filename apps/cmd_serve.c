@@ -3,7 +3,7 @@
 // its JSON), GET /health, GET /metrics (Prometheus), GET / the page. Requests that arrive together
 // run as one batch (serve_batch.c). SIGTERM or SIGINT: stop accepting, finish the requests in
 // flight, exit 0.
-#include "../tensor/strbuf.h"
+#include "../base/strbuf.h"
 #include "deit_lora.h"
 #include "results.h"
 #include "serve.h"

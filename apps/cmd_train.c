@@ -4,7 +4,7 @@
 // configs, the loss plot, and the notebook's metrics on the held-out images.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 #include "../train/tboard.h"
 
 #include <limits.h>

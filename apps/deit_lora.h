@@ -2,11 +2,11 @@
 #ifndef DEIT_LORA_H
 #define DEIT_LORA_H
 
+#include "../base/fileio.h"
 #include "../models/adapter.h"
 #include "../models/image_processor.h"
 #include "../models/vit.h"
 #include "../models/vit_train.h"
-#include "../tensor/fileio.h"
 #include "cli.h"
 
 #include <stdio.h>

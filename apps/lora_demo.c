@@ -2,7 +2,7 @@
 // A small weight matrix W, an input x, the low-rank adapters A and B, W' = W + (alpha/r) A B,
 // and the outputs before and after; then the same on a 192x192 "query" layer as in DeiT-Tiny.
 #include "../autograd/autograd.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 #include "version.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
 // Trainer's users find one beside an adapter: peft's front matter (so the folder reads as a peft
 // adapter repository), the data, the hyper-parameters, the logged losses and evaluations, and the
 // final metrics.
-#include "../tensor/strbuf.h"
+#include "../base/strbuf.h"
 #include "deit_lora.h"
 #include "version.h"
 

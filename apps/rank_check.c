@@ -6,7 +6,7 @@
 // and ranks with different data or weights averaged gradients of different models.
 #include "deit_lora.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,9 +3,9 @@
 #ifndef DEIT_LORA_RESULTS_H
 #define DEIT_LORA_RESULTS_H
 
+#include "../base/strbuf.h"
 #include "../data/image.h"
 #include "../models/vit_config.h"
-#include "../tensor/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -18,7 +18,7 @@
 
 #ifdef CGRAD_HTTP
 
-#include "../tensor/strbuf.h"
+#include "../base/strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,7 +5,7 @@
 // with a status and a message, and nothing more is read. No sockets here: serve_front.c feeds it.
 #include "serve_http.h"
 
-#include "../tensor/strbuf.h"
+#include "../base/strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #include "results.h"
 #include "serve.h"
 
-#include "../tensor/sgemm.h"
+#include "../kernels/sgemm.h"
 #include "version.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 // serve_request.c: what the server reads from a request besides HTTP itself (serve.h).
-#include "../tensor/fileio.h"
-#include "../tensor/strbuf.h"
+#include "../base/fileio.h"
+#include "../base/strbuf.h"
 #include "serve.h"
 
 #include <ctype.h>

@@ -3,7 +3,7 @@
 #include "version.h"
 #include "deit_lora.h"
 
-#include "../tensor/sgemm.h"
+#include "../kernels/sgemm.h"
 
 #include <string.h>
 

@@ -5,7 +5,7 @@
 #ifndef CGRAD_AUTOGRAD_EXTEND_H
 #define CGRAD_AUTOGRAD_EXTEND_H
 
-#include "../tensor/kernels.h"
+#include "../kernels/kernels.h"
 #include "autograd.h"
 
 #ifdef __cplusplus

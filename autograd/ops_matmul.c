@@ -2,9 +2,9 @@
 // convolution (im2col + GEMM).
 #include "extend.h"
 
-#include "../tensor/kernels_ext.h"
-#include "../tensor/qgemm.h"
-#include "../tensor/sgemm.h"
+#include "../kernels/kernels_ext.h"
+#include "../kernels/qgemm.h"
+#include "../kernels/sgemm.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 // dataset.c: see dataset.h.
 #include "dataset.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -9,7 +9,7 @@
 #include "image.h"
 #include "png_write.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <stdio.h> // before jpeglib.h, which uses FILE
 

@@ -1,7 +1,7 @@
 // image_grid.c: a batch of images as one PNG grid (samples from a generative model, a batch to look
 // at), with image.h's PNG writer.
 #include "image_grid.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include "image.h"
 

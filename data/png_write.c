@@ -1,7 +1,7 @@
 // png_write.c: RGB pixels as PNG (png_write.h), with libpng.
 #include "png_write.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <png.h>
 #include <setjmp.h>

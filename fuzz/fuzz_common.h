@@ -19,7 +19,7 @@ static inline int fuzz_file(const uint8_t *data, size_t n, char *path, size_t pn
     snprintf(path, pn, "/proc/self/fd/%d", fd);
     return fd;
 }
-#include "../tensor/weights.h"
+#include "../formats/weights.h"
 
 // reads the last element of every tensor (up to 64) the header claims
 static inline void fuzz_touch_tensors(const WFile *f) {

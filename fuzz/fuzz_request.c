@@ -6,8 +6,8 @@
 #include "../apps/serve.h"
 #include "../data/image.h"
 
-#include "../tensor/fileio.h"
-#include "../tensor/strbuf.h"
+#include "../base/fileio.h"
+#include "../base/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>

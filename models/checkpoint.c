@@ -2,7 +2,7 @@
 #include "checkpoint.h"
 #include "json_strict.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

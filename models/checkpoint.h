@@ -5,7 +5,7 @@
 #ifndef CGRAD_CHECKPOINT_H
 #define CGRAD_CHECKPOINT_H
 
-#include "../tensor/weights.h"
+#include "../formats/weights.h"
 
 #ifdef __cplusplus
 extern "C" {

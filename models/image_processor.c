@@ -2,7 +2,7 @@
 #include "image_processor.h"
 #include "json_strict.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 // json_strict.c: see json_strict.h.
 #include "json_strict.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 // of the state dict) and ARCHIVE/data/KEY (raw little-endian storages, stored uncompressed).
 // The pickle is interpreted by a small stack machine that knows only the opcodes a state dict
 // uses and only the globals that rebuild tensors; anything else is refused. Nothing executes.
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 #include "checkpoint.h"
 
 #include <stdlib.h>

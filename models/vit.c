@@ -4,7 +4,7 @@
 
 #include "vit_ops.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <math.h>
 #include <stdlib.h>

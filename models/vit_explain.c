@@ -1,6 +1,6 @@
 // vit_explain.c: attention rollout and gradient-weighted attention relevance for the ViT.
 #include "vit_explain.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <math.h>
 #include <stdlib.h>

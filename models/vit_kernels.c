@@ -2,11 +2,11 @@
 // float kernels use) and for double (gradient checks).
 #include "vit_kernels.h"
 
-#include "../tensor/fastmath.h"
-#include "../tensor/kernels_ext.h"
-#include "../tensor/qgemm.h"
+#include "../kernels/fastmath.h"
+#include "../kernels/kernels_ext.h"
+#include "../kernels/qgemm.h"
+#include "../kernels/scratch.h"
 #include "../tensor/rng.h"
-#include "../tensor/scratch.h"
 
 #include <omp.h>
 #include <stdlib.h>

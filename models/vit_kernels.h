@@ -3,10 +3,10 @@
 #ifndef CGRAD_VIT_KERNELS_H
 #define CGRAD_VIT_KERNELS_H
 
-#include "../tensor/kernels.h"
+#include "../kernels/kernels.h"
 
 #define EACH_REAL_INC "../models/vit_kernels_decl.inc"
-#include "../tensor/each_real.inc"
+#include "../kernels/each_real.inc"
 #undef EACH_REAL_INC
 
 // the fused MLP y = res + fc2(GELU(fc1(x))) with both products in int8 (tensor/qgemm.h), float32

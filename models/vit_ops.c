@@ -6,7 +6,7 @@
 #include "vit_ops.h"
 
 #include "../autograd/extend.h"
-#include "../tensor/qgemm.h"
+#include "../kernels/qgemm.h"
 #include "vit_kernels.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
 // vit_targets.c: see vit_targets.h.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "vit_targets.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include "vit_names.h"
 

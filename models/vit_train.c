@@ -1,8 +1,8 @@
 // vit_train.c: the ViT classifier behind the Trainer's model interface.
 #include "vit_train.h"
 
-#include "../tensor/fileio.h"
-#include "../tensor/weights.h"
+#include "../base/fileio.h"
+#include "../formats/weights.h"
 
 #include <stdio.h>
 #include <string.h>

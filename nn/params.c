@@ -1,8 +1,8 @@
 // params.c: the parameter set: names, mode, counting, freezing, and safetensors save/load.
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 #include "nn.h"
 
-#include "../tensor/weights.h"
+#include "../formats/weights.h"
 
 #include <fnmatch.h>
 #include <stdio.h>

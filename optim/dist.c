@@ -1,7 +1,7 @@
 // dist.c: see dist.h. With CGRAD_MPI (meson's mpi feature) the collectives are MPI's; without,
 // a single process where every collective is the identity.
 #include "dist.h"
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>

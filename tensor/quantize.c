@@ -1,5 +1,5 @@
 // quantize.c: a tensor's int8 copy for inference products (tensor.h; the arithmetic is qgemm.c's).
-#include "qgemm.h"
+#include "../kernels/qgemm.h"
 #include "tensor.h"
 
 bool tensor_quantize_int8(Tensor *w) {

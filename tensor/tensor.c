@@ -1,8 +1,13 @@
 // tensor.c: dtypes, shapes, creation, element access and views.
 #include "tensor.h"
 
+#include "../kernels/kernels.h"
+
+_Static_assert(TENSOR_MAX_DIMS == KERNELS_MAX_DIMS, "the kernels walk as many dimensions as a tensor has");
+
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t dtype_size(DType dt) {
@@ -449,4 +454,34 @@ bool tensor_all_finite(const Tensor *t) {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(tensor_get_flat(t, i))) return false;
     return true;
+}
+
+// ---- giving back a stretch of work's memory, keeping its result ----
+
+Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t) {
+    if (!c || m.gen != c->gen || c->nrecorded != m.nrecorded) return ctx_rewind(c, m), NULL; // refused: its message
+    if (!ctx_ok(c)) return NULL;
+    // t's elements, contiguous, aside while the memory after the mark is given back
+    size_t bytes = t ? (size_t)tensor_numel(t) * dtype_size(t->dtype) : 0;
+    bool move = t && (ctx_after_mark(c, m, t) || ctx_after_mark(c, m, t->data));
+    void *aside = NULL;
+    int ndim = t ? t->ndim : 0;
+    int64_t shape[TENSOR_MAX_DIMS];
+    DType dt = t ? t->dtype : DT_F32;
+    const char *name = t ? t->name : NULL;
+    if (move) {
+        Tensor *tc = tensor_contiguous(c, t);
+        if (!tc || !(aside = malloc(bytes ? bytes : 1))) {
+            ctx_fail(c, "ctx_release_keep: out of memory for %zu bytes", bytes);
+            return NULL;
+        }
+        memcpy(aside, tc->data, bytes);
+        memcpy(shape, t->shape, sizeof(int64_t) * (size_t)ndim);
+    }
+    ctx_rewind(c, m);
+    if (!move) return t;
+    Tensor *k = tensor_new(c, dt, ndim, shape);
+    if (k) memcpy(k->data, aside, bytes), k->name = name;
+    free(aside);
+    return k;
 }

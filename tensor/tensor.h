@@ -1,4 +1,4 @@
-// tensor.h: N-d tensors with strides, a memory context (arena), views, creation, printing.
+// tensor.h: N-d tensors with strides, views, creation, printing (their memory: base/context.h).
 // Shapes in comments use llm.c's letters: B batch, T tokens, C channels, NH heads, hs head size.
 #ifndef CGRAD_TENSOR_H
 #define CGRAD_TENSOR_H
@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../base/context.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16,7 +18,6 @@ extern "C" {
 
 typedef enum { DT_F32, DT_F64, DT_I64, DT_U8 } DType;
 
-typedef struct Ctx Ctx;
 struct AgNode;
 
 typedef struct Tensor {
@@ -37,52 +38,10 @@ typedef struct Tensor {
     struct QWeight *int8; // its int8 copy for inference products (tensor_quantize_int8), or NULL
 } Tensor;
 
-// ---- context: owns every tensor made in it; reset frees them all at once (ggml's context) ----
-// A context is an arena of chunks. ctx_reset() keeps the memory: after the first step has
-// grown it, later steps allocate nothing from the system. Errors are values: an op that fails
-// returns NULL and leaves a message here (the first failure wins until ctx_clear_error).
-struct Ctx {
-    struct ArenaChunk *chunks; // newest first
-    size_t used_total, peak, chunk_min;
-    int nsys_allocs;     // chunks allocated from the system (for tests)
-    struct AgTape *tape; // autograd's state for this context (opaque: autograd/tape.c; freed with it)
-    uint64_t nrecorded;  // ops recorded in it so far (autograd counts them; a mark remembers the count)
-    bool failed;
-    bool poison;  // CGRAD_POISON=1: uninitialised memory is filled with 0xff (NaN)
-    uint32_t gen; // bumped by every ctx_reset: its tensors from before are dead
-    char err[512];
-};
-
-Ctx *ctx_new(size_t initial_bytes); // a hint: a context starts smaller when the system has less; NULL out of memory
-void ctx_free(Ctx *c);
-void ctx_reset(Ctx *c); // drop all tensors and the tape; keep memory
-// A point in a context's allocations, to give back what a stretch of work made (a layer's
-// intermediates in inference) while keeping its result: ctx_release_keep(c, mark, y) frees
-// everything made in c since the mark and returns y, moved to where the mark was (contiguous) when
-// it was made after it. Every other tensor made since the mark is gone: using it is a bug (its
-// memory is handed out again). Refused (NULL, with a message) when ops were recorded on the tape
-// since the mark (their backward needs what would be freed: use it under no-grad) or the
-// context was reset in between. For a stack of layers, mark once before it and release to that
-// mark after each layer: each layer's input (the last one kept) goes with its intermediates.
-//     CtxMark m = ctx_mark(c);
-//     for (int i = 0; i < L; i++) h = ctx_release_keep(c, m, layer(c, i, h));
-typedef struct {
-    struct ArenaChunk *chunk;
-    size_t used, used_total;
-    uint64_t nrecorded;
-    uint32_t gen;
-} CtxMark;
-CtxMark ctx_mark(const Ctx *c);
-struct Tensor *ctx_release_keep(Ctx *c, CtxMark m, struct Tensor *t);
-void *ctx_alloc(Ctx *c, size_t bytes);        // 64-byte aligned, zero-filled; NULL ctx: abort
-void *ctx_alloc_uninit(Ctx *c, size_t bytes); // not zeroed (filled with NaN bytes when CGRAD_POISON=1)
-// what tensors' data comes from: NULL with the context's error set ("out of memory: N bytes") when
-// the system cannot give it, instead of aborting (ctx_alloc aborts: it is for small bookkeeping)
-void *ctx_try_alloc(Ctx *c, size_t bytes, bool zero);
-bool ctx_ok(const Ctx *c);
-const char *ctx_error(const Ctx *c);
-void ctx_clear_error(Ctx *c);
-void ctx_fail(Ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// ---- giving back what a stretch of work made (base/context.h's marks), keeping its result ----
+// ctx_release_keep(c, mark, y) frees everything made in c since the mark and returns y, moved to
+// where the mark was (contiguous) when it was made after it (ctx_mark says more).
+Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t);
 
 // ---- dtypes and shapes ----
 size_t dtype_size(DType dt);
@@ -158,22 +117,6 @@ void tensor_print(const Tensor *t);
 
 // Broadcast the shapes of a and b (NumPy rules) into out_shape; returns ndim or -1.
 int broadcast_shapes(const Tensor *a, const Tensor *b, int64_t *out_shape);
-
-// ---- threads
-
-// How OpenMP's threads wait. libgomp's default (OMP_WAIT_POLICY unset) spins about 300,000 times
-// at every barrier and at the end of every parallel region before it sleeps: on an idle machine
-// that saves a wake-up, but beside another busy program a thread spins away its share of the core
-// while the partner it waits for is not running (batch-1 inference fell from 47 to 0.8 images/s
-// that way). A spin count of CGRAD_SPINCOUNT keeps the idle speed and lets a waiting thread sleep
-// soon on a busy machine (BENCHMARKS.md has the measurement). libgomp reads its settings once,
-// when it is loaded, before main: so cgrad_wait_policy, called first thing in main with main's
-// argv, sets GOMP_SPINCOUNT and runs the program again (execv of /proc/self/exe, a millisecond)
-// when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set; otherwise, or where that cannot be
-// done (under valgrind, without /proc), it returns and changes nothing. The programs and examples
-// call it; a program of your own may, or may set GOMP_SPINCOUNT itself.
-#define CGRAD_SPINCOUNT "10000"
-void cgrad_wait_policy(char **argv);
 
 #ifdef __cplusplus
 }

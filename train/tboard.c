@@ -1,7 +1,7 @@
 // tboard.c: TensorBoard event files (tboard.h).
 #include "tboard.h"
 
-#include "../tensor/fileio.h"
+#include "../base/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,10 +12,10 @@
 
 #include <signal.h>
 
+#include "../base/fileio.h"
 #include "../nn/nn.h"
 #include "../optim/dist.h"
 #include "../optim/optim.h"
-#include "../tensor/fileio.h"
 
 #ifdef __cplusplus
 extern "C" {

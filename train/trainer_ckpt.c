@@ -6,8 +6,8 @@
 // crash at any moment leaves only complete checkpoints; older ones are removed afterwards.
 #include "trainer_ckpt.h"
 
-#include "../tensor/fileio.h"
-#include "../tensor/weights.h"
+#include "../base/fileio.h"
+#include "../formats/weights.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

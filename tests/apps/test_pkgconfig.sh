@@ -32,16 +32,16 @@ if echo "$loaded" | grep -E 'libpng|libjpeg|libcjson|libcgrad\.so'; then echo "a
 echo "framework only: xor_mlp links libcgrad-core without libpng, libjpeg or cJSON"
 # only public headers are installed, and they are C++-clean (extern "C")
 inc=$(pkg-config --define-variable=prefix="$tmp$prefix" --variable=includedir cgrad)/cgrad
-for internal in tensor/fastmath.h tensor/sgemm.h tensor/sgemm_isa.h tensor/kernels_ext.h tensor/strbuf.h models/json_strict.h \
+for internal in kernels/fastmath.h kernels/sgemm.h kernels/sgemm_isa.h kernels/qgemm.h kernels/scratch.h kernels/kernels_ext.h base/strbuf.h models/json_strict.h \
     models/vit_ops.h models/vit_kernels.h train/trainer_ckpt.h; do
     [ ! -e "$inc/$internal" ] || { echo "internal header $internal was installed"; exit 1; }
 done
 # the framework's headers know no model: nothing of the ViT (its fused ops and kernels are models/'s)
-if grep -il -E '(^|[^a-z])vit([^a-z]|$)|deit|mlp_forward|lora_linear' "$inc"/tensor/* "$inc"/autograd/* "$inc"/nn/* "$inc"/optim/* "$inc"/cgrad_core.h; then
+if grep -il -E '(^|[^a-z])vit([^a-z]|$)|deit|mlp_forward|lora_linear' "$inc"/base/* "$inc"/kernels/* "$inc"/tensor/* "$inc"/formats/* "$inc"/autograd/* "$inc"/nn/* "$inc"/optim/* "$inc"/cgrad_core.h; then
     echo "a framework header above names the ViT"; exit 1
 fi
 [ -e "$inc/nn/nn.h" ] && [ -e "$inc/optim/optim.h" ] && [ -e "$inc/data/dataset.h" ] && [ -e "$inc/train/trainer.h" ] &&
-    [ -e "$inc/cgrad_core.h" ] && [ -e "$inc/tensor/weights.h" ] || { echo "a public header is missing"; exit 1; }
+    [ -e "$inc/cgrad_core.h" ] && [ -e "$inc/formats/weights.h" ] && [ -e "$inc/base/context.h" ] || { echo "a public header is missing"; exit 1; }
 if command -v g++ >/dev/null; then
     # the headers' helpers compile as C++ too (SHAPE once failed under g++: "taking address of temporary array")
     printf '#include <cgrad.h>\nint main() { Ctx *c = ctx_new(1024); Tensor *t = tensor_zeros(c, DT_F32, SHAPE(2, 3));\n'\

@@ -2,9 +2,9 @@
 // each op, the output and the gradients of sum(output * R) in float64, within 1e-10 relative.
 // Usage: test_ops_torch REFERENCE.safetensors; prints "N passed, N failed".
 #include "../../autograd/autograd.h"
+#include "../../formats/weights.h"
 #include "../../nn/nn.h"
 #include "../../optim/optim.h"
-#include "../../tensor/weights.h"
 
 #include <math.h>
 #include <stdio.h>

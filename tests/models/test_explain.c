@@ -3,8 +3,8 @@
 // a reference computed here from the golden attentions alone; relevance is non-negative, and its
 // gates' gradients are attention times the gradient a finite difference gives, and the relevance map
 // equals one computed here from those gradients.
+#include "../../base/fileio.h"
 #include "../../models/vit_explain.h"
-#include "../../tensor/fileio.h"
 
 #include "../check_util.h"
 #include <math.h>

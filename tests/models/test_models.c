@@ -1,10 +1,10 @@
 // test_models.c: ViT parity with the golden files, checkpoint formats, adapters, head extension,
 // LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
+#include "../../base/fileio.h"
 #include "../../models/adapter.h"
 #include "../../models/image_processor.h"
 #include "../../models/vit.h"
 #include "../../models/vit_ops.h"
-#include "../../tensor/fileio.h"
 
 #include "../check_util.h"
 #include <math.h>

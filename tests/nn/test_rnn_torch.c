@@ -4,8 +4,8 @@
 // sum(output * R) + 2 sum(h_n) + 3 sum(c_n) for the input, the initial states and every parameter,
 // within float32 rounding (1e-5 of the largest value).
 // Usage: test_rnn_torch DIR; prints "N passed, N failed".
+#include "../../formats/weights.h"
 #include "../../nn/nn.h"
-#include "../../tensor/weights.h"
 
 #include <math.h>
 #include <stdio.h>

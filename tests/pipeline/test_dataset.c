@@ -1,8 +1,8 @@
 // test_dataset.c: folder datasets, Fashion-MNIST, seeded splits, and a loader whose batches do
 // not depend on the thread count.
+#include "../../base/fileio.h"
 #include "../../data/dataset.h"
 #include "../../models/image_processor.h"
-#include "../../tensor/fileio.h"
 
 #include "../check_util.h"
 #include <omp.h>

@@ -1,9 +1,9 @@
 // test_image.c: decoding and resizing equal Pillow's pixel for pixel on the golden images; the
 // processors' crops and normalisation; bad files refused with the documented messages.
+#include "../../base/fileio.h"
 #include "../../data/image_grid.h"
+#include "../../formats/weights.h"
 #include "../../models/image_processor.h"
-#include "../../tensor/fileio.h"
-#include "../../tensor/weights.h"
 
 #include "../check_util.h"
 #include <math.h>

@@ -6,9 +6,9 @@
 // choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
 #include "../../autograd/autograd.h"
 #include "../../autograd/extend.h"
+#include "../../kernels/sgemm.h"
+#include "../../kernels/sgemm_isa.h"
 #include "../../models/vit_ops.h"
-#include "../../tensor/sgemm.h"
-#include "../../tensor/sgemm_isa.h"
 
 #include "../check_util.h"
 #include <math.h>

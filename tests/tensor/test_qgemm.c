@@ -5,7 +5,7 @@
 // quantization and packing; an input row's quantization; the float product against the dequantized
 // reference and against float32; rows the same bits alone or in a batch, on one or two threads.
 // A kernel the CPU or the build lacks is skipped.
-#include "../../tensor/qgemm.h"
+#include "../../kernels/qgemm.h"
 #include "../../tensor/rng.h"
 
 #include "../check_util.h"

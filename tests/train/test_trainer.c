@@ -1,9 +1,9 @@
 // test_trainer.c: optimizers, schedules, decay groups and metrics against hand-computed values;
 // the Trainer against golden/tiny_train and the real HF Trainer's runs (golden/trainer_hf);
 // checkpoints: rotation, interrupted saves, bit-exact resume; NaN stops.
+#include "../../base/fileio.h"
 #include "../../data/image.h"
 #include "../../models/vit_train.h"
-#include "../../tensor/fileio.h"
 #include "../../train/tboard.h"
 
 #include "../check_util.h"

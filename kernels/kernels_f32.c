@@ -2,10 +2,8 @@
 #include "fastmath.h"
 #include "kernels.h"
 #include "kernels_ext.h"
-#include "rng.h"
 #include "scratch.h"
 #include "sgemm.h"
-#include "tensor.h"
 
 #include <cblas.h>
 #include <omp.h>

@@ -1,6 +1,6 @@
 // wait_policy.c: see cgrad_wait_policy in tensor.h.
 #define _GNU_SOURCE
-#include "tensor.h"
+#include "context.h"
 
 #include <limits.h>
 #include <stdlib.h>

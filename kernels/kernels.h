@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define KERNELS_MAX_DIMS 8 // the most dimensions a strided kernel walks (tensor.h's TENSOR_MAX_DIMS is the same)
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -1,10 +1,11 @@
 // arena.c: the memory context. Bump allocation in chunks; reset keeps the memory, and when a
 // step needed several chunks they are replaced by one chunk of the total size, so that the
 // next step (of the same shape) allocates nothing from the system.
-#include "tensor.h"
+#include "context.h"
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,8 +169,7 @@ CtxMark ctx_mark(const Ctx *c) {
     return (CtxMark){.chunk = c->chunks, .used = c->chunks->used, .used_total = c->used_total, .nrecorded = c->nrecorded, .gen = c->gen};
 }
 
-// whether p lies in memory the arena handed out after the mark
-static bool after_mark(const Ctx *c, CtxMark m, const void *p) {
+bool ctx_after_mark(const Ctx *c, CtxMark m, const void *p) {
     const unsigned char *q = p;
     for (ArenaChunk *ch = c->chunks; ch; ch = ch->next) {
         if (ch == m.chunk) return q >= ch->mem + m.used && q < ch->mem + ch->cap;
@@ -178,32 +178,14 @@ static bool after_mark(const Ctx *c, CtxMark m, const void *p) {
     return false;
 }
 
-Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t) {
+int ctx_rewind(Ctx *c, CtxMark m) {
     if (!c || m.gen != c->gen) {
         if (c) ctx_fail(c, "ctx_release_keep: the mark is from before a ctx_reset");
-        return NULL;
+        return -1;
     }
     if (c->nrecorded != m.nrecorded) {
         ctx_fail(c, "ctx_release_keep: ops were recorded since the mark (their backward needs what would be freed): use it under no-grad");
-        return NULL;
-    }
-    if (!ctx_ok(c)) return NULL;
-    // t's elements, contiguous, aside while the memory after the mark is given back
-    size_t bytes = t ? (size_t)tensor_numel(t) * dtype_size(t->dtype) : 0;
-    bool move = t && (after_mark(c, m, t) || after_mark(c, m, t->data));
-    void *aside = NULL;
-    int ndim = t ? t->ndim : 0;
-    int64_t shape[TENSOR_MAX_DIMS];
-    DType dt = t ? t->dtype : DT_F32;
-    const char *name = t ? t->name : NULL;
-    if (move) {
-        Tensor *tc = tensor_contiguous(c, t);
-        if (!tc || !(aside = malloc(bytes ? bytes : 1))) {
-            ctx_fail(c, "ctx_release_keep: out of memory for %zu bytes", bytes);
-            return NULL;
-        }
-        memcpy(aside, tc->data, bytes);
-        memcpy(shape, t->shape, sizeof(int64_t) * (size_t)ndim);
+        return -1;
     }
     while (c->chunks != m.chunk) { // chunks made since the mark
         ArenaChunk *ch = c->chunks;
@@ -213,9 +195,5 @@ Tensor *ctx_release_keep(Ctx *c, CtxMark m, Tensor *t) {
     }
     c->chunks->used = m.used;
     c->used_total = m.used_total;
-    if (!move) return t;
-    Tensor *k = tensor_new(c, dt, ndim, shape);
-    if (k) memcpy(k->data, aside, bytes), k->name = name;
-    free(aside);
-    return k;
+    return 0;
 }

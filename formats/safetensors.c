@@ -10,8 +10,8 @@
 // saves parameter sets does not depend on one.
 #include "weights.h"
 
-#include "fileio.h"
-#include "strbuf.h"
+#include "../base/fileio.h"
+#include "../base/strbuf.h"
 
 #include <errno.h>
 #include <stdarg.h>

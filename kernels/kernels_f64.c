@@ -1,9 +1,7 @@
 // kernels_f64.c: the kernels in double precision (for gradient checks).
 #include "kernels.h"
 #include "kernels_ext.h"
-#include "rng.h"
 #include "scratch.h"
-#include "tensor.h"
 
 #include <cblas.h>
 #include <omp.h>

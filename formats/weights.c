@@ -3,7 +3,7 @@
 // safetensors.c here, torch's zip pickle in models/torchbin.c.
 #include "weights.h"
 
-#include "fileio.h"
+#include "../base/fileio.h"
 
 #include <errno.h>
 #include <stdlib.h>
