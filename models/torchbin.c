@@ -5,6 +5,7 @@
 #include "../base/fileio.h"
 #include "checkpoint.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -268,244 +269,293 @@ static Pv *reduce(Vm *vm, Pv *fn, Pv *args) {
 }
 
 // runs the pickle; returns the top-level object
+// ---- the machine: a stack, a memo, and one step per opcode family (each false on failure) ----
+
+typedef struct {
+    Vm *vm;
+    const unsigned char *p;
+    size_t n, i;     // the pickle and the next byte
+    Pv **st, **memo; // the stack and the memo (arena arrays, grown by doubling)
+    size_t sp, sp_cap, memo_n, memo_cap;
+} Machine;
+
+static bool mfail(Machine *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool mfail(Machine *m, const char *fmt, ...) {
+    Vm *vm = m->vm;
+    if (!vm->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(vm->err, vm->errn, fmt, ap);
+        va_end(ap);
+    }
+    vm->failed = true;
+    return false;
+}
+
+static bool need(Machine *m, size_t k) { return m->i + k <= m->n || mfail(m, "%s: data.pkl is truncated", m->vm->f->path); }
+
+static bool push(Machine *m, Pv *v) {
+    if (!v) return false;
+    if (m->sp == m->sp_cap) {
+        if (m->sp_cap >= (1u << 22)) return mfail(m, "%s: pickle stack too deep", m->vm->f->path);
+        Pv **ns = ctx_alloc(m->vm->c, sizeof *ns * m->sp_cap * 2);
+        memcpy(ns, m->st, sizeof *ns * m->sp_cap);
+        m->st = ns, m->sp_cap *= 2;
+    }
+    m->st[m->sp++] = v;
+    return true;
+}
+static Pv *pop(Machine *m) { return m->sp ? m->st[--m->sp] : NULL; }
+static Pv *top(Machine *m) { return m->sp ? m->st[m->sp - 1] : NULL; }
+
+// the stack index just above the newest mark (0: none)
+static size_t above_mark(const Machine *m) {
+    size_t k = m->sp;
+    while (k > 0 && m->st[k - 1]->t != PV_MARK) k--;
+    return k;
+}
+
+// K, M, J: an unsigned 1- or 2-byte or a signed 4-byte integer
+static bool op_int(Machine *m, unsigned char op) {
+    int k = op == 'K' ? 1 : op == 'M' ? 2 : 4;
+    if (!need(m, (size_t)k)) return false;
+    Pv *v = pv(m->vm, PV_INT);
+    v->i = op == 'J' ? (int32_t)rd(m->p + m->i, 4) : (int64_t)rd(m->p + m->i, k);
+    m->i += (size_t)k;
+    return push(m, v);
+}
+
+// LONG1: little-endian two's complement of n bytes
+static bool op_long1(Machine *m) {
+    if (!need(m, 1)) return false;
+    size_t k = m->p[m->i++];
+    if (!need(m, k)) return false;
+    if (k > 8) return mfail(m, "%s: integer too large in data.pkl", m->vm->f->path);
+    uint64_t u = rd(m->p + m->i, (int)k);
+    if (k && k < 8 && (m->p[m->i + k - 1] & 0x80)) u |= ~0ull << (8 * k);
+    Pv *v = pv(m->vm, PV_INT);
+    v->i = (int64_t)u;
+    m->i += k;
+    return push(m, v);
+}
+
+// BINFLOAT: a big-endian double
+static bool op_float(Machine *m) {
+    if (!need(m, 8)) return false;
+    uint64_t b = 0;
+    for (int k = 0; k < 8; k++) b = b << 8 | m->p[m->i + k];
+    Pv *v = pv(m->vm, PV_FLOAT);
+    memcpy(&v->f, &b, 8);
+    m->i += 8;
+    return push(m, v);
+}
+
+// the string and bytes opcodes: a length of 1, 4 or 8 bytes, then the bytes
+static bool op_string(Machine *m, unsigned char op) {
+    int lk = (op == 0x8c || op == 'U' || op == 'C') ? 1 : op == 0x8d ? 8 : 4;
+    if (!need(m, (size_t)lk)) return false;
+    uint64_t L = rd(m->p + m->i, lk);
+    m->i += (size_t)lk;
+    if (L > m->n - m->i) return mfail(m, "%s: data.pkl is truncated", m->vm->f->path);
+    Pv *v = pv(m->vm, PV_STR);
+    v->s = ctx_alloc(m->vm->c, (size_t)L + 1);
+    memcpy(v->s, m->p + m->i, (size_t)L);
+    m->i += (size_t)L;
+    return push(m, v);
+}
+
+// a global "module name", if it is one a state dict uses (nothing is ever executed)
+static bool push_global(Machine *m, const char *mod, const char *name) {
+    if (!global_allowed(mod, name))
+        return mfail(m, "%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", m->vm->f->path, mod,
+                     name);
+    Pv *g = pv(m->vm, PV_GLOBAL);
+    g->s = ctx_alloc(m->vm->c, strlen(mod) + strlen(name) + 2);
+    sprintf(g->s, "%s %s", mod, name);
+    return push(m, g);
+}
+
+// GLOBAL "module\nname\n"
+static bool op_global(Machine *m) {
+    const unsigned char *p = m->p, *a = memchr(p + m->i, '\n', m->n - m->i);
+    const unsigned char *b = a ? memchr(a + 1, '\n', m->n - (size_t)(a + 1 - p)) : NULL;
+    if (!a || !b) return mfail(m, "%s: data.pkl is truncated", m->vm->f->path);
+    char mod[256] = {0}, name[256] = {0};
+    if (a - (p + m->i) >= 255 || b - (a + 1) >= 255) return mfail(m, "%s: global name too long", m->vm->f->path);
+    memcpy(mod, p + m->i, (size_t)(a - (p + m->i)));
+    memcpy(name, a + 1, (size_t)(b - (a + 1)));
+    m->i = (size_t)(b + 1 - p);
+    return push_global(m, mod, name);
+}
+
+static bool op_stack_global(Machine *m) {
+    Pv *name = pop(m), *mod = pop(m);
+    if (!name || !mod || name->t != PV_STR || mod->t != PV_STR) return mfail(m, "%s: malformed STACK_GLOBAL", m->vm->f->path);
+    return push_global(m, mod->s, name->s);
+}
+
+// BINPUT, LONG_BINPUT, MEMOIZE (the next index): the top of the stack into the memo
+static bool op_memo_put(Machine *m, unsigned char op) {
+    size_t idx = m->memo_n;
+    if (op != 0x94) {
+        int k = op == 'q' ? 1 : 4;
+        if (!need(m, (size_t)k)) return false;
+        idx = (size_t)rd(m->p + m->i, k);
+        m->i += (size_t)k;
+    }
+    if (!top(m)) return mfail(m, "%s: memo of an empty stack", m->vm->f->path);
+    if (idx >= (1u << 22) || idx > m->vm->objects) return mfail(m, "%s: memo index %zu too large", m->vm->f->path, idx);
+    if (idx >= m->memo_cap) {
+        size_t nc = idx + 1 > m->memo_cap * 2 ? idx + 1 : m->memo_cap * 2;
+        Pv **nm = ctx_alloc(m->vm->c, sizeof *nm * nc);
+        if (m->memo_cap) memcpy(nm, m->memo, sizeof *nm * m->memo_cap);
+        m->memo = nm, m->memo_cap = nc;
+    }
+    m->memo[idx] = top(m);
+    if (idx + 1 > m->memo_n) m->memo_n = idx + 1;
+    return true;
+}
+
+// BINGET, LONG_BINGET
+static bool op_memo_get(Machine *m, unsigned char op) {
+    int k = op == 'h' ? 1 : 4;
+    if (!need(m, (size_t)k)) return false;
+    size_t idx = (size_t)rd(m->p + m->i, k);
+    m->i += (size_t)k;
+    if (idx >= m->memo_cap || !m->memo[idx]) return mfail(m, "%s: memo index %zu not set", m->vm->f->path, idx);
+    return push(m, m->memo[idx]);
+}
+
+// TUPLE, LIST, DICT: the items above the mark into a new container
+static bool op_collect(Machine *m, unsigned char op) {
+    size_t k0 = above_mark(m);
+    if (k0 == 0) return mfail(m, "%s: no mark for a tuple", m->vm->f->path);
+    Pv *t = pv(m->vm, op == 't' ? PV_TUPLE : op == 'l' ? PV_LIST : PV_DICT);
+    for (size_t k = k0; k < m->sp; k++) push_item(m->vm, t, m->st[k]);
+    m->sp = k0 - 1;
+    return push(m, t);
+}
+
+// TUPLE1, TUPLE2, TUPLE3
+static bool op_tuple_n(Machine *m, unsigned char op) {
+    size_t k = (size_t)(op - 0x84);
+    if (m->sp < k) return mfail(m, "%s: stack underflow", m->vm->f->path);
+    Pv *t = pv(m->vm, PV_TUPLE);
+    for (size_t j = m->sp - k; j < m->sp; j++) push_item(m->vm, t, m->st[j]);
+    m->sp -= k;
+    return push(m, t);
+}
+
+static bool op_append(Machine *m) {
+    Pv *x = pop(m), *l = top(m);
+    if (!x || !l || l->t != PV_LIST) return mfail(m, "%s: APPEND to a non-list", m->vm->f->path);
+    push_item(m->vm, l, x);
+    return true;
+}
+
+// APPENDS, SETITEMS: the items above the mark into the list or dict below it
+static bool op_extend(Machine *m, unsigned char op) {
+    size_t k0 = above_mark(m);
+    if (k0 < 2) return mfail(m, "%s: no mark for APPENDS/SETITEMS", m->vm->f->path);
+    Pv *tgt = m->st[k0 - 2];
+    if (tgt->t != (op == 'e' ? PV_LIST : PV_DICT) || (op == 'u' && (m->sp - k0) % 2))
+        return mfail(m, "%s: malformed APPENDS/SETITEMS", m->vm->f->path);
+    for (size_t k = k0; k < m->sp; k++) push_item(m->vm, tgt, m->st[k]);
+    m->sp = k0 - 1;
+    return true;
+}
+
+static bool op_setitem(Machine *m) {
+    Pv *v = pop(m), *k = pop(m), *d = top(m);
+    if (!v || !k || !d || d->t != PV_DICT) return mfail(m, "%s: SETITEM on a non-dict", m->vm->f->path);
+    push_item(m->vm, d, k);
+    push_item(m->vm, d, v);
+    return true;
+}
+
+// BINPERSID (a storage), REDUCE (a tensor or an OrderedDict), BUILD (state ignored)
+static bool op_persid(Machine *m) {
+    Pv *pid = pop(m);
+    return pid ? push(m, persistent_load(m->vm, pid)) : mfail(m, "%s: stack underflow", m->vm->f->path);
+}
+static bool op_reduce(Machine *m) {
+    Pv *args = pop(m), *fn = pop(m);
+    return args && fn ? push(m, reduce(m->vm, fn, args)) : mfail(m, "%s: stack underflow", m->vm->f->path);
+}
+static bool op_build(Machine *m) {
+    Pv *state = pop(m);
+    if (!state || !top(m) || (top(m)->t != PV_DICT && top(m)->t != PV_TENSOR))
+        return mfail(m, "%s: BUILD on an object that is not a dict or tensor", m->vm->f->path);
+    return true;
+}
+
+// one opcode (the byte before m->i); false on failure
+static bool step(Machine *m, unsigned char op) {
+    switch (op) {
+    case 0x80: return need(m, 1) && (m->i++, true);    // PROTO
+    case 0x95: return need(m, 8) && (m->i += 8, true); // FRAME
+    case '(': return push(m, pv(m->vm, PV_MARK));
+    case ')': return push(m, pv(m->vm, PV_TUPLE));
+    case ']': return push(m, pv(m->vm, PV_LIST));
+    case '}': return push(m, pv(m->vm, PV_DICT));
+    case 'N': return push(m, pv(m->vm, PV_NONE));
+    case 0x88:
+    case 0x89: { // NEWTRUE, NEWFALSE
+        Pv *b = pv(m->vm, PV_BOOL);
+        b->i = op == 0x88;
+        return push(m, b);
+    }
+    case 'K':
+    case 'M':
+    case 'J': return op_int(m, op);
+    case 0x8a: return op_long1(m);
+    case 'G': return op_float(m);
+    case 'X':
+    case 0x8c:
+    case 'U':
+    case 'T':
+    case 0x8d:
+    case 'B':
+    case 'C': return op_string(m, op);
+    case 'c': return op_global(m);
+    case 0x93: return op_stack_global(m);
+    case 'q':
+    case 'r':
+    case 0x94: return op_memo_put(m, op);
+    case 'h':
+    case 'j': return op_memo_get(m, op);
+    case 't':
+    case 'l':
+    case 'd': return op_collect(m, op);
+    case 0x85:
+    case 0x86:
+    case 0x87: return op_tuple_n(m, op);
+    case 'a': return op_append(m);
+    case 'e':
+    case 'u': return op_extend(m, op);
+    case 's': return op_setitem(m);
+    case 'Q': return op_persid(m);
+    case 'R': return op_reduce(m);
+    case 'b': return op_build(m);
+    default: return mfail(m, "%s: pickle opcode 0x%02x at byte %zu is not allowed in a state dict", m->vm->f->path, op, m->i - 1);
+    }
+}
+
+// the pickle's value (its STOP's top of the stack), or NULL with the message in vm
 static Pv *unpickle(Vm *vm, const unsigned char *p, size_t n) {
-    size_t sp_cap = 1024, sp = 0, memo_cap = 0, memo_n = 0;
-    Pv **st = ctx_alloc(vm->c, sizeof *st * sp_cap), **memo = NULL;
-    size_t i = 0;
-#define NEED(k)                                                                                                                            \
-    if (i + (k) > n) VFAIL("%s: data.pkl is truncated", vm->f->path)
-#define PUSH(v)                                                                                                                            \
-    do {                                                                                                                                   \
-        Pv *v_ = (v);                                                                                                                      \
-        if (!v_) return NULL;                                                                                                              \
-        if (sp == sp_cap) {                                                                                                                \
-            if (sp_cap >= (1u << 22)) VFAIL("%s: pickle stack too deep", vm->f->path);                                                     \
-            Pv **ns = ctx_alloc(vm->c, sizeof *ns * sp_cap * 2);                                                                           \
-            memcpy(ns, st, sizeof *ns *sp_cap);                                                                                            \
-            st = ns, sp_cap *= 2;                                                                                                          \
-        }                                                                                                                                  \
-        st[sp++] = v_;                                                                                                                     \
-    } while (0)
-#define POP() (sp ? st[--sp] : NULL)
-#define TOP() (sp ? st[sp - 1] : NULL)
-    while (i < n) {
+    Machine m = {.vm = vm, .p = p, .n = n, .sp_cap = 1024};
+    m.st = ctx_alloc(vm->c, sizeof *m.st * m.sp_cap);
+    while (m.i < n) {
         // every opcode makes at most one value: their count, and so the memory, stays proportional to
         // the file (a pickle bomb of memo references and empty containers is refused, not built)
         if (vm->objects > vm->max_objects)
             VFAIL("%s: data.pkl builds more than %zu values, more than a file of %zu bytes can describe", vm->f->path, vm->max_objects,
                   vm->f->size);
-        unsigned char op = p[i++];
-        switch (op) {
-        case 0x80:
-            NEED(1);
-            i++;
-            break; // PROTO
-        case 0x95:
-            NEED(8);
-            i += 8;
-            break; // FRAME
-        case '(': PUSH(pv(vm, PV_MARK)); break;
-        case ')': PUSH(pv(vm, PV_TUPLE)); break;
-        case ']': PUSH(pv(vm, PV_LIST)); break;
-        case '}': PUSH(pv(vm, PV_DICT)); break;
-        case 'N': PUSH(pv(vm, PV_NONE)); break;
-        case 0x88:
-        case 0x89: {
-            Pv *b = pv(vm, PV_BOOL);
-            b->i = op == 0x88;
-            PUSH(b);
-            break;
-        }
-        case 'K':
-        case 'M':
-        case 'J': {
-            int k = op == 'K' ? 1 : op == 'M' ? 2 : 4;
-            NEED((size_t)k);
-            Pv *v = pv(vm, PV_INT);
-            v->i = op == 'J' ? (int32_t)rd(p + i, 4) : (int64_t)rd(p + i, k);
-            i += (size_t)k;
-            PUSH(v);
-            break;
-        }
-        case 0x8a: { // LONG1: little-endian two's complement of n bytes
-            NEED(1);
-            size_t k = p[i++];
-            NEED(k);
-            if (k > 8) VFAIL("%s: integer too large in data.pkl", vm->f->path);
-            uint64_t u = rd(p + i, (int)k);
-            if (k && k < 8 && (p[i + k - 1] & 0x80)) u |= ~0ull << (8 * k);
-            Pv *v = pv(vm, PV_INT);
-            v->i = (int64_t)u;
-            i += k;
-            PUSH(v);
-            break;
-        }
-        case 'G': {
-            NEED(8);
-            uint64_t b = 0;
-            for (int k = 0; k < 8; k++) b = b << 8 | p[i + k];
-            Pv *v = pv(vm, PV_FLOAT);
-            memcpy(&v->f, &b, 8);
-            i += 8;
-            PUSH(v);
-            break;
-        }
-        case 'X':
-        case 0x8c:
-        case 'U':
-        case 'T':
-        case 0x8d:
-        case 'B':
-        case 'C': {
-            int lk = (op == 0x8c || op == 'U' || op == 'C') ? 1 : op == 0x8d ? 8 : 4;
-            NEED((size_t)lk);
-            uint64_t L = rd(p + i, lk);
-            i += (size_t)lk;
-            if (L > n - i) VFAIL("%s: data.pkl is truncated", vm->f->path);
-            Pv *v = pv(vm, PV_STR);
-            v->s = ctx_alloc(vm->c, (size_t)L + 1);
-            memcpy(v->s, p + i, (size_t)L);
-            i += (size_t)L;
-            PUSH(v);
-            break;
-        }
-        case 'c': { // GLOBAL "module\nname\n"
-            const unsigned char *a = memchr(p + i, '\n', n - i);
-            if (!a) VFAIL("%s: data.pkl is truncated", vm->f->path);
-            const unsigned char *b = memchr(a + 1, '\n', n - (size_t)(a + 1 - p));
-            if (!b) VFAIL("%s: data.pkl is truncated", vm->f->path);
-            char mod[256] = {0}, name[256] = {0};
-            if (a - (p + i) >= 255 || b - (a + 1) >= 255) VFAIL("%s: global name too long", vm->f->path);
-            memcpy(mod, p + i, (size_t)(a - (p + i)));
-            memcpy(name, a + 1, (size_t)(b - (a + 1)));
-            i = (size_t)(b + 1 - p);
-            if (!global_allowed(mod, name))
-                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod, name);
-            Pv *g = pv(vm, PV_GLOBAL);
-            g->s = ctx_alloc(vm->c, strlen(mod) + strlen(name) + 2);
-            sprintf(g->s, "%s %s", mod, name);
-            PUSH(g);
-            break;
-        }
-        case 0x93: { // STACK_GLOBAL
-            Pv *name = POP(), *mod = POP();
-            if (!name || !mod || name->t != PV_STR || mod->t != PV_STR) VFAIL("%s: malformed STACK_GLOBAL", vm->f->path);
-            if (!global_allowed(mod->s, name->s))
-                VFAIL("%s: refusing foreign global '%s.%s' (a state dict needs only tensors; nothing is executed)", vm->f->path, mod->s,
-                      name->s);
-            Pv *g = pv(vm, PV_GLOBAL);
-            g->s = ctx_alloc(vm->c, strlen(mod->s) + strlen(name->s) + 2);
-            sprintf(g->s, "%s %s", mod->s, name->s);
-            PUSH(g);
-            break;
-        }
-        case 'q':
-        case 'r':
-        case 0x94: { // BINPUT, LONG_BINPUT, MEMOIZE (the next index)
-            size_t idx = memo_n;
-            if (op != 0x94) {
-                int k = op == 'q' ? 1 : 4;
-                NEED((size_t)k);
-                idx = (size_t)rd(p + i, k);
-                i += (size_t)k;
-            }
-            if (!TOP()) VFAIL("%s: memo of an empty stack", vm->f->path);
-            if (idx >= (1u << 22) || idx > vm->objects) VFAIL("%s: memo index %zu too large", vm->f->path, idx);
-            if (idx >= memo_cap) {
-                size_t nc = idx + 1 > memo_cap * 2 ? idx + 1 : memo_cap * 2;
-                Pv **nm = ctx_alloc(vm->c, sizeof *nm * nc);
-                if (memo_cap) memcpy(nm, memo, sizeof *nm * memo_cap);
-                memo = nm, memo_cap = nc;
-            }
-            memo[idx] = TOP();
-            if (idx + 1 > memo_n) memo_n = idx + 1;
-            break;
-        }
-        case 'h':
-        case 'j': {
-            int k = op == 'h' ? 1 : 4;
-            NEED((size_t)k);
-            size_t idx = (size_t)rd(p + i, k);
-            i += (size_t)k;
-            if (idx >= memo_cap || !memo[idx]) VFAIL("%s: memo index %zu not set", vm->f->path, idx);
-            PUSH(memo[idx]);
-            break;
-        }
-        case 't':
-        case 'l':
-        case 'd': { // TUPLE, LIST, DICT from the mark
-            size_t m = sp;
-            while (m > 0 && st[m - 1]->t != PV_MARK) m--;
-            if (m == 0) VFAIL("%s: no mark for a tuple", vm->f->path);
-            Pv *t = pv(vm, op == 't' ? PV_TUPLE : op == 'l' ? PV_LIST : PV_DICT);
-            for (size_t k = m; k < sp; k++) push_item(vm, t, st[k]);
-            sp = m - 1;
-            PUSH(t);
-            break;
-        }
-        case 0x85:
-        case 0x86:
-        case 0x87: {
-            size_t k = (size_t)(op - 0x84);
-            if (sp < k) VFAIL("%s: stack underflow", vm->f->path);
-            Pv *t = pv(vm, PV_TUPLE);
-            for (size_t j = sp - k; j < sp; j++) push_item(vm, t, st[j]);
-            sp -= k;
-            PUSH(t);
-            break;
-        }
-        case 'a': {
-            Pv *x = POP(), *l = TOP();
-            if (!x || !l || l->t != PV_LIST) VFAIL("%s: APPEND to a non-list", vm->f->path);
-            push_item(vm, l, x);
-            break;
-        }
-        case 'e':
-        case 'u': { // APPENDS, SETITEMS from the mark
-            size_t m = sp;
-            while (m > 0 && st[m - 1]->t != PV_MARK) m--;
-            if (m < 2) VFAIL("%s: no mark for APPENDS/SETITEMS", vm->f->path);
-            Pv *tgt = st[m - 2];
-            if (tgt->t != (op == 'e' ? PV_LIST : PV_DICT) || (op == 'u' && (sp - m) % 2))
-                VFAIL("%s: malformed APPENDS/SETITEMS", vm->f->path);
-            for (size_t k = m; k < sp; k++) push_item(vm, tgt, st[k]);
-            sp = m - 1;
-            break;
-        }
-        case 's': {
-            Pv *v = POP(), *k = POP(), *d = TOP();
-            if (!v || !k || !d || d->t != PV_DICT) VFAIL("%s: SETITEM on a non-dict", vm->f->path);
-            push_item(vm, d, k);
-            push_item(vm, d, v);
-            break;
-        }
-        case 'Q': {
-            Pv *pid = POP();
-            if (!pid) VFAIL("%s: stack underflow", vm->f->path);
-            PUSH(persistent_load(vm, pid));
-            break;
-        }
-        case 'R': {
-            Pv *args = POP(), *fn = POP();
-            if (!args || !fn) VFAIL("%s: stack underflow", vm->f->path);
-            PUSH(reduce(vm, fn, args));
-            break;
-        }
-        case 'b': { // BUILD: state for OrderedDict (_metadata) or a tensor; ignored
-            Pv *state = POP();
-            if (!state || !TOP() || (TOP()->t != PV_DICT && TOP()->t != PV_TENSOR))
-                VFAIL("%s: BUILD on an object that is not a dict or tensor", vm->f->path);
-            break;
-        }
-        case '.': return POP();
-        default: VFAIL("%s: pickle opcode 0x%02x at byte %zu is not allowed in a state dict", vm->f->path, op, i - 1);
-        }
+        unsigned char op = p[m.i++];
+        if (op == '.') return pop(&m); // STOP
+        if (!step(&m, op)) return NULL;
     }
     VFAIL("%s: data.pkl ends without STOP", vm->f->path);
-#undef NEED
-#undef PUSH
-#undef POP
-#undef TOP
 }
 
 int torchbin_open(WFile *f, const char *path, char *err, size_t errn) {
