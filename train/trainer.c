@@ -170,164 +170,234 @@ static int check_args(const TrainArgs *a, int n, char *err, size_t errn) {
     return bad ? -1 : 0;
 }
 
-int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn) {
-    memset(st, 0, sizeof *st);
-    if (check_args(a, n, err, errn) != 0) return -1;
-    if (!tm || !tm->params || !tm->loss) {
-        return errorf(err, errn, "trainer: the model gives no %s", !tm || !tm->params ? "parameters" : "loss function");
-    }
-    st->micro_per_epoch = (n + a->batch_size - 1) / a->batch_size;
+// one training run's working set, shared by its steps
+typedef struct {
+    const TrainModel *tm;
+    const int64_t *items;
+    int n;
+    const TrainArgs *a;
+    TrainState *st;
+    char *err;
+    size_t errn;
+    Optim *o;
+    Tensor **ps; // the optimizer's parameters
+    int np;
+    Schedule sch;
+    Ctx *c;             // each micro-batch's tensors
+    int64_t *ord, *idx; // the epoch's order; a micro-batch's samples
+    Rng *rng;           // the model's dropout generator
+    const Dist *dist;   // NULL alone
+    uint64_t draws;     // the generator's draws per sample (MPI: each rank's micro-batches draw as one process would)
+    int64_t all_params, sample_numel;
+} Run;
+
+// the optimizer (AdamW over HF's decay groups), the schedule and buffers; -1 with a message
+static int run_setup(Run *r) {
+    const TrainArgs *a = r->a;
+    TrainState *st = r->st;
+    st->micro_per_epoch = (r->n + a->batch_size - 1) / a->batch_size;
     st->steps_per_epoch = (st->micro_per_epoch + a->grad_accum - 1) / a->grad_accum;
     st->max_steps = (int64_t)a->epochs * st->steps_per_epoch;
     OptimGroup groups[2];
-    int ng = optim_hf_groups(tm->params, a->weight_decay, groups);
+    int ng = optim_hf_groups(r->tm->params, a->weight_decay, groups);
     if (groups[0].n + groups[1].n == 0) {
         optim_groups_free(groups, ng);
-        return errorf(err, errn, "trainer: the model has no trainable parameters");
+        return errorf(r->err, r->errn, "trainer: the model has no trainable parameters");
     }
-    Optim *o = optim_adamw(groups, ng, a->adam_beta1, a->adam_beta2, a->adam_eps);
+    r->o = optim_adamw(groups, ng, a->adam_beta1, a->adam_beta2, a->adam_eps);
     optim_groups_free(groups, ng);
-    int np = optim_nparams(o);
-    Tensor **ps = malloc(sizeof *ps * (size_t)np);
-    for (int i = 0; i < np; i++) ps[i] = optim_param(o, i);
-    Schedule sch = {a->scheduler, st->max_steps, schedule_warmup_steps(st->max_steps, a->warmup_steps, a->warmup_ratio)};
-    int64_t all_params = nn_params_count(tm->params, false), sample_numel = tm->input_numel;
+    r->np = optim_nparams(r->o);
+    r->ps = malloc(sizeof *r->ps * (size_t)r->np);
+    for (int i = 0; i < r->np; i++) r->ps[i] = optim_param(r->o, i);
+    r->sch = (Schedule){a->scheduler, st->max_steps, schedule_warmup_steps(st->max_steps, a->warmup_steps, a->warmup_ratio)};
+    r->all_params = nn_params_count(r->tm->params, false), r->sample_numel = r->tm->input_numel;
+    r->ord = malloc(sizeof *r->ord * (size_t)r->n), r->idx = malloc(sizeof *r->idx * (size_t)a->batch_size);
+    r->c = ctx_new(64u << 20);
+    return 0;
+}
 
-    int rc = -1;
-    int64_t *ord = malloc(sizeof *ord * (size_t)n), *idx = malloc(sizeof *idx * (size_t)a->batch_size);
-    Ctx *c = ctx_new(64u << 20);
-    bool was_training = tm->params->training;
-    nn_params_train(tm->params, true);
-    if (!tm->params->rng) tm->params->rng = &tm->params->own_rng; // a set started as {0}
-    Rng *rng = tm->params->rng;                                   // the model's dropout generator
-    *rng = rng_new(a->seed);
+// the newest checkpoint of the output folder, with --resume; -1 with a message
+static int run_resume(Run *r) {
+    char ck[FILE_PATH_BUF];
+    if (trainer_latest_checkpoint(r->a->output_dir, ck, sizeof ck) < 0)
+        return errorf(r->err, r->errn, "%s: no checkpoint to resume from", r->a->output_dir);
+    if (ckpt_load(ck, r->a, r->tm, r->rng, r->o, r->st, r->err, r->errn) != 0) return -1;
+    if (r->a->log)
+        fprintf(r->a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)r->st->global_step, (long long)r->st->max_steps);
+    return 0;
+}
 
-    if (a->resume) {
-        char ck[FILE_PATH_BUF];
-        if (trainer_latest_checkpoint(a->output_dir, ck, sizeof ck) < 0) {
-            snprintf(err, errn, "%s: no checkpoint to resume from", a->output_dir);
-            goto out;
+// One accumulation window (step s of the epoch): its micro-batches' losses (each sum / N_window)
+// and backward passes, summed over the processes under MPI. Its loss, sample count and last
+// micro-batch into *loss, *Nw, *mb1; -1 with a message.
+static int run_window(Run *r, int64_t s, double *loss, double *Nw, int64_t *mb1_out) {
+    const TrainArgs *a = r->a;
+    TrainState *st = r->st;
+    int n = r->n;
+    int64_t mb0 = s * a->grad_accum, mb1 = mb0 + a->grad_accum;
+    if (mb1 > st->micro_per_epoch) mb1 = st->micro_per_epoch;
+    int64_t hi_w = mb1 * a->batch_size < n ? mb1 * a->batch_size : n;
+    double nw = (double)(hi_w - mb0 * a->batch_size), window_loss = 0; // samples in the window
+    uint64_t win_off = r->rng->offset;
+    for (int64_t mb = mb0; mb < mb1; mb++) {
+        int64_t lo = mb * a->batch_size, hi = lo + a->batch_size < n ? lo + a->batch_size : n;
+        int nb = (int)(hi - lo);
+        if (r->dist) { // this process's micro-batches, with the draws one process would give them
+            if ((mb - mb0) % r->dist->size != r->dist->rank) continue;
+            r->rng->offset = win_off + r->draws * (uint64_t)(lo - mb0 * a->batch_size);
         }
-        if (ckpt_load(ck, a, tm, rng, o, st, err, errn) != 0) goto out;
-        if (a->log) fprintf(a->log, "resuming from %s (step %lld of %lld)\n", ck, (long long)st->global_step, (long long)st->max_steps);
+        for (int k = 0; k < nb; k++) r->idx[k] = r->items[r->ord[lo + k]];
+        ctx_reset(r->c);
+        r->err[0] = 0;
+        Tensor *l = r->tm->loss(r->tm->self, r->c, r->idx, nb, 1.0 / nw, a->label_smoothing, r->err, r->errn); // sum / N_window
+        if (!l || tensor_numel(l) != 1 || ag_backward(r->c, l) != 0) {
+            if (!l && r->err[0]) return -1;
+            return errorf(r->err, r->errn, "trainer: %s", l && tensor_numel(l) != 1 ? "the model's loss is not a scalar" : ctx_error(r->c));
+        }
+        window_loss += tensor_get_flat(l, 0);
+        if (!r->dist) st->samples += nb;
     }
-    const Dist *dist = a->dist && a->dist->size > 1 ? a->dist : NULL;
-    uint64_t draws = 0;
-    if (dist && draws_per_item(tm, c, items[0], &draws, err, errn) != 0) goto out;
+    if (r->dist) { // the window's gradients and loss summed over the processes; a stop seen by any
+        double v[2] = {window_loss, trainer_stop ? 1.0 : 0.0};
+        if (dist_allreduce_grads(r->dist, r->ps, r->np, false, r->err, r->errn) != 0 ||
+            dist_allreduce_sum(r->dist, v, 2, r->err, r->errn) != 0)
+            return -1;
+        window_loss = v[0];
+        if (v[1] > 0) trainer_stop = 1;
+        r->rng->offset = win_off + r->draws * (uint64_t)nw;
+        st->samples += (int64_t)nw;
+    }
+    *loss = window_loss, *Nw = nw, *mb1_out = mb1;
+    return 0;
+}
+
+// the optimizer's step after a window: clipping, a finite check, the scheduled rate, the state's
+// counters; -1 (a message) when the loss or the gradient norm is not finite
+static int run_update(Run *r, int e, int64_t mb1, double window_loss, double Nw, double *norm_out, double *lr_out) {
+    const TrainArgs *a = r->a;
+    TrainState *st = r->st;
+    double norm = a->max_grad_norm > 0 ? optim_clip_grad_norm(r->ps, r->np, a->max_grad_norm) : 0;
+    if (!isfinite(window_loss) || !isfinite(norm))
+        return errorf(r->err, r->errn, "training stopped at step %lld: the %s is %s (the last good checkpoint is kept)",
+                      (long long)st->global_step + 1, isfinite(window_loss) ? "gradient norm" : "loss",
+                      isnan(isfinite(window_loss) ? norm : window_loss) ? "NaN" : "infinite");
+    double lr_t = a->lr * schedule_factor(&r->sch, st->global_step);
+    optim_step(r->o, lr_t);
+    optim_zero_grad(r->o);
+    st->global_step++;
+    st->epoch = e + (double)mb1 / (double)st->micro_per_epoch;
+    st->total_loss += window_loss;
+    st->tr_loss_since_log += window_loss;
+    st->steps_since_log++;
+    st->total_flos += 6.0 * (double)r->sample_numel * (double)r->all_params * Nw;
+    if (a->on_step) a->on_step(a->on_step_ud, st->global_step, window_loss, norm, lr_t);
+    *norm_out = norm, *lr_out = lr_t;
+    return 0;
+}
+
+// the step's log line every logging_steps, and an evaluation every eval_steps; -1 with a message
+static int run_log(Run *r, const Progress *pg, double norm, double lr_t) {
+    const TrainArgs *a = r->a;
+    TrainState *st = r->st;
+    if (a->logging_steps && st->global_step % a->logging_steps == 0) {
+        TrainLog l = {.loss = st->tr_loss_since_log / st->steps_since_log,
+                      .grad_norm = norm,
+                      .learning_rate = lr_t,
+                      .epoch = st->epoch,
+                      .step = st->global_step};
+        st->tr_loss_since_log = 0, st->steps_since_log = 0;
+        if (pg->on && pg->tty) fputc('\n', stderr);
+        add_log(st, a, &l);
+    }
+    if (a->eval_steps && a->eval_items && a->neval > 0 && st->global_step % a->eval_steps == 0) {
+        Metrics mt; // evaluation switches to eval mode and back; it draws nothing from the generator
+        if (trainer_evaluate_dist(r->tm, a->eval_items, a->neval, a->eval_batch > 0 ? a->eval_batch : a->batch_size, a->eval_target,
+                                  r->dist, &mt, r->err, r->errn) != 0)
+            return -1;
+        TrainLog l = {.epoch = st->epoch,
+                      .step = st->global_step,
+                      .eval = true,
+                      .eval_loss = mt.avg_loss,
+                      .eval_accuracy = mt.accuracy,
+                      .eval_precision = mt.precision,
+                      .eval_recall = mt.recall,
+                      .eval_f1 = mt.f1};
+        metrics_free(&mt);
+        if (pg->on && pg->tty) fputc('\n', stderr);
+        add_log(st, a, &l);
+    }
+    return 0;
+}
+
+// the Trainer's closing line (HF's train_runtime, samples and steps per second, mean loss)
+static void run_summary(const Run *r) {
+    const TrainState *st = r->st;
+    char rt_s[32], sps[32], tps[32], tl[32], ep[32];
+    double rt = st->runtime_s > 0 ? st->runtime_s : 1e-9;
+    fmt4(rt_s, sizeof rt_s, st->runtime_s), fmt4(sps, sizeof sps, (double)r->n * r->a->epochs / rt);
+    fmt4(tps, sizeof tps, (double)st->max_steps / rt), fmt4(tl, sizeof tl, st->total_loss / (double)st->global_step);
+    fmt4(ep, sizeof ep, st->epoch);
+    fprintf(r->a->log,
+            "{'train_runtime': '%s', 'train_samples_per_second': '%s', 'train_steps_per_second': '%s', 'train_loss': '%s', 'epoch': "
+            "'%s'}\n",
+            rt_s, sps, tps, tl, ep);
+}
+
+// the epochs' steps from where the state is (0, or a checkpoint's); 0, 130 when stopped by a
+// signal (a checkpoint written), -1 with a message
+static int run_epochs(Run *r) {
+    const TrainArgs *a = r->a;
+    TrainState *st = r->st;
     Progress pg = {isatty(fileno(stderr)), a->progress, now_s(), 0, st->global_step};
     double t0 = now_s();
-    int64_t start_step = st->global_step;
     for (int e = (int)(st->global_step / st->steps_per_epoch); e < a->epochs; e++) {
-        epoch_order(a, e, n, ord);
+        epoch_order(a, e, r->n, r->ord);
         for (int64_t s = st->global_step - (int64_t)e * st->steps_per_epoch; s < st->steps_per_epoch; s++) {
-            int64_t mb0 = s * a->grad_accum, mb1 = mb0 + a->grad_accum;
-            if (mb1 > st->micro_per_epoch) mb1 = st->micro_per_epoch;
-            int64_t hi_w = mb1 * a->batch_size < n ? mb1 * a->batch_size : n;
-            double Nw = (double)(hi_w - mb0 * a->batch_size), window_loss = 0; // samples in the window
-            uint64_t win_off = rng->offset;
-            for (int64_t mb = mb0; mb < mb1; mb++) {
-                int64_t lo = mb * a->batch_size, hi = lo + a->batch_size < n ? lo + a->batch_size : n;
-                int nb = (int)(hi - lo);
-                if (dist) { // this process's micro-batches, with the draws one process would give them
-                    if ((mb - mb0) % dist->size != dist->rank) continue;
-                    rng->offset = win_off + draws * (uint64_t)(lo - mb0 * a->batch_size);
-                }
-                for (int k = 0; k < nb; k++) idx[k] = items[ord[lo + k]];
-                ctx_reset(c);
-                err[0] = 0;
-                Tensor *loss = tm->loss(tm->self, c, idx, nb, 1.0 / Nw, a->label_smoothing, err, errn); // sum / N_window
-                if (!loss || tensor_numel(loss) != 1 || ag_backward(c, loss) != 0) {
-                    if (!loss && err[0]) goto out;
-                    snprintf(err, errn, "trainer: %s", loss && tensor_numel(loss) != 1 ? "the model's loss is not a scalar" : ctx_error(c));
-                    goto out;
-                }
-                window_loss += tensor_get_flat(loss, 0);
-                if (!dist) st->samples += nb;
-            }
-            if (dist) { // the window's gradients and loss summed over the processes; a stop seen by any
-                double v[2] = {window_loss, trainer_stop ? 1.0 : 0.0};
-                if (dist_allreduce_grads(dist, ps, np, false, err, errn) != 0 || dist_allreduce_sum(dist, v, 2, err, errn) != 0) goto out;
-                window_loss = v[0];
-                if (v[1] > 0) trainer_stop = 1;
-                rng->offset = win_off + draws * (uint64_t)Nw;
-                st->samples += (int64_t)Nw;
-            }
-            double norm = a->max_grad_norm > 0 ? optim_clip_grad_norm(ps, np, a->max_grad_norm) : 0;
-            if (!isfinite(window_loss) || !isfinite(norm)) {
-                snprintf(err, errn, "training stopped at step %lld: the %s is %s (the last good checkpoint is kept)",
-                         (long long)st->global_step + 1, isfinite(window_loss) ? "gradient norm" : "loss",
-                         isnan(isfinite(window_loss) ? norm : window_loss) ? "NaN" : "infinite");
-                goto out;
-            }
-            double lr_t = a->lr * schedule_factor(&sch, st->global_step);
-            optim_step(o, lr_t);
-            optim_zero_grad(o);
-            st->global_step++;
-            st->epoch = e + (double)mb1 / (double)st->micro_per_epoch;
-            st->total_loss += window_loss;
-            st->tr_loss_since_log += window_loss;
-            st->steps_since_log++;
-            st->total_flos += 6.0 * (double)sample_numel * (double)all_params * Nw;
-            if (a->on_step) a->on_step(a->on_step_ud, st->global_step, window_loss, norm, lr_t);
-            if (a->logging_steps && st->global_step % a->logging_steps == 0) {
-                TrainLog l = {.loss = st->tr_loss_since_log / st->steps_since_log,
-                              .grad_norm = norm,
-                              .learning_rate = lr_t,
-                              .epoch = st->epoch,
-                              .step = st->global_step};
-                st->tr_loss_since_log = 0, st->steps_since_log = 0;
-                if (pg.on && pg.tty) fputc('\n', stderr);
-                add_log(st, a, &l);
-            }
-            if (a->eval_steps && a->eval_items && a->neval > 0 && st->global_step % a->eval_steps == 0) {
-                Metrics mt; // evaluation switches to eval mode and back; it draws nothing from the generator
-                if (trainer_evaluate_dist(tm, a->eval_items, a->neval, a->eval_batch > 0 ? a->eval_batch : a->batch_size, a->eval_target,
-                                          dist, &mt, err, errn) != 0)
-                    goto out;
-                TrainLog l = {.epoch = st->epoch,
-                              .step = st->global_step,
-                              .eval = true,
-                              .eval_loss = mt.avg_loss,
-                              .eval_accuracy = mt.accuracy,
-                              .eval_precision = mt.precision,
-                              .eval_recall = mt.recall,
-                              .eval_f1 = mt.f1};
-                metrics_free(&mt);
-                if (pg.on && pg.tty) fputc('\n', stderr);
-                add_log(st, a, &l);
-            }
+            double window_loss = 0, Nw = 0, norm = 0, lr_t = 0;
+            int64_t mb1 = 0;
+            if (run_window(r, s, &window_loss, &Nw, &mb1) != 0 || run_update(r, e, mb1, window_loss, Nw, &norm, &lr_t) != 0 ||
+                run_log(r, &pg, norm, lr_t) != 0)
+                return -1;
             progress(&pg, st->global_step, st->max_steps, window_loss, st->global_step == st->max_steps);
             bool last = st->global_step == st->max_steps, stop = trainer_stop;
             st->runtime_s += now_s() - t0;
             t0 = now_s();
-            if (a->output_dir && dist_root(dist) && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
-                if (ckpt_save(a, tm, rng, o, st, err, errn) != 0) goto out;
+            if (a->output_dir && dist_root(r->dist) && ((a->save_steps && st->global_step % a->save_steps == 0) || last || stop)) {
+                if (ckpt_save(a, r->tm, r->rng, r->o, st, r->err, r->errn) != 0) return -1;
             }
             if (stop && !last) {
-                snprintf(err, errn, "interrupted after step %lld; checkpoint %s written (continue with --resume)",
+                snprintf(r->err, r->errn, "interrupted after step %lld; checkpoint %s written (continue with --resume)",
                          (long long)st->global_step, st->last_checkpoint[0] ? st->last_checkpoint : "(no output directory)");
-                rc = 130;
-                goto out;
+                return 130;
             }
         }
     }
-    if (a->log && st->global_step > start_step) {
-        char r[32], sps[32], tps[32], tl[32], ep[32];
-        double rt = st->runtime_s > 0 ? st->runtime_s : 1e-9;
-        fmt4(r, sizeof r, st->runtime_s), fmt4(sps, sizeof sps, (double)n * a->epochs / rt);
-        fmt4(tps, sizeof tps, (double)st->max_steps / rt), fmt4(tl, sizeof tl, st->total_loss / (double)st->global_step);
-        fmt4(ep, sizeof ep, st->epoch);
-        fprintf(a->log,
-                "{'train_runtime': '%s', 'train_samples_per_second': '%s', 'train_steps_per_second': '%s', 'train_loss': '%s', 'epoch': "
-                "'%s'}\n",
-                r, sps, tps, tl, ep);
-    }
-    rc = 0;
-out:
+    return 0;
+}
+
+int trainer_train(const TrainModel *tm, const int64_t *items, int n, const TrainArgs *a, TrainState *st, char *err, size_t errn) {
+    memset(st, 0, sizeof *st);
+    if (check_args(a, n, err, errn) != 0) return -1;
+    if (!tm || !tm->params || !tm->loss)
+        return errorf(err, errn, "trainer: the model gives no %s", !tm || !tm->params ? "parameters" : "loss function");
+    Run r = {.tm = tm, .items = items, .n = n, .a = a, .st = st, .err = err, .errn = errn};
+    if (run_setup(&r) != 0) return -1;
+    bool was_training = tm->params->training;
+    nn_params_train(tm->params, true);
+    if (!tm->params->rng) tm->params->rng = &tm->params->own_rng; // a set started as {0}
+    r.rng = tm->params->rng;
+    *r.rng = rng_new(a->seed);
+    r.dist = a->dist && a->dist->size > 1 ? a->dist : NULL;
+    int64_t start_step = 0;
+    int rc = a->resume ? run_resume(&r) : 0;
+    start_step = st->global_step;
+    if (rc == 0 && r.dist) rc = draws_per_item(tm, r.c, items[0], &r.draws, err, errn);
+    if (rc == 0) rc = run_epochs(&r);
+    if (rc == 0 && a->log && st->global_step > start_step) run_summary(&r);
     nn_params_train(tm->params, was_training);
-    optim_free(o);
-    ctx_free(c);
-    free(ps), free(ord), free(idx);
+    optim_free(r.o);
+    ctx_free(r.c);
+    free(r.ps), free(r.ord), free(r.idx);
     return rc;
 }
 
