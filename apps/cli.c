@@ -14,6 +14,16 @@ bool cli_wants_help(int argc, char **argv, int first) {
     return false;
 }
 
+int cli_command(const CliCommand *cmd, int argc, char **argv, const char **pos, int maxpos) {
+    if (cli_wants_help(argc, argv, 2)) {
+        cli_help(stdout, cmd->usage, cmd->about, cmd->opts, cmd->nopts);
+        return CLI_HELP;
+    }
+    char prog[128];
+    snprintf(prog, sizeof prog, "deit_lora %s", cmd->name);
+    return cli_parse(prog, argc, argv, 2, cmd->opts, cmd->nopts, pos, maxpos);
+}
+
 void cli_help(FILE *f, const char *usage, const char *about, const CliOpt *opts, int nopts) {
     fprintf(f, "usage: %s\n%s\n", usage, about);
     if (nopts) fprintf(f, "\noptions:\n");

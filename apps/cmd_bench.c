@@ -199,12 +199,11 @@ int cmd_bench(int argc, char **argv) {
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage =
         "deit_lora bench [--model MODEL_DIR | --config deit-tiny] [--batch B] [--steps N] [--threads T] [--infer-only] [--int8] [--json]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Times the notebook's LoRA training step and inference on random input.", opts, NO);
-        return 0;
-    }
     const char *pos[1];
-    if (cli_parse("deit_lora bench", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    int npos =
+        cli_command(&(CliCommand){"bench", usage, "Times the notebook's LoRA training step and inference on random input.", opts, NO}, argc,
+                    argv, pos, 0);
+    if (npos < 0) return npos == CLI_HELP ? 0 : 2;
     if (!a.model && strcmp(a.config, "deit-tiny")) return app_fail("bench", "--config: only deit-tiny is built in");
     app_threads(a.threads);
     char err[FILE_ERR_BUF];

@@ -47,17 +47,15 @@ int cmd_check(int argc, char **argv) {
         {"--labels", OPT_STR, &labels_s, 0, 0, "labels as a comma-separated list, when the files hold none"},
     };
     const char *usage = "deit_lora check MODEL_DIR IO.safetensors [--adapter DIR] [--inputs FILE] [--labels A,B,...]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "Runs forward and backward on the file's pixel_values and labels and compares every reference tensor:\n"
-                 "logits, loss, hidden_states.N, attentions.N (1e-4 absolute), pixel_values.grad and grad.<name>\n"
-                 "(1e-3 of the reference's largest magnitude, at least 1e-7). With --adapter, a file's 'lora.'-prefixed\n"
-                 "tensors are the ones compared. Exit 0 when all hold, 1 when one does not, 2 on bad input.",
-                 opts, 3);
-        return 0;
-    }
-    int np = cli_parse("deit_lora check", argc, argv, 2, opts, 3, pos, 2);
-    if (np < 0) return 2;
+    int np =
+        cli_command(&(CliCommand){"check", usage,
+                                  "Runs forward and backward on the file's pixel_values and labels and compares every reference tensor:\n"
+                                  "logits, loss, hidden_states.N, attentions.N (1e-4 absolute), pixel_values.grad and grad.<name>\n"
+                                  "(1e-3 of the reference's largest magnitude, at least 1e-7). With --adapter, a file's 'lora.'-prefixed\n"
+                                  "tensors are the ones compared. Exit 0 when all hold, 1 when one does not, 2 on bad input.",
+                                  opts, 3},
+                    argc, argv, pos, 2);
+    if (np < 0) return np == CLI_HELP ? 0 : 2;
     if (np != 2) {
         fprintf(stderr, "deit_lora check: needs MODEL_DIR and IO.safetensors (usage: %s)\n", usage);
         return 2;

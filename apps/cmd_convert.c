@@ -16,12 +16,11 @@ int cmd_convert_adapter(int argc, char **argv) {
         {"--overwrite", OPT_FLAG, &overwrite, 0, 0, "write into a non-empty OUT_DIR"},
     };
     const char *usage = "deit_lora convert-adapter IN_DIR OUT_DIR --to v4|v5";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Rewrites a peft adapter's key names and target_modules for the other transformers generation.", opts, 2);
-        return 0;
-    }
-    int np = cli_parse("deit_lora convert-adapter", argc, argv, 2, opts, 2, pos, 2);
-    if (np < 0) return 2;
+    int np =
+        cli_command(&(CliCommand){"convert-adapter", usage,
+                                  "Rewrites a peft adapter's key names and target_modules for the other transformers generation.", opts, 2},
+                    argc, argv, pos, 2);
+    if (np < 0) return np == CLI_HELP ? 0 : 2;
     if (np != 2 || !to_s) return app_fail("convert-adapter", "needs IN_DIR, OUT_DIR and --to v4|v5 (see --help)");
     if (strcmp(to_s, "v4") && strcmp(to_s, "v5")) return app_fail("convert-adapter", "--to: must be v4 or v5");
     PeftGen to = strcmp(to_s, "v4") ? PEFT_V5 : PEFT_V4;

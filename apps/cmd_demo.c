@@ -112,15 +112,14 @@ static int parse_options(DemoOpts *o, int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora demo [--work DIR] [--quick]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "The notebook's story on Fashion-MNIST (Debian's dataset-fashion-mnist), offline: pretrain a small ViT on nine\n"
-                 "classes, then teach it 'Ankle boot' with the notebook's LoRA recipe, and with other classes mixed in.",
-                 opts, NO);
-        return 1;
-    }
     const char *pos[1];
-    if (cli_parse("deit_lora demo", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    int npos = cli_command(
+        &(CliCommand){"demo", usage,
+                      "The notebook's story on Fashion-MNIST (Debian's dataset-fashion-mnist), offline: pretrain a small ViT on nine\n"
+                      "classes, then teach it 'Ankle boot' with the notebook's LoRA recipe, and with other classes mixed in.",
+                      opts, NO},
+        argc, argv, pos, 0);
+    if (npos < 0) return npos == CLI_HELP ? 1 : 2;
     if (o->quick) o->pre_limit = 6000, o->pre_epochs = 1;
     return 0;
 }

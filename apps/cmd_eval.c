@@ -22,15 +22,14 @@ int cmd_eval(int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora eval --model MODEL_DIR [--adapter DIR] --data DATA_DIR [--label NAME] [--int8] [--json]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "Average loss (mean of -log(p_true + 1e-8)), accuracy (predictions equal to the label), and precision,\n"
-                 "recall, F1 and TP/FP/FN/TN for the target class, 0 where a denominator is 0.",
-                 opts, NO);
-        return 0;
-    }
     const char *pos[1];
-    if (cli_parse("deit_lora eval", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    int npos =
+        cli_command(&(CliCommand){"eval", usage,
+                                  "Average loss (mean of -log(p_true + 1e-8)), accuracy (predictions equal to the label), and precision,\n"
+                                  "recall, F1 and TP/FP/FN/TN for the target class, 0 where a denominator is 0.",
+                                  opts, NO},
+                    argc, argv, pos, 0);
+    if (npos < 0) return npos == CLI_HELP ? 0 : 2;
     if (!model || !data) return app_fail("eval", "needs --model and --data (see --help)");
     app_threads(threads);
     char err[FILE_ERR_BUF];

@@ -71,16 +71,14 @@ int cmd_explain(int argc, char **argv) {
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora explain --model MODEL_DIR [--adapter DIR] [--method rollout|relevance] [--class LABEL] "
                         "[--out DIR] IMAGE...";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "Where the model looks: one value per image patch, printed as a JSON line per image\n"
-                 "({\"image\", \"method\", \"label\", \"id\", \"prob\", \"grid\", \"map\"}), and with --out a picture of it.",
-                 opts, NO);
-        return 0;
-    }
     // inputs[0..1] the model and adapter, then the images: what --out may not overlap
     const char **inputs = calloc((size_t)argc + 3, sizeof *inputs), **pos = inputs + 2;
-    int np = cli_parse("deit_lora explain", argc, argv, 2, opts, NO, pos, argc);
+    int np = cli_command(
+        &(CliCommand){"explain", usage,
+                      "Where the model looks: one value per image patch, printed as a JSON line per image\n"
+                      "({\"image\", \"method\", \"label\", \"id\", \"prob\", \"grid\", \"map\"}), and with --out a picture of it.",
+                      opts, NO},
+        argc, argv, pos, argc);
     char err[FILE_ERR_BUF];
     Stage stage = {.fd = -1};
     int rc = 2, method = -1, target = -1;
@@ -88,7 +86,10 @@ int cmd_explain(int argc, char **argv) {
     VitModel m;
     ImageProcessor ip;
     Ctx *c = NULL;
-    if (np < 0) goto done;
+    if (np < 0) {
+        rc = np == CLI_HELP ? 0 : 2;
+        goto done;
+    }
     if (!a.model || np == 0) {
         snprintf(err, sizeof err, "needs --model and at least one IMAGE (see --help)");
         goto bad;

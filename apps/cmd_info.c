@@ -53,14 +53,13 @@ static int info_adapter(const char *dir) {
 int cmd_info(int argc, char **argv) {
     const char *pos[1];
     const char *usage = "deit_lora info DIR";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "Describes a model directory (format, architecture, sizes, labels, parameters, image processing)\n"
-                 "or a peft adapter directory (generation, r, alpha, targets, tensors).",
-                 NULL, 0);
-        return 0;
-    }
-    if (cli_parse("deit_lora info", argc, argv, 2, NULL, 0, pos, 1) != 1) return app_fail("info", "needs one DIR (see --help)");
+    int npos = cli_command(&(CliCommand){"info", usage,
+                                         "Describes a model directory (format, architecture, sizes, labels, parameters, image processing)\n"
+                                         "or a peft adapter directory (generation, r, alpha, targets, tensors).",
+                                         NULL, 0},
+                           argc, argv, pos, 1);
+    if (npos == CLI_HELP) return 0;
+    if (npos != 1) return app_fail("info", "needs one DIR (see --help)");
     char p[FILE_PATH_BUF], err[FILE_ERR_BUF];
     if (!dir_exists(pos[0])) {
         snprintf(err, sizeof err, "%s: not a directory", pos[0]);

@@ -14,12 +14,12 @@ int cmd_merge(int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora merge --model MODEL_DIR --adapter DIR --output OUT_DIR";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Writes a model that predicts what the adapter predicts, loadable by transformers without peft.", opts, NO);
-        return 0;
-    }
     const char *pos[1];
-    if (cli_parse("deit_lora merge", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    int npos = cli_command(&(CliCommand){"merge", usage,
+                                         "Writes a model that predicts what the adapter predicts, loadable by transformers without peft.",
+                                         opts, NO},
+                           argc, argv, pos, 0);
+    if (npos < 0) return npos == CLI_HELP ? 0 : 2;
     if (!model || !adapter || !output) return app_fail("merge", "needs --model, --adapter and --output (see --help)");
     char err[FILE_ERR_BUF], p[FILE_PATH_BUF];
     if (app_output_dir("--output", output, overwrite, false, (const char *[]){model, adapter, NULL}, err, sizeof err) != 0)

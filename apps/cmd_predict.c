@@ -51,13 +51,11 @@ int cmd_predict(int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora predict --model MODEL_DIR [--adapter DIR] [--top K] [--int8] [--json] IMAGE...";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "The top-K labels and their probabilities (softmax of the logits) for each image.", opts, NO);
-        return 0;
-    }
     const char **pos = malloc(sizeof *pos * (size_t)argc);
-    int np = cli_parse("deit_lora predict", argc, argv, 2, opts, NO, pos, argc);
-    if (np < 0) return free(pos), 2;
+    int np = cli_command(
+        &(CliCommand){"predict", usage, "The top-K labels and their probabilities (softmax of the logits) for each image.", opts, NO}, argc,
+        argv, pos, argc);
+    if (np < 0) return free(pos), np == CLI_HELP ? 0 : 2;
     if (!model || np == 0) return free(pos), app_fail("predict", "needs --model and at least one IMAGE (see --help)");
     app_threads(threads);
     char err[FILE_ERR_BUF];

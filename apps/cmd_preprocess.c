@@ -19,21 +19,22 @@ int cmd_preprocess(int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora preprocess --model MODEL_DIR --out FILE.safetensors [--png DIR] [--overwrite] IMAGE...";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Decodes and preprocesses images with the model's image processor (Pillow-exact).", opts, NO);
-        return 0;
-    }
     int maxpos = argc;
     // inputs[0] the model, then the images (pos), NULL-terminated: what no output may overlap
     const char **inputs = calloc((size_t)maxpos + 2, sizeof *inputs), **pos = inputs + 1;
-    int np = cli_parse("deit_lora preprocess", argc, argv, 2, opts, NO, pos, maxpos);
+    int np = cli_command(
+        &(CliCommand){"preprocess", usage, "Decodes and preprocesses images with the model's image processor (Pillow-exact).", opts, NO},
+        argc, argv, pos, maxpos);
     int rc = 2;
     char err[FILE_ERR_BUF];
     float *pix = NULL;
     VitConfig cfg = {0};
     Stage stage = {.fd = -1};
     bool staged = false;
-    if (np < 0) goto done;
+    if (np < 0) {
+        rc = np == CLI_HELP ? 0 : 2;
+        goto done;
+    }
     if (!model || !out || np == 0) {
         fprintf(stderr, "deit_lora preprocess: needs --model, --out and at least one IMAGE (usage: %s)\n", usage);
         goto done;

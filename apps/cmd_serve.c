@@ -589,17 +589,15 @@ int cmd_serve(int argc, char **argv) {
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora serve --model MODEL_DIR [--adapter DIR] [--host 127.0.0.1] [--port 8080] [--threads N] "
                         "[--max-batch 16] [--max-upload-mb 20]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage,
-                 "The model over HTTP: POST /predict (image bytes or a multipart file; ?top=K&name=NAME) answers\n"
-                 "predict --json's line; POST /explain (?method=rollout|relevance&format=png|json) the map; GET /health,\n"
-                 "GET /metrics (Prometheus), GET / a page to try it. SIGTERM: finish the requests in flight, exit 0.",
-                 opts, NO);
-        return 0;
-    }
     const char *pos[1];
-    int np = cli_parse("deit_lora serve", argc, argv, 2, opts, NO, pos, 1);
-    if (np < 0) return 2;
+    int np =
+        cli_command(&(CliCommand){"serve", usage,
+                                  "The model over HTTP: POST /predict (image bytes or a multipart file; ?top=K&name=NAME) answers\n"
+                                  "predict --json's line; POST /explain (?method=rollout|relevance&format=png|json) the map; GET /health,\n"
+                                  "GET /metrics (Prometheus), GET / a page to try it. SIGTERM: finish the requests in flight, exit 0.",
+                                  opts, NO},
+                    argc, argv, pos, 1);
+    if (np < 0) return np == CLI_HELP ? 0 : 2;
     if (!a.model || np != 0) return app_fail("serve", "needs --model and no other arguments (see --help)");
     app_threads(a.threads);
     char err[FILE_ERR_BUF];

@@ -112,12 +112,11 @@ static int parse_options(TrainOpts *o, int argc, char **argv) {
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage = "deit_lora train --model MODEL_DIR --data DATA_DIR [--label NAME] --output OUT_DIR [options]";
-    if (cli_wants_help(argc, argv, 2)) {
-        cli_help(stdout, usage, "Fine-tunes the model with LoRA on a folder of images, as the seed notebook does.", opts, NO);
-        return 1;
-    }
     const char *pos[1];
-    if (cli_parse("deit_lora train", argc, argv, 2, opts, NO, pos, 0) < 0) return 2;
+    int npos = cli_command(
+        &(CliCommand){"train", usage, "Fine-tunes the model with LoRA on a folder of images, as the seed notebook does.", opts, NO}, argc,
+        argv, pos, 0);
+    if (npos < 0) return npos == CLI_HELP ? 1 : 2;
     if (!o->model || !o->data || !o->output) return app_fail("train", "needs --model, --data and --output (see --help)");
     if (schedule_parse(o->sched, &o->sk) != 0) return app_fail("train", "--scheduler: must be linear, cosine or constant");
     if (strcmp(o->peft, "v4") && strcmp(o->peft, "v5")) return app_fail("train", "--peft-format: must be v4 or v5");
