@@ -3,6 +3,7 @@
 // kernel, plain C, for CPUs (and builds) without the x86 ones.
 #include "qgemm.h"
 #include "qgemm_isa.h"
+#include "scratch.h"
 
 #include <math.h>
 #if defined(__AVX512F__)
@@ -212,25 +213,6 @@ float qgemm_quantize_row(uint8_t *q, int32_t *zp, const float *x, int64_t IC, in
     return s;
 }
 
-// this thread's buffer for quantized rows, grown as needed, freed when the thread ends
-static _Thread_local uint8_t *rows_buf;
-static _Thread_local size_t rows_cap;
-static pthread_key_t rows_key;
-static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
-static void rows_key_make(void) { pthread_key_create(&rows_key, free); }
-
-static uint8_t *rows_for(size_t bytes) {
-    if (bytes > rows_cap) {
-        pthread_once(&rows_once, rows_key_make);
-        uint8_t *p = aligned_alloc(64, up64(bytes));
-        if (!p) return NULL;
-        free(rows_buf);
-        rows_buf = p, rows_cap = bytes;
-        pthread_setspecific(rows_key, p);
-    }
-    return rows_buf;
-}
-
 // ---- the product ----
 
 typedef struct {
@@ -290,7 +272,7 @@ bool qlinear_many(int n, const QWeight *const *qs, float *const *ys, const float
     if (n < 1 || n > QGEMM_MANY_MAX) return false;
     int64_t lda = q->kq * 4;
     size_t need = (size_t)(M * lda) + up64(sizeof(float) * (size_t)M) + up64(sizeof(int32_t) * (size_t)M);
-    uint8_t *a = rows_for(need);
+    uint8_t *a = scratch_get(SCRATCH_QGEMM, need); // this thread's quantized rows
     if (!a) return false;
     float *rs = (float *)(a + up64((size_t)(M * lda)));
     int32_t *zp = (int32_t *)((uint8_t *)rs + up64(sizeof(float) * (size_t)M));

@@ -7,12 +7,15 @@
 
 #include <stddef.h>
 
-#define SCRATCH_SLOTS 3
+// slots 0..2 are the kernels'; the products have their own, so that a kernel holding a slot may
+// call them: SCRATCH_SGEMM + 0..2 (packing), SCRATCH_QGEMM (quantized input rows)
+#define SCRATCH_SGEMM 3
+#define SCRATCH_QGEMM 6
+#define SCRATCH_SLOTS 7
 
 // this thread's buffer `slot` (0 .. SCRATCH_SLOTS - 1) of at least `bytes`, 64-byte aligned, its
 // contents undefined; valid until this thread asks for the same slot again. NULL when out of
-// memory. A kernel holding a slot must not call another kernel that takes scratch memory (the
-// products, sgemm and qgemm, keep buffers of their own).
+// memory. A kernel holding slot 0..2 must not call another kernel that takes those.
 void *scratch_get(int slot, size_t bytes);
 
 #endif

@@ -2,6 +2,7 @@
 // the packing buffers, and the split across threads. Only op(B) is packed, once per product and
 // shared by the threads; each thread then runs the kernel on its own strip of rows of A and C.
 #include "sgemm.h"
+#include "scratch.h"
 #include "sgemm_isa.h"
 
 #include <omp.h>
@@ -58,38 +59,11 @@ bool sgemm_use_isa(const char *name) {
 static int64_t npanels(const SgemmIsa *k, int64_t N) { return (N + k->nr - 1) / k->nr; }
 static int64_t nkblocks(const SgemmIsa *k, int64_t K) { return (K + k->kc - 1) / k->kc; }
 
-// this thread's packing buffers, grown as needed and kept until the thread ends (a key's destructor
-// frees them then): slots 0 and 1 for sgemm_pack's callers, slot 2 for sgemm_fast (whose team
-// shares its caller's)
-typedef struct {
-    float *buf[3];
-    size_t cap[3];
-} Slots;
-static _Thread_local Slots *slots;
-static pthread_key_t slots_key;
-static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
-
-static void slots_free(void *p) {
-    Slots *s = p;
-    for (int i = 0; i < 3; i++) free(s->buf[i]);
-    free(s);
-}
-static void slots_key_make(void) { pthread_key_create(&slots_key, slots_free); }
-
+// this thread's packing buffers (scratch.h's sgemm slots): slots 0 and 1 for sgemm_pack's callers,
+// slot 2 for sgemm_fast (whose team shares its caller's)
 static float *slot_for(const SgemmIsa *k, int slot, int64_t N, int64_t K) {
-    if (!slots) {
-        pthread_once(&slots_once, slots_key_make);
-        if (!(slots = calloc(1, sizeof *slots))) return NULL;
-        pthread_setspecific(slots_key, slots);
-    }
     size_t need = (size_t)(npanels(k, N) * k->nr) * (size_t)K;
-    if (need > slots->cap[slot]) {
-        float *p = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
-        if (!p) return NULL;
-        free(slots->buf[slot]);
-        slots->buf[slot] = p, slots->cap[slot] = need;
-    }
-    return slots->buf[slot];
+    return scratch_get(SCRATCH_SGEMM + slot, need * sizeof(float));
 }
 
 // C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels
