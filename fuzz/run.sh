@@ -10,7 +10,7 @@ out=build-fuzz
 mkdir -p "$out"
 echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }' > "$out/probe.c"
 if ! clang -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" 2>/dev/null; then echo "fuzz: skipped (clang has no libFuzzer: apt-get install libclang-rt-14-dev)"; exit 0; fi
-src=$(ls tensor/*.c autograd/*.c nn/*.c data/*.c models/*.c)
+src=$(ls base/*.c kernels/*.c tensor/*.c formats/*.c autograd/*.c nn/*.c data/*.c models/*.c)
 flags="-O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp"
 libs="$(pkg-config --cflags --libs openblas libpng libjpeg libcjson zlib libpcre2-8) -lm"
 D=tests/data
