@@ -44,9 +44,11 @@ static void attention_light_bw(AgNode *n) {
     } else {
         dq = ag_grad_fresh(n->in[0], &fq), dk = ag_grad_fresh(n->in[1], &fk), dv = ag_grad_fresh(n->in[2], &fv);
     }
-    AG_DISPATCH(a->q->dtype, attention_light_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL, n->out->grad->data,
-                a->q->data, a->k->data, a->v->data, a->lse->data, a->mask ? a->mask->data : NULL,
-                a->mask && a->mask->ndim == 3 ? a->Tq * a->Tk : 0, a->causal, a->B, a->Tq, a->Tk, a->C, a->NH, a->scale, fq, fk, fv);
+    if (AG_DISPATCH(a->q->dtype, attention_light_backward, dq ? dq->data : NULL, dk ? dk->data : NULL, dv ? dv->data : NULL,
+                    n->out->grad->data, a->q->data, a->k->data, a->v->data, a->lse->data, a->mask ? a->mask->data : NULL,
+                    a->mask && a->mask->ndim == 3 ? a->Tq * a->Tk : 0, a->causal, a->B, a->Tq, a->Tk, a->C, a->NH, a->scale, fq, fk,
+                    fv) != 0)
+        ctx_fail(n->out->ctx, "attention: out of memory for the backward's scores");
 }
 
 Tensor *ag_attention(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Tensor **probs) {
@@ -85,8 +87,12 @@ Tensor *ag_attention_masked(Ctx *c, Tensor *q, Tensor *k, Tensor *v, int NH, Ten
     Tensor *y = tensor_new(c, q->dtype, 3, q->shape);
     if (!probs) { // nobody looks at the probabilities: keep [B, NH, T] log-sum-exps instead of [B, NH, T, Tk]
         Tensor *lse = tensor_new(c, q->dtype, 3, (int64_t[]){B, NH, T});
-        AG_DISPATCH(q->dtype, attention_light_forward, y->data, lse->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
-                    mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale);
+        if (!y || !lse ||
+            AG_DISPATCH(q->dtype, attention_light_forward, y->data, lse->data, qc->data, kc->data, vc->data, mc ? mc->data : NULL,
+                        mc && mc->ndim == 3 ? T * Tk : 0, causal, B, T, Tk, C, NH, scale) != 0) {
+            ctx_fail(c, "attention: out of memory for its scores");
+            return NULL;
+        }
         AgNode *n = ag_record(c, "attention", y, 3, (Tensor *[]){q, k, v}, attention_light_bw);
         if (n) {
             AttnLight *a = ctx_alloc(c, sizeof *a);

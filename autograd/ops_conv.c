@@ -52,8 +52,9 @@ typedef struct {
 static void conv2d_bw(AgNode *n) {
     ConvSaved *s = n->aux;
     Tensor *gx = ag_grad_buf(n->in[0]), *gw = ag_grad_buf(n->in[1]), *gb = n->nin > 2 ? ag_grad_buf(n->in[2]) : NULL;
-    AG_DISPATCH(n->out->dtype, conv2d_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
-                s->x->data, s->w->data, &s->g);
+    if (AG_DISPATCH(n->out->dtype, conv2d_backward, gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL, n->out->grad->data,
+                    s->x->data, s->w->data, &s->g) != 0)
+        ctx_fail(n->out->ctx, "conv2d: out of memory for the backward's columns");
 }
 
 Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], const int padding[2], const int dilation[2], int groups) {
@@ -73,7 +74,10 @@ Tensor *ag_conv2d(Ctx *c, Tensor *x, Tensor *w, Tensor *b, const int stride[2], 
     if (!geometry(c, "conv2d", x, w->shape[0], w->shape[2], w->shape[3], stride, padding, dilation, groups, &g)) return NULL;
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
     Tensor *y = tensor_new(c, x->dtype, 4, (int64_t[]){g.B, g.OC, g.OH, g.OW});
-    AG_DISPATCH(x->dtype, conv2d_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, &g);
+    if (!y || AG_DISPATCH(x->dtype, conv2d_forward, y->data, xc->data, wc->data, bc ? bc->data : NULL, &g) != 0) {
+        ctx_fail(c, "conv2d: out of memory for its columns");
+        return NULL;
+    }
     AgNode *n = ag_record(c, "conv2d", y, b ? 3 : 2, (Tensor *[]){x, w, b}, conv2d_bw);
     if (n) {
         ConvSaved *s = ctx_alloc(c, sizeof *s);

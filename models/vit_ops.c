@@ -175,9 +175,10 @@ static void mlp_bw(AgNode *n) {
     Tensor *gx = ag_grad_fresh(n->in[0], &fx);
     if (gx) {
         const void *w1p = ag_weight_packed(s->w1, false), *w2p = ag_weight_packed(s->w2, false);
-        AG_DISPATCH(s->dgelu->dtype, mlp_backward, w1p, w2p, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data, s->w2->data,
-                    s->N, s->D, s->F);
+        int rc = AG_DISPATCH(s->dgelu->dtype, mlp_backward, w1p, w2p, gx->data, fx ? 0.0 : 1.0, g->data, s->dgelu->data, s->w1->data,
+                             s->w2->data, s->N, s->D, s->F);
         ag_weight_release(w1p), ag_weight_release(w2p);
+        if (rc != 0) ctx_fail(n->out->ctx, "mlp: out of memory for the backward's rows");
     }
     residual_bw(n->in[1], g);
 }
@@ -211,9 +212,14 @@ Tensor *vit_mlp_residual(Ctx *c, Tensor *x, Tensor *w1, Tensor *b1, Tensor *w2, 
     }
     Tensor *h = tensor_new(c, x->dtype, 2, (int64_t[]){N, F}); // the pre-activation (kept for the backward when recorded)
     const void *w1p = ag_weight_packed(w1c, true), *w2p = ag_weight_packed(w2c, true);
-    AG_DISPATCH(x->dtype, mlp_forward, w1p, w2p, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data, w2c->data, b2c->data, N,
-                D, F);
+    int rcode = h ? AG_DISPATCH(x->dtype, mlp_forward, w1p, w2p, y->data, h->data, keep, xc->data, rc->data, w1c->data, b1c->data,
+                                w2c->data, b2c->data, N, D, F)
+                  : -1;
     ag_weight_release(w1p), ag_weight_release(w2p);
+    if (rcode != 0) {
+        ctx_fail(c, "mlp: out of memory for its rows");
+        return NULL;
+    }
     AgNode *n = ag_record(c, "mlp", y, 2, (Tensor *[]){x, res}, mlp_bw);
     MlpSaved *s = n ? ctx_alloc(c, sizeof *s) : NULL;
     if (s) *s = (MlpSaved){h, w1c, w2c, N, D, F};

@@ -300,6 +300,18 @@ START_TEST(test_deprecated_names_still_work) {
 END_TEST
 #pragma GCC diagnostic pop
 
+// a kernel whose working memory cannot be had says so (the convolution's columns here: 4096 x 64 x 64
+// of them for each of 65 x 65 output positions, 280 GB) instead of writing through a NULL buffer
+START_TEST(test_kernel_memory_refused_with_a_message) {
+    Ctx *big = ctx_new(1 << 20);
+    Tensor *x = tensor_zeros(big, DT_F32, SHAPE(1, 4096, 64, 64)), *w = tensor_zeros(big, DT_F32, SHAPE(1, 4096, 64, 64));
+    ck_assert(x && w);
+    ck_assert_ptr_null(ag_conv2d(big, x, w, NULL, NULL, (int[]){32, 32}, NULL, 1));
+    ck_assert_ptr_nonnull(strstr(ctx_error(big), "conv2d: out of memory"));
+    ctx_free(big);
+}
+END_TEST
+
 START_TEST(test_null_arguments_are_named) {
     Tensor *x = tensor_ones(c, DT_F32, SHAPE(2, 3)), *w = tensor_ones(c, DT_F32, SHAPE(3));
     Tensor *m = tensor_ones(c, DT_F32, SHAPE(3, 3)), *idx = tensor_zeros(c, DT_I64, SHAPE(2));
@@ -494,6 +506,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_op_recorded_in_another_context"), test_op_recorded_in_another_context);
     tcase_add_test(check_case(s, "test_null_arguments_are_named"), test_null_arguments_are_named);
     tcase_add_test(check_case(s, "test_deprecated_names_still_work"), test_deprecated_names_still_work);
+    tcase_add_test(check_case(s, "test_kernel_memory_refused_with_a_message"), test_kernel_memory_refused_with_a_message);
     tcase_add_test(check_case(s, "test_norm_parameters_are_checked"), test_norm_parameters_are_checked);
     tcase_add_test(check_case(s, "test_cross_entropy_gradient_is_softmax_minus_onehot"),
                    test_cross_entropy_gradient_is_softmax_minus_onehot);
