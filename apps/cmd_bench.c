@@ -121,14 +121,13 @@ static double bench_infer(VitModel *m, Ctx *c, Tensor *x, const BenchArgs *a) {
 // inference are timed in alternating rounds on the same model.
 static void int8_switch(VitModel *m, struct QWeight **saved, bool on) {
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
-        VitLayer *L = &m->layers[i];
-        NnLinear *proj[VIT_NPROJ] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (int k = 0; k < VIT_NPROJ; k++) {
             struct QWeight **q = &saved[i * VIT_NPROJ + k];
+            Tensor *w = vit_layer_proj(&m->layers[i], k)->weight;
             if (on)
-                proj[k]->weight->int8 = *q;
-            else if (proj[k]->weight->int8)
-                *q = proj[k]->weight->int8, proj[k]->weight->int8 = NULL;
+                w->int8 = *q;
+            else if (w->int8)
+                *q = w->int8, w->int8 = NULL;
         }
     }
 }

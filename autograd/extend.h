@@ -68,6 +68,9 @@ void ag_weight_release(const void *wp);
 // to date with w's version; NULL when w has none, the product would record a gradient, or x is not
 // float32: the product runs in float32 then. Its arithmetic is tensor/qgemm.h's qlinear.
 struct QWeight *ag_weight_int8(Ctx *c, int nin, Tensor *const *in, Tensor *w);
+// y = x q^T (+ bias) (+ res) in int8, x contiguous [.., IC], bias [OC] and res of y's shape
+// contiguous or NULL; y, or NULL with "OP: out of memory for the int8 input rows" in c
+Tensor *ag_qlinear(Ctx *c, const char *op, const struct QWeight *q, Tensor *y, const Tensor *x, const Tensor *bias, const Tensor *res);
 
 // Calls fn_f32 or fn_f64 (kernels.h) by dtype.
 #define AG_DISPATCH(dt, fn, ...) ((dt) == DT_F32 ? fn##_f32(__VA_ARGS__) : fn##_f64(__VA_ARGS__))

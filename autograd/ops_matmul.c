@@ -126,8 +126,14 @@ void ag_weight_release(const void *wp) { sgemm_kept_release(wp); }
 
 struct QWeight *ag_weight_int8(Ctx *c, int nin, Tensor *const *in, Tensor *w) {
     if (!w || !w->int8 || !in[0] || in[0]->dtype != DT_F32 || ag_will_record(c, nin, in)) return NULL;
-    if (w->int8->version != w->version) qweight_update(w->int8, w->data, w->version);
-    return w->int8;
+    return tensor_int8_current(w);
+}
+
+Tensor *ag_qlinear(Ctx *c, const char *op, const struct QWeight *q, Tensor *y, const Tensor *x, const Tensor *bias, const Tensor *res) {
+    if (!y || !x) return NULL; // the context says why
+    if (qlinear(q, y->data, x->data, bias ? bias->data : NULL, res ? res->data : NULL, tensor_numel(x) / q->IC)) return y;
+    ctx_fail(c, "%s: out of memory for the int8 input rows", op);
+    return NULL;
 }
 
 Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
@@ -148,11 +154,7 @@ Tensor *ag_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     shape[x->ndim - 1] = OC;
     Tensor *y = tensor_new(c, x->dtype, x->ndim, shape);
     QWeight *q = ag_weight_int8(c, b ? 3 : 2, (Tensor *[]){x, w, b}, w);
-    if (q) { // nothing is recorded: the int8 product, and done
-        if (qlinear(q, y->data, xc->data, bc ? bc->data : NULL, NULL, N)) return y;
-        ctx_fail(c, "linear: out of memory for the int8 input rows");
-        return NULL;
-    }
+    if (q) return ag_qlinear(c, "linear", q, y, xc, bc, NULL); // nothing is recorded: the int8 product, and done
     const void *wp = ag_weight_packed(w, true);
     AG_DISPATCH(x->dtype, linear_into, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, NULL, N, IC, OC);
     ag_weight_release(wp);

@@ -253,10 +253,13 @@ static int64_t ntiles(const QgemmIsa *k, const QWeight *q, int64_t M) {
     return groups * ((M + k->mr - 1) / k->mr);
 }
 
+// the team of threads for products of `macs` multiply-adds in `tiles` tiles: none inside a parallel
+// region (each thread runs its own), nor for a small product
+static bool threads_worth_it(double macs, int64_t tiles) { return !omp_in_parallel() && macs >= 1e6 && tiles > 1; }
+
 static void run(const Product *p) {
     int64_t nt = ntiles(p->k, p->q, p->M);
-    bool par = !omp_in_parallel() && 2.0 * (double)p->M * (double)p->q->OC * (double)p->q->IC >= 2e6 && nt > 1;
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (threads_worth_it((double)p->M * (double)p->q->OC * (double)p->q->IC, nt))
     for (int64_t t = 0; t < nt; t++) run_tile(p, t);
 }
 
@@ -284,8 +287,7 @@ bool qlinear_many(int n, const QWeight *const *qs, float *const *ys, const float
         macs += (double)M * (double)qs[i]->OC * (double)q->IC, tiles += ntiles(k, qs[i], M);
     }
     // one parallel region: the rows quantized, then every product's tiles (one fork and join)
-    bool par = !omp_in_parallel() && macs >= 1e6 && tiles > 1;
-#pragma omp parallel if (par)
+#pragma omp parallel if (threads_worth_it(macs, tiles))
     {
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);

@@ -385,8 +385,7 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
     bool failed = false;
     for (int i = 0; i < m->cfg.num_hidden_layers && !failed; i++) {
         VitLayer *L = &m->layers[i];
-        NnLinear *lins[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < VIT_NPROJ; k++) {
             char name[256];
             snprintf(name, sizeof name, "vit.encoder.layer.%d.%s", i, MOD[k]);
             bool hit = false;
@@ -401,7 +400,7 @@ int vit_attach_lora(VitModel *m, const VitLoraSpec *spec, Rng *rng, char *err, s
                 for (int t = 0; t < spec->ntargets; t++)
                     if (vit_target_matches(name, spec->targets[t])) hit = true, hits[t]++;
             if (!hit || L->lora[k]) continue;
-            NnLora *lo = nn_lora_new(&m->params, name, lins[k], spec->r, spec->alpha, spec->dropout);
+            NnLora *lo = nn_lora_new(&m->params, name, vit_layer_proj(L, k), spec->r, spec->alpha, spec->dropout);
             if (!lo) {
                 snprintf(err, errn, "%s", ctx_error(m->pc));
                 failed = true;
@@ -448,9 +447,8 @@ int vit_quantize_int8(VitModel *m, char *err, size_t errn) {
     vit_merge_lora(m);
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
-        NnLinear *proj[] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
-        for (size_t k = 0; k < sizeof proj / sizeof *proj; k++)
-            if (!nn_linear_quantize(proj[k]))
+        for (int k = 0; k < VIT_NPROJ; k++)
+            if (!nn_linear_quantize(vit_layer_proj(L, k)))
                 return errorf(err, errn, "int8: layer %d: %s", i, ctx_error(m->params.ctx) ? ctx_error(m->params.ctx) : "failed");
     }
     if (!tensor_quantize_int8(m->patch.weight)) // the patch embedding's matrix [D, C p p]

@@ -21,6 +21,12 @@ typedef struct {
     NnLora *lora[VIT_NPROJ]; // LoRA wrappers of q, k, v, o, fc1, fc2 (NULL: none)
 } VitLayer;
 
+// the layer's projection k (VIT_Q .. VIT_FC2)
+static inline NnLinear *vit_layer_proj(VitLayer *L, int k) {
+    NnLinear *const p[VIT_NPROJ] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+    return p[k];
+}
+
 #define VIT_MAX_TARGETS 8
 
 typedef struct {

@@ -146,11 +146,7 @@ Tensor *vit_linear_residual(Ctx *c, Tensor *x, Tensor *w, Tensor *b, Tensor *res
     Tensor *xc = tensor_contiguous(c, x), *wc = tensor_contiguous(c, w), *bc = b ? tensor_contiguous(c, b) : NULL;
     Tensor *rc = tensor_contiguous(c, res);
     QWeight *q = ag_weight_int8(c, 4, (Tensor *[]){x, w, b, res}, w);
-    if (q) { // nothing is recorded: the int8 product, and done
-        if (qlinear(q, y->data, xc->data, bc ? bc->data : NULL, rc->data, N)) return y;
-        ctx_fail(c, "linear_residual: out of memory for the int8 input rows");
-        return NULL;
-    }
+    if (q) return ag_qlinear(c, "linear_residual", q, y, xc, bc, rc); // nothing is recorded: the int8 product, and done
     const void *wp = ag_weight_packed(w, true);
     AG_DISPATCH(x->dtype, linear_residual_forward, wp, y->data, xc->data, wc->data, bc ? bc->data : NULL, rc->data, N, IC, OC);
     ag_weight_release(wp);
@@ -261,10 +257,8 @@ Tensor *vit_patch_embed(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     QWeight *q = ag_weight_int8(c, 3, (Tensor *[]){x, w, b}, w); // w's int8 copy is the matrix [D, C p p]
     if (q && (!b || (b->dtype == DT_F32 && b->ndim == 1 && b->shape[0] == D))) {
         Tensor *y = cols ? out_like(c, cols, D) : NULL, *bc = b ? tensor_contiguous(c, b) : NULL;
-        if (!y || (b && !bc)) return NULL;
-        if (qlinear(q, y->data, cols->data, bc ? bc->data : NULL, NULL, tensor_numel(cols) / q->IC)) return y;
-        ctx_fail(c, "patch_embed: out of memory for the int8 input rows");
-        return NULL;
+        if (b && !bc) return NULL;
+        return ag_qlinear(c, "patch_embed", q, y, cols, bc, NULL);
     }
     Tensor *wf = ag_reshape(c, w, 2, (int64_t[]){D, w->shape[1] * p * p});
     return ag_linear(c, cols, wf, b); // [B, N, D]

@@ -12,16 +12,18 @@ bool tensor_quantize_int8(Tensor *w) {
                  w->name ? w->name : "", shape_str(w, s, sizeof s), QGEMM_MAX_IC);
         return false;
     }
-    if (w->int8 && w->int8->OC == w->shape[0] && w->int8->IC == in) {
-        if (w->int8->version != w->version) qweight_update(w->int8, w->data, w->version);
-        return true;
-    }
+    if (w->int8 && w->int8->OC == w->shape[0] && w->int8->IC == in) return tensor_int8_current(w) != NULL;
     QWeight *q = ctx_alloc(w->ctx, sizeof *q);
     void *mem = q ? ctx_alloc_uninit(w->ctx, qweight_bytes(w->shape[0], in)) : NULL;
     if (!mem) return false; // the context says it is out of memory
     qweight_init(q, mem, w->data, w->shape[0], in, w->version);
     w->int8 = q;
     return true;
+}
+
+struct QWeight *tensor_int8_current(Tensor *w) {
+    if (w && w->int8 && w->int8->version != w->version) qweight_update(w->int8, w->data, w->version);
+    return w ? w->int8 : NULL;
 }
 
 const char *tensor_int8_kernel(void) { return qgemm_isa(); }

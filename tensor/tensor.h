@@ -99,6 +99,8 @@ bool tensor_all_finite(const Tensor *t);         // no NaN or Inf (integer tenso
 // dimension, or more than 65536 elements per output.
 bool tensor_quantize_int8(Tensor *w);
 static inline void tensor_quantize_off(Tensor *w) { w->int8 = NULL; } // float32 products again
+// w's int8 copy quantized again first if w was written since (its version), or NULL if it has none
+struct QWeight *tensor_int8_current(Tensor *w);
 // the int8 kernel the CPU runs ("avx512vnni", "avx512bw", "avxvnni", "avx2" or "portable")
 const char *tensor_int8_kernel(void);
 
