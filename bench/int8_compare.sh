@@ -14,15 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${1:-} N=${2:-32} B=${3:-8} T=${4:-2} S=${5:-20} R=${6:-3}
-bin=build/apps/deit_lora
-[ -x "$bin" ] || { echo "build first (meson setup build && ninja -C build)" >&2; exit 2; }
-/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "needs python3-torch" >&2; exit 2; }
-command -v node >/dev/null && command -v npm >/dev/null || { echo "needs node and npm (apt-get install nodejs npm)" >&2; exit 2; }
-ort=bench/.ort
-[ -d "$ort/node_modules/onnxruntime-node" ] || npm install --silent --ignore-scripts --prefix "$ort" onnxruntime-node >/dev/null
-cp bench/ort_bench.js "$ort/"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. bench/ort_setup.sh # $bin, $ort (ONNX Runtime installed), a scratch $dir
 # the PyTorch side as one file (vit_torch.py inlined): a TORCH_MODERN command may copy only the script
 { cat bench/vit_torch.py; grep -v '^from vit_torch import\|^sys.path.insert' bench/int8_torch.py; } > "$dir/int8_torch.py"
 torches=(/usr/bin/python3)

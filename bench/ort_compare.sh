@@ -11,15 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-8} T=${2:-2} S=${3:-20} R=${4:-3}
-bin=build/apps/deit_lora
-[ -x "$bin" ] || { echo "build first (meson setup build && ninja -C build)" >&2; exit 2; }
-/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "needs python3-torch" >&2; exit 2; }
-command -v node >/dev/null && command -v npm >/dev/null || { echo "needs node and npm (apt-get install nodejs npm)" >&2; exit 2; }
-ort=bench/.ort
-[ -d "$ort/node_modules/onnxruntime-node" ] || npm install --silent --ignore-scripts --prefix "$ort" onnxruntime-node >/dev/null
-cp bench/ort_bench.js "$ort/"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. bench/ort_setup.sh # $bin, $ort (ONNX Runtime installed), a scratch $dir
 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/ort_export.py "$dir" >/dev/null
 node "$ort/ort_bench.js" check "$dir"
 "$bin" check "$dir" "$dir/io.safetensors" | tail -1
