@@ -7,6 +7,7 @@
 #include "../../models/vit_ops.h"
 
 #include "../check_util.h"
+#include "../tensor_check.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,15 +76,6 @@ START_TEST(test_tiny_forward_backward_parity) {
     vit_free(&m);
 }
 END_TEST
-
-static double rel_l2(const Tensor *a, const Tensor *b) {
-    double e = 0, r = 0;
-    for (int64_t i = 0; i < tensor_numel(a); i++) {
-        double x = tensor_get_flat(a, i), y = tensor_get_flat(b, i);
-        e += (x - y) * (x - y), r += y * y;
-    }
-    return sqrt(e / r);
-}
 
 // --int8's model: the adapter merged into the base, the encoder's products and the patch
 // embedding in int8: logits near the float32 ones with the adapter, not equal; a forward that

@@ -6,6 +6,7 @@
 #include "../../cgrad.h"
 
 #include "../check_util.h"
+#include "../tensor_check.h"
 
 #include <float.h>
 #include <math.h>
@@ -539,15 +540,6 @@ START_TEST(test_deprecated_layer_names) {
 }
 END_TEST
 #pragma GCC diagnostic pop
-
-static double rel_l2(const Tensor *a, const Tensor *b) {
-    double e = 0, r = 0;
-    for (int64_t i = 0; i < tensor_numel(a); i++) {
-        double x = tensor_get_flat(a, i), y = tensor_get_flat(b, i);
-        e += (x - y) * (x - y), r += y * y;
-    }
-    return sqrt(e / r);
-}
 
 // int8 inference: a quantized Linear's forwards that record nothing run in int8 (close to float32,
 // not equal); recorded ones stay float32 bit for bit; a write to the weight is followed; the
