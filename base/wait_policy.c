@@ -1,6 +1,6 @@
-// wait_policy.c: see cgrad_wait_policy in tensor.h.
+// wait_policy.c: see wait_policy.h.
 #define _GNU_SOURCE
-#include "context.h"
+#include "wait_policy.h"
 
 #include <limits.h>
 #include <stdlib.h>

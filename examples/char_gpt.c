@@ -133,7 +133,7 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (base/wait_policy.h)
     int steps = argc > 1 ? atoi(argv[1]) : 500;
     const char *path = argc > 2 ? argv[2] : "/usr/share/common-licenses/GPL-3";
     double max_loss = getenv("MAX_LOSS") ? atof(getenv("MAX_LOSS")) : INFINITY;

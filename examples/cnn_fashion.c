@@ -78,7 +78,7 @@ static int bench(Ctx *c, const Cnn *m, Optim *o, int steps) {
 }
 
 int main(int argc, char **argv) {
-    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (base/wait_policy.h)
     Dist d;
     dist_init(&argc, &argv, &d);
     int rc = run(argc, argv, &d);

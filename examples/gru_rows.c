@@ -85,7 +85,7 @@ static int bench(Ctx *c, const RowGru *m, Optim *o, int steps) {
 }
 
 int main(int argc, char **argv) {
-    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (base/wait_policy.h)
     int epochs = argc > 1 ? atoi(argv[1]) : 3;
     int64_t ntrain = argc > 2 ? atoll(argv[2]) : 60000;
     const char *dir = argc > 3 ? argv[3] : "/usr/share/datasets/fashion-mnist";

@@ -159,7 +159,7 @@ static double test_accuracy(Ctx *c, ResNet *m, const Dataset *test) {
 }
 
 int main(int argc, char **argv) {
-    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (tensor.h)
+    cgrad_wait_policy(argv); // OpenMP threads that sleep soon when they wait (base/wait_policy.h)
     int epochs = argc > 1 ? atoi(argv[1]) : 4;
     int64_t ntrain = argc > 2 ? atoll(argv[2]) : 60000;
     const char *dir = argc > 3 ? argv[3] : "/usr/share/datasets/fashion-mnist";

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "../base/context.h"
+#include "../base/wait_policy.h"
 
 #ifdef __cplusplus
 extern "C" {
