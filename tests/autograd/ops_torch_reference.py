@@ -54,6 +54,8 @@ cases = {
     "nll_loss": (lambda x: F.nll_loss(F.log_softmax(x, 1), torch.tensor([2, 0, 4])), [rnd(3, 5, lo=-2, hi=2)]),
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2)), [rnd(2, 3, 5, 6), rnd(4, 3, 3, 2), rnd(4)]),
     "conv2d_groups": (lambda x, w: F.conv2d(x, w, None, padding=1, groups=2), [rnd(2, 4, 4, 4), rnd(6, 2, 3, 3)]),
+    "conv2d_same_dilated": (lambda x, w, b: F.conv2d(x, w, b, padding=2, dilation=2), [rnd(2, 2, 6, 5), rnd(3, 2, 3, 3), rnd(3)]),
+    "conv2d_wide_padding": (lambda x, w: F.conv2d(x, w, None, padding=(4, 2)), [rnd(2, 2, 3, 4), rnd(2, 2, 5, 5)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, (3, 2), (2, 1), (1, 1)), [rnd(2, 2, 5, 4)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1), [rnd(2, 2, 5, 6)]),
     "global_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, 1), [rnd(2, 3, 4, 5)]),

@@ -87,6 +87,9 @@ GC_CASE(mse_loss, ag_mse_loss(c, in[0], in[1]))
 GC_CASE(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
 GC_CASE(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, (int[]){1, 2}, 1))
 GC_CASE(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
+// stride 1 with the output as wide as the input: the contiguous-run im2col / col2im path
+GC_CASE(conv2d_same_dilated, ag_conv2d(c, in[0], in[1], in[2], NULL, (int[]){2, 2}, (int[]){2, 2}, 1))
+GC_CASE(conv2d_wide_padding, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){4, 2}, NULL, 1)) // whole rows of padding
 GC_CASE(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
 GC_CASE(max_pool2d_2x2, ag_max_pool2d(c, in[0], (int[]){2, 2}, NULL, NULL)) // the 2x2 / stride 2 path
 GC_CASE(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
@@ -365,6 +368,15 @@ START_TEST(test_gradcheck_conv2d) { // stride 2x1, padding 1x2, dilation 1x2, wi
 END_TEST
 START_TEST(test_gradcheck_conv2d_groups) { // 2 groups: 4 channels in, 6 out
     gc(fn_conv2d_groups, (Tensor *[]){rnd(113, SHAPE(2, 4, 4, 4), -1, 1), rnd(114, SHAPE(6, 2, 3, 3), -1, 1)}, 2, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_conv2d_same_dilated) { // 3x3, dilation 2, padding 2: output as wide as input
+    gc(fn_conv2d_same_dilated,
+       (Tensor *[]){rnd(160, SHAPE(2, 2, 6, 5), -1, 1), rnd(161, SHAPE(3, 2, 3, 3), -1, 1), rnd(162, SHAPE(3), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_conv2d_wide_padding) { // 5x5 on 3x4 images, padding 4 rows and 2 columns: 7 output rows
+    gc(fn_conv2d_wide_padding, (Tensor *[]){rnd(163, SHAPE(2, 2, 3, 4), -1, 1), rnd(164, SHAPE(2, 2, 5, 5), -1, 1)}, 2, NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_max_pool2d) { gc(fn_max_pool2d, (Tensor *[]){rnd(115, SHAPE(2, 2, 5, 4), -1, 1)}, 1, NULL); }
@@ -668,6 +680,8 @@ int main(void) {
     tcase_add_test(check_case(s, "test_gradcheck_nll_loss"), test_gradcheck_nll_loss);
     tcase_add_test(check_case(s, "test_gradcheck_conv2d"), test_gradcheck_conv2d);
     tcase_add_test(check_case(s, "test_gradcheck_conv2d_groups"), test_gradcheck_conv2d_groups);
+    tcase_add_test(check_case(s, "test_gradcheck_conv2d_same_dilated"), test_gradcheck_conv2d_same_dilated);
+    tcase_add_test(check_case(s, "test_gradcheck_conv2d_wide_padding"), test_gradcheck_conv2d_wide_padding);
     tcase_add_test(check_case(s, "test_gradcheck_max_pool2d"), test_gradcheck_max_pool2d);
     tcase_add_test(check_case(s, "test_gradcheck_max_pool2d_2x2"), test_gradcheck_max_pool2d_2x2);
     tcase_add_test(check_case(s, "test_gradcheck_avg_pool2d"), test_gradcheck_avg_pool2d);

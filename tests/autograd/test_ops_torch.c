@@ -33,6 +33,8 @@ OP(bce_with_logits, ag_bce_with_logits(c, in[0], in[1]))
 OP(nll_loss, ag_nll_loss(c, ag_log_softmax(c, in[0]), tensor_from_data(c, DT_I64, SHAPE(3), (int64_t[]){2, 0, 4})))
 OP(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, (int[]){1, 2}, 1))
 OP(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
+OP(conv2d_same_dilated, ag_conv2d(c, in[0], in[1], in[2], NULL, (int[]){2, 2}, (int[]){2, 2}, 1))
+OP(conv2d_wide_padding, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){4, 2}, NULL, 1))
 OP(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
 OP(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
 OP(global_avg_pool2d, ag_global_avg_pool2d(c, in[0]))
@@ -117,6 +119,8 @@ static const struct {
            {"nll_loss", op_nll_loss},
            {"conv2d", op_conv2d},
            {"conv2d_groups", op_conv2d_groups},
+           {"conv2d_same_dilated", op_conv2d_same_dilated},
+           {"conv2d_wide_padding", op_conv2d_wide_padding},
            {"max_pool2d", op_max_pool2d},
            {"avg_pool2d", op_avg_pool2d},
            {"global_avg_pool2d", op_global_avg_pool2d},
