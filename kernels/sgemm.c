@@ -66,6 +66,13 @@ static float *slot_for(const SgemmIsa *k, int slot, int64_t N, int64_t K) {
     return scratch_get(SCRATCH_SGEMM + slot, need * sizeof(float));
 }
 
+// the next strip's rows, rem left: mr, or the short tile's where mr would leave a remainder it
+// holds (16 rows: 8 + 8, not 12 + 4, which costs 12 + 12)
+static int64_t strip_rows(const SgemmIsa *k, int64_t rem) {
+    if (rem <= k->mr) return rem;
+    return k->mr_short && rem % k->mr && rem % k->mr <= k->mr - k->mr_short ? k->mr_short : k->mr;
+}
+
 // C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels
 static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                        const float *bp, float beta, float *C, int64_t ldc) {
@@ -75,8 +82,8 @@ static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t
         bool load_c = k0 > 0 || beta != 0.0f;
         float bt = k0 > 0 ? 1.0f : beta; // later K blocks add to what the first wrote
         const float *bk = bp + k0 * Npad;
-        for (int64_t i0 = 0; i0 < M; i0 += k->mr) {
-            int mr = M - i0 < k->mr ? (int)(M - i0) : k->mr;
+        for (int64_t i0 = 0, mr; i0 < M; i0 += mr) {
+            mr = strip_rows(k, M - i0);
             const float *a = ta ? A + k0 * lda + i0 : A + i0 * lda + k0;
             for (int64_t j0 = 0; j0 < N; j0 += k->nr)
                 k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c);

@@ -133,7 +133,7 @@ static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
-static const SgemmIsa AVX2 = {"avx2", MR, NR, KC, cpu_has, pack_panel, tile};
+static const SgemmIsa AVX2 = {"avx2", MR, NR, KC, 0, cpu_has, pack_panel, tile};
 const SgemmIsa *sgemm_isa_avx2(void) { return &AVX2; }
 #else
 const SgemmIsa *sgemm_isa_avx2(void) { return NULL; }

@@ -11,6 +11,9 @@
 typedef struct {
     const char *name;
     int mr, nr, kc;
+    // a shorter tile's rows (0: none): a tile of at most mr_short rows costs that many, not mr; the
+    // driver then cuts a product of 16 rows into two of 8 rather than 12 and 4
+    int mr_short;
     bool (*cpu_has)(void);
     // panel p of K block kb of op(B) [K, N] into bp
     void (*pack_panel)(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p);

@@ -144,6 +144,23 @@ START_TEST(test_sgemm_every_shape_rows_invariant) {
             ck_assert_msg(diff == 0, "N %lld K %lld tb %d: %d values depend on the number of rows", (long long)N, (long long)K, tb, diff);
             free(A), free(B), free(full), free(part);
         }
+    // and the same bits whatever the number of columns: a narrow product (16 columns or fewer runs
+    // on half a tile) against the first columns of a wide one
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t & 2;
+        int64_t M = 29, K = 300, W = 48;
+        float *A = rnd(&r, M * K), *B = rnd(&r, W * K), *wide = calloc((size_t)(M * W), sizeof(float));
+        float *narrow = calloc((size_t)(M * W), sizeof(float));
+        ck_assert(sgemm_fast(ta, tb, M, W, K, 1, A, ta ? M : K, B, tb ? K : W, 0, wide, W));
+        int diff = 0;
+        for (int64_t N = 1; N <= 17; N += 4) { // B's first N columns: its rows as they are (ldb W), or its first N rows
+            ck_assert(sgemm_fast(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : W, 0, narrow, N));
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) diff += narrow[i * N + j] != wide[i * W + j];
+        }
+        ck_assert_msg(diff == 0, "ta %d tb %d: %d values depend on the number of columns", ta, tb, diff);
+        free(A), free(B), free(wide), free(narrow);
+    }
 }
 END_TEST
 
