@@ -76,6 +76,28 @@ START_TEST(test_leaf_used_twice_accumulates) {
 }
 END_TEST
 
+// elementwise ops on tensors large enough to run across the threads, one operand used on both
+// sides: each element's gradient is its own (x * x: 2x; relu(x) / 4 - x: (x > 0) / 4 - 1)
+START_TEST(test_large_elementwise_gradients) {
+    int64_t n = 3 * 32768 + 5;
+    Ctx *pc = ctx_new(1 << 22), *cc = ctx_new(1 << 24);
+    Tensor *x = tensor_new(pc, DT_F32, 1, (int64_t[]){n});
+    float *px = x->data;
+    for (int64_t i = 0; i < n; i++) px[i] = (float)((i * 37) % 201 - 100) / 8;
+    ag_set_requires_grad(x, true);
+    Tensor *y = ag_add(cc, ag_mul(cc, x, x), ag_sub(cc, ag_mul_scalar(cc, ag_relu(cc, x), 0.25), x));
+    ck_assert_int_eq(ag_backward(cc, ag_sum_all(cc, y)), 0);
+    const float *py = y->data, *gx = x->grad->data;
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        float v = px[i], want_y = v * v + ((v > 0 ? v : 0) * 0.25f - v), want_g = v + v + ((v > 0 ? 0.25f : 0) - 1);
+        if (py[i] != want_y || fabsf(gx[i] - want_g) > 1e-6f * (1 + fabsf(want_g))) bad = i;
+    }
+    ck_assert_msg(bad < 0, "element %lld: y %g grad %g", (long long)bad, bad < 0 ? 0 : py[bad], bad < 0 ? 0 : gx[bad]);
+    ctx_free(cc), ctx_free(pc);
+}
+END_TEST
+
 START_TEST(test_no_grad_records_nothing) {
     Tensor *x = param(SHAPE(2), (float[]){1, 2});
     bool prev = ag_no_grad(c, true);
@@ -493,6 +515,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_broadcast_gradients_reduce"), test_broadcast_gradients_reduce);
     tcase_add_test(check_case(s, "test_view_gradients"), test_view_gradients);
     tcase_add_test(check_case(s, "test_leaf_used_twice_accumulates"), test_leaf_used_twice_accumulates);
+    tcase_add_test(check_case(s, "test_large_elementwise_gradients"), test_large_elementwise_gradients);
     tcase_add_test(check_case(s, "test_no_grad_records_nothing"), test_no_grad_records_nothing);
     tcase_add_test(check_case(s, "test_frozen_inputs_record_nothing"), test_frozen_inputs_record_nothing);
     tcase_add_test(check_case(s, "test_will_record_answers_as_record_does"), test_will_record_answers_as_record_does);
