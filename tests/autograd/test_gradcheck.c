@@ -89,7 +89,8 @@ GC_CASE(conv2d, ag_conv2d(c, in[0], in[1], in[2], (int[]){2, 1}, (int[]){1, 2}, 
 GC_CASE(conv2d_groups, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){1, 1}, NULL, 2))
 // stride 1 with the output as wide as the input: the contiguous-run im2col / col2im path
 GC_CASE(conv2d_same_dilated, ag_conv2d(c, in[0], in[1], in[2], NULL, (int[]){2, 2}, (int[]){2, 2}, 1))
-GC_CASE(conv2d_wide_padding, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){4, 2}, NULL, 1)) // whole rows of padding
+GC_CASE(conv2d_one_image_chunks, ag_conv2d(c, in[0], in[1], in[2], NULL, (int[]){1, 1}, NULL, 1)) // images of 512+ pixels
+GC_CASE(conv2d_wide_padding, ag_conv2d(c, in[0], in[1], NULL, NULL, (int[]){4, 2}, NULL, 1))      // whole rows of padding
 GC_CASE(max_pool2d, ag_max_pool2d(c, in[0], (int[]){3, 2}, (int[]){2, 1}, (int[]){1, 1}))
 GC_CASE(max_pool2d_2x2, ag_max_pool2d(c, in[0], (int[]){2, 2}, NULL, NULL)) // the 2x2 / stride 2 path
 GC_CASE(avg_pool2d, ag_avg_pool2d(c, in[0], (int[]){3, 3}, (int[]){2, 2}, (int[]){1, 1}))
@@ -373,6 +374,11 @@ END_TEST
 START_TEST(test_gradcheck_conv2d_same_dilated) { // 3x3, dilation 2, padding 2: output as wide as input
     gc(fn_conv2d_same_dilated,
        (Tensor *[]){rnd(160, SHAPE(2, 2, 6, 5), -1, 1), rnd(161, SHAPE(3, 2, 3, 3), -1, 1), rnd(162, SHAPE(3), -1, 1)}, 3, NULL);
+}
+END_TEST
+START_TEST(test_gradcheck_conv2d_one_image_chunks) { // 24x24 images: a thread's product takes one image, written in place
+    gc(fn_conv2d_one_image_chunks,
+       (Tensor *[]){rnd(165, SHAPE(2, 1, 24, 24), -1, 1), rnd(166, SHAPE(2, 1, 3, 3), -1, 1), rnd(167, SHAPE(2), -1, 1)}, 3, NULL);
 }
 END_TEST
 START_TEST(test_gradcheck_conv2d_wide_padding) { // 5x5 on 3x4 images, padding 4 rows and 2 columns: 7 output rows
@@ -682,6 +688,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_gradcheck_conv2d_groups"), test_gradcheck_conv2d_groups);
     tcase_add_test(check_case(s, "test_gradcheck_conv2d_same_dilated"), test_gradcheck_conv2d_same_dilated);
     tcase_add_test(check_case(s, "test_gradcheck_conv2d_wide_padding"), test_gradcheck_conv2d_wide_padding);
+    tcase_add_test(check_case(s, "test_gradcheck_conv2d_one_image_chunks"), test_gradcheck_conv2d_one_image_chunks);
     tcase_add_test(check_case(s, "test_gradcheck_max_pool2d"), test_gradcheck_max_pool2d);
     tcase_add_test(check_case(s, "test_gradcheck_max_pool2d_2x2"), test_gradcheck_max_pool2d_2x2);
     tcase_add_test(check_case(s, "test_gradcheck_avg_pool2d"), test_gradcheck_avg_pool2d);
