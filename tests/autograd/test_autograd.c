@@ -98,6 +98,51 @@ START_TEST(test_large_elementwise_gradients) {
 }
 END_TEST
 
+// the float32 convolution (its own GEMM, the "same" and strided column paths, one-image and
+// many-image chunks) against the float64 one (the BLAS) on the same values, forward and backward:
+// 3x3 "same", stride 2, 1x1 stride 2, groups, images of 24x24 and of 5x7
+static double rel_l2_t(const Tensor *a, const Tensor *b) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < tensor_numel(a); i++) {
+        double d = tensor_get_flat(a, i) - tensor_get_flat(b, i);
+        num += d * d, den += tensor_get_flat(b, i) * tensor_get_flat(b, i);
+    }
+    return sqrt(num / (den + 1e-300));
+}
+
+START_TEST(test_conv2d_float32_matches_float64) {
+    const struct {
+        int64_t B, C, H, W, OC, k;
+        int stride, pad, groups;
+    } cs[] = {{3, 16, 24, 24, 16, 3, 1, 1, 1}, {5, 8, 5, 7, 12, 3, 2, 1, 1}, {4, 6, 9, 9, 8, 1, 2, 0, 1}, {2, 8, 11, 10, 6, 3, 1, 1, 2}};
+    for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
+        Ctx *pc = ctx_new(1 << 22), *cc = ctx_new(1 << 24);
+        Rng r = rng_new(40 + t);
+        Tensor *x64 = tensor_new(pc, DT_F64, 4, (int64_t[]){cs[t].B, cs[t].C, cs[t].H, cs[t].W});
+        Tensor *w64 = tensor_new(pc, DT_F64, 4, (int64_t[]){cs[t].OC, cs[t].C / cs[t].groups, cs[t].k, cs[t].k});
+        Tensor *b64 = tensor_new(pc, DT_F64, 1, (int64_t[]){cs[t].OC});
+        rng_fill_uniform(&r, x64, -1, 1), rng_fill_uniform(&r, w64, -1, 1), rng_fill_uniform(&r, b64, -1, 1);
+        Tensor *in[2][3] = {{x64, w64, b64}, {tensor_to(pc, x64, DT_F32), tensor_to(pc, w64, DT_F32), tensor_to(pc, b64, DT_F32)}};
+        Tensor *y[2];
+        for (int d = 0; d < 2; d++) {
+            for (int i = 0; i < 3; i++) ag_set_requires_grad(in[d][i], true);
+            int st[2] = {cs[t].stride, cs[t].stride}, pd[2] = {cs[t].pad, cs[t].pad};
+            y[d] = ag_conv2d(cc, in[d][0], in[d][1], in[d][2], st, pd, NULL, cs[t].groups);
+            ck_assert_ptr_nonnull(y[d]);
+            // a loss that weighs every output differently: sum(y * sin(index))
+            Tensor *wt = tensor_new(cc, y[d]->dtype, y[d]->ndim, y[d]->shape);
+            for (int64_t i = 0; i < tensor_numel(wt); i++) tensor_set_flat(wt, i, sin((double)i));
+            ck_assert_int_eq(ag_backward(cc, ag_sum_all(cc, ag_mul(cc, y[d], wt))), 0);
+        }
+        ck_assert_msg(rel_l2_t(y[1], y[0]) < 1e-6, "case %zu: output rel err %g", t, rel_l2_t(y[1], y[0]));
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(rel_l2_t(in[1][i]->grad, in[0][i]->grad) < 1e-5, "case %zu: gradient %d rel err %g", t, i,
+                          rel_l2_t(in[1][i]->grad, in[0][i]->grad));
+        ctx_free(cc), ctx_free(pc);
+    }
+}
+END_TEST
+
 START_TEST(test_no_grad_records_nothing) {
     Tensor *x = param(SHAPE(2), (float[]){1, 2});
     bool prev = ag_no_grad(c, true);
@@ -516,6 +561,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_view_gradients"), test_view_gradients);
     tcase_add_test(check_case(s, "test_leaf_used_twice_accumulates"), test_leaf_used_twice_accumulates);
     tcase_add_test(check_case(s, "test_large_elementwise_gradients"), test_large_elementwise_gradients);
+    tcase_add_test(check_case(s, "test_conv2d_float32_matches_float64"), test_conv2d_float32_matches_float64);
     tcase_add_test(check_case(s, "test_no_grad_records_nothing"), test_no_grad_records_nothing);
     tcase_add_test(check_case(s, "test_frozen_inputs_record_nothing"), test_frozen_inputs_record_nothing);
     tcase_add_test(check_case(s, "test_will_record_answers_as_record_does"), test_will_record_answers_as_record_does);
