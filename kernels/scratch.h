@@ -8,10 +8,12 @@
 #include <stddef.h>
 
 // slots 0..2 are the kernels'; the products have their own, so that a kernel holding a slot may
-// call them: SCRATCH_SGEMM + 0..2 (packing), SCRATCH_QGEMM (quantized input rows)
+// call them: SCRATCH_SGEMM + 0..2 (packing), SCRATCH_QGEMM (quantized input rows), SCRATCH_BGEMM + 0..1
+// (bfloat16 rows and packing)
 #define SCRATCH_SGEMM 3
 #define SCRATCH_QGEMM 6
-#define SCRATCH_SLOTS 7
+#define SCRATCH_BGEMM 7
+#define SCRATCH_SLOTS 9
 
 // this thread's buffer `slot` (0 .. SCRATCH_SLOTS - 1) of at least `bytes`, 64-byte aligned, its
 // contents undefined; valid until this thread asks for the same slot again. NULL when out of

@@ -2,6 +2,7 @@
 // float kernels use) and for double (gradient checks).
 #include "vit_kernels.h"
 
+#include "../kernels/bgemm.h"
 #include "../kernels/fastmath.h"
 #include "../kernels/kernels_ext.h"
 #include "../kernels/qgemm.h"
@@ -58,6 +59,50 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
             for (int64_t i = 0; i < rows * F; i++) a[i] = gelu_f32(a[i]);
             if (!qlinear(w2, out + lo * D, a, b2, res + lo * D, rows)) failed = 1;
         }
+    }
+    return failed ? -1 : 0;
+}
+
+// the attention of the int8 forward where the CPU has bfloat16 products: per image and head the
+// scores q k^T scale and the output P v in bfloat16 with float32 sums (kernels/bgemm.h), the softmax
+// in float32 between them; no mask, nothing kept for a backward
+int vit_attention_bf16(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t C, int64_t NH) {
+    int64_t hs = C / NH;
+    float scale = (float)(1.0 / sqrt((double)hs));
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *s = scratch_get(0, sizeof(float) * (size_t)(T * T + T)), *inv = s ? s + T * T : NULL;
+        failed = !s;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < NH; h++) {
+                int64_t o = b * T * C + h * hs;
+                if (!s || !bgemm(true, T, T, hs, scale, q + o, C, k + o, C, 0, s, T)) {
+                    failed = 1;
+                    continue;
+                }
+                for (int64_t r = 0; r < T; r++) { // the softmax of each row of scores, its division left for the output
+                    float *sr = s + r * T, m = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : m)
+                    for (int64_t j = 0; j < T; j++) m = sr[j] > m ? sr[j] : m;
+#pragma omp simd reduction(+ : sum)
+                    for (int64_t j = 0; j < T; j++) {
+                        sr[j] = exp_fast(sr[j] - m);
+                        sum += sr[j];
+                    }
+                    inv[r] = 1.0f / sum;
+                }
+                if (!bgemm(false, T, hs, T, 1, s, T, v + o, C, 0, out + o, C)) {
+                    failed = 1;
+                    continue;
+                }
+                for (int64_t r = 0; r < T; r++) { // (exp(s - m) v) / sum: hs values a row, not T
+                    float *yr = out + o + r * C;
+#pragma omp simd
+                    for (int64_t d = 0; d < hs; d++) yr[d] *= inv[r];
+                }
+            }
     }
     return failed ? -1 : 0;
 }

@@ -15,4 +15,8 @@ struct QWeight;
 int vit_mlp_forward_int8(const struct QWeight *w1, const struct QWeight *w2, float *out, const float *x, const float *res, const float *b1,
                          const float *b2, int64_t N);
 
+// self-attention of x's queries, keys and values [B, T, C] (NH heads) with the two products in bfloat16
+// (kernels/bgemm.h; where bgemm_available()), for the int8 forward; -1 when it cannot run
+int vit_attention_bf16(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t C, int64_t NH);
+
 #endif

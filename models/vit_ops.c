@@ -6,6 +6,7 @@
 #include "vit_ops.h"
 
 #include "../autograd/extend.h"
+#include "../kernels/bgemm.h"
 #include "../kernels/qgemm.h"
 #include "vit_kernels.h"
 
@@ -312,11 +313,27 @@ static bool qkv_int8(Ctx *c, const NnLinear *const proj[3], const NnLora *const 
     return true;
 }
 
+// the attention between the int8 products: its products in bfloat16 where the CPU has them
+// (CGRAD_BF16=off keeps float32; docs/deit_lora.md gives the accuracy), else the float32 op
+static Tensor *attention_int8(Ctx *c, Tensor *qkv[3], int NH) {
+    Tensor *q = qkv[0];
+    if (!q || !bgemm_available() || q->ndim != 3 || q->shape[2] % NH) return ag_attention(c, qkv[0], qkv[1], qkv[2], NH, NULL);
+    Tensor *y = tensor_new(c, DT_F32, 3, q->shape);
+    if (!y) return NULL;
+    if (vit_attention_bf16(y->data, q->data, qkv[1]->data, qkv[2]->data, q->shape[0], q->shape[1], q->shape[2], NH) != 0) {
+        ctx_fail(c, "attention: out of memory for its scores");
+        return NULL;
+    }
+    return y;
+}
+
 Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x, Tensor *res, int NH,
                             Rng *rng, bool training, Tensor **probs) {
     Tensor *qkv[3];
     if (qkv_int8(c, proj, lora, xq, x, qkv))
-        return vit_proj_residual(c, proj[3], lora[3], ag_attention(c, qkv[0], qkv[1], qkv[2], NH, probs), res, rng, training);
+        return vit_proj_residual(c, proj[3], lora[3],
+                                 probs ? ag_attention(c, qkv[0], qkv[1], qkv[2], NH, probs) : attention_int8(c, qkv, NH), res, rng,
+                                 training);
     Tensor *q = vit_proj(c, proj[0], lora[0], xq, rng, training);
     Tensor *k = vit_proj(c, proj[1], lora[1], x, rng, training);
     Tensor *v = vit_proj(c, proj[2], lora[2], x, rng, training);

@@ -6,6 +6,7 @@
 // choice of kernel by CPU. A kernel the CPU or the build lacks is skipped.
 #include "../../autograd/autograd.h"
 #include "../../autograd/extend.h"
+#include "../../kernels/bgemm.h"
 #include "../../kernels/sgemm.h"
 #include "../../kernels/sgemm_isa.h"
 #include "../../models/vit_ops.h"
@@ -111,6 +112,63 @@ START_TEST(test_sgemm_packed_and_threads) {
         check_gemm(true, false, 400, 64, 500, 1, 1, 1, 0);
     }
     omp_set_num_threads(nt);
+}
+END_TEST
+
+// float32 rounded to bfloat16 as the bf16 kernel rounds (to nearest, ties to even)
+static double bf16_round(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+// the bfloat16 products against float64 sums of the bfloat16-rounded operands: the products of
+// bfloat16 values are exact in float32, so only the float32 sums differ (the same bound as above);
+// both layouts of B, odd K, edges of the 12 x 32 tile, alpha and beta, the attention's shapes
+START_TEST(test_bgemm_against_reference) {
+    if (!bgemm_available()) {
+        printf("(skipped: no AVX-512 BF16 on this CPU or build)\n");
+        return;
+    }
+    const int64_t shapes[][3] = {{197, 197, 64}, {197, 64, 197}, {5, 7, 3}, {13, 33, 31}, {12, 32, 1}, {40, 100, 130}}; // M, N, K
+    Rng r = rng_new(12);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int ab = 0; ab < 2; ab++) {
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+                float alpha = ab ? 0.125f : 1, beta = ab ? -0.5f : 0;
+                float *A = rnd(&r, M * lda), *B = rnd(&r, (tb ? N : K) * ldb), *C = rnd(&r, M * ldc),
+                      *C0 = malloc(sizeof(float) * (size_t)(M * ldc));
+                memcpy(C0, C, sizeof(float) * (size_t)(M * ldc));
+                ck_assert(bgemm(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+                int64_t bad = -1, pad_hit = -1;
+                for (int64_t i = 0; i < M && bad < 0; i++)
+                    for (int64_t j = 0; j < ldc; j++) {
+                        if (j >= N) {
+                            if (C[i * ldc + j] != C0[i * ldc + j]) pad_hit = i * ldc + j;
+                            continue;
+                        }
+                        double ref = 0, mag = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            double p = bf16_round(A[i * lda + k]) * bf16_round(tb ? B[j * ldb + k] : B[k * ldb + j]);
+                            ref += p, mag += fabs(p);
+                        }
+                        ref = alpha * ref + beta * (double)C0[i * ldc + j];
+                        mag = fabs(alpha) * mag + fabs(beta * (double)C0[i * ldc + j]);
+                        if (!(fabs(C[i * ldc + j] - ref) <= 1e-5 * mag + 1e-30)) {
+                            bad = i * ldc + j;
+                            break;
+                        }
+                    }
+                ck_assert_msg(pad_hit < 0, "bgemm wrote a padding element");
+                ck_assert_msg(bad < 0, "bgemm %lldx%lldx%lld tb %d: C[%lld] = %g", (long long)M, (long long)N, (long long)K, tb,
+                              (long long)bad, bad < 0 ? 0 : C[bad]);
+                free(A), free(B), free(C), free(C0);
+            }
 }
 END_TEST
 
@@ -254,6 +312,7 @@ int main(void) {
     Suite *s = suite_create("gemm");
     tcase_add_loop_test(check_case(s, "test_sgemm_against_reference"), test_sgemm_against_reference, 0, N_ISAS);
     tcase_add_loop_test(check_case(s, "test_sgemm_packed_and_threads"), test_sgemm_packed_and_threads, 0, N_ISAS);
+    tcase_add_test(check_case(s, "test_bgemm_against_reference"), test_bgemm_against_reference);
     tcase_add_loop_test(check_case(s, "test_sgemm_every_shape_rows_invariant"), test_sgemm_every_shape_rows_invariant, 0, N_ISAS);
     tcase_add_loop_test(check_case(s, "test_mlp_f32_matches_f64"), test_mlp_f32_matches_f64, 0, N_ISAS + 1);
     tcase_add_test(check_case(s, "test_weight_packing_kept"), test_weight_packing_kept);
