@@ -193,7 +193,7 @@ int cmd_bench(int argc, char **argv) {
          "inference in float32 and in int8 (--int8 of predict), alternating, on the model with its LoRA merged"},
         {"--json", OPT_FLAG, &a.json, 0, 0,
          "one JSON object: train_step_ms, train_img_per_s, infer_img_per_s, train_gflops_per_s, peak_rss_mb (and with --int8:\n"
-         "int8_img_per_s, int8_kernel)"},
+         "int8_img_per_s, int8_kernel, int8_attention)"},
     };
     const int NO = (int)(sizeof opts / sizeof *opts);
     const char *usage =
@@ -234,9 +234,10 @@ int cmd_bench(int argc, char **argv) {
         cpu_desc(cpu, sizeof cpu, &features);
         omp_wait_desc(wait, sizeof wait);
         int nt = a.threads ? (int)a.threads : omp_get_max_threads();
-        char int8[128] = "";
+        char int8[192] = "";
         if (a.int8 && a.json)
-            snprintf(int8, sizeof int8, ", \"int8_img_per_s\": %.2f, \"int8_kernel\": \"%s\"", B * a.steps / t_int8, tensor_int8_kernel());
+            snprintf(int8, sizeof int8, ", \"int8_img_per_s\": %.2f, \"int8_kernel\": \"%s\", \"int8_attention\": \"%s\"",
+                     B * a.steps / t_int8, tensor_int8_kernel(), app_int8_attention());
         else if (a.int8)
             snprintf(int8, sizeof int8, "; int8 inference %.2f images/s (%.2fx float32), int8 kernel %s", B * a.steps / t_int8,
                      t_inf / t_int8, tensor_int8_kernel());

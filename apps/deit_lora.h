@@ -58,6 +58,7 @@ int app_map_labels(Dataset *d, const VitConfig *cfg, const char *data, char *err
 void app_threads(long n);
 // --version (for the program and every command): version, commit, CPU kernels, MPI and HTTP
 void app_print_version(FILE *f, const char *prog);
+const char *app_int8_attention(void);                    // "bf16" or "float32": the attention's products under --int8
 const char *app_cpu_features(void);                      // "avx512f+avx2+fma", "avx2+fma", "no avx2" or "not x86-64"
 bool app_wants_version(int argc, char **argv, int from); // --version among argv[from..] (before --)
 // MPI ranks must train the same thing: the settings (one item a line of SETTINGS), the LoRA spec,

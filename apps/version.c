@@ -3,6 +3,7 @@
 #include "version.h"
 #include "deit_lora.h"
 
+#include "../kernels/bgemm.h"
 #include "../kernels/sgemm.h"
 
 #include <string.h>
@@ -16,10 +17,12 @@ const char *app_cpu_features(void) {
 #endif
 }
 
+const char *app_int8_attention(void) { return bgemm_available() ? "bf16" : "float32"; }
+
 void app_print_version(FILE *f, const char *prog) {
     const char *features = app_cpu_features();
-    fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s; int8 kernel: %s\n", prog, DEIT_LORA_VERSION, DEIT_LORA_COMMIT,
-            features, sgemm_fast_isa(), tensor_int8_kernel());
+    fprintf(f, "%s (cgrad) %s\ncommit: %s\nCPU: %s; GEMM kernel: %s; int8 kernel: %s; int8 attention: %s\n", prog, DEIT_LORA_VERSION,
+            DEIT_LORA_COMMIT, features, sgemm_fast_isa(), tensor_int8_kernel(), app_int8_attention());
 #ifdef CGRAD_MPI
     fprintf(f, "MPI: built in (train, predict and eval run over mpirun ranks)\n");
 #else

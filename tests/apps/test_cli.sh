@@ -59,6 +59,7 @@ expect 2 "--class: attention rollout does not depend on the class" -- "$bin" exp
 expect 2 "needs --model and at least one IMAGE" -- "$bin" explain --model "$g/tiny"
 # --int8: the commands that only run the model forward; refused where gradients are needed
 expect 0 "int8 kernel: " -- "$bin" --version
+expect 0 "int8 attention: " -- "$bin" --version
 expect 0 '"method": "rollout"' -- "$bin" explain --model "$g/tiny" --adapter "$g/tiny_lora" --int8 "$img/small_20x30.jpg"
 expect 2 "--int8: applies to --method rollout only" -- "$bin" explain --model "$g/tiny" --int8 --method relevance "$img/small_20x30.jpg"
 expect 0 '"top": [{"label": "LABEL_' -- "$bin" predict --model "$g/tiny" --adapter "$g/tiny_lora" --int8 --json "$img/small_20x30.jpg"
