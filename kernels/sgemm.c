@@ -73,17 +73,39 @@ static int64_t strip_rows(const SgemmIsa *k, int64_t rem) {
     return k->mr_short && rem % k->mr && rem % k->mr <= k->mr - k->mr_short ? k->mr_short : k->mr;
 }
 
-// C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels
+// what C starts as instead of beta C (sgemm_fast_bias): res + bias, rows of res ldr apart (either NULL)
+typedef struct {
+    const float *bias, *res;
+    int64_t ldr;
+} Start;
+
+// rows [i0, i0 + mr) of C = res + bias, just before the first K block's tiles of that strip add to them
+static void start_strip(const Start *st, int64_t i0, int64_t mr, int64_t N, float *C, int64_t ldc) {
+    for (int64_t i = i0; i < i0 + mr; i++) {
+        float *cr = C + i * ldc;
+        const float *rr = st->res ? st->res + i * st->ldr : NULL, *b = st->bias;
+        if (rr && b)
+            for (int64_t j = 0; j < N; j++) cr[j] = rr[j] + b[j];
+        else if (rr)
+            for (int64_t j = 0; j < N; j++) cr[j] = rr[j] + 0.0f; // as res + (no bias: 0)
+        else
+            for (int64_t j = 0; j < N; j++) cr[j] = b[j];
+    }
+}
+
+// C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels;
+// with st, C starts as res + bias (beta is then 0), a strip at a time
 static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                       const float *bp, float beta, float *C, int64_t ldc) {
+                       const float *bp, float beta, float *C, int64_t ldc, const Start *st) {
     int64_t Npad = npanels(k, N) * k->nr;
     for (int64_t k0 = 0; k0 < K; k0 += k->kc) {
         int64_t kc = K - k0 < k->kc ? K - k0 : k->kc;
-        bool load_c = k0 > 0 || beta != 0.0f;
-        float bt = k0 > 0 ? 1.0f : beta; // later K blocks add to what the first wrote
+        bool load_c = k0 > 0 || beta != 0.0f || st;
+        float bt = k0 > 0 || st ? 1.0f : beta; // later K blocks add to what the first wrote
         const float *bk = bp + k0 * Npad;
         for (int64_t i0 = 0, mr; i0 < M; i0 += mr) {
             mr = strip_rows(k, M - i0);
+            if (st && k0 == 0) start_strip(st, i0, mr, N, C, ldc);
             const float *a = ta ? A + k0 * lda + i0 : A + i0 * lda + k0;
             for (int64_t j0 = 0; j0 < N; j0 += k->nr)
                 k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c);
@@ -116,14 +138,15 @@ static int product_threads(const SgemmIsa *k, int64_t M, int64_t N, int64_t K) {
 // thread t of n's share of a product with op(B) packed: row strips of mr split evenly, the later
 // threads taking the extra strips
 static void run_strip(const SgemmIsa *k, int t, int n, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                      const float *bp, float beta, float *C, int64_t ldc) {
+                      const float *bp, float beta, float *C, int64_t ldc, const Start *st) {
     int64_t strips = (M + k->mr - 1) / k->mr, lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
     if (hi > M) hi = M;
-    if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc);
+    Start mine = st ? (Start){st->bias, st->res ? st->res + lo * st->ldr : NULL, st->ldr} : (Start){0};
+    if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc, st ? &mine : NULL);
 }
 
-bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                float beta, float *C, int64_t ldc) {
+static bool fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc, const Start *st) {
     const SgemmIsa *k = isa();
     if (!k) return false;
     float *bp = slot_for(k, 2, N, K);
@@ -132,7 +155,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
     int nt = product_threads(k, M, N, K);
     if (nt == 1) {
         pack_all(k, bp, B, ldb, tb, N, K);
-        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc, st);
         return true;
     }
 #pragma omp parallel num_threads(nt)
@@ -140,9 +163,20 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 #pragma omp for collapse(2) schedule(static)
         for (int64_t kb = 0; kb < nkb; kb++)
             for (int64_t p = 0; p < np; p++) k->pack_panel(bp, B, ldb, tb, N, K, kb, p);
-        run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc, st);
     }
     return true;
+}
+
+bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                float beta, float *C, int64_t ldc) {
+    return fast(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                     int64_t ldc, const float *bias, const float *res, int64_t ldr) {
+    Start st = {bias, res, ldr};
+    return fast(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
@@ -153,16 +187,27 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
     return bp;
 }
 
-void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
-                  int64_t ldc) {
+static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta,
+                   float *C, int64_t ldc, const Start *st) {
     const SgemmIsa *k = isa();
     int nt = product_threads(k, M, N, K);
     if (nt == 1) {
-        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+        run_packed(k, ta, M, N, K, alpha, A, lda, bp, beta, C, ldc, st);
         return;
     }
 #pragma omp parallel num_threads(nt)
-    run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc);
+    run_strip(k, omp_get_thread_num(), omp_get_num_threads(), ta, M, N, K, alpha, A, lda, bp, beta, C, ldc, st);
+}
+
+void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
+                  int64_t ldc) {
+    packed(ta, M, N, K, alpha, A, lda, bp, beta, C, ldc, NULL);
+}
+
+void sgemm_packed_bias(bool ta, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C, int64_t ldc,
+                       const float *bias, const float *res, int64_t ldr) {
+    Start st = {bias, res, ldr};
+    packed(ta, M, N, K, 1.0f, A, lda, bp, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 
 // ---- packings kept between products (sgemm_kept) ----

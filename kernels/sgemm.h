@@ -25,6 +25,13 @@ bool sgemm_use_isa(const char *name);
 bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                 float beta, float *C, int64_t ldc);
 
+// C = op(A) op(B) + bias + res: bias a row of N values, res [M, N] with rows ldr apart, either NULL
+// (both NULL: beta 0). The same sums and the same bits as filling C with res + bias and calling
+// sgemm_fast with beta 1, but each strip of C's rows is filled just before its products, while it
+// is in cache, instead of in a pass over C of its own (a linear layer's bias and residual).
+bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                     int64_t ldc, const float *bias, const float *res, int64_t ldr);
+
 // op(B) [K, N] packed once for several products with it, into this thread's buffer slot (0 or 1; the
 // next pack into the same slot overwrites it; not to be freed); NULL when there is no kernel
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
@@ -32,6 +39,10 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
 // on this thread alone, outside it split across the threads as sgemm_fast
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
                   int64_t ldc);
+
+// sgemm_fast_bias with op(B) from sgemm_pack or sgemm_kept
+void sgemm_packed_bias(bool ta, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C, int64_t ldc,
+                       const float *bias, const float *res, int64_t ldr);
 
 // op(B) packed once and kept between products, for a B whose contents stay the same (a frozen
 // weight): found again by the caller's name for those contents, id and version (a tensor's

@@ -115,6 +115,44 @@ START_TEST(test_sgemm_packed_and_threads) {
 }
 END_TEST
 
+// C = op(A) op(B) + bias + res with C filled a strip at a time (sgemm_fast_bias, sgemm_packed_bias):
+// the same bits as C = res + bias filled first and a product with beta 1, for bias alone, res alone
+// and both, K across the 256-row blocks, one thread and two
+START_TEST(test_sgemm_bias_and_residual) {
+    if (!use(_i)) return;
+    const int64_t shapes[][3] = {{1576, 192, 768}, {37, 45, 300}, {5, 70, 513}}; // M, N, K
+    Rng r = rng_new(13);
+    int nt = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int which = 1; which < 4; which++)
+            for (int threads = 1; threads <= 2; threads++) {
+                omp_set_num_threads(threads);
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldr = N + 3;
+                float *A = rnd(&r, M * K), *B = rnd(&r, N * K), *bias = which & 1 ? rnd(&r, N) : NULL,
+                      *res = which & 2 ? rnd(&r, M * ldr) : NULL;
+                float *want = malloc(sizeof(float) * (size_t)(M * N)), *got = malloc(sizeof(float) * (size_t)(M * N));
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) want[i * N + j] = res ? res[i * ldr + j] + (bias ? bias[j] : 0) : bias[j];
+                ck_assert(sgemm_fast(false, true, M, N, K, 1, A, K, B, K, 1, want, N));
+                int diff = 0;
+                ck_assert(sgemm_fast_bias(false, true, M, N, K, A, K, B, K, got, N, bias, res, ldr));
+                for (int64_t i = 0; i < M * N; i++) diff += got[i] != want[i];
+                float *bp = sgemm_pack(1, true, N, K, B, K);
+                ck_assert_ptr_nonnull(bp);
+                memset(got, 0, sizeof(float) * (size_t)(M * N));
+                sgemm_packed_bias(false, M, N, K, A, K, bp, got, N, bias, res, ldr);
+                for (int64_t i = 0; i < M * N; i++) diff += got[i] != want[i];
+                ck_assert_msg(diff == 0, "%lldx%lldx%lld, %s, %d threads: %d values differ", (long long)M, (long long)N, (long long)K,
+                              which == 1   ? "bias"
+                              : which == 2 ? "residual"
+                                           : "both",
+                              threads, diff);
+                free(A), free(B), free(bias), free(res), free(want), free(got);
+            }
+    omp_set_num_threads(nt);
+}
+END_TEST
+
 // float32 rounded to bfloat16 as the bf16 kernel rounds (to nearest, ties to even)
 static double bf16_round(float v) {
     uint32_t u;
@@ -313,6 +351,7 @@ int main(void) {
     tcase_add_loop_test(check_case(s, "test_sgemm_against_reference"), test_sgemm_against_reference, 0, N_ISAS);
     tcase_add_loop_test(check_case(s, "test_sgemm_packed_and_threads"), test_sgemm_packed_and_threads, 0, N_ISAS);
     tcase_add_test(check_case(s, "test_bgemm_against_reference"), test_bgemm_against_reference);
+    tcase_add_loop_test(check_case(s, "test_sgemm_bias_and_residual"), test_sgemm_bias_and_residual, 0, N_ISAS);
     tcase_add_loop_test(check_case(s, "test_sgemm_every_shape_rows_invariant"), test_sgemm_every_shape_rows_invariant, 0, N_ISAS);
     tcase_add_loop_test(check_case(s, "test_mlp_f32_matches_f64"), test_mlp_f32_matches_f64, 0, N_ISAS + 1);
     tcase_add_test(check_case(s, "test_weight_packing_kept"), test_weight_packing_kept);
