@@ -11,6 +11,7 @@
 #include <string.h>
 
 #if BGEMM_BUILD
+#include "transpose16.h"
 #include <immintrin.h>
 
 #define MR 12
@@ -43,30 +44,6 @@ static void row_to_pairs(uint32_t *dst, const float *src, int64_t K) {
     }
 }
 
-// r[i] = row i of a 16 x 16 block of words -> r[j] = column j
-static inline void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int e = 0; e < 4; e++) {
-        __m512i ab_lo = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), ab_hi = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xdd);
-        __m512i cd_lo = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), cd_hi = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xdd);
-        t[e] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88);
-        t[8 + e] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xdd);
-        t[4 + e] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88);
-        t[12 + e] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xdd);
-    }
-    for (int j = 0; j < 16; j++) r[j] = t[j];
-}
-
 // panel p of op(B) into dst [K2][32 words]
 static void pack_panel(uint32_t *dst, bool tb, const float *B, int64_t ldb, int64_t N, int64_t K, int64_t p) {
     int64_t K2 = (K + 1) / 2, j0 = p * NR, nr = N - j0 < NR ? N - j0 : NR;
@@ -87,12 +64,12 @@ static void pack_panel(uint32_t *dst, bool tb, const float *B, int64_t ldb, int6
     // tb: column j of op(B) is row j0 + j of B, its words in order: 16 x 16 blocks of words transposed
     for (int h = 0; h < 2; h++)
         for (int64_t t0 = 0; t0 < K2; t0 += 16) {
-            __m512i r[16];
+            __m512 r[16]; // words moved as floats: the transpose moves bits
             int64_t nk = K - 2 * t0 < 32 ? K - 2 * t0 : 32;
             for (int j = 0; j < 16; j++)
-                r[j] = 16 * h + j < nr ? pairs32(B + (j0 + 16 * h + j) * ldb + 2 * t0, nk) : _mm512_setzero_si512();
+                r[j] = 16 * h + j < nr ? _mm512_castsi512_ps(pairs32(B + (j0 + 16 * h + j) * ldb + 2 * t0, nk)) : _mm512_setzero_ps();
             transpose16(r);
-            for (int64_t tt = 0; tt < 16 && t0 + tt < K2; tt++) _mm512_store_si512(dst + (t0 + tt) * NR + 16 * h, r[tt]);
+            for (int64_t tt = 0; tt < 16 && t0 + tt < K2; tt++) _mm512_store_ps((float *)(dst + (t0 + tt) * NR + 16 * h), r[tt]);
         }
 }
 
