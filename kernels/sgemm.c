@@ -187,6 +187,16 @@ float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64
     return bp;
 }
 
+size_t sgemm_pack_floats(int64_t N, int64_t K) {
+    const SgemmIsa *k = isa();
+    return k ? (size_t)(npanels(k, N) * k->nr) * (size_t)K : 0;
+}
+
+void sgemm_pack_into(float *bp, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb) {
+    const SgemmIsa *k = isa();
+    if (k) pack_all(k, bp, B, ldb, tb, N, K);
+}
+
 static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta,
                    float *C, int64_t ldc, const Start *st) {
     const SgemmIsa *k = isa();

@@ -35,7 +35,12 @@ bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const fl
 // op(B) [K, N] packed once for several products with it, into this thread's buffer slot (0 or 1; the
 // next pack into the same slot overwrites it; not to be freed); NULL when there is no kernel
 float *sgemm_pack(int slot, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
-// C = alpha op(A) op(B) + beta C with op(B) from sgemm_pack or sgemm_kept: inside a parallel region
+// the floats a packing of op(B) [K, N] takes (0 when there is no kernel), and op(B) packed into a
+// caller's buffer of that many floats, 64-byte aligned (inside a parallel region by this thread
+// alone): one packing that a team's threads share
+size_t sgemm_pack_floats(int64_t N, int64_t K);
+void sgemm_pack_into(float *bp, bool tb, int64_t N, int64_t K, const float *B, int64_t ldb);
+// C = alpha op(A) op(B) + beta C with op(B) from sgemm_pack, sgemm_pack_into or sgemm_kept: inside a parallel region
 // on this thread alone, outside it split across the threads as sgemm_fast
 void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta, float *C,
                   int64_t ldc);

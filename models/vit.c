@@ -256,9 +256,18 @@ Tensor *vit_forward(Ctx *c, VitModel *m, Tensor *x, VitOutputs *out) {
     bool prune = !(out && (out->hidden_states || out->attentions || out->attention_gates));
     for (int i = 0; i < cf->num_hidden_layers; i++) {
         VitLayer *L = &m->layers[i];
-        Tensor *probs = NULL;
+        Tensor *probs = NULL, *fused;
+        bool last = prune && i == cf->num_hidden_layers - 1;
+        if (!(out && (out->attentions || out->attention_gates)) && // inference: the layer in one parallel region
+            vit_layer_fused(c, (const NnLayerNorm *const[]){&L->ln_before, &L->ln_after},
+                            (const NnLinear *const[]){&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2}, (const NnLora *const *)L->lora, h,
+                            cf->num_attention_heads, last, tr, &fused)) {
+            h = fused;
+            if (out && out->hidden_states) out->hidden_states[i + 1] = h;
+            continue;
+        }
         Tensor *y = nn_layer_norm(c, &L->ln_before, h), *yq = y;
-        if (prune && i == cf->num_hidden_layers - 1) {
+        if (last) {
             yq = ag_narrow(c, y, 1, 0, 1);
             h = ag_narrow(c, h, 1, 0, 1);
         }

@@ -7,6 +7,7 @@
 #include "../kernels/kernels_ext.h"
 #include "../kernels/qgemm.h"
 #include "../kernels/scratch.h"
+#include "../kernels/sgemm.h"
 #include "../tensor/rng.h"
 
 #include <omp.h>
@@ -104,5 +105,126 @@ int vit_attention_bf16(float *out, const float *q, const float *k, const float *
                 }
             }
     }
+    return failed ? -1 : 0;
+}
+
+// ---- one encoder layer in one parallel region (inference) ----
+
+// rows per block: about four blocks a thread (dynamic: a thread held up by the OS is not waited
+// for), a multiple of 8, at most the MLP's 48
+static int64_t layer_rows(int64_t N, int nt) {
+    int64_t r = (N + 4 * nt - 1) / (4 * nt);
+    r = (r + 7) / 8 * 8;
+    return r < 8 ? 8 : r > MLP_ROWS ? MLP_ROWS : r;
+}
+
+// out [n, OC] = x W^T + bias (rows of x lda apart) as linear_into does it, then the LoRA branch per
+// row (as lora_linear_forward without dropout); ap, bt: the padded factors (NULL: none)
+static void layer_linear(const VitLinearF32 *l, const float *ap, const float *bt, int64_t rp, float *out, const float *x, int64_t lda,
+                         int64_t n, int64_t IC, int64_t OC, float *tl, float *acc) {
+    if (l->bias)
+        sgemm_packed_bias(false, n, OC, IC, x, lda, l->wp, out, OC, l->bias, NULL, OC);
+    else
+        sgemm_packed(false, n, OC, IC, 1.0f, x, lda, l->wp, 0.0f, out, OC);
+    if (ap)
+        for (int64_t i = 0; i < n; i++) lora_row_f32(out + i * OC, NULL, l->r, x + i * lda, ap, bt, tl, acc, IC, OC, rp, l->scale);
+}
+
+// LN1's rows, keys and values [N, D] each, rounded up to 64 bytes: the packings after them are aligned
+static size_t rows_floats(int64_t N, int64_t D) { return ((size_t)(3 * N * D) + 15) / 16 * 16; }
+
+size_t vit_layer_work_floats(const VitLayerF32 *L, int64_t B, int64_t T) {
+    int64_t hs = L->D / L->NH;
+    size_t kp = sgemm_pack_floats(T, hs), vp = sgemm_pack_floats(hs, T);
+    if (!kp || !vp) return 0;
+    return rows_floats(B * T, L->D) + (size_t)(B * L->NH) * (kp + vp);
+}
+
+typedef struct {
+    float *ap, *bt; // padded LoRA factors, or NULL
+    int64_t rp;
+} PaddedLora;
+
+static bool pad_lora(const VitLinearF32 *l, int64_t IC, int64_t OC, PaddedLora *p) {
+    *p = (PaddedLora){0};
+    if (!l->A) return true;
+    p->rp = (l->r + LORA_G - 1) / LORA_G * LORA_G;
+    p->ap = lora_pad_rows_f32(l->A, false, l->r, p->rp, IC), p->bt = lora_pad_rows_f32(l->B, true, l->r, p->rp, OC);
+    return p->ap && p->bt;
+}
+
+// the attention of query rows [i, i + m) of image b (q, y [m, D] from qb, ab) over its packed keys
+// and values, head by head; s [m, T] scratch
+static void layer_attention(const VitLayerF32 *L, float *ab, const float *qb, const float *kp, const float *vp, size_t kpf, size_t vpf,
+                            int64_t b, int64_t m, int64_t T, float *s) {
+    int64_t D = L->D, hs = D / L->NH;
+    float scale = (float)(1.0 / sqrt((double)hs)); // as ag_attention's, rounded to float by the product
+    for (int64_t h = 0; h < L->NH; h++) {
+        size_t bh = (size_t)(b * L->NH + h);
+        sgemm_packed(false, m, T, hs, scale, qb + h * hs, D, kp + bh * kpf, 0.0f, s, T);
+        softmax_rows_lse_f32(s, NULL, m, T);
+        sgemm_packed(false, m, hs, T, 1.0f, s, T, vp + bh * vpf, 0.0f, ab + h * hs, D);
+    }
+}
+
+int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work) {
+    int64_t D = L->D, F = L->F, NH = L->NH, hs = D / NH, N = B * T, Nq = B * Tq, step = Tq == T ? 1 : T;
+    size_t kpf = sgemm_pack_floats(T, hs), vpf = sgemm_pack_floats(hs, T);
+    float *y = work, *k = y + N * D, *v = k + N * D, *kp = work + rows_floats(N, D), *vp = kp + (size_t)(B * NH) * kpf;
+    int nt = omp_get_max_threads();
+    int64_t ra = layer_rows(N, nt), rb = layer_rows(Nq, nt), na = (N + ra - 1) / ra, nb = (Nq + rb - 1) / rb;
+    PaddedLora lq, lk, lv;
+    bool ok = pad_lora(&L->q, D, D, &lq) & pad_lora(&L->k, D, D, &lk) & pad_lora(&L->v, D, D, &lv);
+    int64_t rmax = lq.rp > lk.rp ? lq.rp : lk.rp;
+    rmax = lv.rp > rmax ? lv.rp : rmax;
+    // a thread's rows: q, attention, h1, LN2 [rb, D]; scores [rb, T]; pre-activation, GELU [rb, F];
+    // the LoRA rows' scratch [rmax + D]
+    size_t mine = (size_t)(rb * (4 * D + T + 2 * F) + rmax + D);
+    int failed = !ok;
+    if (ok)
+#pragma omp parallel shared(failed)
+    {
+        float *m = scratch_get(0, mine * sizeof(float));
+        if (!m) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        float *qb = m, *ab = qb + rb * D, *h1 = ab + rb * D, *y2 = h1 + rb * D, *s = y2 + rb * D, *pre = s + rb * T, *a = pre + rb * F,
+              *tl = a + rb * F, *acc = tl + rmax;
+        if (!stop) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < na; c++) { // LN1, keys and values of all tokens
+                int64_t lo = c * ra, n = lo + ra < N ? ra : N - lo;
+                layernorm_rows_f32(y + lo * D, NULL, NULL, h + lo * D, L->ln1_w, L->ln1_b, n, D, L->eps1);
+                layer_linear(&L->k, lk.ap, lk.bt, lk.rp, k + lo * D, y + lo * D, D, n, D, D, tl, acc);
+                layer_linear(&L->v, lv.ap, lv.bt, lv.rp, v + lo * D, y + lo * D, D, n, D, D, tl, acc);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t bh = 0; bh < B * NH; bh++) { // each head's keys and values packed once
+                int64_t b = bh / NH, o = b * T * D + (bh % NH) * hs;
+                sgemm_pack_into(kp + (size_t)bh * kpf, true, T, hs, k + o, D);
+                sgemm_pack_into(vp + (size_t)bh * vpf, false, hs, T, v + o, D);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < nb; c++) { // blocks of query rows through the rest of the layer
+                int64_t lo = c * rb, n = lo + rb < Nq ? rb : Nq - lo;
+                layer_linear(&L->q, lq.ap, lq.bt, lq.rp, qb, y + lo * step * D, step * D, n, D, D, tl, acc);
+                for (int64_t i = lo, e; i < lo + n; i = e) { // the block's rows image by image
+                    int64_t b = i / Tq;
+                    e = (b + 1) * Tq < lo + n ? (b + 1) * Tq : lo + n;
+                    layer_attention(L, ab + (i - lo) * D, qb + (i - lo) * D, kp, vp, kpf, vpf, b, e - i, T, s);
+                }
+                sgemm_packed_bias(false, n, D, D, ab, D, L->o.wp, h1, D, L->o.bias, h + lo * step * D, step * D);
+                layernorm_rows_f32(y2, NULL, NULL, h1, L->ln2_w, L->ln2_b, n, D, L->eps2);
+                mlp_rows_f32(L->fc1.wp, L->fc2.wp, out + lo * D, pre, a, false, y2, h1, L->fc1.w, L->fc1.bias, L->fc2.w, L->fc2.bias, n, D,
+                             F);
+            }
+        }
+    }
+    free(lq.ap), free(lq.bt), free(lk.ap), free(lk.bt), free(lv.ap), free(lv.bt);
     return failed ? -1 : 0;
 }

@@ -5,6 +5,8 @@
 
 #include "../kernels/kernels.h"
 
+#include <stddef.h>
+
 #define EACH_REAL_INC "../models/vit_kernels_decl.inc"
 #include "../kernels/each_real.inc"
 #undef EACH_REAL_INC
@@ -18,5 +20,30 @@ int vit_mlp_forward_int8(const struct QWeight *w1, const struct QWeight *w2, flo
 // self-attention of x's queries, keys and values [B, T, C] (NH heads) with the two products in bfloat16
 // (kernels/bgemm.h; where bgemm_available()), for the int8 forward; -1 when it cannot run
 int vit_attention_bf16(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t C, int64_t NH);
+
+// One encoder layer for inference (float32, nothing recorded), in one parallel region instead of
+// one per op: each thread takes blocks of rows through LN1 and the key and value products; after
+// a barrier the per-head packings of keys and values; after another, blocks of query rows through
+// their query product, the attention, the output projection with the residual, LN2 and the MLP.
+// The same bits as the ops it replaces (the products give each row the same bits however many rows
+// they have). A linear layer: w [OC, IC] with wp its packing for x w^T (sgemm_kept), bias (may be
+// NULL), and a LoRA branch A [r, IC], B [OC, r] (A NULL: none; inference: no dropout).
+typedef struct {
+    const float *w, *wp, *bias, *A, *B;
+    int64_t r;
+    double scale;
+} VitLinearF32;
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    double eps1, eps2;
+    VitLinearF32 q, k, v, o, fc1, fc2; // o, fc1, fc2 with biases and without LoRA
+    int64_t D, F, NH;
+} VitLayerF32;
+// the floats of work space vit_layer_forward_f32 takes for B images of T tokens (0: no sgemm kernel)
+size_t vit_layer_work_floats(const VitLayerF32 *L, int64_t B, int64_t T);
+// out [B, Tq, D] = the layer applied to h [B, T, D]; Tq = T, or 1 for the [CLS] queries alone (the
+// keys and values still from all tokens). work: vit_layer_work_floats floats, 64-byte aligned.
+// -1 when a thread's buffers cannot be had or the LoRA factors cannot be padded.
+int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work);
 
 #endif

@@ -8,6 +8,7 @@
 #include "../autograd/extend.h"
 #include "../kernels/bgemm.h"
 #include "../kernels/qgemm.h"
+#include "../kernels/sgemm.h"
 #include "vit_kernels.h"
 
 #include <string.h>
@@ -338,4 +339,69 @@ Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora 
     Tensor *k = vit_proj(c, proj[1], lora[1], x, rng, training);
     Tensor *v = vit_proj(c, proj[2], lora[2], x, rng, training);
     return vit_proj_residual(c, proj[3], lora[3], ag_attention(c, q, k, v, NH, probs), res, rng, training);
+}
+
+// ---- a whole encoder layer for inference, in one parallel region ----
+
+// l as the fused layer's linear (w [OC, IC], packed; biases and LoRA factors float32 and
+// contiguous); false when it does not fit or has no packing
+static bool fused_linear(const NnLinear *l, const NnLora *lo, int64_t OC, int64_t IC, bool need_bias, bool lora_ok, VitLinearF32 *out) {
+    Tensor *w = l->weight, *b = l->bias;
+    *out = (VitLinearF32){0};
+    bool lora = nn_lora_active(lo);
+    if (!w || w->dtype != DT_F32 || w->int8 || w->ndim != 2 || w->shape[0] != OC || w->shape[1] != IC || !tensor_is_contiguous(w) ||
+        (need_bias && !b) || (lora && !lora_ok))
+        return false;
+    if (b && (b->dtype != DT_F32 || b->ndim != 1 || b->shape[0] != OC || !tensor_is_contiguous(b))) return false;
+    if (lora) {
+        Tensor *A = lo->A, *B = lo->B;
+        if (A->dtype != DT_F32 || B->dtype != DT_F32 || A->ndim != 2 || B->ndim != 2 || A->shape[1] != IC || B->shape[0] != OC ||
+            B->shape[1] != A->shape[0] || !tensor_is_contiguous(A) || !tensor_is_contiguous(B))
+            return false;
+        out->A = A->data, out->B = B->data, out->r = A->shape[0], out->scale = lo->scale;
+    }
+    out->w = w->data, out->bias = b ? b->data : NULL;
+    return (out->wp = ag_weight_packed(w, true)) != NULL;
+}
+
+static bool layer_norm_fits(const NnLayerNorm *n, int64_t D) {
+    const Tensor *t[] = {n->weight, n->bias};
+    for (int i = 0; i < 2; i++)
+        if (!t[i] || t[i]->dtype != DT_F32 || t[i]->ndim != 1 || t[i]->shape[0] != D || !tensor_is_contiguous(t[i])) return false;
+    return true;
+}
+
+bool vit_layer_fused(Ctx *c, const NnLayerNorm *const ln[2], const NnLinear *const lin[6], const NnLora *const lora[6], Tensor *h, int NH,
+                     bool cls_only, bool training, Tensor **out) {
+    *out = NULL;
+    if (training || !h || h->dtype != DT_F32 || h->ndim != 3 || !sgemm_fast_available() || NH <= 0 || h->shape[2] % NH) return false;
+    Tensor *in[1 + 4 + 12 + 12];
+    int nin = 0;
+    in[nin++] = h;
+    for (int i = 0; i < 2; i++) in[nin++] = ln[i]->weight, in[nin++] = ln[i]->bias;
+    for (int i = 0; i < 6; i++) {
+        in[nin++] = lin[i]->weight, in[nin++] = lin[i]->bias;
+        if (nn_lora_active(lora[i])) in[nin++] = lora[i]->A, in[nin++] = lora[i]->B;
+    }
+    if (ag_will_record(c, nin, in)) return false;
+    int64_t B = h->shape[0], T = h->shape[1], D = h->shape[2], F = lin[4]->weight ? lin[4]->weight->shape[0] : 0;
+    VitLayerF32 L = {.eps1 = ln[0]->eps, .eps2 = ln[1]->eps, .D = D, .F = F, .NH = NH};
+    VitLinearF32 *l[6] = {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2};
+    static const int64_t oc_is_f[6] = {0, 0, 0, 0, 1, 0}, ic_is_f[6] = {0, 0, 0, 0, 0, 1};
+    bool fits = layer_norm_fits(ln[0], D) && layer_norm_fits(ln[1], D) && T > 0;
+    for (int i = 0; i < 6 && fits; i++) fits = fused_linear(lin[i], lora[i], oc_is_f[i] ? F : D, ic_is_f[i] ? F : D, i >= 3, i < 3, l[i]);
+    size_t work = fits ? vit_layer_work_floats(&L, B, T) : 0;
+    if (work) {
+        L.ln1_w = ln[0]->weight->data, L.ln1_b = ln[0]->bias->data, L.ln2_w = ln[1]->weight->data, L.ln2_b = ln[1]->bias->data;
+        Tensor *hc = tensor_contiguous(c, h), *w = tensor_new(c, DT_F32, 1, (int64_t[]){(int64_t)work});
+        Tensor *y = tensor_new(c, DT_F32, 3, (int64_t[]){B, cls_only ? 1 : T, D});
+        if (hc && w && y) {
+            if (vit_layer_forward_f32(&L, y->data, hc->data, B, T, cls_only ? 1 : T, w->data) == 0)
+                *out = y;
+            else
+                ctx_fail(c, "encoder layer: out of memory for its rows");
+        }
+    }
+    for (int i = 0; i < 6; i++) ag_weight_release(l[i]->wp);
+    return work > 0;
 }

@@ -25,4 +25,12 @@ Tensor *vit_mlp_block(Ctx *c, const NnLinear *fc1, const NnLora *lo1, const NnLi
 Tensor *vit_attention_block(Ctx *c, const NnLinear *const proj[4], const NnLora *const lora[4], Tensor *xq, Tensor *x, Tensor *res, int NH,
                             Rng *rng, bool training, Tensor **probs);
 
+// A whole encoder layer for inference in one parallel region (models/vit_kernels.h): ln the two
+// norms, lin and lora q, k, v, o, fc1, fc2 (LoRA on q, k, v only); h [B, T, D] -> [B, T, D], or
+// [B, 1, D] with cls_only (the [CLS] queries alone). False, doing nothing, where it does not apply
+// (training, a gradient to record, another dtype or shape, int8 weights, no sgemm kernel); true
+// with *out the result, or NULL when it failed (the context says why).
+bool vit_layer_fused(Ctx *c, const NnLayerNorm *const ln[2], const NnLinear *const lin[6], const NnLora *const lora[6], Tensor *h, int NH,
+                     bool cls_only, bool training, Tensor **out);
+
 #endif

@@ -2,6 +2,7 @@
 // LoRA, saving round trips, and corrupt or mismatched inputs refused with clear messages.
 #include "../../base/fileio.h"
 #include "../../kernels/bgemm.h"
+#include "../../kernels/sgemm.h"
 #include "../../models/adapter.h"
 #include "../../models/image_processor.h"
 #include "../../models/vit.h"
@@ -193,6 +194,78 @@ START_TEST(test_merged_equals_adapter) {
     wfile_close(&io);
     vit_free(&a);
     vit_free(&mg);
+}
+END_TEST
+
+// the inference layer in one parallel region (vit_layer_fused) against the layer op by op (what a
+// training-mode forward runs; no dropout anywhere): the same bits, layer by layer and at the logits
+// (the [CLS]-only last layer), with LoRA on query, key and value and several images
+static bool tensor_equal(const Tensor *a, const Tensor *b) {
+    return a && b && tensor_same_shape(a, b) && tensor_is_contiguous(a) && tensor_is_contiguous(b) &&
+           memcmp(a->data, b->data, sizeof(float) * (size_t)tensor_numel(a)) == 0;
+}
+
+static void fused_layer_same_bits(VitModel *m, int64_t B) {
+    char why[256];
+    Rng rng = rng_new(7);
+    VitLoraSpec spec = {.r = 4, .alpha = 8, .targets = {"query", "key", "value"}, .ntargets = 3};
+    ck_assert_msg(vit_attach_lora(m, &spec, &rng, why, sizeof why) == 0, "%s", why);
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++)
+        for (int k = VIT_Q; k <= VIT_V; k++) rng_fill_normal(&rng, m->layers[i].lora[k]->B, 0.0, 0.3); // a branch that counts
+    int nl = m->cfg.num_hidden_layers, S = m->cfg.image_size;
+    Ctx *c = ctx_new(1 << 24);
+    ag_no_grad(c, true);
+    Tensor *x = tensor_new(c, DT_F32, 4, (int64_t[]){B, m->cfg.num_channels, S, S});
+    rng_fill_normal(&rng, x, 0.0, 1.0);
+    Tensor *hs[2][13], *logits[2];
+    for (int fused = 0; fused < 2; fused++) {
+        m->params.training = !fused; // training: op by op (no dropout is configured)
+        VitOutputs out = {.hidden_states = hs[fused]};
+        ck_assert_ptr_nonnull(vit_forward(c, m, x, &out));
+        logits[fused] = vit_forward(c, m, x, NULL);
+        ck_assert_ptr_nonnull(logits[fused]);
+    }
+    for (int i = 0; i <= nl; i++) ck_assert_msg(tensor_equal(hs[0][i], hs[1][i]), "hidden state %d differs", i);
+    ck_assert(tensor_equal(logits[0], logits[1]));
+    // the fused layer is what ran: layer 0 called directly, and its [CLS]-only form
+    VitLayer *L = &m->layers[0];
+    const NnLayerNorm *const ln[2] = {&L->ln_before, &L->ln_after};
+    const NnLinear *const lin[6] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+    Tensor *y = NULL, *cls = NULL;
+    ck_assert(vit_layer_fused(c, ln, lin, (const NnLora *const *)L->lora, hs[0][0], m->cfg.num_attention_heads, false, false, &y));
+    ck_assert(vit_layer_fused(c, ln, lin, (const NnLora *const *)L->lora, hs[0][0], m->cfg.num_attention_heads, true, false, &cls));
+    ck_assert(y && cls && tensor_equal(y, hs[0][1]));
+    ck_assert_int_eq(cls->shape[1], 1);
+    for (int64_t b = 0; b < B; b++)
+        ck_assert(memcmp((float *)cls->data + b * m->cfg.hidden_size, (float *)y->data + b * y->shape[1] * m->cfg.hidden_size,
+                         sizeof(float) * (size_t)m->cfg.hidden_size) == 0);
+    // not taken where a gradient is to be recorded, in training, or with LoRA on the output projection
+    ck_assert(!vit_layer_fused(c, ln, lin, (const NnLora *const *)L->lora, hs[0][0], m->cfg.num_attention_heads, false, true, &y));
+    ctx_free(c);
+}
+
+START_TEST(test_fused_layer_same_bits) {
+    if (!sgemm_fast_available()) {
+        printf("(skipped: no sgemm kernel: the fused layer is not used)\n");
+        return;
+    }
+    VitModel m;
+    load(&m, GOLD "/tiny"); // 17 tokens: blocks of rows cross images
+    fused_layer_same_bits(&m, 3);
+    vit_free(&m);
+    VitConfig cf; // DeiT-Tiny's shapes: 197 tokens, 3 heads of 64, MLP 768
+    vit_config_init(&cf);
+    ck_assert_msg(vit_init_random(&m, &cf, 3, err, sizeof err) == 0, "%s", err);
+    vit_config_free(&cf);
+    fused_layer_same_bits(&m, 2);
+    vit_free(&m);
+    vit_config_init(&cf); // 5 tokens of 8 values: the packed keys must still start 64-byte aligned
+    cf.hidden_size = 8, cf.num_attention_heads = 2, cf.intermediate_size = 12, cf.num_hidden_layers = 2, cf.image_size = 16,
+    cf.patch_size = 8;
+    ck_assert_msg(vit_init_random(&m, &cf, 5, err, sizeof err) == 0, "%s", err);
+    vit_config_free(&cf);
+    fused_layer_same_bits(&m, 1);
+    vit_free(&m);
 }
 END_TEST
 
@@ -1012,6 +1085,7 @@ int main(void) {
     tcase_add_test(check_case(s, "test_safetensors_header_grammar"), test_safetensors_header_grammar);
     tcase_add_test(check_case(s, "test_tiny_lora_both_spellings"), test_tiny_lora_both_spellings);
     tcase_add_test(check_case(s, "test_merged_equals_adapter"), test_merged_equals_adapter);
+    tcase_add_test(check_case(s, "test_fused_layer_same_bits"), test_fused_layer_same_bits);
     tcase_add_test(check_case(s, "test_int8_close_to_float32"), test_int8_close_to_float32);
     tcase_add_test(check_case(s, "test_int8_attention_bf16"), test_int8_attention_bf16);
     tcase_add_test(check_case(s, "test_cls_only_last_layer_is_exact"), test_cls_only_last_layer_is_exact);
