@@ -259,7 +259,11 @@ static bool threads_worth_it(double macs, int64_t tiles) { return !omp_in_parall
 
 static void run(const Product *p) {
     int64_t nt = ntiles(p->k, p->q, p->M);
-#pragma omp parallel for schedule(static) if (threads_worth_it((double)p->M * (double)p->q->OC * (double)p->q->IC, nt))
+    if (!threads_worth_it((double)p->M * (double)p->q->OC * (double)p->q->IC, nt)) { // no region at all, not even a one-thread one
+        for (int64_t t = 0; t < nt; t++) run_tile(p, t);
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < nt; t++) run_tile(p, t);
 }
 
@@ -286,8 +290,14 @@ bool qlinear_many(int n, const QWeight *const *qs, float *const *ys, const float
         ps[i] = (Product){.k = k, .q = qs[i], .a = a, .lda = lda, .M = M, .rs = rs, .zp = zp, .bias = biases[i], .res = res, .y = ys[i]};
         macs += (double)M * (double)qs[i]->OC * (double)q->IC, tiles += ntiles(k, qs[i], M);
     }
+    if (!threads_worth_it(macs, tiles)) { // on this thread (inside a caller's region: no nested one)
+        for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);
+        for (int i = 0; i < n; i++)
+            for (int64_t t = 0, nt = ntiles(k, qs[i], M); t < nt; t++) run_tile(&ps[i], t);
+        return true;
+    }
     // one parallel region: the rows quantized, then every product's tiles (one fork and join)
-#pragma omp parallel if (threads_worth_it(macs, tiles))
+#pragma omp parallel
     {
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < M; i++) rs[i] = qgemm_quantize_row(a + i * lda, &zp[i], x + i * q->IC, q->IC, k->levels);

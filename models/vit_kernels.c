@@ -41,6 +41,17 @@ static const float lora_bit_floats[256][8] __attribute__((aligned(32))) = {LB64(
 #define K_EXP   exp
 #include "vit_kernels.inc"
 
+// a block of the int8 MLP's rows on this thread: a [rows, F] = gelu(x w1^T + b1), out = res + a w2^T
+// + b2; false when the quantized rows have no memory. Not inlined: the fused layer runs the same code
+__attribute__((noinline)) static bool mlp_rows_int8(const QWeight *w1, const QWeight *w2, float *out, float *a, const float *x,
+                                                    const float *res, const float *b1, const float *b2, int64_t rows) {
+    int64_t F = w1->OC;
+    if (!qlinear(w1, a, x, b1, NULL, rows)) return false;
+#pragma omp simd
+    for (int64_t i = 0; i < rows * F; i++) a[i] = gelu_f32(a[i]);
+    return qlinear(w2, out, a, b2, res, rows);
+}
+
 // the MLP with int8 products: a block's rows through fc1, the GELU in place, fc2 with the residual
 int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const float *x, const float *res, const float *b1,
                          const float *b2, int64_t N) {
@@ -52,13 +63,7 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
 #pragma omp for schedule(dynamic, 1)
         for (int64_t q = 0; q < nb; q++) {
             int64_t lo = q * blk, rows = lo + blk < N ? blk : N - lo;
-            if (!a || !qlinear(w1, a, x + lo * D, b1, NULL, rows)) {
-                failed = 1;
-                continue;
-            }
-#pragma omp simd
-            for (int64_t i = 0; i < rows * F; i++) a[i] = gelu_f32(a[i]);
-            if (!qlinear(w2, out + lo * D, a, b2, res + lo * D, rows)) failed = 1;
+            if (!a || !mlp_rows_int8(w1, w2, out + lo * D, a, x + lo * D, res + lo * D, b1, b2, rows)) failed = 1;
         }
     }
     return failed ? -1 : 0;
@@ -67,6 +72,32 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
 // the attention of the int8 forward where the CPU has bfloat16 products: per image and head the
 // scores q k^T scale and the output P v in bfloat16 with float32 sums (kernels/bgemm.h), the softmax
 // in float32 between them; no mask, nothing kept for a backward
+// one image's head: out [T, hs] (rows C apart, as q, k, v) = softmax(q k^T scale) v with both
+// products in bfloat16; s [T, T] and inv [T] scratch; false when bgemm declines. Not inlined: the
+// fused layer runs the same code
+__attribute__((noinline)) static bool attention_head_bf16(float *out, const float *q, const float *k, const float *v, int64_t T, int64_t C,
+                                                          int64_t hs, float scale, float *s, float *inv) {
+    if (!bgemm(true, T, T, hs, scale, q, C, k, C, 0, s, T)) return false;
+    for (int64_t r = 0; r < T; r++) { // the softmax of each row of scores, its division left for the output
+        float *sr = s + r * T, m = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : m)
+        for (int64_t j = 0; j < T; j++) m = sr[j] > m ? sr[j] : m;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < T; j++) {
+            sr[j] = exp_fast(sr[j] - m);
+            sum += sr[j];
+        }
+        inv[r] = 1.0f / sum;
+    }
+    if (!bgemm(false, T, hs, T, 1, s, T, v, C, 0, out, C)) return false;
+    for (int64_t r = 0; r < T; r++) { // (exp(s - m) v) / sum: hs values a row, not T
+        float *yr = out + r * C;
+#pragma omp simd
+        for (int64_t d = 0; d < hs; d++) yr[d] *= inv[r];
+    }
+    return true;
+}
+
 int vit_attention_bf16(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t C, int64_t NH) {
     int64_t hs = C / NH;
     float scale = (float)(1.0 / sqrt((double)hs));
@@ -79,30 +110,7 @@ int vit_attention_bf16(float *out, const float *q, const float *k, const float *
         for (int64_t b = 0; b < B; b++)
             for (int64_t h = 0; h < NH; h++) {
                 int64_t o = b * T * C + h * hs;
-                if (!s || !bgemm(true, T, T, hs, scale, q + o, C, k + o, C, 0, s, T)) {
-                    failed = 1;
-                    continue;
-                }
-                for (int64_t r = 0; r < T; r++) { // the softmax of each row of scores, its division left for the output
-                    float *sr = s + r * T, m = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : m)
-                    for (int64_t j = 0; j < T; j++) m = sr[j] > m ? sr[j] : m;
-#pragma omp simd reduction(+ : sum)
-                    for (int64_t j = 0; j < T; j++) {
-                        sr[j] = exp_fast(sr[j] - m);
-                        sum += sr[j];
-                    }
-                    inv[r] = 1.0f / sum;
-                }
-                if (!bgemm(false, T, hs, T, 1, s, T, v + o, C, 0, out + o, C)) {
-                    failed = 1;
-                    continue;
-                }
-                for (int64_t r = 0; r < T; r++) { // (exp(s - m) v) / sum: hs values a row, not T
-                    float *yr = out + o + r * C;
-#pragma omp simd
-                    for (int64_t d = 0; d < hs; d++) yr[d] *= inv[r];
-                }
+                if (!s || !attention_head_bf16(out + o, q + o, k + o, v + o, T, C, hs, scale, s, inv)) failed = 1;
             }
     }
     return failed ? -1 : 0;
@@ -226,5 +234,89 @@ int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int6
         }
     }
     free(lq.ap), free(lq.bt), free(lk.ap), free(lk.bt), free(lv.ap), free(lv.bt);
+    return failed ? -1 : 0;
+}
+
+// ---- the same with int8 products ----
+
+size_t vit_layer_int8_work_floats(const VitLayerInt8 *L, int64_t B, int64_t T, int64_t Tq) {
+    return (size_t)((3 * B * T + 2 * B * Tq) * L->D); // LN1, keys, values [N, D]; queries, attention [B Tq, D]
+}
+
+// rows [lo, lo + n) of the layer's first part: LN1, then keys and values, and queries (all rows,
+// or the [CLS] rows among these for the [CLS]-only layer), the input rows quantized once
+static bool int8_rows_in(const VitLayerInt8 *L, float *y, float *qb, float *k, float *v, const float *h, int64_t lo, int64_t n, int64_t T,
+                         int64_t Tq) {
+    int64_t D = L->D;
+    layernorm_rows_f32(y + lo * D, NULL, NULL, h + lo * D, L->ln1_w, L->ln1_b, n, D, L->eps1);
+    const QWeight *qs[3] = {L->k, L->v, L->q};
+    float *ys[3] = {k + lo * D, v + lo * D, qb + lo * D};
+    const float *bs[3] = {L->bk, L->bv, L->bq};
+    if (!qlinear_many(Tq == T ? 3 : 2, qs, ys, y + lo * D, bs, NULL, n)) return false;
+    for (int64_t r = (lo + T - 1) / T * T; Tq != T && r < lo + n; r += T) // the [CLS] rows: one query each
+        if (!qlinear(L->q, qb + r / T * D, y + r * D, L->bq, NULL, 1)) return false;
+    return true;
+}
+
+// head h of image b: att = softmax(q k^T scale) v for its Tq queries (bfloat16 products when bf16,
+// else float32 ones as ag_attention's); s [Tq, T] + [T] scratch
+static bool int8_head(const VitLayerInt8 *L, float *att, const float *qb, const float *k, const float *v, int64_t b, int64_t h, int64_t T,
+                      int64_t Tq, bool bf16, float *s) {
+    int64_t D = L->D, hs = D / L->NH, oq = b * Tq * D + h * hs, ok = b * T * D + h * hs;
+    float scale = (float)(1.0 / sqrt((double)hs));
+    if (bf16) return attention_head_bf16(att + oq, qb + oq, k + ok, v + ok, T, D, hs, scale, s, s + T * T);
+    if (!sgemm_fast(false, true, Tq, T, hs, scale, qb + oq, D, k + ok, D, 0.0f, s, T)) return false;
+    softmax_rows_lse_f32(s, NULL, Tq, T);
+    return sgemm_fast(false, false, Tq, hs, T, 1.0f, s, T, v + ok, D, 0.0f, att + oq, D);
+}
+
+int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work) {
+    int64_t D = L->D, F = L->F, NH = L->NH, N = B * T, Nq = B * Tq;
+    float *y = work, *k = y + N * D, *v = k + N * D, *qb = v + N * D, *att = qb + Nq * D;
+    bool bf16 = Tq == T && bgemm_available();
+    int nt = omp_get_max_threads();
+    int64_t ra = layer_rows(N, nt), rb = layer_rows(Nq, nt), na = (N + ra - 1) / ra, nb = (Nq + rb - 1) / rb;
+    // a thread's scratch: a head's scores and inverse sums; h1, LN2 and gathered residual rows [rb, D]; the MLP's [rb, F]
+    size_t sfl = (size_t)(T * T + T), mine = sfl + (size_t)(rb * (3 * D + F));
+    int failed = 0;
+#pragma omp parallel shared(failed)
+    {
+        float *m = scratch_get(0, mine * sizeof(float));
+        if (!m) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        bool ok = true;
+        float *s = m, *h1 = s + sfl, *y2 = h1 + rb * D, *rg = y2 + rb * D, *a = rg + rb * D;
+        if (!stop) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < na; c++) {
+                int64_t lo = c * ra, n = lo + ra < N ? ra : N - lo;
+                ok = ok && int8_rows_in(L, y, qb, k, v, h, lo, n, T, Tq);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t bh = 0; bh < B * NH; bh++) ok = ok && int8_head(L, att, qb, k, v, bh / NH, bh % NH, T, Tq, bf16, s);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < nb; c++) { // the rest of the layer, by blocks of query rows
+                int64_t lo = c * rb, n = lo + rb < Nq ? rb : Nq - lo;
+                const float *res = h + lo * D;
+                if (Tq != T) { // the [CLS] rows' residuals, gathered
+                    for (int64_t i = 0; i < n; i++) memcpy(rg + i * D, h + (lo + i) * T * D, sizeof(float) * (size_t)D);
+                    res = rg;
+                }
+                ok = ok && qlinear(L->o, h1, att + lo * D, L->bo, res, n);
+                if (ok) layernorm_rows_f32(y2, NULL, NULL, h1, L->ln2_w, L->ln2_b, n, D, L->eps2);
+                ok = ok && mlp_rows_int8(L->fc1, L->fc2, out + lo * D, a, y2, h1, L->b1, L->b2, n);
+            }
+        }
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    }
     return failed ? -1 : 0;
 }

@@ -46,4 +46,20 @@ size_t vit_layer_work_floats(const VitLayerF32 *L, int64_t B, int64_t T);
 // -1 when a thread's buffers cannot be had or the LoRA factors cannot be padded.
 int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work);
 
+// The same layer with int8 products (--int8: every projection has an int8 copy, no LoRA branch), as
+// the ops run it: LN1, query, key and value with the rows quantized once; each head's attention
+// (bfloat16 products where bgemm_available(), for all queries; else, and for the [CLS]-only layer,
+// float32); the output projection with the residual, LN2 and the int8 MLP. The same bits as the
+// ops. bq, bk, bv, bo may be NULL; b1, b2 not.
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    double eps1, eps2;
+    const struct QWeight *q, *k, *v, *o, *fc1, *fc2;
+    const float *bq, *bk, *bv, *bo, *b1, *b2;
+    int64_t D, F, NH;
+} VitLayerInt8;
+size_t vit_layer_int8_work_floats(const VitLayerInt8 *L, int64_t B, int64_t T, int64_t Tq);
+// -1 when a thread's buffers cannot be had
+int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work);
+
 #endif

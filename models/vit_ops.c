@@ -371,6 +371,54 @@ static bool layer_norm_fits(const NnLayerNorm *n, int64_t D) {
     return true;
 }
 
+// the layer with int8 products when every projection has an int8 copy (and none is trainable);
+// false when it does not apply
+static bool layer_int8(Ctx *c, const NnLayerNorm *const ln[2], const NnLinear *const lin[6], const NnLora *const lora[6], Tensor *h, int NH,
+                       bool cls_only, Tensor **out) {
+    int64_t B = h->shape[0], T = h->shape[1], D = h->shape[2], Tq = cls_only ? 1 : T;
+    const QWeight *q[6];
+    const float *bias[6];
+    for (int i = 0; i < 6; i++) {
+        Tensor *w = lin[i]->weight, *b = lin[i]->bias;
+        int64_t OC = i == 4 ? w->shape[0] : D, IC = i == 5 ? lin[4]->weight->shape[0] : D;
+        if (nn_lora_active(lora[i]) || w->requires_grad || (b && b->requires_grad) || !(q[i] = ag_weight_int8(c, 1, &h, w)) ||
+            q[i]->OC != OC || q[i]->IC != IC || (i >= 4 && !b) ||
+            (b && (b->dtype != DT_F32 || b->ndim != 1 || b->shape[0] != OC || !tensor_is_contiguous(b))))
+            return false;
+        bias[i] = b ? b->data : NULL;
+    }
+    VitLayerInt8 L = {ln[0]->weight->data,
+                      ln[0]->bias->data,
+                      ln[1]->weight->data,
+                      ln[1]->bias->data,
+                      ln[0]->eps,
+                      ln[1]->eps,
+                      q[0],
+                      q[1],
+                      q[2],
+                      q[3],
+                      q[4],
+                      q[5],
+                      bias[0],
+                      bias[1],
+                      bias[2],
+                      bias[3],
+                      bias[4],
+                      bias[5],
+                      D,
+                      q[4]->OC,
+                      NH};
+    Tensor *hc = tensor_contiguous(c, h), *w = tensor_new(c, DT_F32, 1, (int64_t[]){(int64_t)vit_layer_int8_work_floats(&L, B, T, Tq)});
+    Tensor *y = tensor_new(c, DT_F32, 3, (int64_t[]){B, Tq, D});
+    if (hc && w && y) {
+        if (vit_layer_forward_int8(&L, y->data, hc->data, B, T, Tq, w->data) == 0)
+            *out = y;
+        else
+            ctx_fail(c, "encoder layer: out of memory for its int8 rows");
+    }
+    return true;
+}
+
 bool vit_layer_fused(Ctx *c, const NnLayerNorm *const ln[2], const NnLinear *const lin[6], const NnLora *const lora[6], Tensor *h, int NH,
                      bool cls_only, bool training, Tensor **out) {
     *out = NULL;
@@ -385,10 +433,14 @@ bool vit_layer_fused(Ctx *c, const NnLayerNorm *const ln[2], const NnLinear *con
     }
     if (ag_will_record(c, nin, in)) return false;
     int64_t B = h->shape[0], T = h->shape[1], D = h->shape[2], F = lin[4]->weight ? lin[4]->weight->shape[0] : 0;
+    bool norms = layer_norm_fits(ln[0], D) && layer_norm_fits(ln[1], D) && T > 0;
+    int nint8 = 0;
+    for (int i = 0; i < 6; i++) nint8 += lin[i]->weight && lin[i]->weight->int8 && lin[i]->weight->ndim == 2;
+    if (nint8 == 6 && norms && F > 0 && lin[5]->weight->shape[1] == F) return layer_int8(c, ln, lin, lora, h, NH, cls_only, out);
     VitLayerF32 L = {.eps1 = ln[0]->eps, .eps2 = ln[1]->eps, .D = D, .F = F, .NH = NH};
     VitLinearF32 *l[6] = {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2};
     static const int64_t oc_is_f[6] = {0, 0, 0, 0, 1, 0}, ic_is_f[6] = {0, 0, 0, 0, 0, 1};
-    bool fits = layer_norm_fits(ln[0], D) && layer_norm_fits(ln[1], D) && T > 0;
+    bool fits = norms;
     for (int i = 0; i < 6 && fits; i++) fits = fused_linear(lin[i], lora[i], oc_is_f[i] ? F : D, ic_is_f[i] ? F : D, i >= 3, i < 3, l[i]);
     size_t work = fits ? vit_layer_work_floats(&L, B, T) : 0;
     if (work) {
