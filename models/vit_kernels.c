@@ -72,25 +72,25 @@ int vit_mlp_forward_int8(const QWeight *w1, const QWeight *w2, float *out, const
 // the attention of the int8 forward where the CPU has bfloat16 products: per image and head the
 // scores q k^T scale and the output P v in bfloat16 with float32 sums (kernels/bgemm.h), the softmax
 // in float32 between them; no mask, nothing kept for a backward
-// one image's head: out [T, hs] (rows C apart, as q, k, v) = softmax(q k^T scale) v with both
-// products in bfloat16; s [T, T] and inv [T] scratch; false when bgemm declines. Not inlined: the
-// fused layer runs the same code
-__attribute__((noinline)) static bool attention_head_bf16(float *out, const float *q, const float *k, const float *v, int64_t T, int64_t C,
-                                                          int64_t hs, float scale, float *s, float *inv) {
-    if (!bgemm(true, T, T, hs, scale, q, C, k, C, 0, s, T)) return false;
-    for (int64_t r = 0; r < T; r++) { // the softmax of each row of scores, its division left for the output
-        float *sr = s + r * T, m = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : m)
-        for (int64_t j = 0; j < T; j++) m = sr[j] > m ? sr[j] : m;
+// one image's head for m of its queries: out [m, hs] (rows C apart, as q; k, v [T, ..] too) =
+// softmax(q k^T scale) v with both products in bfloat16; s [m, T] and inv [m] scratch; false when
+// bgemm declines. Not inlined: the fused layer runs the same code
+__attribute__((noinline)) static bool attention_head_bf16(float *out, const float *q, const float *k, const float *v, int64_t m, int64_t T,
+                                                          int64_t C, int64_t hs, float scale, float *s, float *inv) {
+    if (!bgemm(true, m, T, hs, scale, q, C, k, C, 0, s, T)) return false;
+    for (int64_t r = 0; r < m; r++) { // the softmax of each row of scores, its division left for the output
+        float *sr = s + r * T, mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < T; j++) mx = sr[j] > mx ? sr[j] : mx;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < T; j++) {
-            sr[j] = exp_fast(sr[j] - m);
+            sr[j] = exp_fast(sr[j] - mx);
             sum += sr[j];
         }
         inv[r] = 1.0f / sum;
     }
-    if (!bgemm(false, T, hs, T, 1, s, T, v, C, 0, out, C)) return false;
-    for (int64_t r = 0; r < T; r++) { // (exp(s - m) v) / sum: hs values a row, not T
+    if (!bgemm(false, m, hs, T, 1, s, T, v, C, 0, out, C)) return false;
+    for (int64_t r = 0; r < m; r++) { // (exp(s - m) v) / sum: hs values a row, not T
         float *yr = out + r * C;
 #pragma omp simd
         for (int64_t d = 0; d < hs; d++) yr[d] *= inv[r];
@@ -110,7 +110,7 @@ int vit_attention_bf16(float *out, const float *q, const float *k, const float *
         for (int64_t b = 0; b < B; b++)
             for (int64_t h = 0; h < NH; h++) {
                 int64_t o = b * T * C + h * hs;
-                if (!s || !attention_head_bf16(out + o, q + o, k + o, v + o, T, C, hs, scale, s, inv)) failed = 1;
+                if (!s || !attention_head_bf16(out + o, q + o, k + o, v + o, T, T, C, hs, scale, s, inv)) failed = 1;
             }
     }
     return failed ? -1 : 0;
@@ -258,16 +258,16 @@ static bool int8_rows_in(const VitLayerInt8 *L, float *y, float *qb, float *k, f
     return true;
 }
 
-// head h of image b: att = softmax(q k^T scale) v for its Tq queries (bfloat16 products when bf16,
-// else float32 ones as ag_attention's); s [Tq, T] + [T] scratch
-static bool int8_head(const VitLayerInt8 *L, float *att, const float *qb, const float *k, const float *v, int64_t b, int64_t h, int64_t T,
-                      int64_t Tq, bool bf16, float *s) {
-    int64_t D = L->D, hs = D / L->NH, oq = b * Tq * D + h * hs, ok = b * T * D + h * hs;
+// head h of image b for its queries [i0, i0 + m): att = softmax(q k^T scale) v (bfloat16 products
+// when bf16, else float32 ones as ag_attention's); s [m, T] + [m] scratch
+static bool int8_head(const VitLayerInt8 *L, float *att, const float *qb, const float *k, const float *v, int64_t b, int64_t h, int64_t i0,
+                      int64_t m, int64_t T, int64_t Tq, bool bf16, float *s) {
+    int64_t D = L->D, hs = D / L->NH, oq = (b * Tq + i0) * D + h * hs, ok = b * T * D + h * hs;
     float scale = (float)(1.0 / sqrt((double)hs));
-    if (bf16) return attention_head_bf16(att + oq, qb + oq, k + ok, v + ok, T, D, hs, scale, s, s + T * T);
-    if (!sgemm_fast(false, true, Tq, T, hs, scale, qb + oq, D, k + ok, D, 0.0f, s, T)) return false;
-    softmax_rows_lse_f32(s, NULL, Tq, T);
-    return sgemm_fast(false, false, Tq, hs, T, 1.0f, s, T, v + ok, D, 0.0f, att + oq, D);
+    if (bf16) return attention_head_bf16(att + oq, qb + oq, k + ok, v + ok, m, T, D, hs, scale, s, s + m * T);
+    if (!sgemm_fast(false, true, m, T, hs, scale, qb + oq, D, k + ok, D, 0.0f, s, T)) return false;
+    softmax_rows_lse_f32(s, NULL, m, T);
+    return sgemm_fast(false, false, m, hs, T, 1.0f, s, T, v + ok, D, 0.0f, att + oq, D);
 }
 
 int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work) {
@@ -276,6 +276,10 @@ int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, in
     bool bf16 = Tq == T && bgemm_available();
     int nt = omp_get_max_threads();
     int64_t ra = layer_rows(N, nt), rb = layer_rows(Nq, nt), na = (N + ra - 1) / ra, nb = (Nq + rb - 1) / rb;
+    // the heads' queries in blocks when there are fewer than two heads a thread (batch 1: three heads,
+    // two threads), each block's keys and values packed again by bgemm
+    int64_t nqb = B * NH >= 2 * nt ? 1 : (2 * nt + B * NH - 1) / (B * NH), qbr = (Tq + nqb - 1) / nqb;
+    nqb = (Tq + qbr - 1) / qbr;
     // a thread's scratch: a head's scores and inverse sums; h1, LN2 and gathered residual rows [rb, D]; the MLP's [rb, F]
     size_t sfl = (size_t)(T * T + T), mine = sfl + (size_t)(rb * (3 * D + F));
     int failed = 0;
@@ -299,7 +303,10 @@ int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, in
                 ok = ok && int8_rows_in(L, y, qb, k, v, h, lo, n, T, Tq);
             }
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t bh = 0; bh < B * NH; bh++) ok = ok && int8_head(L, att, qb, k, v, bh / NH, bh % NH, T, Tq, bf16, s);
+            for (int64_t it = 0; it < B * NH * nqb; it++) { // (image, head, block of queries)
+                int64_t bh = it / nqb, i0 = it % nqb * qbr, m = i0 + qbr < Tq ? qbr : Tq - i0;
+                ok = ok && int8_head(L, att, qb, k, v, bh / NH, bh % NH, i0, m, T, Tq, bf16, s);
+            }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t c = 0; c < nb; c++) { // the rest of the layer, by blocks of query rows
                 int64_t lo = c * rb, n = lo + rb < Nq ? rb : Nq - lo;
