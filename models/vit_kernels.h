@@ -7,6 +7,12 @@
 
 #include <stddef.h>
 
+// LoRA's rank-r products run in groups of LORA_G ranks; the MLP in blocks of MLP_ROWS rows (a block's
+// pre-activation and GELU rows, 48 x 3072 bytes each at DeiT-Tiny's width, stay in L2 between the
+// products; 48 was faster than 32 or 96 in alternating runs)
+#define LORA_G   4
+#define MLP_ROWS 48
+
 #define EACH_REAL_INC "../models/vit_kernels_decl.inc"
 #include "../kernels/each_real.inc"
 #undef EACH_REAL_INC
@@ -21,45 +27,14 @@ int vit_mlp_forward_int8(const struct QWeight *w1, const struct QWeight *w2, flo
 // (kernels/bgemm.h; where bgemm_available()), for the int8 forward; -1 when it cannot run
 int vit_attention_bf16(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t C, int64_t NH);
 
-// One encoder layer for inference (float32, nothing recorded), in one parallel region instead of
-// one per op: each thread takes blocks of rows through LN1 and the key and value products; after
-// a barrier the per-head packings of keys and values; after another, blocks of query rows through
-// their query product, the attention, the output projection with the residual, LN2 and the MLP.
-// The same bits as the ops it replaces (the products give each row the same bits however many rows
-// they have). A linear layer: w [OC, IC] with wp its packing for x w^T (sgemm_kept), bias (may be
-// NULL), and a LoRA branch A [r, IC], B [OC, r] (A NULL: none; inference: no dropout).
-typedef struct {
-    const float *w, *wp, *bias, *A, *B;
-    int64_t r;
-    double scale;
-} VitLinearF32;
-typedef struct {
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    double eps1, eps2;
-    VitLinearF32 q, k, v, o, fc1, fc2; // o, fc1, fc2 with biases and without LoRA
-    int64_t D, F, NH;
-} VitLayerF32;
-// the floats of work space vit_layer_forward_f32 takes for B images of T tokens (0: no sgemm kernel)
-size_t vit_layer_work_floats(const VitLayerF32 *L, int64_t B, int64_t T);
-// out [B, Tq, D] = the layer applied to h [B, T, D]; Tq = T, or 1 for the [CLS] queries alone (the
-// keys and values still from all tokens). work: vit_layer_work_floats floats, 64-byte aligned.
-// -1 when a thread's buffers cannot be had or the LoRA factors cannot be padded.
-int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work);
-
-// The same layer with int8 products (--int8: every projection has an int8 copy, no LoRA branch), as
-// the ops run it: LN1, query, key and value with the rows quantized once; each head's attention
-// (bfloat16 products where bgemm_available(), for all queries; else, and for the [CLS]-only layer,
-// float32); the output projection with the residual, LN2 and the int8 MLP. The same bits as the
-// ops. bq, bk, bv, bo may be NULL; b1, b2 not.
-typedef struct {
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    double eps1, eps2;
-    const struct QWeight *q, *k, *v, *o, *fc1, *fc2;
-    const float *bq, *bk, *bv, *bo, *b1, *b2;
-    int64_t D, F, NH;
-} VitLayerInt8;
-size_t vit_layer_int8_work_floats(const VitLayerInt8 *L, int64_t B, int64_t T, int64_t Tq);
-// -1 when a thread's buffers cannot be had
-int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, int64_t B, int64_t T, int64_t Tq, float *work);
+// a block of the int8 MLP's rows on this thread: a [rows, F] = gelu(x w1^T + b1), out = res + a w2^T
+// + b2; false when the quantized rows have no memory (shared with vit_layer.c)
+bool mlp_rows_int8(const struct QWeight *w1, const struct QWeight *w2, float *out, float *a, const float *x, const float *res,
+                   const float *b1, const float *b2, int64_t rows);
+// one image's head for m of its queries: out [m, hs] (rows C apart, as q; k, v [T, ..] too) =
+// softmax(q k^T scale) v with both products in bfloat16; s [m, T] and inv [m] scratch; false when
+// bgemm declines (shared with vit_layer.c)
+bool attention_head_bf16(float *out, const float *q, const float *k, const float *v, int64_t m, int64_t T, int64_t C, int64_t hs,
+                         float scale, float *s, float *inv);
 
 #endif

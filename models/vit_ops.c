@@ -10,6 +10,7 @@
 #include "../kernels/qgemm.h"
 #include "../kernels/sgemm.h"
 #include "vit_kernels.h"
+#include "vit_layer.h"
 
 #include <string.h>
 
