@@ -73,25 +73,9 @@ static int64_t strip_rows(const SgemmIsa *k, int64_t rem) {
     return k->mr_short && rem % k->mr && rem % k->mr <= k->mr - k->mr_short ? k->mr_short : k->mr;
 }
 
-// what C starts as instead of beta C (sgemm_fast_bias): res + bias, rows of res ldr apart (either NULL)
-typedef struct {
-    const float *bias, *res;
-    int64_t ldr;
-} Start;
-
-// rows [i0, i0 + mr) of C = res + bias, just before the first K block's tiles of that strip add to them
-static void start_strip(const Start *st, int64_t i0, int64_t mr, int64_t N, float *C, int64_t ldc) {
-    for (int64_t i = i0; i < i0 + mr; i++) {
-        float *cr = C + i * ldc;
-        const float *rr = st->res ? st->res + i * st->ldr : NULL, *b = st->bias;
-        if (rr && b)
-            for (int64_t j = 0; j < N; j++) cr[j] = rr[j] + b[j];
-        else if (rr)
-            for (int64_t j = 0; j < N; j++) cr[j] = rr[j] + 0.0f; // as res + (no bias: 0)
-        else
-            for (int64_t j = 0; j < N; j++) cr[j] = b[j];
-    }
-}
+// what C starts as instead of beta C (sgemm_fast_bias): res + bias, rows of res ldr apart (either
+// NULL); given to the first K block's tiles, which add their products to it (SgemmStart)
+typedef SgemmStart Start;
 
 // C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels;
 // with st, C starts as res + bias (beta is then 0), a strip at a time
@@ -105,10 +89,13 @@ static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t
         const float *bk = bp + k0 * Npad;
         for (int64_t i0 = 0, mr; i0 < M; i0 += mr) {
             mr = strip_rows(k, M - i0);
-            if (st && k0 == 0) start_strip(st, i0, mr, N, C, ldc);
             const float *a = ta ? A + k0 * lda + i0 : A + i0 * lda + k0;
-            for (int64_t j0 = 0; j0 < N; j0 += k->nr)
-                k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c);
+            for (int64_t j0 = 0; j0 < N; j0 += k->nr) {
+                Start ts = st && k0 == 0 ? (Start){st->res ? st->res + i0 * st->ldr + j0 : NULL, st->bias ? st->bias + j0 : NULL, st->ldr}
+                                         : (Start){0};
+                k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c,
+                        st && k0 == 0 ? &ts : NULL);
+            }
         }
     }
 }
@@ -141,7 +128,7 @@ static void run_strip(const SgemmIsa *k, int t, int n, bool ta, int64_t M, int64
                       const float *bp, float beta, float *C, int64_t ldc, const Start *st) {
     int64_t strips = (M + k->mr - 1) / k->mr, lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
     if (hi > M) hi = M;
-    Start mine = st ? (Start){st->bias, st->res ? st->res + lo * st->ldr : NULL, st->ldr} : (Start){0};
+    Start mine = st ? (Start){st->res ? st->res + lo * st->ldr : NULL, st->bias, st->ldr} : (Start){0};
     if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc, st ? &mine : NULL);
 }
 
@@ -175,7 +162,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 
 bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, const float *bias, const float *res, int64_t ldr) {
-    Start st = {bias, res, ldr};
+    Start st = {res, bias, ldr};
     return fast(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 
@@ -216,7 +203,7 @@ void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const f
 
 void sgemm_packed_bias(bool ta, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C, int64_t ldc,
                        const float *bias, const float *res, int64_t ldr) {
-    Start st = {bias, res, ldr};
+    Start st = {res, bias, ldr};
     packed(ta, M, N, K, 1.0f, A, lda, bp, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 

@@ -21,8 +21,18 @@ static inline __m256i lanes(int64_t n) {
 }
 
 // C[0..mr, 0..nr] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]
+// row i of what a tile starts as (SgemmStart): 8 columns from off, all of them or lanes m
+static inline __m256 start_vec(const SgemmStart *st, int i, bool all, __m256i m, int off) {
+    const float *b = st->bias ? st->bias + off : NULL;
+    if (!st->res) return all ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m);
+    const float *r = st->res + i * st->ldr + off;
+    __m256 rv = all ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m);
+    return _mm256_add_ps(rv, b ? (all ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m)) : _mm256_setzero_ps());
+}
+
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
-                                                        int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c) {
+                                                        int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c,
+                                                        const SgemmStart *st) {
     __m256 c0[MR], c1[MR];
     const float *ar[MR];
 #pragma GCC unroll 6
@@ -47,7 +57,10 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
         for (int i = 0; i < MR && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
             float *cr = c + i * ldc;
             __m256 r0 = _mm256_mul_ps(c0[i], va), r1 = _mm256_mul_ps(c1[i], va);
-            if (load_c) {
+            if (st) { // C's start from res and bias, not from C
+                r0 = _mm256_fmadd_ps(start_vec(st, i, true, _mm256_setzero_si256(), 0), vb, r0);
+                r1 = _mm256_fmadd_ps(start_vec(st, i, true, _mm256_setzero_si256(), 8), vb, r1);
+            } else if (load_c) {
                 r0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, r0);
                 r1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, r1);
             }
@@ -61,7 +74,10 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
     for (int i = 0; i < MR && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
         float *cr = c + i * ldc;
         __m256 r0 = _mm256_mul_ps(c0[i], va), r1 = _mm256_mul_ps(c1[i], va);
-        if (load_c) {
+        if (st) {
+            r0 = _mm256_fmadd_ps(start_vec(st, i, false, m0, 0), vb, r0);
+            r1 = _mm256_fmadd_ps(start_vec(st, i, false, m1, 8), vb, r1);
+        } else if (load_c) {
             r0 = _mm256_fmadd_ps(_mm256_maskload_ps(cr, m0), vb, r0);
             r1 = _mm256_fmadd_ps(_mm256_maskload_ps(cr + 8, m1), vb, r1);
         }
@@ -124,11 +140,11 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
 
 // one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
 static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
-                 float beta, bool load_c) {
+                 float beta, bool load_c, const SgemmStart *st) {
     if (ta)
-        micro(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c); // a(i, k) = a[k lda + i]
+        micro(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c, st); // a(i, k) = a[k lda + i]
     else
-        micro(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c);
+        micro(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c, st);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }

@@ -23,9 +23,16 @@ static inline __mmask16 mask_hi(int64_t nr) { return nr >= 32 ? (__mmask16)0xfff
 // half (a constant at each call), only the panel's first 16 columns: a narrow product (N <= 16, such
 // as a convolution's weight gradient with 16 channels) then costs half, not the whole panel's work.
 // Each element's sum runs over k in the same order either way: the same bits.
+// row i of what a tile starts as (SgemmStart), lanes m of the 16 columns from off
+static inline __m512 start_vec(const SgemmStart *st, int i, __mmask16 m, int off) {
+    if (!st->res) return _mm512_maskz_loadu_ps(m, st->bias + off);
+    __m512 r = _mm512_maskz_loadu_ps(m, st->res + i * st->ldr + off);
+    return _mm512_add_ps(r, st->bias ? _mm512_maskz_loadu_ps(m, st->bias + off) : _mm512_setzero_ps());
+}
+
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
                                                         int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, float alpha, float beta,
-                                                        bool load_c, bool half, int rows) {
+                                                        bool load_c, bool half, int rows, const SgemmStart *st) {
     __m512 c0[MR], c1[MR];
     const float *ar[MR];
 #pragma GCC unroll 12
@@ -49,7 +56,10 @@ static inline __attribute__((always_inline)) void micro(int64_t kc, const float 
     for (int i = 0; i < rows && i < mr; i++) { // unrolled: constant indices keep c0, c1 in registers
         float *cr = c + i * ldc;
         __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
-        if (load_c) {
+        if (st) { // C's start from res and bias, not from C
+            r0 = _mm512_fmadd_ps(start_vec(st, i, m0, 0), vb, r0);
+            if (!half) r1 = _mm512_fmadd_ps(start_vec(st, i, m1, 16), vb, r1);
+        } else if (load_c) {
             r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, r0);
             if (!half) r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, r1);
         }
@@ -90,25 +100,26 @@ static void pack_panel(float *bp, const float *B, int64_t ldb, bool tb, int64_t 
 
 // the kernel copy for this tile's shape: 12 or 8 (MR_SHORT) rows, 32 or 16 columns
 static inline __attribute__((always_inline)) void shaped(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
-                                                         int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c) {
+                                                         int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c,
+                                                         const SgemmStart *st) {
     __mmask16 m0 = mask_lo(nr), m1 = mask_hi(nr);
     if (mr > MR_SHORT && nr > 16)
-        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, false, MR);
+        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, false, MR, st);
     else if (mr > MR_SHORT)
-        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, true, MR);
+        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, true, MR, st);
     else if (nr > 16)
-        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, false, MR_SHORT);
+        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, false, MR_SHORT, st);
     else
-        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, true, MR_SHORT);
+        micro(kc, a, rsa, csa, bp, c, ldc, mr, m0, m1, alpha, beta, load_c, true, MR_SHORT, st);
 }
 
 // one tile of C: op(A) rows from a (its first element of this K block), a packed panel of kc rows
 static void tile(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
-                 float beta, bool load_c) {
+                 float beta, bool load_c, const SgemmStart *st) {
     if (ta)
-        shaped(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c); // a(i, k) = a[k lda + i]
+        shaped(kc, a, 1, lda, bp, c, ldc, mr, nr, alpha, beta, load_c, st); // a(i, k) = a[k lda + i]
     else
-        shaped(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c);
+        shaped(kc, a, lda, 1, bp, c, ldc, mr, nr, alpha, beta, load_c, st);
 }
 
 static bool cpu_has(void) { return __builtin_cpu_supports("avx512f"); }

@@ -8,6 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// what a tile of C starts as in the first K block of sgemm_fast_bias, instead of C itself: at its
+// row i, res + i ldr (may be NULL) plus bias (may be NULL), both at the tile's first column; as
+// floats, res + bias, or res + 0, or bias (the sums a pass over C would leave there)
+typedef struct {
+    const float *res, *bias;
+    int64_t ldr;
+} SgemmStart;
+
 typedef struct {
     const char *name;
     int mr, nr, kc;
@@ -19,9 +27,9 @@ typedef struct {
     void (*pack_panel)(float *bp, const float *B, int64_t ldb, bool tb, int64_t N, int64_t K, int64_t kb, int64_t p);
     // one tile of C (mr <= MR rows, nr <= NR columns) += or = alpha op(A) panel, over kc rows of K:
     // a points at op(A)'s element (row 0, k 0) of this block, bp at the packed panel; beta scales C
-    // when load_c (else C is written)
+    // when load_c (else C is written), or scales st's values instead of C's when st is given
     void (*tile)(bool ta, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc, int mr, int64_t nr, float alpha,
-                 float beta, bool load_c);
+                 float beta, bool load_c, const SgemmStart *st);
 } SgemmIsa;
 
 // NULL where the build left the kernel out
