@@ -24,6 +24,21 @@ static int64_t layer_rows(int64_t N, int nt) {
     return r < 8 ? 8 : r > MLP_ROWS ? MLP_ROWS : r;
 }
 
+// this thread's scratch of n floats, called by every thread of a region: NULL for all of them when
+// any thread's cannot be had (*failed is then set); a barrier, so that all take the same branch
+static float *team_scratch(size_t n, int *failed) {
+    float *m = scratch_get(0, n * sizeof(float));
+    if (!m) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+#pragma omp barrier
+    int stop;
+#pragma omp atomic read
+    stop = *failed;
+    return stop ? NULL : m;
+}
+
 // out [n, OC] = x W^T + bias (rows of x lda apart) as linear_into does it, then the LoRA branch per
 // row (as lora_linear_forward without dropout); ap, bt: the padded factors (NULL: none)
 static void layer_linear(const VitLinearF32 *l, const float *ap, const float *bt, int64_t rp, float *out, const float *x, int64_t lda,
@@ -90,18 +105,10 @@ int vit_layer_forward_f32(const VitLayerF32 *L, float *out, const float *h, int6
     if (ok)
 #pragma omp parallel shared(failed)
     {
-        float *m = scratch_get(0, mine * sizeof(float));
-        if (!m) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int stop;
-#pragma omp atomic read
-        stop = failed;
+        float *m = team_scratch(mine, &failed);
         float *qb = m, *ab = qb + rb * D, *h1 = ab + rb * D, *y2 = h1 + rb * D, *s = y2 + rb * D, *pre = s + rb * T, *a = pre + rb * F,
               *tl = a + rb * F, *acc = tl + rmax;
-        if (!stop) {
+        if (m) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t c = 0; c < na; c++) { // LN1, keys and values of all tokens
                 int64_t lo = c * ra, n = lo + ra < N ? ra : N - lo;
@@ -183,18 +190,10 @@ int vit_layer_forward_int8(const VitLayerInt8 *L, float *out, const float *h, in
     int failed = 0;
 #pragma omp parallel shared(failed)
     {
-        float *m = scratch_get(0, mine * sizeof(float));
-        if (!m) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        int stop;
-#pragma omp atomic read
-        stop = failed;
+        float *m = team_scratch(mine, &failed);
         bool ok = true;
         float *s = m, *h1 = s + sfl, *y2 = h1 + rb * D, *rg = y2 + rb * D, *a = rg + rb * D;
-        if (!stop) {
+        if (m) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t c = 0; c < na; c++) {
                 int64_t lo = c * ra, n = lo + ra < N ? ra : N - lo;
