@@ -73,14 +73,10 @@ static int64_t strip_rows(const SgemmIsa *k, int64_t rem) {
     return k->mr_short && rem % k->mr && rem % k->mr <= k->mr - k->mr_short ? k->mr_short : k->mr;
 }
 
-// what C starts as instead of beta C (sgemm_fast_bias): res + bias, rows of res ldr apart (either
-// NULL); given to the first K block's tiles, which add their products to it (SgemmStart)
-typedef SgemmStart Start;
-
 // C = alpha op(A) op(B) + beta C on this thread, op(B) packed whole: K blocks, row strips, panels;
-// with st, C starts as res + bias (beta is then 0), a strip at a time
+// with st (sgemm_fast_bias), the first K block's tiles add their products to res + bias instead of C
 static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                       const float *bp, float beta, float *C, int64_t ldc, const Start *st) {
+                       const float *bp, float beta, float *C, int64_t ldc, const SgemmStart *st) {
     int64_t Npad = npanels(k, N) * k->nr;
     for (int64_t k0 = 0; k0 < K; k0 += k->kc) {
         int64_t kc = K - k0 < k->kc ? K - k0 : k->kc;
@@ -91,10 +87,11 @@ static void run_packed(const SgemmIsa *k, bool ta, int64_t M, int64_t N, int64_t
             mr = strip_rows(k, M - i0);
             const float *a = ta ? A + k0 * lda + i0 : A + i0 * lda + k0;
             for (int64_t j0 = 0; j0 < N; j0 += k->nr) {
-                Start ts = st && k0 == 0 ? (Start){st->res ? st->res + i0 * st->ldr + j0 : NULL, st->bias ? st->bias + j0 : NULL, st->ldr}
-                                         : (Start){0};
+                SgemmStart ts, *first = NULL; // this tile's res + bias, in the first K block only
+                if (st && k0 == 0)
+                    ts = (SgemmStart){st->res ? st->res + i0 * st->ldr + j0 : NULL, st->bias ? st->bias + j0 : NULL, st->ldr}, first = &ts;
                 k->tile(ta, kc, a, lda, bk + j0 * kc, C + i0 * ldc + j0, ldc, mr, N - j0 < k->nr ? N - j0 : k->nr, alpha, bt, load_c,
-                        st && k0 == 0 ? &ts : NULL);
+                        first);
             }
         }
     }
@@ -125,15 +122,15 @@ static int product_threads(const SgemmIsa *k, int64_t M, int64_t N, int64_t K) {
 // thread t of n's share of a product with op(B) packed: row strips of mr split evenly, the later
 // threads taking the extra strips
 static void run_strip(const SgemmIsa *k, int t, int n, bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                      const float *bp, float beta, float *C, int64_t ldc, const Start *st) {
+                      const float *bp, float beta, float *C, int64_t ldc, const SgemmStart *st) {
     int64_t strips = (M + k->mr - 1) / k->mr, lo = strips * t / n * k->mr, hi = strips * (t + 1) / n * k->mr;
     if (hi > M) hi = M;
-    Start mine = st ? (Start){st->res ? st->res + lo * st->ldr : NULL, st->bias, st->ldr} : (Start){0};
+    SgemmStart mine = st ? (SgemmStart){st->res ? st->res + lo * st->ldr : NULL, st->bias, st->ldr} : (SgemmStart){0};
     if (lo < hi) run_packed(k, ta, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, bp, beta, C + lo * ldc, ldc, st ? &mine : NULL);
 }
 
 static bool fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                 float beta, float *C, int64_t ldc, const Start *st) {
+                 float beta, float *C, int64_t ldc, const SgemmStart *st) {
     const SgemmIsa *k = isa();
     if (!k) return false;
     float *bp = slot_for(k, 2, N, K);
@@ -162,7 +159,7 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 
 bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, const float *bias, const float *res, int64_t ldr) {
-    Start st = {res, bias, ldr};
+    SgemmStart st = {res, bias, ldr};
     return fast(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 
@@ -185,7 +182,7 @@ void sgemm_pack_into(float *bp, bool tb, int64_t N, int64_t K, const float *B, i
 }
 
 static void packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *bp, float beta,
-                   float *C, int64_t ldc, const Start *st) {
+                   float *C, int64_t ldc, const SgemmStart *st) {
     const SgemmIsa *k = isa();
     int nt = product_threads(k, M, N, K);
     if (nt == 1) {
@@ -203,7 +200,7 @@ void sgemm_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const f
 
 void sgemm_packed_bias(bool ta, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *bp, float *C, int64_t ldc,
                        const float *bias, const float *res, int64_t ldr) {
-    Start st = {res, bias, ldr};
+    SgemmStart st = {res, bias, ldr};
     packed(ta, M, N, K, 1.0f, A, lda, bp, 0.0f, C, ldc, bias || res ? &st : NULL);
 }
 

@@ -27,8 +27,8 @@ bool sgemm_fast(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 
 // C = op(A) op(B) + bias + res: bias a row of N values, res [M, N] with rows ldr apart, either NULL
 // (both NULL: beta 0). The same sums and the same bits as filling C with res + bias and calling
-// sgemm_fast with beta 1, but each strip of C's rows is filled just before its products, while it
-// is in cache, instead of in a pass over C of its own (a linear layer's bias and residual).
+// sgemm_fast with beta 1, but the tiles add res + bias as they store their first sums, so C is
+// written once instead of filled by a pass of its own first (a linear layer's bias and residual).
 bool sgemm_fast_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                      int64_t ldc, const float *bias, const float *res, int64_t ldr);
 

@@ -20,7 +20,6 @@ static inline __m256i lanes(int64_t n) {
     return _mm256_loadu_si256((const __m256i *)(tab + 8 - n));
 }
 
-// C[0..mr, 0..nr] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]
 // row i of what a tile starts as (SgemmStart): 8 columns from off, all of them or lanes m
 static inline __m256 start_vec(const SgemmStart *st, int i, bool all, __m256i m, int off) {
     const float *b = st->bias ? st->bias + off : NULL;
@@ -30,6 +29,7 @@ static inline __m256 start_vec(const SgemmStart *st, int i, bool all, __m256i m,
     return _mm256_add_ps(rv, b ? (all ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m)) : _mm256_setzero_ps());
 }
 
+// C[0..mr, 0..nr] = alpha sum_k a(i, k) bp[k][.] (+ beta C, or + beta st's values); a(i, k) = a[i*rsa + k*csa]
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
                                                         int64_t ldc, int mr, int64_t nr, float alpha, float beta, bool load_c,
                                                         const SgemmStart *st) {

@@ -19,10 +19,6 @@
 static inline __mmask16 mask_lo(int64_t nr) { return nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1); }
 static inline __mmask16 mask_hi(int64_t nr) { return nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; }
 
-// C[0..mr, 0..32 (masked)] = alpha sum_k a(i, k) bp[k][.] (+ beta C); a(i, k) = a[i*rsa + k*csa]. With
-// half (a constant at each call), only the panel's first 16 columns: a narrow product (N <= 16, such
-// as a convolution's weight gradient with 16 channels) then costs half, not the whole panel's work.
-// Each element's sum runs over k in the same order either way: the same bits.
 // row i of what a tile starts as (SgemmStart), lanes m of the 16 columns from off
 static inline __m512 start_vec(const SgemmStart *st, int i, __mmask16 m, int off) {
     if (!st->res) return _mm512_maskz_loadu_ps(m, st->bias + off);
@@ -30,6 +26,10 @@ static inline __m512 start_vec(const SgemmStart *st, int i, __mmask16 m, int off
     return _mm512_add_ps(r, st->bias ? _mm512_maskz_loadu_ps(m, st->bias + off) : _mm512_setzero_ps());
 }
 
+// C[0..mr, 0..32 (masked)] = alpha sum_k a(i, k) bp[k][.] (+ beta C, or + beta st's values); a(i, k) = a[i*rsa + k*csa]. With
+// half (a constant at each call), only the panel's first 16 columns: a narrow product (N <= 16, such
+// as a convolution's weight gradient with 16 channels) then costs half, not the whole panel's work.
+// Each element's sum runs over k in the same order either way: the same bits.
 static inline __attribute__((always_inline)) void micro(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *bp, float *c,
                                                         int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, float alpha, float beta,
                                                         bool load_c, bool half, int rows, const SgemmStart *st) {
